@@ -1,0 +1,67 @@
+"""guardrail: typed predictions and guardrails around ML models in production.
+
+>>> import guardrail as gr
+>>> model = gr.ModelRef(name="fraud", version="3.1.0")
+>>> p = gr.Prediction(gr.LogOdds(2.0).to_probability(), model)
+>>> round(p.value.value, 3)
+0.881
+"""
+
+from __future__ import annotations
+
+from ._config import configure
+from ._errors import (
+    ConfigError,
+    FormatError,
+    GuardrailError,
+    ModelMismatchError,
+    OutOfScaleError,
+    PolicyError,
+    ScaleError,
+    UndeclaredConsumerError,
+)
+from ._events import (
+    ConsumerUndeclared,
+    Event,
+    KillSwitchChanged,
+    MachineryError,
+    OutOfScale,
+    PredictionMade,
+)
+from ._hooks import Hook, StructlogHook
+from ._model import ModelRef, fingerprint_bytes, fingerprint_file
+from ._otel import OpenTelemetryHook
+from ._prediction import Decision, Prediction, Threshold
+from ._scales import LogOdds, Probability, Score
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "ConsumerUndeclared",
+    "Decision",
+    "Event",
+    "FormatError",
+    "GuardrailError",
+    "Hook",
+    "KillSwitchChanged",
+    "LogOdds",
+    "MachineryError",
+    "ModelMismatchError",
+    "ModelRef",
+    "OpenTelemetryHook",
+    "OutOfScale",
+    "OutOfScaleError",
+    "PolicyError",
+    "Prediction",
+    "PredictionMade",
+    "Probability",
+    "ScaleError",
+    "Score",
+    "StructlogHook",
+    "Threshold",
+    "UndeclaredConsumerError",
+    "configure",
+    "fingerprint_bytes",
+    "fingerprint_file",
+]

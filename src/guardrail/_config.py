@@ -1,0 +1,138 @@
+"""Process-wide settings: one locked object, read by guards at call time.
+
+Hooks are chosen lazily: the defaults are resolved on the first event, so
+``import guardrail`` configures nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Literal
+
+from ._errors import ConfigError
+
+if TYPE_CHECKING:
+    from ._hooks import Hook
+
+__all__ = ["CONFIG", "Config", "configure"]
+
+UndeclaredPolicy = Literal["report", "raise"]
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+_UNSET = _Unset()
+
+
+class Config:
+    """guardrail's process-wide settings (one instance: ``CONFIG``)."""
+
+    __slots__ = (
+        "_counter",
+        "_hooks",
+        "_id_prefix",
+        "_prediction_hooks",
+        "deterministic",
+        "hook_errors",
+        "lock",
+        "on_undeclared_consumer",
+    )
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._hooks: tuple[Hook, ...] | None = None
+        self._prediction_hooks: tuple[Hook, ...] = ()
+        self.on_undeclared_consumer: UndeclaredPolicy = "report"
+        self.deterministic = False
+        self.hook_errors = 0
+        self._reset_ids()
+
+    def _reset_ids(self) -> None:
+        if self.deterministic:
+            self._id_prefix = "test-"
+        else:
+            self._id_prefix = os.urandom(6).hex() + "-"
+        self._counter = itertools.count(1)
+
+    def next_id(self) -> str:
+        """A process-unique id: a random prefix and a counter (cheap, no uuid)."""
+        # next() on itertools.count is atomic under the GIL.
+        return f"{self._id_prefix}{next(self._counter):x}"
+
+    @property
+    def hooks(self) -> tuple[Hook, ...]:
+        """The active hooks; the defaults are resolved on first access."""
+        hooks = self._hooks
+        if hooks is None:
+            from ._hooks import default_hooks
+
+            self.set_hooks(default_hooks(), only_if_unset=True)
+            hooks = self._hooks
+            assert hooks is not None
+        return hooks
+
+    @property
+    def prediction_hooks(self) -> tuple[Hook, ...]:
+        """The hooks that asked for one event per prediction."""
+        if self._hooks is None:
+            _ = self.hooks
+        return self._prediction_hooks
+
+    def set_hooks(self, hooks: Iterable[Hook] | None, *, only_if_unset: bool = False) -> None:
+        with self.lock:
+            if only_if_unset and self._hooks is not None:
+                return
+            if hooks is None:
+                self._hooks, self._prediction_hooks = None, ()
+                return
+            self._hooks = tuple(hooks)
+            self._prediction_hooks = tuple(
+                h for h in self._hooks if getattr(h, "wants_predictions", False)
+            )
+
+
+CONFIG = Config()
+# A forked child must not hand out the ids its parent already used.
+os.register_at_fork(after_in_child=CONFIG._reset_ids)
+
+
+def configure(
+    *,
+    hooks: Iterable[Hook] | _Unset | None = _UNSET,
+    on_undeclared_consumer: UndeclaredPolicy | _Unset = _UNSET,
+) -> None:
+    """Change guardrail's process-wide settings; what is not passed stays.
+
+    Args:
+        hooks: The hooks that receive events. ``None`` restores the defaults
+            (structlog and OpenTelemetry); an empty list turns instrumentation
+            off entirely.
+        on_undeclared_consumer: What :meth:`Prediction.consume` does when the
+            consumer is not declared by the model: ``"report"`` (emit
+            :class:`ConsumerUndeclared`, the default) or ``"raise"``
+            (:class:`UndeclaredConsumerError`).
+
+    >>> import guardrail as gr
+    >>> gr.configure(hooks=[])          # instrumentation off
+    >>> gr.configure(hooks=None)        # back to the defaults
+    """
+    if not isinstance(hooks, _Unset):
+        if hooks is not None:
+            hooks = tuple(hooks)
+            for hook in hooks:
+                if not callable(getattr(hook, "emit", None)):
+                    raise ConfigError(f"a hook needs an emit(event) method: {hook!r}")
+        CONFIG.set_hooks(hooks)
+    if not isinstance(on_undeclared_consumer, _Unset):
+        if on_undeclared_consumer not in ("report", "raise"):
+            raise ConfigError(
+                "on_undeclared_consumer must be 'report' or 'raise', "
+                f"got {on_undeclared_consumer!r}"
+            )
+        CONFIG.on_undeclared_consumer = on_undeclared_consumer

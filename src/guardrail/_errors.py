@@ -1,0 +1,53 @@
+"""The exceptions guardrail raises.
+
+Every exception derives from :class:`GuardrailError` and from the builtin that
+describes it best (``TypeError`` for a scale mix-up, ``ValueError`` for a bad
+value), so callers can catch either.
+"""
+
+from __future__ import annotations
+
+
+class GuardrailError(Exception):
+    """Base class of every exception raised by guardrail."""
+
+
+class ScaleError(GuardrailError, TypeError):
+    """Values on different scales were mixed, or a value is not on any scale.
+
+    Example: ``LogOdds(1.0) + Probability(0.3)``.
+    """
+
+
+class OutOfScaleError(GuardrailError, ValueError):
+    """A number does not belong to the scale it was declared on.
+
+    Example: ``Probability(1.7)`` or ``Probability(float("nan"))``.
+    """
+
+
+class ModelMismatchError(GuardrailError, ValueError):
+    """A prediction was compared with a threshold set for another model."""
+
+
+class UndeclaredConsumerError(GuardrailError, PermissionError):
+    """A prediction was consumed by a consumer its model did not declare.
+
+    Raised only when the policy is ``"raise"``; see :func:`guardrail.configure`.
+    """
+
+
+class ConfigError(GuardrailError, ValueError):
+    """A configuration value is invalid."""
+
+
+class FormatError(GuardrailError, ValueError):
+    """A serialized form (a dict or JSON document) is malformed or unknown."""
+
+
+class PolicyError(GuardrailError):
+    """Raised by a policy the user chose, such as ``on_exceed="raise"``.
+
+    A guard lets these propagate into the caller; every other failure of its
+    machinery is counted and reported instead.
+    """

@@ -1,0 +1,167 @@
+"""Who made a prediction: the model reference and fingerprints."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+import attrs
+
+from ._errors import ConfigError, FormatError
+
+__all__ = ["ModelRef", "canonical_json", "fingerprint_bytes", "fingerprint_file"]
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_CHUNK: Final = 1 << 20
+
+
+def fingerprint_bytes(data: bytes) -> str:
+    """The sha256 of *data*, as 64 lower-case hex digits.
+
+    >>> fingerprint_bytes(b"")[:12]
+    'e3b0c44298fc'
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"fingerprint_bytes takes bytes, got {type(data).__name__}")
+    return hashlib.sha256(data).hexdigest()
+
+
+def fingerprint_file(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a file's contents (a model artifact, say), read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def canonical_json(data: object) -> str:
+    """JSON with sorted keys and no spaces: equal data, equal text."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def _optional_text(name: str) -> Any:
+    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ConfigError(f"{name} must be a non-empty string or None")
+
+    return check
+
+
+def _check_name(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"ModelRef.{attribute.name} must be a non-empty string")
+
+
+def _check_sha(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (not isinstance(value, str) or not _SHA256.fullmatch(value)):
+        raise ConfigError(
+            f"ModelRef.{attribute.name} must be 64 lower-case hex digits "
+            "(see fingerprint_file), or None"
+        )
+
+
+def _check_time(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, _dt.datetime) or value.utcoffset() is None:
+        raise ConfigError("ModelRef.trained_at must be a timezone-aware datetime")
+
+
+def _to_consumers(value: object) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, (tuple, list, frozenset, set)):
+        raise ConfigError("ModelRef.consumers must be a sequence of names")
+    names = tuple(sorted(set(value))) if isinstance(value, (set, frozenset)) else tuple(value)
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise ConfigError("every consumer name must be a non-empty string")
+    if len(set(names)) != len(names):
+        raise ConfigError("ModelRef.consumers lists a name twice")
+    return names
+
+
+@attrs.frozen
+class ModelRef:
+    """The model that made a prediction: its identity and where it came from.
+
+    Frozen and hashable; round-trips through :meth:`to_dict` / :meth:`from_dict`
+    and JSON. *consumers* are the systems allowed to act on its predictions
+    (see :meth:`guardrail.Prediction.consume`); an empty tuple declares none
+    and so allows any.
+
+    >>> model = ModelRef(name="fraud", version="3.1.0", consumers=("card-blocker",))
+    >>> ModelRef.from_dict(model.to_dict()) == model
+    True
+    """
+
+    name: str = attrs.field(validator=_check_name)
+    version: str = attrs.field(validator=_check_name)
+    artifact_sha256: str | None = attrs.field(default=None, validator=_check_sha)
+    training_data: str | None = attrs.field(
+        default=None, validator=_optional_text("ModelRef.training_data")
+    )
+    feature_schema: str | None = attrs.field(default=None, validator=_check_sha)
+    code_version: str | None = attrs.field(
+        default=None, validator=_optional_text("ModelRef.code_version")
+    )
+    trained_at: _dt.datetime | None = attrs.field(default=None, validator=_check_time)
+    consumers: tuple[str, ...] = attrs.field(default=(), converter=_to_consumers)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; ``trained_at`` becomes an ISO-8601 string."""
+        out = attrs.asdict(self, recurse=False)
+        out["consumers"] = list(self.consumers)
+        if self.trained_at is not None:
+            out["trained_at"] = self.trained_at.isoformat()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelRef:
+        """Read :meth:`to_dict` output back; unknown or missing keys are errors."""
+        if not isinstance(data, Mapping):
+            raise FormatError(f"a ModelRef is read from a mapping, got {type(data).__name__}")
+        known = {a.name for a in attrs.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise FormatError(f"unknown ModelRef keys: {sorted(unknown)}")
+        for required in ("name", "version"):
+            if required not in data:
+                raise FormatError(f"a ModelRef needs {required!r}")
+        fields = dict(data)
+        trained = fields.get("trained_at")
+        if isinstance(trained, str):
+            try:
+                fields["trained_at"] = _dt.datetime.fromisoformat(trained)
+            except ValueError as e:
+                raise FormatError(f"ModelRef.trained_at is not ISO-8601: {trained!r}") from e
+        try:
+            return cls(**fields)
+        except ConfigError as e:
+            raise FormatError(str(e)) from e
+
+    def to_json(self) -> str:
+        """The canonical JSON form (sorted keys): equal models, equal text."""
+        return canonical_json(self.to_dict())
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ModelRef:
+        """Read :meth:`to_json` output back."""
+        try:
+            data = json.loads(text)
+        except (ValueError, TypeError) as e:
+            raise FormatError(f"a ModelRef must be valid JSON: {e}") from e
+        return cls.from_dict(data)
+
+    @property
+    def fingerprint(self) -> str:
+        """The sha256 of the canonical JSON form."""
+        return fingerprint_bytes(self.to_json().encode())
+
+    def declares(self, consumer: str) -> bool:
+        """True if *consumer* may act on this model's predictions."""
+        return not self.consumers or consumer in self.consumers

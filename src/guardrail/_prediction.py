@@ -1,0 +1,330 @@
+"""Predictions with provenance, thresholds that know their scale, decisions."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, final
+
+import attrs
+import numpy as np
+
+from ._config import CONFIG
+from ._errors import (
+    ConfigError,
+    FormatError,
+    ModelMismatchError,
+    OutOfScaleError,
+    ScaleError,
+    UndeclaredConsumerError,
+)
+from ._events import ConsumerUndeclared
+from ._model import ModelRef
+from ._scales import SCALES, _Value
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+__all__ = ["Decision", "Prediction", "Threshold", "value_from_json", "value_to_json"]
+
+#: The scale-typed value a prediction holds, e.g. ``Probability[float]``.
+S = TypeVar("S", bound=_Value[Any])
+
+_set = object.__setattr__
+Origin = Literal["fixed", "tuned", "dynamic"]
+Direction = Literal[">=", "<="]
+
+
+def value_to_json(value: _Value[Any]) -> dict[str, Any]:
+    """``{"scale": ..., "value": float or list}``; ±inf become strings."""
+    raw = value.value
+    if type(raw) is float:
+        return {"scale": value.scale, "value": _float_out(raw)}
+    return {"scale": value.scale, "value": [_float_out(x) for x in raw.tolist()]}
+
+
+def value_from_json(data: object) -> _Value[Any]:
+    """Read :func:`value_to_json` output back, re-checking the scale."""
+    if not isinstance(data, Mapping) or set(data) != {"scale", "value"}:
+        raise FormatError("a value is a mapping with exactly 'scale' and 'value'")
+    cls = SCALES.get(data["scale"]) if isinstance(data["scale"], str) else None
+    if cls is None:
+        raise FormatError(f"unknown scale {data['scale']!r}; known: {sorted(SCALES)}")
+    raw = data["value"]
+    try:
+        if isinstance(raw, list):
+            return cls(np.array([_float_in(x) for x in raw], dtype=np.float64))
+        return cls(_float_in(raw))
+    except (ScaleError, OutOfScaleError) as e:
+        raise FormatError(f"bad {cls.scale} value: {e}") from e
+
+
+def _float_out(x: float) -> float | str:
+    return x if math.isfinite(x) else repr(x)  # "inf", "-inf" ("nan" cannot occur)
+
+
+def _float_in(x: object) -> float:
+    if x == "inf" or x == "-inf":
+        return float(x)
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise FormatError(f"a value must be a number, got {x!r}")
+    return float(x)
+
+
+@final
+@attrs.frozen(init=False)
+class Prediction(Generic[S]):
+    """A typed value together with the model that made it.
+
+    Args:
+        value: The prediction on its scale, e.g. ``Probability(0.93)`` (one
+            row) or ``Probability(np.array([...]))`` (a batch).
+        model: The :class:`ModelRef` that made it.
+        id: A process-unique id; one is made when not given.
+        created_at: Seconds since the epoch; now when not given.
+        upstream: Predictions this one was computed from (a model whose
+            features are other models' outputs), for lineage.
+
+    >>> import guardrail as gr
+    >>> model = gr.ModelRef(name="fraud", version="3.1.0")
+    >>> p = gr.Prediction(gr.Probability(0.93), model)
+    >>> p.model.version
+    '3.1.0'
+    """
+
+    value: S
+    model: ModelRef
+    id: str
+    created_at: float
+    upstream: tuple[Prediction[Any], ...]
+
+    def __init__(
+        self,
+        value: S,
+        model: ModelRef,
+        *,
+        id: str | None = None,  # noqa: A002 - the field's natural name
+        created_at: float | None = None,
+        upstream: tuple[Prediction[Any], ...] = (),
+    ) -> None:
+        if not isinstance(value, _Value):
+            raise ScaleError(
+                f"a prediction holds a Score, LogOdds or Probability, got {type(value).__name__}"
+            )
+        if not isinstance(model, ModelRef):
+            raise ConfigError(f"model must be a ModelRef, got {type(model).__name__}")
+        upstream = tuple(upstream)
+        if not all(isinstance(u, Prediction) for u in upstream):
+            raise ConfigError("upstream must hold Predictions")
+        if id is not None and (not isinstance(id, str) or not id):
+            raise ConfigError("a prediction id must be a non-empty string")
+        _set(self, "value", value)
+        _set(self, "model", model)
+        _set(self, "id", CONFIG.next_id() if id is None else id)
+        _set(self, "created_at", time.time() if created_at is None else float(created_at))
+        _set(self, "upstream", upstream)
+
+    @classmethod
+    def _make(cls, value: S, model: ModelRef) -> Prediction[S]:
+        """The guard's fast path: arguments already checked."""
+        self = cls.__new__(cls)
+        _set(self, "value", value)
+        _set(self, "model", model)
+        _set(self, "id", CONFIG.next_id())
+        _set(self, "created_at", time.time())
+        _set(self, "upstream", ())
+        return self
+
+    def consume(self, *, by: str) -> S:
+        """Hand the value to consumer *by*, checking the model declared it.
+
+        An undeclared consumer emits :class:`~guardrail.ConsumerUndeclared`,
+        or raises :class:`~guardrail.UndeclaredConsumerError` when
+        ``guardrail.configure(on_undeclared_consumer="raise")``.
+        """
+        if not isinstance(by, str) or not by:
+            raise ConfigError("a consumer is named by a non-empty string")
+        if not self.model.declares(by):
+            if CONFIG.on_undeclared_consumer == "raise":
+                raise UndeclaredConsumerError(
+                    f"{by!r} is not a declared consumer of model {self.model.name!r} "
+                    f"(declared: {list(self.model.consumers)})"
+                )
+            from ._hooks import emit
+
+            emit(ConsumerUndeclared(model=self.model, consumer=by, prediction_id=self.id))
+        return self.value
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; :meth:`from_dict` reads it back."""
+        return {
+            "id": self.id,
+            "created_at": self.created_at,
+            "model": self.model.to_dict(),
+            "value": value_to_json(self.value),
+            "upstream": [u.to_dict() for u in self.upstream],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Prediction[Any]:
+        """Read :meth:`to_dict` output back; unknown keys are errors."""
+        keys = {"id", "created_at", "model", "value", "upstream"}
+        if not isinstance(data, Mapping) or set(data) != keys:
+            raise FormatError(f"a Prediction is a mapping with exactly {sorted(keys)}")
+        created = data["created_at"]
+        if isinstance(created, bool) or not isinstance(created, (int, float)):
+            raise FormatError("Prediction.created_at must be a number")
+        if not isinstance(data["upstream"], list):
+            raise FormatError("Prediction.upstream must be a list")
+        try:
+            return cls(
+                cast(Any, value_from_json(data["value"])),
+                ModelRef.from_dict(data["model"]),
+                id=data["id"],
+                created_at=created,
+                upstream=tuple(cls.from_dict(u) for u in data["upstream"]),
+            )
+        except ConfigError as e:
+            raise FormatError(str(e)) from e
+
+
+def _check_threshold_scale(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not (isinstance(value, type) and value in SCALES.values()):
+        raise ScaleError(f"Threshold.scale must be Score, LogOdds or Probability, got {value!r}")
+
+
+def _check_version(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"Threshold.version must be a positive int, got {value!r}")
+
+
+@final
+@attrs.frozen
+class Threshold(Generic[S]):
+    """A cut-off on one scale, set for one model.
+
+    A prediction *passes* when ``value >= threshold`` (or ``<=`` with
+    ``direction="<="``). Comparing a value on another scale raises
+    :class:`~guardrail.ScaleError`, and mypy rejects it; deciding on a
+    prediction of another model (name or version) raises
+    :class:`~guardrail.ModelMismatchError`.
+
+    Args:
+        value: The cut-off, a float on *scale*.
+        scale: ``Score``, ``LogOdds`` or ``Probability``.
+        model: The model it was set for; ``None`` accepts any model.
+        origin: ``"fixed"`` (chosen by hand), ``"tuned"`` (chosen on data)
+            or ``"dynamic"`` (from a :class:`DynamicThreshold`).
+        version: Increases with every change of value.
+        direction: ``">="`` (high scores act) or ``"<="`` (low scores act).
+
+    >>> import guardrail as gr
+    >>> t = gr.Threshold(0.9, scale=gr.Probability)
+    >>> t.admits(gr.Probability(0.95))
+    True
+    """
+
+    value: float
+    scale: type[S] = attrs.field(validator=_check_threshold_scale)
+    model: ModelRef | None = attrs.field(default=None)
+    origin: Origin = attrs.field(default="fixed")
+    version: int = attrs.field(default=1, validator=_check_version)
+    direction: Direction = attrs.field(default=">=")
+
+    def __attrs_post_init__(self) -> None:
+        if self.origin not in ("fixed", "tuned", "dynamic"):
+            raise ConfigError(
+                f"Threshold.origin must be fixed, tuned or dynamic, got {self.origin!r}"
+            )
+        if self.direction not in (">=", "<="):
+            raise ConfigError(f"Threshold.direction must be '>=' or '<=', got {self.direction!r}")
+        if self.model is not None and not isinstance(self.model, ModelRef):
+            raise ConfigError("Threshold.model must be a ModelRef or None")
+        checked = self.scale(self.value)  # raises if the number is off the scale
+        _set(self, "value", checked.value)
+
+    def admits(self, value: S) -> bool | NDArray[np.bool_]:
+        """True where *value* passes the threshold (a bool array for a batch)."""
+        if type(value) is not self.scale:
+            raise ScaleError(
+                f"cannot compare a {type(value).__name__} with a "
+                f"{self.scale.__name__} threshold; convert it explicitly first"
+            )
+        raw = value.value
+        if type(raw) is float:
+            return bool(raw >= self.value if self.direction == ">=" else raw <= self.value)
+        out: NDArray[np.bool_] = raw >= self.value if self.direction == ">=" else raw <= self.value
+        out.flags.writeable = False
+        return out
+
+    def decide(self, prediction: Prediction[S]) -> Decision[S]:
+        """Compare *prediction* with this threshold: a :class:`Decision`."""
+        if not isinstance(prediction, Prediction):
+            raise ScaleError(f"decide() takes a Prediction, got {type(prediction).__name__}")
+        model = self.model
+        if model is not None and (
+            prediction.model.name != model.name or prediction.model.version != model.version
+        ):
+            raise ModelMismatchError(
+                f"threshold set for {model.name} {model.version} cannot decide on a "
+                f"prediction of {prediction.model.name} {prediction.model.version}"
+            )
+        above = self.admits(prediction.value)
+        return Decision(prediction=prediction, threshold=self, above=above, act=above)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "value": _float_out(self.value),
+            "scale": self.scale.scale,
+            "model": None if self.model is None else self.model.to_dict(),
+            "origin": self.origin,
+            "version": self.version,
+            "direction": self.direction,
+        }
+
+
+@final
+@attrs.frozen(eq=False)
+class Decision(Generic[S]):
+    """What was decided on a prediction, and why.
+
+    Attributes:
+        prediction: The prediction decided on.
+        threshold: The threshold (value and version) it was compared with.
+        above: Where the prediction passed the threshold.
+        act: Where the action should be taken: above the threshold and not
+            vetoed by an action limit, a holdout arm or a kill switch.
+        reasons: Why an action was vetoed, e.g. ``("limit:block_card",)``.
+        arm: The holdout arm (``"model"`` or ``"holdout"``), when one is used.
+        propensity: The probability of the action taken, when randomized.
+        degraded: True when a mechanism could not answer and its failure
+            policy decided instead.
+    """
+
+    prediction: Prediction[S]
+    threshold: Threshold[S]
+    above: bool | NDArray[np.bool_]
+    act: bool | NDArray[np.bool_]
+    reasons: tuple[str, ...] = ()
+    arm: str | None = None
+    propensity: float | NDArray[np.float64] | None = None
+    degraded: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (arrays become lists)."""
+
+        def plain(x: object) -> object:
+            return x.tolist() if isinstance(x, np.ndarray) else x
+
+        return {
+            "prediction": self.prediction.to_dict(),
+            "threshold": self.threshold.to_dict(),
+            "above": plain(self.above),
+            "act": plain(self.act),
+            "reasons": list(self.reasons),
+            "arm": self.arm,
+            "propensity": plain(self.propensity),
+            "degraded": self.degraded,
+        }

@@ -1,0 +1,62 @@
+"""The public surface and the promises of ``import guardrail``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import guardrail as gr
+
+
+class TestPublicAPI:
+    def test_all_is_sorted(self) -> None:
+        """__all__ is sorted, so additions are easy to review."""
+        assert gr.__all__ == sorted(gr.__all__)
+
+    def test_all_is_complete(self) -> None:
+        """Every public name of the package is in __all__, and every entry exists."""
+        public = {
+            name
+            for name in vars(gr)
+            if not name.startswith("_")
+            and name not in {"annotations", "testing"}
+            and not isinstance(getattr(gr, name), type(sys))
+        }
+        assert public == set(gr.__all__)
+
+    def test_everything_public_has_a_docstring(self) -> None:
+        """Each public name carries a docstring."""
+        missing = [name for name in gr.__all__ if not getattr(gr, name).__doc__]
+        assert missing == []
+
+    def test_py_typed_is_shipped(self) -> None:
+        """The package is marked as typed."""
+        from importlib.resources import files
+
+        assert files("guardrail").joinpath("py.typed").is_file()
+
+
+class TestImportHasNoSideEffects:
+    def test_no_thread_no_socket_no_logging(self) -> None:
+        """import guardrail starts no thread, opens no socket, configures no logging."""
+        code = """
+import logging, socket, threading
+opened = []
+real = socket.socket.__init__
+def spy(self, *a, **k):
+    opened.append(a)
+    real(self, *a, **k)
+socket.socket.__init__ = spy
+import structlog
+before = structlog.is_configured()
+import guardrail, guardrail.testing
+assert threading.active_count() == 1, threading.enumerate()
+assert opened == [], opened
+assert logging.getLogger().handlers == []
+assert structlog.is_configured() == before
+print("clean")
+"""
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        assert out.stdout.strip() == "clean"
