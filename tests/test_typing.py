@@ -40,6 +40,18 @@ REJECTED = {
         "y: gr.LogOdds[float] = gr.Prediction(gr.Probability(0.1), model).value  # E"
     ),
     "threshold_scale_must_be_a_scale": "gr.Threshold(0.5, scale=float)  # E",
+    "guard_keeps_parameters": (
+        "gr.guard(model=model, returns=gr.Probability)(lambda row: 0.5)(1, 2, 3)  # E"
+    ),
+    "guard_threshold_other_scale": (
+        "gr.guard(model=model, returns=gr.Probability, "
+        "threshold=gr.Threshold(0.0, scale=gr.LogOdds))  # E"
+    ),
+    "guard_output_is_typed": (
+        "z: gr.Decision[gr.Probability[float]] = "
+        "gr.guard(model=model, returns=gr.Probability)(lambda row: 0.5)(1)  # E"
+    ),
+    "guard_returns_must_be_a_scale": "gr.guard(model=model, returns=float)  # E",
 }
 
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from ._call import Call, Mechanism
 from ._config import configure
 from ._errors import (
     ConfigError,
@@ -28,6 +29,17 @@ from ._events import (
     OutOfScale,
     PredictionMade,
 )
+from ._guard import (
+    Guard,
+    GuardStats,
+    PredictionOutOfScaleError,
+    guard,
+    guard_of,
+    kill_all,
+    registry,
+    revive_all,
+)
+from ._guard_config import Change, ConfigDiff, GuardConfig, diff
 from ._hooks import Hook, StructlogHook
 from ._model import ModelRef, fingerprint_bytes, fingerprint_file
 from ._otel import OpenTelemetryHook
@@ -37,16 +49,23 @@ from ._scales import LogOdds, Probability, Score
 __version__ = "0.1.0"
 
 __all__ = [
+    "Call",
+    "Change",
+    "ConfigDiff",
     "ConfigError",
     "ConsumerUndeclared",
     "Decision",
     "Event",
     "FormatError",
+    "Guard",
+    "GuardConfig",
+    "GuardStats",
     "GuardrailError",
     "Hook",
     "KillSwitchChanged",
     "LogOdds",
     "MachineryError",
+    "Mechanism",
     "ModelMismatchError",
     "ModelRef",
     "OpenTelemetryHook",
@@ -55,6 +74,7 @@ __all__ = [
     "PolicyError",
     "Prediction",
     "PredictionMade",
+    "PredictionOutOfScaleError",
     "Probability",
     "ScaleError",
     "Score",
@@ -62,6 +82,12 @@ __all__ = [
     "Threshold",
     "UndeclaredConsumerError",
     "configure",
+    "diff",
     "fingerprint_bytes",
     "fingerprint_file",
+    "guard",
+    "guard_of",
+    "kill_all",
+    "registry",
+    "revive_all",
 ]

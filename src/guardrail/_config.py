@@ -10,7 +10,7 @@ import itertools
 import os
 import threading
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._errors import ConfigError
 
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 __all__ = ["CONFIG", "Config", "configure"]
 
 UndeclaredPolicy = Literal["report", "raise"]
+
+UNRESOLVED, OFF, GLOBAL_OTEL, ON = -1, 0, 1, 2
 
 
 class _Unset:
@@ -38,9 +40,13 @@ class Config:
         "_hooks",
         "_id_prefix",
         "_prediction_hooks",
+        "call_hooks",
         "deterministic",
         "hook_errors",
+        "kill_reason",
+        "killed",
         "lock",
+        "mode",
         "on_undeclared_consumer",
     )
 
@@ -48,6 +54,15 @@ class Config:
         self.lock = threading.Lock()
         self._hooks: tuple[Hook, ...] | None = None
         self._prediction_hooks: tuple[Hook, ...] = ()
+        #: Hooks that open a scope around each call (OpenTelemetryHook).
+        self.call_hooks: tuple[Any, ...] = ()
+        #: What a guarded call must do about telemetry, decided when the hooks
+        #: change so that a call reads one attribute: UNRESOLVED, OFF, GLOBAL_OTEL
+        #: (only if an OpenTelemetry provider is set) or ON.
+        self.mode = UNRESOLVED
+        #: The global kill switch (see guardrail.kill_all).
+        self.killed = False
+        self.kill_reason = ""
         self.on_undeclared_consumer: UndeclaredPolicy = "report"
         self.deterministic = False
         self.hook_errors = 0
@@ -60,10 +75,14 @@ class Config:
             self._id_prefix = os.urandom(6).hex() + "-"
         self._counter = itertools.count(1)
 
+    def id_parts(self) -> tuple[int, str]:
+        """The next id as (counter, prefix), to be joined only when read."""
+        return next(self._counter), self._id_prefix
+
     def next_id(self) -> str:
         """A process-unique id: a random prefix and a counter (cheap, no uuid)."""
         # next() on itertools.count is atomic under the GIL.
-        return f"{self._id_prefix}{next(self._counter):x}"
+        return self._id_prefix + str(next(self._counter))
 
     @property
     def hooks(self) -> tuple[Hook, ...]:
@@ -89,12 +108,20 @@ class Config:
             if only_if_unset and self._hooks is not None:
                 return
             if hooks is None:
-                self._hooks, self._prediction_hooks = None, ()
+                self._hooks, self._prediction_hooks, self.call_hooks = None, (), ()
+                self.mode = UNRESOLVED
                 return
             self._hooks = tuple(hooks)
             self._prediction_hooks = tuple(
                 h for h in self._hooks if getattr(h, "wants_predictions", False)
             )
+            self.call_hooks = tuple(h for h in self._hooks if hasattr(h, "start_call"))
+            if self._prediction_hooks or any(getattr(h, "explicit", True) for h in self.call_hooks):
+                self.mode = ON
+            elif self.call_hooks:
+                self.mode = GLOBAL_OTEL
+            else:
+                self.mode = OFF
 
 
 CONFIG = Config()

@@ -5,6 +5,8 @@ The rejected counterparts live in ``tests/test_typing.py``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -36,3 +38,30 @@ decision = threshold.decide(prediction)
 version: int = decision.threshold.version
 score_threshold = gr.Threshold(1.5, scale=gr.Score, direction="<=")
 score_passes = score_threshold.admits(gr.Score(np.array([1.0, 2.0])))
+
+
+# The guard keeps the predict function's parameters and types its output.
+@gr.guard(model=model, returns=gr.Probability)
+def predict(row: dict[str, float], *, boost: float = 0.0) -> float:
+    return 0.5 + boost
+
+
+one: gr.Prediction[gr.Probability[Any]] = predict({"amount": 1.0}, boost=0.1)
+scale_of_one: gr.Probability[Any] = one.value
+
+
+@gr.guard(model=model, returns=gr.LogOdds, threshold=gr.Threshold(0.0, scale=gr.LogOdds))
+def decide(rows: NDArray[np.float64]) -> NDArray[np.float64]:
+    return np.zeros(rows.shape[0])
+
+
+many: gr.Decision[gr.LogOdds[Any]] = decide(np.zeros((3, 2)))
+
+
+@gr.guard(model=model, returns=gr.Score)
+async def predict_async(row: dict[str, float]) -> float:
+    return 1.0
+
+
+async def use_async() -> gr.Prediction[gr.Score[Any]]:
+    return await predict_async({"amount": 1.0})

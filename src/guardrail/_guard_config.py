@@ -1,0 +1,337 @@
+"""A guard's configuration as a value: validated, serializable, fingerprinted, diffable."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import attrs
+
+from ._call import Mechanism
+from ._errors import ConfigError, FormatError, ScaleError
+from ._model import ModelRef, canonical_json, fingerprint_bytes
+from ._prediction import Threshold
+from ._scales import SCALES, _Value
+
+__all__ = ["Change", "ConfigDiff", "GuardConfig", "describe", "diff"]
+
+OutOfScalePolicy = Literal["raise", "record"]
+FORMAT_VERSION = 1
+_SLOTS = ("inputs", "threshold", "holdout", "limits", "outcomes")
+
+
+def describe(mechanism: object) -> dict[str, Any]:
+    """A JSON-ready description of a mechanism: type, name and settings.
+
+    Settings come from the mechanism's ``to_dict()`` when it has one.
+    """
+    if isinstance(mechanism, Threshold):
+        return {"type": "Threshold", "name": "threshold", "settings": mechanism.to_dict()}
+    to_dict = getattr(mechanism, "to_dict", None)
+    settings = to_dict() if callable(to_dict) else {}
+    return {
+        "type": type(mechanism).__name__,
+        "name": str(getattr(mechanism, "name", type(mechanism).__name__)),
+        "settings": json.loads(canonical_json(settings)),
+    }
+
+
+def _check_mechanism(slot: str, value: object) -> None:
+    if not isinstance(value, Mechanism):
+        raise ConfigError(
+            f"{slot}= takes an object with name, before(call) and after(call) "
+            f"(a guardrail mechanism), got {type(value).__name__}"
+        )
+
+
+def _check_returns(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not (isinstance(value, type) and value in SCALES.values()):
+        raise ScaleError(f"returns= must be gr.Score, gr.LogOdds or gr.Probability, got {value!r}")
+
+
+def _to_limits(value: object) -> tuple[Any, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        value = (value,)
+    return tuple(value)
+
+
+@attrs.frozen
+class GuardConfig:
+    """Everything a guard is made of, as one frozen value.
+
+    Build a guard from it with ``guardrail.Guard(config)`` (and decorate with
+    its ``wrap``); derive a variant with ``attrs.evolve(config, threshold=...)``. :meth:`to_dict`
+    describes it (mechanisms by type, name and settings), :attr:`fingerprint`
+    is the sha256 of that description in canonical JSON, and
+    :func:`guardrail.diff` shows what changed between two configurations.
+
+    Args:
+        model: The model whose predictions the guard returns.
+        returns: The scale of the predict function's output.
+        name: The guard's name (the predict function's qualified name when
+            decorating and not given).
+        inputs: An input monitor (``SkewMonitor``), run before the call.
+        threshold: A ``Threshold`` or a dynamic threshold; with one, the guard
+            returns ``Decision`` instead of ``Prediction``.
+        holdout: A randomized holdout.
+        limits: Action limits, applied to positive decisions.
+        outcomes: An outcome monitor, for late labels.
+        on_out_of_scale: What a predict function returning a value off its
+            scale gets: ``"raise"`` (``PredictionOutOfScaleError``, the default) or
+            ``"record"`` (an ``OutOfScale`` event; the value passes through
+            unchecked and no action is taken on it).
+    """
+
+    model: ModelRef
+    returns: type[_Value[Any]] = attrs.field(validator=_check_returns)
+    name: str | None = None
+    inputs: Any = None
+    threshold: Any = None
+    holdout: Any = None
+    limits: tuple[Any, ...] = attrs.field(default=(), converter=_to_limits)
+    outcomes: Any = None
+    on_out_of_scale: OutOfScalePolicy = "raise"
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.model, ModelRef):
+            raise ConfigError(f"model= must be a ModelRef, got {type(self.model).__name__}")
+        if self.name is not None and (not isinstance(self.name, str) or not self.name):
+            raise ConfigError("name= must be a non-empty string")
+        if self.on_out_of_scale not in ("raise", "record"):
+            raise ConfigError(
+                f"on_out_of_scale must be 'raise' or 'record', got {self.on_out_of_scale!r}"
+            )
+        threshold = self.threshold
+        if isinstance(threshold, Threshold):
+            if threshold.scale is not self.returns:
+                raise ScaleError(
+                    f"a {threshold.scale.__name__} threshold cannot decide on "
+                    f"{self.returns.__name__} predictions"
+                )
+            if threshold.model is not None and (
+                threshold.model.name != self.model.name
+                or threshold.model.version != self.model.version
+            ):
+                from ._errors import ModelMismatchError
+
+                raise ModelMismatchError(
+                    f"threshold set for {threshold.model.name} {threshold.model.version}, "
+                    f"guard is for {self.model.name} {self.model.version}"
+                )
+        elif threshold is not None:
+            _check_mechanism("threshold", threshold)
+        for slot in ("inputs", "holdout", "outcomes"):
+            value = getattr(self, slot)
+            if value is not None:
+                _check_mechanism(slot, value)
+        names = set()
+        for limit in self.limits:
+            _check_mechanism("limits", limit)
+            if limit.name in names:
+                raise ConfigError(f"two limits are named {limit.name!r}")
+            names.add(limit.name)
+        if (self.holdout is not None or self.limits) and threshold is None:
+            raise ConfigError("holdout= and limits= act on decisions: give the guard a threshold=")
+
+    def mechanisms(self) -> list[tuple[str, Any]]:
+        """(slot, object) for every configured part, in the order they run."""
+        out: list[tuple[str, Any]] = []
+        for slot in _SLOTS:
+            value = getattr(self, slot)
+            if slot == "limits":
+                out.extend(("limits", limit) for limit in value)
+            elif value is not None:
+                out.append((slot, value))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description (format version 1)."""
+        return {
+            "format": FORMAT_VERSION,
+            "name": self.name,
+            "model": self.model.to_dict(),
+            "returns": self.returns.scale,
+            "on_out_of_scale": self.on_out_of_scale,
+            "mechanisms": [{"slot": slot, **describe(m)} for slot, m in self.mechanisms()],
+        }
+
+    def to_json(self) -> str:
+        """The canonical JSON form: equal configurations, equal text."""
+        return canonical_json(self.to_dict())
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the canonical JSON form; it goes on every span."""
+        return fingerprint_bytes(self.to_json().encode())
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], *, mechanisms: Mapping[str, object] | None = None
+    ) -> GuardConfig:
+        """Read :meth:`to_dict` output back, strictly.
+
+        A fixed threshold is rebuilt from its settings. Other mechanisms hold
+        state and cannot be rebuilt from a description: pass the live objects
+        in *mechanisms* by name, and each must match its description.
+        """
+        keys = {"format", "name", "model", "returns", "on_out_of_scale", "mechanisms"}
+        if not isinstance(data, Mapping):
+            raise FormatError("a guard configuration is a mapping")
+        if set(data) != keys:
+            missing, unknown = keys - set(data), set(data) - keys
+            raise FormatError(
+                f"guard configuration keys: missing {sorted(missing)}, unknown {sorted(unknown)}"
+            )
+        if data["format"] != FORMAT_VERSION:
+            raise FormatError(f"unknown guard configuration format {data['format']!r}")
+        scale = SCALES.get(data["returns"]) if isinstance(data["returns"], str) else None
+        if scale is None:
+            raise FormatError(f"unknown scale {data['returns']!r}")
+        model = ModelRef.from_dict(data["model"])
+        live = dict(mechanisms or {})
+        slots: dict[str, Any] = {"limits": []}
+        if not isinstance(data["mechanisms"], list):
+            raise FormatError("mechanisms must be a list")
+        for entry in data["mechanisms"]:
+            if not isinstance(entry, Mapping) or set(entry) != {
+                "slot",
+                "type",
+                "name",
+                "settings",
+            }:
+                raise FormatError("a mechanism is described by slot, type, name and settings")
+            slot = entry["slot"]
+            if slot not in _SLOTS:
+                raise FormatError(f"unknown mechanism slot {slot!r}")
+            if entry["type"] == "Threshold":
+                obj: object = _threshold_from(entry["settings"], model)
+            else:
+                if entry["name"] not in live:
+                    raise FormatError(
+                        f"{entry['type']} {entry['name']!r} holds state: pass it in mechanisms="
+                    )
+                obj = live[entry["name"]]
+                if describe(obj) != {k: entry[k] for k in ("type", "name", "settings")}:
+                    raise FormatError(f"the live {entry['name']!r} does not match its description")
+            if slot == "limits":
+                slots["limits"].append(obj)
+            else:
+                slots[slot] = obj
+        try:
+            return cls(
+                model=model,
+                returns=scale,
+                name=data["name"],
+                on_out_of_scale=data["on_out_of_scale"],
+                **slots,
+            )
+        except ConfigError as e:
+            raise FormatError(str(e)) from e
+
+
+def _threshold_from(settings: object, model: ModelRef) -> Threshold[Any]:
+    keys = {"value", "scale", "model", "origin", "version", "direction"}
+    if not isinstance(settings, Mapping) or set(settings) != keys:
+        raise FormatError(f"a threshold is described by {sorted(keys)}")
+    scale = SCALES.get(settings["scale"]) if isinstance(settings["scale"], str) else None
+    if scale is None:
+        raise FormatError(f"unknown scale {settings['scale']!r}")
+    value = settings["value"]
+    if value in ("inf", "-inf"):
+        value = float(value)
+    try:
+        return Threshold(
+            value,
+            scale=scale,
+            model=None if settings["model"] is None else ModelRef.from_dict(settings["model"]),
+            origin=settings["origin"],
+            version=settings["version"],
+            direction=settings["direction"],
+        )
+    except (ConfigError, ScaleError, ValueError) as e:
+        raise FormatError(f"bad threshold: {e}") from e
+
+
+@attrs.frozen
+class Change:
+    """One difference between two configurations."""
+
+    path: str
+    before: Any
+    after: Any
+
+    def __str__(self) -> str:
+        if self.before is _MISSING:
+            return f"+ {self.path}: {self.after!r}"
+        if self.after is _MISSING:
+            return f"- {self.path}: {self.before!r}"
+        return f"~ {self.path}: {self.before!r} -> {self.after!r}"
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING: Any = _Missing()
+
+
+@attrs.frozen
+class ConfigDiff:
+    """What changed between two configurations; empty (falsy) when nothing did."""
+
+    changes: tuple[Change, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.changes)
+
+    def __str__(self) -> str:
+        return "\n".join(str(c) for c in self.changes) if self.changes else "no changes"
+
+
+def _flatten(value: object, prefix: str, out: dict[str, Any]) -> None:
+    if isinstance(value, Mapping):
+        if not value and prefix:
+            out[prefix] = {}
+        for key in sorted(value):
+            _flatten(value[key], f"{prefix}.{key}" if prefix else str(key), out)
+    elif isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+        for i, item in enumerate(value):
+            label = item.get("name", i) if isinstance(item, Mapping) else i
+            _flatten(item, f"{prefix}[{label}]", out)
+    else:
+        out[prefix] = value
+
+
+def diff(a: object, b: object) -> ConfigDiff:
+    """What changed from *a* to *b*: two configurations, model refs or dicts.
+
+    >>> import guardrail as gr
+    >>> old = gr.ModelRef(name="fraud", version="3.1.0")
+    >>> print(gr.diff(old, gr.ModelRef(name="fraud", version="3.2.0")))
+    ~ version: '3.1.0' -> '3.2.0'
+    """
+    flat_a: dict[str, Any] = {}
+    flat_b: dict[str, Any] = {}
+    _flatten(_as_dict(a), "", flat_a)
+    _flatten(_as_dict(b), "", flat_b)
+    changes = []
+    for path in sorted(set(flat_a) | set(flat_b)):
+        before, after = flat_a.get(path, _MISSING), flat_b.get(path, _MISSING)
+        if before != after:
+            changes.append(Change(path, before, after))
+    return ConfigDiff(tuple(changes))
+
+
+def _as_dict(value: object) -> Mapping[str, Any]:
+    if isinstance(value, Mapping):
+        return value
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):
+        out = to_dict()
+        if isinstance(out, Mapping):
+            return out
+    raise ConfigError(f"diff() compares configurations, model refs or dicts, not {value!r}")
