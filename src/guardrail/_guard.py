@@ -148,6 +148,11 @@ class Guard(Generic[S]):
         self._limits = tuple(config.limits)
         self._after_all = tuple(m for m in (config.outcomes,) if m is not None)
         self._plain = not (self._before or self._decides or self._after_all)
+        self._fixed_only = (
+            isinstance(config.threshold, Threshold)
+            and not (self._before or self._after_all or self._limits)
+            and config.holdout is None
+        )
         self._calls = itertools.count(1)
         self._errors = itertools.count(1)
         self._machinery_errors = itertools.count(1)
@@ -394,27 +399,33 @@ class Guard(Generic[S]):
         return guarded
 
     def _sync_wrapper(self, fn: Callable[P, Any]) -> Callable[P, Any]:
-        """The sync wrapper, with the no-mechanism, nothing-records path inline.
+        """The sync wrapper, with the common cases inline.
 
-        Everything the fast path needs is bound here, once: this is where the
-        guard's per-call overhead is decided.
+        A guard with no mechanisms but (at most) a fixed threshold, while
+        nothing records telemetry, is handled here without the Call context:
+        this is where the guard's per-call overhead is decided, once.
         """
         run = self.run
-        if not self._plain:
+        fixed = self.config.threshold
+        if not (self._plain or self._fixed_only):
 
             def guarded_slow(*args: P.args, **kwargs: P.kwargs) -> Any:
                 return run(fn, *args, **kwargs)
 
             return guarded_slow
 
-        config, model, scale = CONFIG, self.model, self.scale
+        config, model, scale, name = CONFIG, self.model, self.scale, self.name
         low, high = _FAST_RANGE[scale.scale]
         calls, errors = self._calls, self._errors
-        slow_value = self._value
+        slow_value, finish = self._value, self._finish
         trace_state, metrics_state = _trace_state, _metrics_state
         new, now, make = _new, _now, _tuple_new
         set_scaled = _VALUE_SETTER[scale.scale]
-        prediction_cls = Prediction
+        prediction_cls, decision_cls = Prediction, Decision
+        decides = self._fixed_only
+        cut = fixed.value if decides else 0.0
+        at_least = not decides or fixed.direction == ">="
+        guard = self
 
         def guarded(*args: P.args, **kwargs: P.kwargs) -> Any:
             mode = config.mode
@@ -433,11 +444,23 @@ class Guard(Generic[S]):
             if type(raw) is float and low <= raw <= high:
                 value = new(scale)
                 set_scaled(value, raw)
-            else:
-                value = slow_value(raw)
-            return make(
-                prediction_cls, (value, model, next(config._counter), now(), (), config._id_prefix)
-            )
+                p = make(
+                    prediction_cls,
+                    (value, model, next(config._counter), now(), (), config._id_prefix),
+                )
+                if not decides:
+                    return p
+                above = raw >= cut if at_least else raw <= cut
+                if above and (guard.killed or config.killed):
+                    return decision_cls(p, fixed, above, False, ("kill-switch",))
+                return decision_cls(p, fixed, above, above)
+            if not decides:
+                return make(
+                    prediction_cls,
+                    (slow_value(raw), model, next(config._counter), now(), (), config._id_prefix),
+                )
+            inputs = args[0] if args else None
+            return finish(Call(name, model, inputs, _batch_size(inputs)), raw)
 
         return guarded
 

@@ -38,9 +38,12 @@ def _batch(value: np.ndarray[Any, Any], scale: str) -> NDArray[np.float64]:
         raise OutOfScaleError(f"a {scale} batch must not be empty")
     if value.dtype.kind not in "fiu":
         raise ScaleError(f"a {scale} batch must hold real numbers, got dtype {value.dtype}")
-    if value.dtype == np.float64 and not value.flags.writeable:
-        return value  # Nobody can change it under us: no copy needed.
-    out = np.array(value, dtype=np.float64)
+    if value.dtype == np.float64:
+        if not value.flags.writeable:
+            return value  # Nobody can change it under us: no copy needed.
+        out = value.copy()
+    else:
+        out = value.astype(np.float64)
     out.flags.writeable = False
     return out
 

@@ -1,0 +1,151 @@
+"""The guard decorator: overhead over a bare call, with and without telemetry.
+
+Run: ``python benchmarks/bench_guard.py``
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import statistics
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import numpy as np
+from _harness import Suite, machine
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+import guardrail as gr
+
+MODEL = gr.ModelRef(name="fraud", version="1")
+ROW = {"amount": 12.5, "country": "FR"}
+WEIGHTS = np.random.default_rng(0).normal(size=20)
+BATCH = np.random.default_rng(1).normal(size=(1000, 20))
+
+
+def predict(row: dict[str, Any]) -> float:
+    return 0.3
+
+
+def predict_batch(rows: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-(rows @ WEIGHTS)))
+
+
+async def predict_async(row: dict[str, Any]) -> float:
+    return 0.3
+
+
+def wraps_decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+class _Drop(SpanExporter):
+    def export(self, spans: Any) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+def _time_async(
+    suite: Suite,
+    name: str,
+    fn: Callable[..., Coroutine[Any, Any, Any]],
+    baseline: str | None = None,
+) -> None:
+    number, rounds = 10_000, []
+
+    async def loop() -> None:
+        for _ in range(number):
+            await fn(ROW)
+
+    asyncio.run(loop())
+    for _ in range(15):
+        start = time.perf_counter()
+        asyncio.run(loop())
+        rounds.append((time.perf_counter() - start) / number)
+    suite.add(name, statistics.median(rounds), baseline=baseline)
+
+
+def main() -> None:
+    suite = Suite("Guard overhead")
+    number = 50_000
+    suite.time("bare call", lambda: predict(ROW), number=number)
+    wrapped = wraps_decorator(predict)
+    suite.time(
+        "functools.wraps decorator", lambda: wrapped(ROW), number=number, baseline="bare call"
+    )
+
+    gr.configure(hooks=[])
+    guarded = gr.guard(model=MODEL, returns=gr.Probability)(predict)
+    suite.time(
+        "guard(model=...), hooks off", lambda: guarded(ROW), number=number, baseline="bare call"
+    )
+
+    gr.configure(hooks=None)  # the defaults: structlog + OpenTelemetry, no SDK set
+    guarded_default = gr.guard(model=MODEL, returns=gr.Probability)(predict)
+    suite.time(
+        "guard(model=...), default hooks, no SDK",
+        lambda: guarded_default(ROW),
+        number=number,
+        baseline="bare call",
+    )
+
+    threshold = gr.Threshold(0.5, scale=gr.Probability, model=MODEL)
+    decide = gr.guard(model=MODEL, returns=gr.Probability, threshold=threshold)(predict)
+    suite.time(
+        "guard(threshold=...), no SDK", lambda: decide(ROW), number=number, baseline="bare call"
+    )
+
+    suite.time("bare batch call, 1,000 rows", lambda: predict_batch(BATCH), number=2_000)
+    guarded_batch = gr.guard(model=MODEL, returns=gr.Probability)(predict_batch)
+    suite.time(
+        "guard batch call, 1,000 rows",
+        lambda: guarded_batch(BATCH),
+        number=2_000,
+        baseline="bare batch call, 1,000 rows",
+    )
+
+    _time_async(suite, "bare async call", predict_async)
+    guarded_async = gr.guard(model=MODEL, returns=gr.Probability)(predict_async)
+    _time_async(suite, "guard async call, no SDK", guarded_async, baseline="bare async call")
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(_Drop()))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    gr.configure(
+        hooks=[gr.OpenTelemetryHook(tracer_provider=tracer_provider, meter_provider=meter_provider)]
+    )
+    suite.time(
+        "guard(model=...), OTel SDK + dropping exporter",
+        lambda: guarded_default(ROW),
+        number=10_000,
+        baseline="bare call",
+    )
+    _time_async(suite, "guard async call, OTel SDK", guarded_async, baseline="bare async call")
+    gr.configure(hooks=None)
+
+    bare = suite.get("bare call").seconds
+    off = suite.get("guard(model=...), hooks off").seconds
+    default = suite.get("guard(model=...), default hooks, no SDK").seconds
+    batch_ratio = (
+        suite.get("guard batch call, 1,000 rows").seconds
+        / suite.get("bare batch call, 1,000 rows").seconds
+    )
+    print(f"_{machine()}_\n")
+    print(suite.table())
+    print()
+    print(
+        f"- guard overhead over the bare call, default hooks, no SDK: {(default - bare) * 1e9:.0f} ns"
+    )
+    print(f"- no-SDK telemetry over hooks off: {(default - off) * 1e9:+.0f} ns")
+    print(f"- batch overhead at 1,000 rows: {(batch_ratio - 1) * 100:+.1f} %")
+
+
+if __name__ == "__main__":
+    main()
