@@ -39,7 +39,7 @@ def _batch(value: np.ndarray[Any, Any], scale: str) -> NDArray[np.float64]:
     if value.dtype.kind not in "fiu":
         raise ScaleError(f"a {scale} batch must hold real numbers, got dtype {value.dtype}")
     if value.dtype == np.float64:
-        if not value.flags.writeable:
+        if not value.flags.writeable and value.base is None:
             return value  # Nobody can change it under us: no copy needed.
         out = value.copy()
     else:
