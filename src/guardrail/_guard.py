@@ -153,6 +153,8 @@ class Guard(Generic[S]):
             and not (self._before or self._after_all or self._limits)
             and config.holdout is None
         )
+        self._fast = self._plain or self._fixed_only
+        self._fast_result = self._bind_fast_result()
         self._calls = itertools.count(1)
         self._errors = itertools.count(1)
         self._machinery_errors = itertools.count(1)
@@ -192,22 +194,13 @@ class Guard(Generic[S]):
     def run(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Call ``fn(*args, **kwargs)`` under this guard."""
         next(self._calls)
-        mode = CONFIG.mode
-        if self._plain and (
-            mode == OFF
-            or (
-                mode == GLOBAL_OTEL
-                and _trace_state._TRACER_PROVIDER is None
-                and _metrics_state._METER_PROVIDER is None
-            )
-        ):
-            # The fast path: nothing to run around the call, nothing records.
+        if self._fast and _quiet():
             try:
                 raw = fn(*args, **kwargs)
             except BaseException:
                 next(self._errors)
                 raise
-            return Prediction._fast(self._value(raw), self.model)
+            return self._fast_result(raw, args)
         call, scopes = self._enter(args)
         error: BaseException | None = None
         try:
@@ -376,7 +369,12 @@ class Guard(Generic[S]):
     # -- decorating ---------------------------------------------------------------
 
     def wrap(self, fn: Callable[P, Any]) -> Callable[P, Any]:
-        """Return *fn* guarded; coroutine functions stay coroutine functions."""
+        """Return *fn* guarded; coroutine functions stay coroutine functions.
+
+        A guard with no mechanisms but (at most) a fixed threshold, while
+        nothing records telemetry, skips the per-call context entirely: this
+        is where the guard's overhead is decided, once, not on every call.
+        """
         if not callable(fn):
             raise ConfigError(f"guard() decorates a function, got {type(fn).__name__}")
         if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
@@ -384,63 +382,59 @@ class Guard(Generic[S]):
                 f"{_qualname(fn)} is a generator function; guard() needs a function "
                 "that returns its prediction"
             )
+        fast, quiet = self._fast, _quiet
+        calls, errors, result = self._calls, self._errors, self._fast_result
+
+        guarded: Callable[P, Any]
         if inspect.iscoroutinefunction(fn):
             run_async = self.run_async
 
-            @functools.wraps(fn)
             async def guarded_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                return await run_async(fn, *args, **kwargs)
+                if not (fast and quiet()):
+                    return await run_async(fn, *args, **kwargs)
+                next(calls)
+                try:
+                    raw = await fn(*args, **kwargs)
+                except BaseException:
+                    next(errors)
+                    raise
+                return result(raw, args)
 
-            _GUARDS_BY_FUNCTION[guarded_async] = self
-            return guarded_async
+            guarded = guarded_async
+        else:
+            run = self.run
 
-        guarded = functools.wraps(fn)(self._sync_wrapper(fn))
+            def guarded_sync(*args: P.args, **kwargs: P.kwargs) -> Any:
+                if not (fast and quiet()):
+                    return run(fn, *args, **kwargs)
+                next(calls)
+                try:
+                    raw = fn(*args, **kwargs)
+                except BaseException:
+                    next(errors)
+                    raise
+                return result(raw, args)
+
+            guarded = guarded_sync
+        guarded = functools.wraps(fn)(guarded)
         _GUARDS_BY_FUNCTION[guarded] = self
         return guarded
 
-    def _sync_wrapper(self, fn: Callable[P, Any]) -> Callable[P, Any]:
-        """The sync wrapper, with the common cases inline.
-
-        A guard with no mechanisms but (at most) a fixed threshold, while
-        nothing records telemetry, is handled here without the Call context:
-        this is where the guard's per-call overhead is decided, once.
-        """
-        run = self.run
-        fixed = self.config.threshold
-        if not (self._plain or self._fixed_only):
-
-            def guarded_slow(*args: P.args, **kwargs: P.kwargs) -> Any:
-                return run(fn, *args, **kwargs)
-
-            return guarded_slow
-
+    def _bind_fast_result(self) -> Callable[[object, tuple[Any, ...]], Any]:
+        """The prediction (or decision) for *raw*, with the common case inline."""
         config, model, scale, name = CONFIG, self.model, self.scale, self.name
         low, high = _FAST_RANGE[scale.scale]
-        calls, errors = self._calls, self._errors
         slow_value, finish = self._value, self._finish
-        trace_state, metrics_state = _trace_state, _metrics_state
         new, now, make = _new, _now, _tuple_new
         set_scaled = _VALUE_SETTER[scale.scale]
         prediction_cls, decision_cls = Prediction, Decision
         decides = self._fixed_only
+        fixed = self.config.threshold
         cut = fixed.value if decides else 0.0
         at_least = not decides or fixed.direction == ">="
         guard = self
 
-        def guarded(*args: P.args, **kwargs: P.kwargs) -> Any:
-            mode = config.mode
-            if mode != OFF and (
-                mode != GLOBAL_OTEL
-                or trace_state._TRACER_PROVIDER is not None
-                or metrics_state._METER_PROVIDER is not None
-            ):
-                return run(fn, *args, **kwargs)
-            next(calls)
-            try:
-                raw = fn(*args, **kwargs)
-            except BaseException:
-                next(errors)
-                raise
+        def fast_result(raw: object, args: tuple[Any, ...]) -> Any:
             if type(raw) is float and low <= raw <= high:
                 value = new(scale)
                 set_scaled(value, raw)
@@ -462,10 +456,24 @@ class Guard(Generic[S]):
             inputs = args[0] if args else None
             return finish(Call(name, model, inputs, _batch_size(inputs)), raw)
 
-        return guarded
+        return fast_result
 
     def __repr__(self) -> str:
         return f"<Guard {self.name!r} model={self.model.name} {self.model.version}>"
+
+
+def _quiet() -> bool:
+    """True when nothing records telemetry, so a call needs no context.
+
+    Decided by one attribute when hooks are off, and by two globals of the
+    OpenTelemetry API when only the default (global-provider) hook is on.
+    """
+    mode = CONFIG.mode
+    return mode == OFF or (
+        mode == GLOBAL_OTEL
+        and _trace_state._TRACER_PROVIDER is None
+        and _metrics_state._METER_PROVIDER is None
+    )
 
 
 def _as_raw(raw: object) -> object:
