@@ -473,4 +473,5 @@ class TestPredictionEvents:
         assert isinstance(event, gr.PredictionMade)
         assert event.prediction_id == p.id
         assert event.score == 0.3
+        assert 0 < event.duration_s < 1
         assert "123456" not in repr(event.to_fields())

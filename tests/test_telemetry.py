@@ -137,6 +137,25 @@ class TestSpans:
         assert [e.name for e in span.events] == ["consumer.undeclared"]
         assert dict(span.events[0].attributes or {})["guardrail.consumer"] == "mailer"
 
+    def test_policy_error_before_the_call_closes_the_span(self, otel: Telemetry) -> None:
+        """A monitor raising its chosen policy still ends the span and restores context."""
+        from opentelemetry import trace
+
+        class Strict:
+            name = "schema"
+
+            def before(self, call: gr.Call) -> None:
+                raise gr.PolicyError("missing feature 'amount'")
+
+            def after(self, call: gr.Call) -> None:
+                pass
+
+        with pytest.raises(gr.PolicyError):
+            guarded(inputs=Strict())({})
+        (span,) = otel.spans.get_finished_spans()
+        assert span.status.status_code is StatusCode.ERROR
+        assert trace.get_current_span() is trace.INVALID_SPAN
+
 
 class TestMetrics:
     def test_prediction_counter_and_score_histogram(self, otel: Telemetry) -> None:

@@ -49,6 +49,7 @@ class Call:
         arm: The holdout arm, if a holdout is configured.
         propensity: The probability of the action taken, if randomized.
         degraded: Set when a mechanism's failure policy decided.
+        started: ``time.perf_counter()`` when the call began.
     """
 
     guard: str
@@ -63,6 +64,7 @@ class Call:
     arm: str | None = None
     propensity: float | NDArray[np.float64] | None = None
     degraded: bool = False
+    started: float = 0.0
 
     def veto(self, reason: str, where: bool | NDArray[np.bool_] = True) -> None:
         """Turn the action off (where *where* is true) and record *reason*.

@@ -8,6 +8,7 @@ import itertools
 import math
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
@@ -56,8 +57,8 @@ O = TypeVar("O")  # noqa: E741 - the guarded call's output type
 _new = object.__new__
 _tuple_new = tuple.__new__
 _set = object.__setattr__
-_now = __import__("time").time
-_perf = __import__("time").perf_counter
+_now = time.time
+_perf = time.perf_counter
 
 
 # Bounds that a float must lie within to be on each scale, for the inline check
@@ -204,11 +205,11 @@ class Guard(Generic[S]):
         call, scopes = self._enter(args)
         error: BaseException | None = None
         try:
+            self._before_call(call)
             try:
                 raw = fn(*args, **kwargs)
-            except BaseException as e:
+            except BaseException:
                 next(self._errors)
-                error = e
                 raise
             return self._finish(call, raw)
         except BaseException as e:
@@ -225,11 +226,11 @@ class Guard(Generic[S]):
         call, scopes = self._enter(args)
         error: BaseException | None = None
         try:
+            self._before_call(call)
             try:
                 raw = await fn(*args, **kwargs)
-            except BaseException as e:
+            except BaseException:
                 next(self._errors)
-                error = e
                 raise
             return self._finish(call, raw)
         except BaseException as e:
@@ -239,19 +240,22 @@ class Guard(Generic[S]):
             self._exit(call, scopes, error)
 
     def _enter(self, args: tuple[Any, ...]) -> tuple[Call, list[tuple[Any, CallScope | None]]]:
+        """Open the call's context and telemetry scopes (never raises)."""
         if CONFIG.mode == UNRESOLVED:
             _ = CONFIG.hooks  # choose the default hooks now
         inputs = args[0] if args else None
-        call = Call(self.name, self.model, inputs, _batch_size(inputs))
+        call = Call(self.name, self.model, inputs, _batch_size(inputs), started=_perf())
         scopes: list[tuple[Any, CallScope | None]] = []
         for hook in CONFIG.call_hooks:
             try:
                 scopes.append((hook, hook.start_call(self.name, self.fingerprint)))
             except Exception as e:  # noqa: BLE001 - telemetry must not break the call
                 self._machinery_error("telemetry", e)
+        return call, scopes
+
+    def _before_call(self, call: Call) -> None:
         for mechanism in self._before:
             self._step(mechanism.before, mechanism, call)
-        return call, scopes
 
     def _finish(self, call: Call, raw: object) -> Any:
         try:
@@ -320,7 +324,7 @@ class Guard(Generic[S]):
                 prediction_id=call.prediction.id,
                 score=value if isinstance(value, float) else None,
                 batch_size=call.batch_size,
-                duration_s=_now() - call.prediction.created_at,
+                duration_s=_perf() - call.started,
             )
             for hook in CONFIG.prediction_hooks:
                 try:
