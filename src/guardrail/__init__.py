@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ._call import Call, Mechanism
 from ._config import configure
+from ._drift import DriftThresholds, FeatureDrift, MetricResult, SkewReport, compare
 from ._errors import (
     ConfigError,
     FormatError,
@@ -18,16 +19,22 @@ from ._errors import (
     ModelMismatchError,
     OutOfScaleError,
     PolicyError,
+    ProfileFormatError,
+    ProfileMismatchError,
     ScaleError,
+    SchemaViolation,
     UndeclaredConsumerError,
 )
 from ._events import (
     ConsumerUndeclared,
     Event,
+    InputsInvalid,
     KillSwitchChanged,
     MachineryError,
     OutOfScale,
     PredictionMade,
+    SkewDetected,
+    UpstreamFailure,
 )
 from ._guard import (
     Guard,
@@ -44,30 +51,39 @@ from ._hooks import Hook, StructlogHook
 from ._model import ModelRef, fingerprint_bytes, fingerprint_file
 from ._otel import OpenTelemetryHook
 from ._prediction import Decision, Prediction, Threshold
+from ._profile import CategoricalProfile, FeatureSpec, NumericProfile, Profile, Schema
 from ._scales import LogOdds, Probability, Score
+from ._skew import SkewMonitor
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Call",
+    "CategoricalProfile",
     "Change",
     "ConfigDiff",
     "ConfigError",
     "ConsumerUndeclared",
     "Decision",
+    "DriftThresholds",
     "Event",
+    "FeatureDrift",
+    "FeatureSpec",
     "FormatError",
     "Guard",
     "GuardConfig",
     "GuardStats",
     "GuardrailError",
     "Hook",
+    "InputsInvalid",
     "KillSwitchChanged",
     "LogOdds",
     "MachineryError",
     "Mechanism",
+    "MetricResult",
     "ModelMismatchError",
     "ModelRef",
+    "NumericProfile",
     "OpenTelemetryHook",
     "OutOfScale",
     "OutOfScaleError",
@@ -76,11 +92,21 @@ __all__ = [
     "PredictionMade",
     "PredictionOutOfScaleError",
     "Probability",
+    "Profile",
+    "ProfileFormatError",
+    "ProfileMismatchError",
     "ScaleError",
+    "Schema",
+    "SchemaViolation",
     "Score",
+    "SkewDetected",
+    "SkewMonitor",
+    "SkewReport",
     "StructlogHook",
     "Threshold",
     "UndeclaredConsumerError",
+    "UpstreamFailure",
+    "compare",
     "configure",
     "diff",
     "fingerprint_bytes",

@@ -51,3 +51,32 @@ class PolicyError(GuardrailError):
     A guard lets these propagate into the caller; every other failure of its
     machinery is counted and reported instead.
     """
+
+
+class ProfileFormatError(FormatError):
+    """A serialized profile is malformed, inconsistent or of an unknown version."""
+
+
+class ProfileMismatchError(GuardrailError, ValueError):
+    """Two profiles do not share features, bins and categories, so cannot be combined.
+
+    Build serving profiles with ``reference.empty()`` (or ``like=reference``)
+    so that they share the reference's layout.
+    """
+
+
+class SchemaViolation(PolicyError, ValueError):  # noqa: N818 - names what was found
+    """An input did not match the reference schema, and the policy is ``"raise"``.
+
+    Attributes:
+        feature: The first offending feature.
+        problem: One of ``"missing"``, ``"unexpected"``, ``"type"``,
+            ``"nan_inf"``, ``"out_of_range"``.
+        violations: Every ``(feature, problem)`` pair found in the input.
+    """
+
+    def __init__(self, violations: tuple[tuple[str, str], ...]) -> None:
+        self.violations = violations
+        self.feature, self.problem = violations[0]
+        more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
+        super().__init__(f"input violates the schema: {self.feature}: {self.problem}{more}")

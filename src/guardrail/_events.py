@@ -16,10 +16,13 @@ from ._model import ModelRef
 __all__ = [
     "ConsumerUndeclared",
     "Event",
+    "InputsInvalid",
     "KillSwitchChanged",
     "MachineryError",
     "OutOfScale",
     "PredictionMade",
+    "SkewDetected",
+    "UpstreamFailure",
 ]
 
 Level = Literal["info", "warning", "error"]
@@ -103,3 +106,53 @@ class KillSwitchChanged(Event):
     guard: str | None
     killed: bool
     reason: str
+
+
+@attrs.frozen
+class SkewDetected(Event):
+    """A serving window drifted from the reference on one feature.
+
+    ``metric`` is the metric furthest past its threshold (``"psi"``,
+    ``"js"``, ``"wasserstein"``, ``"linf"``, ``"out_of_range"``, ...),
+    ``value`` its value, ``warn`` / ``alert`` the levels applied.
+    """
+
+    kind: ClassVar[str] = "skew.detected"
+    level: ClassVar[Level] = "warning"
+    monitor: str
+    feature: str
+    metric: str
+    value: float
+    warn: float
+    alert: float
+    severity: str
+    samples: int
+
+
+@attrs.frozen
+class UpstreamFailure(Event):
+    """A feature's missing rate jumped: its producer has probably failed."""
+
+    kind: ClassVar[str] = "skew.upstream_failure"
+    level: ClassVar[Level] = "error"
+    monitor: str
+    feature: str
+    missing_rate: float
+    reference_missing_rate: float
+    samples: int
+
+
+@attrs.frozen
+class InputsInvalid(Event):
+    """Inputs broke the schema (counted, policy ``"record"``) since the last check.
+
+    ``problem`` is ``"missing"``, ``"unexpected"``, ``"type"``, ``"nan_inf"``
+    or ``"out_of_range"``; ``count`` how many sampled inputs had it.
+    """
+
+    kind: ClassVar[str] = "skew.inputs_invalid"
+    level: ClassVar[Level] = "warning"
+    monitor: str
+    feature: str
+    problem: str
+    count: int

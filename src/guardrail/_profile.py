@@ -1,0 +1,1158 @@
+"""Per-feature input profiles: small, mergeable summaries of a data set.
+
+A reference profile is built from training data; it fixes, per numeric
+feature, bin edges at the data's quantiles, and per categorical feature the
+known categories. Serving profiles are built on the same layout
+(``reference.empty()``), so that comparing them is a few array operations and
+merging them is addition.
+
+Numeric bins are counted by comparing a chunk of values with each edge
+(a handful of vectorized passes): on 20 edges that is several times faster
+than ``np.searchsorted`` with unsorted values, and it needs no sketch. The
+edges themselves come from exact quantiles of at most 100,000 values
+(a seeded sample of larger columns): they only have to be good bins, the
+counts in them are exact.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Final, Literal, TypeAlias
+
+import attrs
+import numpy as np
+from numpy.typing import NDArray
+
+from ._errors import ConfigError, ProfileFormatError, ProfileMismatchError
+from ._model import canonical_json, fingerprint_bytes
+
+__all__ = [
+    "CategoricalProfile",
+    "FeatureSpec",
+    "NumericProfile",
+    "Profile",
+    "Schema",
+]
+
+FORMAT: Final = "guardrail.profile"
+VERSION: Final = 1
+Kind: TypeAlias = Literal["numeric", "categorical"]
+F64: TypeAlias = NDArray[np.float64]
+I64: TypeAlias = NDArray[np.int64]
+
+_EDGE_SAMPLE: Final = 100_000
+_CHUNK: Final = 65_536
+_NEARLY_ALL_MISSING: Final = 0.95
+_NUMBER_TYPES: Final = frozenset(
+    {float, int, bool, np.float64, np.float32, np.float16, np.int64, np.int32, np.int16,
+     np.int8, np.uint64, np.uint32, np.uint16, np.uint8, np.bool_}
+)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------
+# Columns: turning whatever the user has into values, missing and invalid counts
+
+
+def _numeric_column(values: Any) -> tuple[F64, int, int]:
+    """Finite-or-not float64 values, the number of missing (None) and of wrong-typed."""
+    if isinstance(values, np.ndarray):
+        if values.ndim != 1:
+            raise ConfigError(f"a column must be 1-D, got shape {values.shape}")
+        kind = values.dtype.kind
+        if kind == "f":
+            return values.astype(np.float64, copy=False), 0, 0
+        if kind in "iub":
+            return values.astype(np.float64), 0, 0
+        if kind in "USMmV":
+            return np.empty(0, np.float64), 0, len(values)
+        values = values.tolist()
+    elif not isinstance(values, list):
+        values = list(values)
+    types = set(map(type, values))
+    if types <= _NUMBER_TYPES:
+        return np.array(values, dtype=np.float64), 0, 0
+    missing = values.count(None) if type(None) in types else 0
+    kept = [v for v in values if type(v) in _NUMBER_TYPES]
+    if len(kept) + missing < len(values):
+        # Subclasses of numbers (say, an IntEnum) count as numbers; strings never.
+        kept = [v for v in values if v is not None and isinstance(v, (int, float, np.number))]
+    return np.array(kept, dtype=np.float64), missing, len(values) - len(kept) - missing
+
+
+def _count_values(values: Any) -> tuple[dict[str, int], int, int]:
+    """Counts per category, the number of missing (None, NaN) and of wrong-typed."""
+    if isinstance(values, np.ndarray):
+        if values.ndim != 1:
+            raise ConfigError(f"a column must be 1-D, got shape {values.shape}")
+        kind = values.dtype.kind
+        if kind == "f":
+            nan = int(np.count_nonzero(np.isnan(values)))
+            return {}, nan, len(values) - nan
+        if kind in "iubMmV":
+            return {}, 0, len(values)
+        values = values.tolist()
+    elif not isinstance(values, list):
+        values = list(values)
+    return _classify_counts(Counter(values))
+
+
+def _classify_counts(counted: Mapping[Any, int]) -> tuple[dict[str, int], int, int]:
+    counts: dict[str, int] = {}
+    missing = invalid = 0
+    for value, count in counted.items():
+        if type(value) is str:
+            counts[value] = count
+        elif value is None or (isinstance(value, float) and value != value):
+            missing += count
+        elif isinstance(value, str):
+            key = str(value)
+            counts[key] = counts.get(key, 0) + count
+        else:
+            invalid += count
+    return counts, missing, invalid
+
+
+def _infer_kind(values: Any) -> Kind:
+    """numeric for number dtypes or mostly-number objects, else categorical."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iufb":
+        return "numeric"
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind != "O":
+            return "categorical"
+        values = values.tolist()
+    elif not isinstance(values, list):
+        values = list(values)
+    numbers = strings = 0
+    for value in values[:10_000] if len(values) > 10_000 else values:
+        if isinstance(value, str):
+            strings += 1
+        elif isinstance(value, (int, float, np.number)) and not (
+            isinstance(value, float) and value != value
+        ):
+            numbers += 1
+    return "numeric" if numbers > strings else "categorical"
+
+
+# ---------------------------------------------------------------------------
+# Strict reading helpers
+
+
+def _get(data: Mapping[str, Any], key: str, types: type | tuple[type, ...], where: str) -> Any:
+    if key not in data:
+        raise ProfileFormatError(f"{where}: missing key {key!r}")
+    value = data[key]
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise ProfileFormatError(f"{where}.{key}: expected {types}, got a bool")
+    if not isinstance(value, types):
+        raise ProfileFormatError(f"{where}.{key}: expected {types}, got {type(value).__name__}")
+    return value
+
+
+def _count(data: Mapping[str, Any], key: str, where: str) -> int:
+    value = _get(data, key, int, where)
+    if value < 0:
+        raise ProfileFormatError(f"{where}.{key}: a count cannot be negative")
+    return int(value)
+
+
+def _number(data: Mapping[str, Any], key: str, where: str, *, optional: bool = False) -> float:
+    if optional and data.get(key, 0) is None:
+        return math.nan
+    value = float(_get(data, key, (int, float), where))
+    if not math.isfinite(value):
+        raise ProfileFormatError(f"{where}.{key}: must be finite")
+    return value
+
+
+def _counts_list(data: Mapping[str, Any], key: str, length: int, where: str) -> I64:
+    value = _get(data, key, list, where)
+    if len(value) != length:
+        raise ProfileFormatError(f"{where}.{key}: expected {length} counts, got {len(value)}")
+    for item in value:
+        if type(item) is not int or item < 0:
+            raise ProfileFormatError(f"{where}.{key}: counts are non-negative integers")
+    return np.array(value, dtype=np.int64)
+
+
+def _only_keys(data: Mapping[str, Any], keys: frozenset[str], where: str) -> None:
+    unknown = set(data) - keys
+    if unknown:
+        raise ProfileFormatError(f"{where}: unknown keys {sorted(unknown)}")
+
+
+def _finite_or_none(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+# ---------------------------------------------------------------------------
+# Feature profiles
+
+
+class NumericProfile:
+    """The summary of one numeric feature.
+
+    Counts: ``count`` (every row seen), ``missing`` (None or absent),
+    ``nan``, ``posinf``, ``neginf``, ``invalid`` (a value of the wrong type,
+    such as a string) and ``n`` (finite values). Over the finite values:
+    ``min``, ``max``, ``mean``, ``variance`` (merged with Chan et al.'s
+    formula), ``bins`` (counts between the reference's quantile ``edges``;
+    the first and last bins are open-ended) and ``below`` / ``above`` (how
+    many were outside the reference range ``[low, high]``); ``tail_low`` /
+    ``tail_high`` are the sums of the values in the two outer bins.
+    """
+
+    kind: ClassVar[Kind] = "numeric"
+    __slots__ = (
+        "above",
+        "below",
+        "bins",
+        "count",
+        "edges",
+        "high",
+        "invalid",
+        "low",
+        "m2",
+        "max",
+        "mean",
+        "min",
+        "missing",
+        "n",
+        "name",
+        "nan",
+        "neginf",
+        "posinf",
+        "tail_high",
+        "tail_low",
+    )
+
+    def __init__(self, name: str, edges: F64, low: float, high: float) -> None:
+        self.name = name
+        self.edges = edges
+        self.low = low
+        self.high = high
+        self.count = self.missing = self.nan = self.posinf = self.neginf = 0
+        self.invalid = self.n = self.below = self.above = 0
+        self.min = self.max = math.nan
+        self.mean = 0.0
+        self.m2 = 0.0
+        self.tail_low = self.tail_high = 0.0
+        self.bins: I64 = np.zeros(len(edges) + 1, dtype=np.int64)
+
+    @property
+    def variance(self) -> float:
+        """The population variance of the finite values (NaN when there are none)."""
+        return self.m2 / self.n if self.n else math.nan
+
+    @property
+    def std(self) -> float:
+        """The population standard deviation of the finite values."""
+        return math.sqrt(self.variance)
+
+    @property
+    def missing_rate(self) -> float:
+        """Share of rows that were missing or NaN."""
+        return (self.missing + self.nan) / self.count if self.count else 0.0
+
+    @property
+    def invalid_rate(self) -> float:
+        """Share of rows of the wrong type or infinite."""
+        return (self.invalid + self.posinf + self.neginf) / self.count if self.count else 0.0
+
+    def _layout(self) -> tuple[Any, ...]:
+        return ("numeric", self.name, self.edges.tobytes(), self.low, self.high)
+
+    def _empty(self) -> NumericProfile:
+        return NumericProfile(self.name, self.edges, self.low, self.high)
+
+    def _add(self, values: F64, missing: int = 0, invalid: int = 0) -> None:
+        """Fold a column of values in: one vectorized pass per chunk."""
+        self.count += len(values) + missing + invalid
+        self.missing += missing
+        self.invalid += invalid
+        edges = self.edges
+        for start in range(0, len(values), _CHUNK):
+            chunk = values[start : start + _CHUNK]
+            finite = np.isfinite(chunk)
+            if not finite.all():
+                nan = int(np.count_nonzero(np.isnan(chunk)))
+                pos = int(np.count_nonzero(chunk == math.inf))
+                self.nan += nan
+                self.posinf += pos
+                self.neginf += len(chunk) - int(np.count_nonzero(finite)) - nan - pos
+                chunk = chunk[finite]
+            size = len(chunk)
+            if not size:
+                continue
+            mean = float(chunk.mean())
+            deviation = chunk - mean
+            self._merge_moments(size, mean, float(np.dot(deviation, deviation)))
+            low, high = float(chunk.min()), float(chunk.max())
+            if self.n == size or low < self.min:
+                self.min = low
+            if self.n == size or high > self.max:
+                self.max = high
+            below_edge = [int(np.count_nonzero(chunk < edge)) for edge in edges]
+            below_edge.append(size)
+            cumulative = np.array(below_edge, dtype=np.int64)
+            self.bins[0] += cumulative[0]
+            self.bins[1:] += cumulative[1:] - cumulative[:-1]
+            if len(edges):
+                # Sums in the open-ended outer bins make Wasserstein's tails exact.
+                if below_edge[0]:
+                    self.tail_low += float(chunk[chunk < edges[0]].sum())
+                if below_edge[-2] < size:
+                    self.tail_high += float(chunk[chunk >= edges[-1]].sum())
+            if low < self.low:
+                self.below += int(np.count_nonzero(chunk < self.low))
+            if high > self.high:
+                self.above += int(np.count_nonzero(chunk > self.high))
+
+    def _merge_moments(self, n: int, mean: float, m2: float) -> None:
+        total = self.n + n
+        # Symmetric in the two sides, so that merging is exactly commutative.
+        delta = mean - self.mean
+        self.m2 = self.m2 + m2 + delta * delta * (self.n * n / total)
+        self.mean = (self.n * self.mean + n * mean) / total
+        self.n = total
+
+    def _merge(self, other: NumericProfile) -> None:
+        self.count += other.count
+        self.missing += other.missing
+        self.nan += other.nan
+        self.posinf += other.posinf
+        self.neginf += other.neginf
+        self.invalid += other.invalid
+        self.below += other.below
+        self.above += other.above
+        self.bins = self.bins + other.bins
+        self.tail_low += other.tail_low
+        self.tail_high += other.tail_high
+        if other.n:
+            self.min = other.min if not self.n else min(self.min, other.min)
+            self.max = other.max if not self.n else max(self.max, other.max)
+            self._merge_moments(other.n, other.mean, other.m2)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (see :meth:`Profile.to_dict`)."""
+        return {
+            "name": self.name,
+            "kind": "numeric",
+            "count": self.count,
+            "missing": self.missing,
+            "nan": self.nan,
+            "posinf": self.posinf,
+            "neginf": self.neginf,
+            "invalid": self.invalid,
+            "n": self.n,
+            "min": _finite_or_none(self.min),
+            "max": _finite_or_none(self.max),
+            "mean": self.mean,
+            "m2": self.m2,
+            "low": self.low,
+            "high": self.high,
+            "edges": self.edges.tolist(),
+            "bins": self.bins.tolist(),
+            "below": self.below,
+            "above": self.above,
+            "tail_low": self.tail_low,
+            "tail_high": self.tail_high,
+        }
+
+    _KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"name", "kind", "count", "missing", "nan", "posinf", "neginf", "invalid", "n", "min",
+         "max", "mean", "m2", "low", "high", "edges", "bins", "below", "above", "tail_low",
+         "tail_high"}
+    )  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str) -> NumericProfile:
+        """Read :meth:`to_dict` output back, strictly."""
+        _only_keys(data, cls._KEYS, where)
+        edges_raw = _get(data, "edges", list, where)
+        if not all(type(e) in (int, float) and math.isfinite(e) for e in edges_raw):
+            raise ProfileFormatError(f"{where}.edges: finite numbers only")
+        edges = np.array(edges_raw, dtype=np.float64)
+        if len(edges) > 1 and not (np.diff(edges) > 0).all():
+            raise ProfileFormatError(f"{where}.edges: must be strictly increasing")
+        feature = cls(
+            _get(data, "name", str, where),
+            edges,
+            _number(data, "low", where),
+            _number(data, "high", where),
+        )
+        for key in ("count", "missing", "nan", "posinf", "neginf", "invalid", "n"):
+            setattr(feature, key, _count(data, key, where))
+        feature.below = _count(data, "below", where)
+        feature.above = _count(data, "above", where)
+        feature.mean = _number(data, "mean", where)
+        feature.m2 = _number(data, "m2", where)
+        feature.tail_low = _number(data, "tail_low", where)
+        feature.tail_high = _number(data, "tail_high", where)
+        feature.bins = _counts_list(data, "bins", len(edges) + 1, where)
+        feature.min = _number(data, "min", where, optional=True)
+        feature.max = _number(data, "max", where, optional=True)
+        parts = (
+            feature.missing
+            + feature.nan
+            + feature.posinf
+            + feature.neginf
+            + feature.invalid
+            + feature.n
+        )
+        if parts != feature.count or int(feature.bins.sum()) != feature.n:
+            raise ProfileFormatError(f"{where}: counts do not add up")
+        if feature.below + feature.above > feature.n or feature.m2 < 0:
+            raise ProfileFormatError(f"{where}: inconsistent statistics")
+        if feature.n and (math.isnan(feature.min) or math.isnan(feature.max)):
+            raise ProfileFormatError(f"{where}: min and max are required when n > 0")
+        return feature
+
+
+class CategoricalProfile:
+    """The summary of one categorical (string) feature.
+
+    ``counts`` are the counts of the reference's known ``categories``;
+    ``other`` counts every other value, and ``heavy`` names the most frequent
+    of those (a Misra-Gries summary of at most ``heavy_k`` entries: each
+    count is low by at most :attr:`heavy_error`). ``missing`` counts None,
+    NaN and absent values; ``invalid`` values that are not strings.
+    """
+
+    kind: ClassVar[Kind] = "categorical"
+    __slots__ = (
+        "_index",
+        "categories",
+        "count",
+        "counts",
+        "heavy",
+        "heavy_k",
+        "invalid",
+        "missing",
+        "name",
+        "other",
+    )
+
+    def __init__(self, name: str, categories: tuple[str, ...], heavy_k: int) -> None:
+        self.name = name
+        self.categories = categories
+        self._index = {c: i for i, c in enumerate(categories)}
+        self.heavy_k = heavy_k
+        self.count = self.missing = self.invalid = self.other = 0
+        self.counts: I64 = np.zeros(len(categories), dtype=np.int64)
+        self.heavy: dict[str, int] = {}
+
+    @property
+    def n(self) -> int:
+        """Rows with a string value."""
+        return int(self.counts.sum()) + self.other
+
+    @property
+    def missing_rate(self) -> float:
+        """Share of rows that were missing."""
+        return self.missing / self.count if self.count else 0.0
+
+    @property
+    def invalid_rate(self) -> float:
+        """Share of rows whose value was not a string."""
+        return self.invalid / self.count if self.count else 0.0
+
+    @property
+    def heavy_error(self) -> float:
+        """How much any ``heavy`` count (or an absent one) may undercount."""
+        return (self.other - sum(self.heavy.values())) / (self.heavy_k + 1)
+
+    def _layout(self) -> tuple[Any, ...]:
+        return ("categorical", self.name, self.categories, self.heavy_k)
+
+    def _empty(self) -> CategoricalProfile:
+        return CategoricalProfile(self.name, self.categories, self.heavy_k)
+
+    def _add(self, counts: Mapping[str, int], missing: int = 0, invalid: int = 0) -> None:
+        index = self._index
+        known = self.counts
+        new: dict[str, int] = {}
+        for value, count in counts.items():
+            i = index.get(value)
+            if i is None:
+                new[value] = count
+            else:
+                known[i] += count
+        self.missing += missing
+        self.invalid += invalid
+        self.count += sum(counts.values()) + missing + invalid
+        if new:
+            self.other += sum(new.values())
+            self.heavy = _misra_gries(self.heavy, new, self.heavy_k)
+
+    def _merge(self, other: CategoricalProfile) -> None:
+        self.count += other.count
+        self.missing += other.missing
+        self.invalid += other.invalid
+        self.other += other.other
+        self.counts = self.counts + other.counts
+        self.heavy = _misra_gries(self.heavy, other.heavy, self.heavy_k)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (see :meth:`Profile.to_dict`)."""
+        return {
+            "name": self.name,
+            "kind": "categorical",
+            "count": self.count,
+            "missing": self.missing,
+            "invalid": self.invalid,
+            "categories": list(self.categories),
+            "counts": self.counts.tolist(),
+            "other": self.other,
+            "heavy_k": self.heavy_k,
+            "heavy": [[v, c] for v, c in sorted(self.heavy.items())],
+        }
+
+    _KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"name", "kind", "count", "missing", "invalid", "categories", "counts", "other",
+         "heavy_k", "heavy"}
+    )  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str) -> CategoricalProfile:
+        """Read :meth:`to_dict` output back, strictly."""
+        _only_keys(data, cls._KEYS, where)
+        categories = _get(data, "categories", list, where)
+        if not all(isinstance(c, str) for c in categories) or len(set(categories)) != len(
+            categories
+        ):
+            raise ProfileFormatError(f"{where}.categories: distinct strings only")
+        heavy_k = _count(data, "heavy_k", where)
+        if heavy_k < 1:
+            raise ProfileFormatError(f"{where}.heavy_k: must be at least 1")
+        feature = cls(_get(data, "name", str, where), tuple(categories), heavy_k)
+        feature.count = _count(data, "count", where)
+        feature.missing = _count(data, "missing", where)
+        feature.invalid = _count(data, "invalid", where)
+        feature.other = _count(data, "other", where)
+        feature.counts = _counts_list(data, "counts", len(categories), where)
+        heavy = _get(data, "heavy", list, where)
+        if len(heavy) > heavy_k:
+            raise ProfileFormatError(f"{where}.heavy: more than heavy_k entries")
+        for item in heavy:
+            if (
+                not isinstance(item, list)
+                or len(item) != 2
+                or not isinstance(item[0], str)
+                or type(item[1]) is not int
+                or item[1] <= 0
+                or item[0] in feature._index
+            ):
+                raise ProfileFormatError(f"{where}.heavy: [new category, count > 0] pairs")
+            feature.heavy[item[0]] = item[1]
+        if len(feature.heavy) != len(heavy) or sum(feature.heavy.values()) > feature.other:
+            raise ProfileFormatError(f"{where}.heavy: inconsistent with 'other'")
+        if feature.n + feature.missing + feature.invalid != feature.count:
+            raise ProfileFormatError(f"{where}: counts do not add up")
+        return feature
+
+
+def _misra_gries(a: Mapping[str, int], b: Mapping[str, int], k: int) -> dict[str, int]:
+    """Merge two Misra-Gries summaries (or a summary and exact counts), keep k.
+
+    Agarwal et al., "Mergeable Summaries" (PODS 2012): add the counters, then
+    subtract the (k+1)-th largest from all and drop those left at zero.
+    """
+    merged = dict(a)
+    for value, count in b.items():
+        merged[value] = merged.get(value, 0) + count
+    if len(merged) <= k:
+        return merged
+    cut = heapq.nlargest(k + 1, merged.values())[-1]
+    return {v: c - cut for v, c in merged.items() if c > cut}
+
+
+FeatureProfile: TypeAlias = NumericProfile | CategoricalProfile
+
+
+# ---------------------------------------------------------------------------
+# Schema
+
+
+@attrs.frozen
+class FeatureSpec:
+    """One feature of a schema: its name, kind, observed range or known categories."""
+
+    name: str
+    kind: Kind
+    low: float | None = None
+    high: float | None = None
+    categories: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        if self.kind == "numeric":
+            return {"name": self.name, "kind": self.kind, "low": self.low, "high": self.high}
+        return {"name": self.name, "kind": self.kind, "categories": list(self.categories)}
+
+
+@attrs.frozen
+class Schema:
+    """The input schema a reference profile yields: features in order.
+
+    ``fingerprint`` is the sha256 of the canonical JSON form, ready for
+    :attr:`ModelRef.feature_schema <guardrail.ModelRef.feature_schema>`.
+    """
+
+    features: tuple[FeatureSpec, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The feature names, in the order of a 2-D input's columns."""
+        return tuple(f.name for f in self.features)
+
+    def __getitem__(self, name: str) -> FeatureSpec:
+        for feature in self.features:
+            if feature.name == name:
+                return feature
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"features": [f.to_dict() for f in self.features]}
+
+    def to_json(self) -> str:
+        """Canonical JSON: equal schemas, equal text."""
+        return canonical_json(self.to_dict())
+
+    @property
+    def fingerprint(self) -> str:
+        """The sha256 of :meth:`to_json`, as 64 hex digits."""
+        return fingerprint_bytes(self.to_json().encode())
+
+
+# ---------------------------------------------------------------------------
+# Profile
+
+
+class Profile:
+    """Per-feature summaries of a data set: counts, moments, bins, categories.
+
+    Build a reference at training time from whatever holds the data; build
+    serving profiles on its layout with :meth:`empty` (or ``like=``); merge
+    any number of profiles that share a layout; store them as versioned JSON.
+
+    >>> import numpy as np, guardrail as gr
+    >>> ref = gr.Profile.from_columns({
+    ...     "amount": np.arange(100.0),
+    ...     "country": np.array(["FR", "DE"] * 50, dtype=object),
+    ... })
+    >>> ref.schema.names
+    ('amount', 'country')
+    >>> ref["amount"].mean, ref["country"].categories
+    (49.5, ('DE', 'FR'))
+    >>> gr.Profile.from_json(ref.to_json()).to_json() == ref.to_json()
+    True
+    """
+
+    __slots__ = ("_features",)
+
+    def __init__(self, features: Iterable[FeatureProfile]) -> None:
+        self._features: dict[str, FeatureProfile] = {}
+        for feature in features:
+            if feature.name in self._features:
+                raise ConfigError(f"feature {feature.name!r} appears twice")
+            self._features[feature.name] = feature
+
+    # -- reading -------------------------------------------------------------
+
+    def __getitem__(self, name: str) -> FeatureProfile:
+        return self._features[name]
+
+    def __iter__(self) -> Iterator[FeatureProfile]:
+        return iter(self._features.values())
+
+    def __len__(self) -> int:
+        return len(self._features)
+
+    def __repr__(self) -> str:
+        return f"Profile(features={list(self._features)}, rows={self.rows})"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The feature names, in order."""
+        return tuple(self._features)
+
+    @property
+    def rows(self) -> int:
+        """How many rows the profile has seen."""
+        return max((f.count for f in self._features.values()), default=0)
+
+    @property
+    def schema(self) -> Schema:
+        """The schema: names, kinds, observed ranges and known categories."""
+        specs = []
+        for f in self._features.values():
+            if isinstance(f, NumericProfile):
+                specs.append(
+                    FeatureSpec(f.name, "numeric", _finite_or_none(f.min), _finite_or_none(f.max))
+                )
+            else:
+                specs.append(FeatureSpec(f.name, "categorical", categories=f.categories))
+        return Schema(tuple(specs))
+
+    def underutilized(self) -> tuple[tuple[str, str], ...]:
+        """Features that carry (almost) no information: ``(name, reason)`` pairs.
+
+        Reasons: ``"all_missing"``, ``"nearly_all_missing"`` (95% or more
+        missing), ``"constant"`` (one value, or one category).
+        """
+        out = []
+        for f in self._features.values():
+            if f.count and f.n == 0:
+                out.append((f.name, "all_missing"))
+                continue
+            if f.count and (f.count - f.n) / f.count >= _NEARLY_ALL_MISSING:
+                out.append((f.name, "nearly_all_missing"))
+            if isinstance(f, NumericProfile):
+                if f.n and f.min == f.max:
+                    out.append((f.name, "constant"))
+            elif f.n and (f.other == 0 and int(np.count_nonzero(f.counts)) == 1):
+                out.append((f.name, "constant"))
+        return tuple(out)
+
+    # -- building ------------------------------------------------------------
+
+    @classmethod
+    def from_columns(
+        cls,
+        columns: Mapping[str, Any],
+        *,
+        like: Profile | None = None,
+        bins: int = 20,
+        max_categories: int = 100,
+        heavy_hitters: int = 64,
+    ) -> Profile:
+        """Profile a mapping of column name to values (numpy arrays, lists).
+
+        Args:
+            columns: Column name to 1-D values. Numeric dtypes (and object
+                columns that hold mostly numbers) become numeric features;
+                the rest categorical.
+            like: Reuse this profile's features, bins and categories (for a
+                serving profile, or for one partition of a large reference:
+                profile each partition ``like`` a profile of a sample, then
+                merge). Columns it does not know are ignored; features it has
+                and the columns lack count as missing.
+            bins: Quantile bins per numeric feature (without ``like``).
+            max_categories: Known categories kept per categorical feature
+                (the most frequent); the others count as ``other``.
+            heavy_hitters: Entries in the summary of new categories.
+        """
+        if not isinstance(columns, Mapping):
+            raise ConfigError(f"columns must be a mapping, got {type(columns).__name__}")
+        if like is not None:
+            profile = like.empty()
+            profile._add_columns(columns)
+            return profile
+        _check_build_options(bins, max_categories, heavy_hitters)
+        lengths = {len(v) for v in columns.values()}
+        if len(lengths) > 1:
+            raise ConfigError(f"columns have different lengths: {sorted(lengths)}")
+        features: list[FeatureProfile] = []
+        for name, values in columns.items():
+            if not isinstance(name, str) or not name:
+                raise ConfigError(f"feature names are non-empty strings, got {name!r}")
+            if _infer_kind(values) == "numeric":
+                x, missing, invalid = _numeric_column(values)
+                features.append(_new_numeric(name, x, missing, invalid, bins))
+            else:
+                counts, missing, invalid = _count_values(values)
+                features.append(
+                    _new_categorical(name, counts, missing, invalid, max_categories, heavy_hitters)
+                )
+        return cls(features)
+
+    @classmethod
+    def from_array(
+        cls,
+        array: Any,
+        *,
+        names: Sequence[str],
+        like: Profile | None = None,
+        bins: int = 20,
+        max_categories: int = 100,
+        heavy_hitters: int = 64,
+    ) -> Profile:
+        """Profile a 2-D numpy array whose columns are *names*."""
+        array = np.asarray(array)
+        if array.ndim != 2 or array.shape[1] != len(names):
+            raise ConfigError(
+                f"expected a 2-D array with {len(names)} columns, got shape {array.shape}"
+            )
+        return cls.from_columns(
+            {name: array[:, j] for j, name in enumerate(names)},
+            like=like,
+            bins=bins,
+            max_categories=max_categories,
+            heavy_hitters=heavy_hitters,
+        )
+
+    @classmethod
+    def from_rows(
+        cls,
+        rows: Iterable[Mapping[str, Any]],
+        *,
+        like: Profile | None = None,
+        bins: int = 20,
+        max_categories: int = 100,
+        heavy_hitters: int = 64,
+    ) -> Profile:
+        """Profile a sequence of row mappings (feature name to value).
+
+        Without ``like`` the features are the keys seen, in order of first
+        appearance; a row that lacks one counts it as missing.
+        """
+        rows = list(rows)
+        if like is not None:
+            names = like.names
+        else:
+            seen: dict[str, None] = {}
+            for row in rows:
+                if not isinstance(row, Mapping):
+                    raise ConfigError(f"rows must be mappings, got {type(row).__name__}")
+                seen.update(dict.fromkeys(row))
+            names = tuple(seen)
+        columns = {name: [row.get(name) for row in rows] for name in names}
+        return cls.from_columns(
+            columns,
+            like=like,
+            bins=bins,
+            max_categories=max_categories,
+            heavy_hitters=heavy_hitters,
+        )
+
+    @classmethod
+    def from_pandas(
+        cls,
+        frame: Any,
+        *,
+        like: Profile | None = None,
+        bins: int = 20,
+        max_categories: int = 100,
+        heavy_hitters: int = 64,
+    ) -> Profile:
+        """Profile a pandas DataFrame (pandas is needed only for this)."""
+        try:
+            import pandas as pd
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise ConfigError("Profile.from_pandas needs pandas: pip install pandas") from e
+        if not isinstance(frame, pd.DataFrame):
+            raise ConfigError(f"from_pandas takes a DataFrame, got {type(frame).__name__}")
+        columns = {str(name): _PandasColumn(frame[name]) for name in frame.columns}
+        return cls._from_wrapped(columns, like, bins, max_categories, heavy_hitters)
+
+    @classmethod
+    def from_arrow(
+        cls,
+        table: Any,
+        *,
+        like: Profile | None = None,
+        bins: int = 20,
+        max_categories: int = 100,
+        heavy_hitters: int = 64,
+    ) -> Profile:
+        """Profile a pyarrow Table (pyarrow is needed only for this)."""
+        try:
+            import pyarrow as pa
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise ConfigError("Profile.from_arrow needs pyarrow: pip install pyarrow") from e
+        if not isinstance(table, pa.Table):
+            raise ConfigError(f"from_arrow takes a pyarrow Table, got {type(table).__name__}")
+        columns = {name: _ArrowColumn(table.column(name)) for name in table.column_names}
+        return cls._from_wrapped(columns, like, bins, max_categories, heavy_hitters)
+
+    @classmethod
+    def _from_wrapped(
+        cls,
+        columns: Mapping[str, _Wrapped],
+        like: Profile | None,
+        bins: int,
+        max_categories: int,
+        heavy_hitters: int,
+    ) -> Profile:
+        if like is not None:
+            profile = like.empty()
+        else:
+            _check_build_options(bins, max_categories, heavy_hitters)
+            features: list[FeatureProfile] = []
+            for name, column in columns.items():
+                if column.numeric:
+                    x, missing, invalid = column.as_numeric()
+                    features.append(_new_numeric(name, x, missing, invalid, bins))
+                else:
+                    counts, missing, invalid = column.as_counts()
+                    features.append(
+                        _new_categorical(
+                            name, counts, missing, invalid, max_categories, heavy_hitters
+                        )
+                    )
+            return cls(features)
+        profile._add_columns(columns)
+        return profile
+
+    def empty(self) -> Profile:
+        """An empty profile on this profile's layout (bins, categories).
+
+        Its reference range is this profile's observed range, so that
+        ``below`` / ``above`` count values outside what this profile saw.
+        """
+        features: list[FeatureProfile] = []
+        for f in self._features.values():
+            if isinstance(f, NumericProfile) and f.n:
+                features.append(NumericProfile(f.name, f.edges, f.min, f.max))
+            else:
+                features.append(f._empty())
+        return Profile(features)
+
+    def _add_columns(self, columns: Mapping[str, Any]) -> None:
+        """Fold columns into this profile (features it lacks are ignored)."""
+        lengths = {len(v) for v in columns.values()}
+        if len(lengths) > 1:
+            raise ConfigError(f"columns have different lengths: {sorted(lengths)}")
+        rows = lengths.pop() if lengths else 0
+        for name, feature in self._features.items():
+            values = columns.get(name)
+            if values is None:
+                if isinstance(feature, NumericProfile):
+                    feature._add(np.empty(0, np.float64), missing=rows)
+                else:
+                    feature._add({}, missing=rows)
+            elif isinstance(feature, NumericProfile):
+                if isinstance(values, _Wrapped):
+                    feature._add(*values.as_numeric())
+                else:
+                    feature._add(*_numeric_column(values))
+            elif isinstance(values, _Wrapped):
+                feature._add(*values.as_counts())
+            else:
+                for start in range(0, len(values), _CHUNK * 4):
+                    feature._add(*_count_values(values[start : start + _CHUNK * 4]))
+
+    # -- combining -----------------------------------------------------------
+
+    def compatible(self, other: Profile) -> bool:
+        """True if *other* has the same features, bins and categories."""
+        if self.names != other.names:
+            return False
+        return all(a._layout() == b._layout() for a, b in zip(self, other, strict=True))
+
+    def merge(self, other: Profile) -> Profile:
+        """A new profile: this one plus *other* (same layout required).
+
+        Merging is commutative and associative (the moments up to float
+        rounding; the heavy-hitter summary within its error bound).
+        """
+        if not isinstance(other, Profile):
+            raise TypeError(f"can only merge a Profile, got {type(other).__name__}")
+        if not self.compatible(other):
+            raise ProfileMismatchError(
+                "profiles have different features, bins or categories; build serving "
+                "profiles with reference.empty() or like=reference"
+            )
+        out = self.copy()
+        for mine, theirs in zip(out, other, strict=True):
+            mine._merge(theirs)  # type: ignore[arg-type]
+        return out
+
+    def copy(self) -> Profile:
+        """A copy of this profile (same layout, same counts)."""
+        out = Profile(f._empty() for f in self)
+        for mine, theirs in zip(out, self, strict=True):
+            mine._merge(theirs)  # type: ignore[arg-type]
+        return out
+
+    # -- serializing ---------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: ``{"format", "version", "features": [...]}``."""
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "features": [f.to_dict() for f in self._features.values()],
+        }
+
+    def to_json(self) -> str:
+        """Compact JSON with sorted keys (no pickle, ever)."""
+        return canonical_json(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Profile:
+        """Read :meth:`to_dict` output back; anything malformed is a ProfileFormatError."""
+        if not isinstance(data, Mapping):
+            raise ProfileFormatError(f"a profile is a JSON object, got {type(data).__name__}")
+        _only_keys(data, frozenset({"format", "version", "features"}), "profile")
+        if data.get("format") != FORMAT:
+            raise ProfileFormatError(f"not a guardrail profile: format={data.get('format')!r}")
+        version = _get(data, "version", int, "profile")
+        if version > VERSION:
+            raise ProfileFormatError(
+                f"profile format version {version} is newer than this guardrail reads "
+                f"({VERSION}); upgrade guardrail"
+            )
+        if version < 1:
+            raise ProfileFormatError(f"unknown profile format version {version}")
+        raw = _get(data, "features", list, "profile")
+        features: list[FeatureProfile] = []
+        for i, item in enumerate(raw):
+            where = f"profile.features[{i}]"
+            if not isinstance(item, Mapping):
+                raise ProfileFormatError(f"{where}: expected an object")
+            kind = item.get("kind")
+            if kind == "numeric":
+                features.append(NumericProfile.from_dict(item, where))
+            elif kind == "categorical":
+                features.append(CategoricalProfile.from_dict(item, where))
+            else:
+                raise ProfileFormatError(f"{where}.kind: unknown kind {kind!r}")
+        try:
+            return cls(features)
+        except ConfigError as e:
+            raise ProfileFormatError(str(e)) from e
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Profile:
+        """Read :meth:`to_json` output back; anything malformed is a ProfileFormatError."""
+        try:
+            data = json.loads(text)
+        except (ValueError, TypeError, RecursionError) as e:
+            raise ProfileFormatError(f"a profile must be valid JSON: {e}") from e
+        return cls.from_dict(data)
+
+
+def _check_build_options(bins: int, max_categories: int, heavy_hitters: int) -> None:
+    for name, value, least in (
+        ("bins", bins, 1),
+        ("max_categories", max_categories, 0),
+        ("heavy_hitters", heavy_hitters, 1),
+    ):
+        if type(value) is not int or value < least:
+            raise ConfigError(f"{name} must be an integer >= {least}, got {value!r}")
+
+
+def _new_numeric(name: str, x: F64, missing: int, invalid: int, bins: int) -> NumericProfile:
+    finite = x[np.isfinite(x)]
+    if len(finite):
+        sample = finite
+        if len(finite) > _EDGE_SAMPLE:
+            # A seeded sample: the same data gives the same edges.
+            rng = np.random.default_rng(0)
+            sample = finite[rng.integers(0, len(finite), _EDGE_SAMPLE)]
+        edges = np.unique(np.quantile(sample, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
+        low, high = float(finite.min()), float(finite.max())
+        edges = edges[(edges > low) & (edges <= high)]
+    else:
+        edges, low, high = np.empty(0, np.float64), 0.0, 0.0
+    feature = NumericProfile(name, edges.astype(np.float64), low, high)
+    feature._add(x, missing, invalid)
+    return feature
+
+
+def _new_categorical(
+    name: str,
+    counts: Mapping[str, int],
+    missing: int,
+    invalid: int,
+    max_categories: int,
+    heavy_k: int,
+) -> CategoricalProfile:
+    top = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:max_categories]
+    feature = CategoricalProfile(name, tuple(sorted(v for v, _ in top)), heavy_k)
+    feature._add(counts, missing, invalid)
+    return feature
+
+
+# ---------------------------------------------------------------------------
+# Optional data frame libraries: columns read without copying to Python objects
+
+
+class _Wrapped:
+    numeric: bool
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def as_numeric(self) -> tuple[F64, int, int]:
+        raise NotImplementedError
+
+    def as_counts(self) -> tuple[dict[str, int], int, int]:
+        raise NotImplementedError
+
+
+class _PandasColumn(_Wrapped):
+    def __init__(self, series: Any) -> None:
+        self.series = series
+        kind = getattr(series.dtype, "kind", "O")
+        self.numeric = kind in "iufb" or (
+            kind == "O" and _infer_kind(series.iloc[:10_000].tolist()) == "numeric"
+        )
+
+    def __len__(self) -> int:
+        return len(self.series)
+
+    def as_numeric(self) -> tuple[F64, int, int]:
+        s = self.series
+        if s.dtype.kind in "iufb" and not hasattr(s.dtype, "na_value"):
+            return s.to_numpy(dtype=np.float64, copy=False), 0, 0
+        if s.dtype.kind in "iufb":  # nullable extension dtypes: NA is missing
+            na = s.isna().to_numpy()
+            missing = int(na.sum())
+            return s[~na].to_numpy(dtype=np.float64), missing, 0
+        return _numeric_column(s.to_numpy(dtype=object))
+
+    def as_counts(self) -> tuple[dict[str, int], int, int]:
+        counts: dict[str, int] = {}
+        missing = invalid = 0
+        s = self.series
+        for start in range(0, len(s), _CHUNK * 4):
+            counted = s.iloc[start : start + _CHUNK * 4].value_counts(dropna=False)
+            c, m, i = _classify_counts(
+                dict(zip(counted.index.tolist(), counted.tolist(), strict=True))
+            )
+            for value, n in c.items():
+                counts[value] = counts.get(value, 0) + n
+            missing += m
+            invalid += i
+        return counts, missing, invalid
+
+
+class _ArrowColumn(_Wrapped):
+    def __init__(self, column: Any) -> None:
+        import pyarrow as pa
+
+        self.column = column
+        t = column.type
+        self.numeric = bool(
+            pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+        )
+
+    def __len__(self) -> int:
+        return len(self.column)
+
+    def as_numeric(self) -> tuple[F64, int, int]:
+        column = self.column
+        missing = column.null_count
+        if missing:
+            column = column.drop_null()
+        values = column.to_numpy().astype(np.float64, copy=False)
+        return values, missing, 0
+
+    def as_counts(self) -> tuple[dict[str, int], int, int]:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        column = self.column
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            return {}, column.null_count, len(column) - column.null_count
+        counted = pc.value_counts(column)
+        values = counted.field("values").to_pylist()
+        counts = counted.field("counts").to_pylist()
+        return _classify_counts(dict(zip(values, counts, strict=True)))

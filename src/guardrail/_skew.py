@@ -1,0 +1,585 @@
+"""The serving side of skew detection: a monitor that samples inputs into a
+window profile, validates them against the reference schema and compares
+the window with the reference now and then.
+
+The per-row path does as little as it can: a sampling draw, one
+``itemgetter`` call and a list append. Sampled rows are profiled in blocks of
+up to 1,024 (one vectorized step per column), and the comparison runs when a
+window is full or old enough, checked lazily on the calls themselves: there
+is no timer thread.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import numpy as np
+
+from ._config import CONFIG
+from ._drift import DriftThresholds, SkewReport, compare
+from ._errors import ConfigError, SchemaViolation
+from ._events import InputsInvalid, MachineryError, SkewDetected, UpstreamFailure
+from ._hooks import emit
+from ._profile import (
+    CategoricalProfile,
+    NumericProfile,
+    Profile,
+    _count_values,
+    _numeric_column,
+)
+
+if TYPE_CHECKING:
+    from ._call import Call
+
+__all__ = ["SkewMonitor"]
+
+InvalidPolicy = Literal["record", "raise"]
+PROBLEMS: Final = ("missing", "unexpected", "type", "nan_inf", "out_of_range")
+_BLOCK: Final = 1_024
+_MAX_UNEXPECTED_NAMES: Final = 64
+_NUMBER = (int, float, np.number)
+
+
+class SkewMonitor:
+    """Watches a model's inputs for skew against a training-time reference.
+
+    Use it in a guard (``guard(inputs=SkewMonitor(...))``) or on its own:
+    call :meth:`observe` with each row (a mapping of feature name to value)
+    or :meth:`observe_batch` with a batch. Nothing it does raises into the
+    caller, except :class:`~guardrail.SchemaViolation` under
+    ``on_invalid="raise"``.
+
+    Args:
+        reference: The training-time :class:`Profile`; its schema is what
+            inputs are validated against.
+        sample: The share of inputs folded into the serving profile, in
+            (0, 1]. Draws are seeded (reproducible) when *seed* is given or
+            :func:`guardrail.testing.deterministic` is active.
+        on_invalid: ``"record"`` counts schema violations of the sampled
+            inputs (in the profile and in :meth:`violations`) and reports them
+            at each check; ``"raise"`` checks every input and raises
+            :class:`~guardrail.SchemaViolation` before the model runs.
+        checks: The problems that count as violations (default: all of
+            ``"missing"``, ``"unexpected"``, ``"type"``, ``"nan_inf"``,
+            ``"out_of_range"``).
+        every: Compare once the window holds this many sampled rows.
+        seconds: ...or once the window is this old (and holds at least
+            *min_samples* rows); ``None`` to compare by count only.
+        min_samples: The fewest rows a window needs to be compared on time.
+        thresholds: Drift levels for every feature.
+        per_feature: Drift levels for named features.
+        name: The monitor's name in events.
+        seed: Seed the sampling draws.
+
+    >>> import numpy as np, guardrail as gr
+    >>> ref = gr.Profile.from_columns({"amount": np.arange(1000.0)})
+    >>> monitor = gr.SkewMonitor(reference=ref, on_invalid="raise")
+    >>> monitor.observe({"amount": 12.0})
+    >>> monitor.observe({"amount": float("nan")})
+    Traceback (most recent call last):
+    ...
+    guardrail._errors.SchemaViolation: input violates the schema: amount: nan_inf
+    """
+
+    def __init__(
+        self,
+        *,
+        reference: Profile,
+        sample: float = 1.0,
+        on_invalid: InvalidPolicy = "record",
+        checks: Iterable[str] = PROBLEMS,
+        every: int = 10_000,
+        seconds: float | None = 60.0,
+        min_samples: int = 200,
+        thresholds: DriftThresholds | None = None,
+        per_feature: Mapping[str, DriftThresholds] | None = None,
+        name: str = "skew",
+        seed: int | None = None,
+    ) -> None:
+        if not isinstance(reference, Profile) or not len(reference):
+            raise ConfigError("reference must be a Profile with at least one feature")
+        if isinstance(sample, bool) or not isinstance(sample, (int, float)):
+            raise ConfigError(f"sample must be a number in (0, 1], got {sample!r}")
+        if not 0 < sample <= 1:
+            raise ConfigError(f"sample must be in (0, 1], got {sample!r}")
+        if on_invalid not in ("record", "raise"):
+            raise ConfigError(f"on_invalid must be 'record' or 'raise', got {on_invalid!r}")
+        checks = frozenset(checks)
+        if not checks <= set(PROBLEMS):
+            raise ConfigError(f"unknown checks {sorted(checks - set(PROBLEMS))}; use {PROBLEMS}")
+        if type(every) is not int or every < 1:
+            raise ConfigError(f"every must be a positive integer, got {every!r}")
+        if seconds is not None and (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, (int, float))
+            or not seconds > 0
+            or not math.isfinite(seconds)
+        ):
+            raise ConfigError(f"seconds must be a positive number or None, got {seconds!r}")
+        if type(min_samples) is not int or min_samples < 1:
+            raise ConfigError(f"min_samples must be a positive integer, got {min_samples!r}")
+        if not isinstance(name, str) or not name:
+            raise ConfigError("name must be a non-empty string")
+        if thresholds is not None and not isinstance(thresholds, DriftThresholds):
+            raise ConfigError("thresholds must be a DriftThresholds")
+        unknown = set(per_feature or {}) - set(reference.names)
+        if unknown:
+            raise ConfigError(f"per_feature names unknown features: {sorted(unknown)}")
+
+        self.name = name
+        self.reference = reference
+        self.schema = reference.schema
+        self.sample = float(sample)
+        self.on_invalid: InvalidPolicy = on_invalid
+        self.checks = checks
+        self.every = every
+        self.seconds = None if seconds is None else float(seconds)
+        self.min_samples = min_samples
+        self.thresholds = thresholds or DriftThresholds()
+        self.per_feature = dict(per_feature or {})
+        self.last_report: SkewReport | None = None
+        self.errors = 0
+
+        names = reference.names
+        self._names = names
+        self._keys = frozenset(names)
+        self._width = len(names)
+        self._getter: Callable[[Any], tuple[Any, ...]] = (
+            itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
+        )
+        # Fast-path bounds: NaN, ±inf, strings and None all fail `low <= v <= high`.
+        big = float(np.finfo(np.float64).max)
+        check_range = "out_of_range" in checks
+        self._ranges = tuple(
+            (f.name, f.low if check_range else -big, f.high if check_range else big)
+            for f in self.schema.features
+            if f.kind == "numeric" and f.low is not None and f.high is not None
+        )
+        self._categorical_names = tuple(
+            f.name for f in self.schema.features if f.kind == "categorical"
+        )
+        self._block = min(_BLOCK, every)
+        self._raise = on_invalid == "raise"
+        self._random = random.random
+        self._seeded = random.Random(0 if seed is None else seed).random
+        self._use_seed = seed is not None
+        self._np_seed = 0 if seed is None else seed
+        self._np_rng = np.random.default_rng(seed)
+        self._np_seeded = np.random.default_rng(self._np_seed)
+
+        self._lock = threading.Lock()
+        self._buffer: list[tuple[Any, ...]] = []
+        self._window = reference.empty()
+        self._total = reference.empty()
+        self._window_rows = 0
+        self._window_started = time.monotonic()
+        self._deadline = math.inf if self.seconds is None else self._window_started + self.seconds
+        self._absent: dict[str, int] = {}
+        self._unexpected: dict[str, int] = {}
+        self._reported: dict[tuple[str, str], int] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"SkewMonitor(name={self.name!r}, features={len(self._names)}, "
+            f"sample={self.sample}, on_invalid={self.on_invalid!r})"
+        )
+
+    # -- the Mechanism protocol ---------------------------------------------
+
+    def before(self, call: Call) -> None:
+        """Validate and sample ``call.inputs`` (a row, or a batch if ``call.batch_size``)."""
+        if call.batch_size is None:
+            self.observe(call.inputs)
+        else:
+            self.observe_batch(call.inputs)
+
+    def after(self, call: Call) -> None:
+        """Nothing to do after the prediction."""
+
+    # -- rows ----------------------------------------------------------------
+
+    def observe(self, row: Mapping[str, Any]) -> None:
+        """Validate one row (under ``"raise"``) and maybe sample it."""
+        if self._raise:
+            self._check_row(row)
+        sample = self.sample
+        if sample < 1.0:
+            draw = self._seeded if (self._use_seed or CONFIG.deterministic) else self._random
+            if draw() >= sample:
+                return
+        try:
+            try:
+                values = self._getter(row)
+            except (KeyError, TypeError, IndexError):
+                values = self._slow_values(row)
+            else:
+                if len(row) != self._width:
+                    self._count_unexpected(row)
+            with self._lock:
+                self._buffer.append(values)
+                if len(self._buffer) < self._block and time.monotonic() < self._deadline:
+                    return
+                due = self._flush_locked()
+            if due is not None:
+                self._report(due)
+        except Exception as e:  # noqa: BLE001 - the predict path is sacred
+            self._failed(e)
+
+    def _slow_values(self, row: Any) -> tuple[Any, ...]:
+        if not isinstance(row, Mapping):
+            with self._lock:
+                self._absent["<input>"] = self._absent.get("<input>", 0) + 1
+            return (None,) * self._width
+        out = []
+        for name in self._names:
+            if name in row:
+                out.append(row[name])
+            else:
+                out.append(None)
+                with self._lock:
+                    self._absent[name] = self._absent.get(name, 0) + 1
+        if len(row) > len(row.keys() & self._keys):
+            self._count_unexpected(row)
+        return tuple(out)
+
+    def _count_unexpected(self, row: Mapping[str, Any]) -> None:
+        with self._lock:
+            for key in row:
+                if key not in self._keys:
+                    name = str(key) if len(self._unexpected) < _MAX_UNEXPECTED_NAMES else "<other>"
+                    self._unexpected[name] = self._unexpected.get(name, 0) + 1
+
+    def _check_row(self, row: Any) -> None:
+        try:
+            if row.keys() == self._keys:
+                for name, low, high in self._ranges:
+                    if not low <= row[name] <= high:
+                        break
+                else:
+                    for name in self._categorical_names:
+                        if type(row[name]) is not str:
+                            break
+                    else:
+                        return
+            violations = self._row_violations(row)
+        except Exception as e:  # noqa: BLE001 - only the chosen policy may raise
+            if not isinstance(e, TypeError):
+                self._failed(e)
+                return
+            violations = self._row_violations(row)
+        if violations:
+            raise SchemaViolation(violations)
+
+    def _row_violations(self, row: Any) -> tuple[tuple[str, str], ...]:
+        checks = self.checks
+        if not isinstance(row, Mapping):
+            return (("<input>", "type"),) if "type" in checks else ()
+        found: list[tuple[str, str]] = []
+        for spec in self.schema.features:
+            value = row.get(spec.name)
+            if value is None:
+                found.append((spec.name, "missing"))
+            elif spec.kind == "categorical":
+                if not isinstance(value, str):
+                    found.append((spec.name, "type"))
+            elif isinstance(value, str) or not isinstance(value, _NUMBER):
+                found.append((spec.name, "type"))
+            elif not math.isfinite(value):
+                found.append((spec.name, "nan_inf"))
+            elif (
+                spec.low is not None
+                and spec.high is not None
+                and not (spec.low <= value <= spec.high)
+            ):
+                found.append((spec.name, "out_of_range"))
+        found.extend((str(key), "unexpected") for key in row if key not in self._keys)
+        return tuple(v for v in found if v[1] in checks)
+
+    # -- batches -------------------------------------------------------------
+
+    def observe_batch(self, batch: Any) -> None:
+        """Validate (under ``"raise"``) and sample a batch, profiled in one step.
+
+        A batch is a 2-D numpy array whose columns follow the schema's feature
+        order, a sequence of row mappings, or a mapping of feature name to a
+        column of values.
+        """
+        try:
+            columns, rows = self._columns(batch)
+        except SchemaViolation:
+            raise
+        except Exception as e:  # noqa: BLE001 - the predict path is sacred
+            self._failed(e)
+            return
+        if self._raise and rows:
+            self._check_columns(columns)
+        try:
+            if not rows:
+                return
+            if self.sample < 1.0:
+                rng = self._np_seeded if (self._use_seed or CONFIG.deterministic) else self._np_rng
+                keep = np.flatnonzero(rng.random(rows) < self.sample)
+                if not len(keep):
+                    return
+                columns = {name: _take(col, keep) for name, col in columns.items()}
+                rows = len(keep)
+            with self._lock:
+                self._window._add_columns(columns)
+                self._window_rows += rows
+                due = self._flush_locked()
+            if due is not None:
+                self._report(due)
+        except Exception as e:  # noqa: BLE001 - the predict path is sacred
+            self._failed(e)
+
+    def _columns(self, batch: Any) -> tuple[dict[str, Any], int]:
+        names = self._names
+        if isinstance(batch, np.ndarray):
+            if batch.ndim != 2 or batch.shape[1] != self._width:
+                problem = "missing" if batch.ndim == 2 and batch.shape[1] < self._width else "type"
+                if self._raise and problem in self.checks:
+                    raise SchemaViolation((("<columns>", problem),))
+                with self._lock:
+                    self._absent["<columns>"] = self._absent.get("<columns>", 0) + 1
+                return {}, 0
+            return {name: batch[:, j] for j, name in enumerate(names)}, len(batch)
+        if isinstance(batch, Mapping):
+            columns = {name: batch[name] for name in names if name in batch}
+            lengths = {len(c) for c in columns.values()}
+            if len(lengths) > 1:
+                raise ConfigError("columns of a batch have different lengths")
+            rows = lengths.pop() if lengths else 0
+            extra = [key for key in batch if key not in self._keys]
+            absent = [name for name in names if name not in batch]
+            if self._raise:
+                problems = [(n, "missing") for n in absent] + [
+                    (str(k), "unexpected") for k in extra
+                ]
+                problems = [v for v in problems if v[1] in self.checks]
+                if problems and rows:
+                    raise SchemaViolation(tuple(problems))
+            with self._lock:
+                for name in absent:
+                    self._absent[name] = self._absent.get(name, 0) + rows
+                for key in extra[:_MAX_UNEXPECTED_NAMES]:
+                    self._unexpected[str(key)] = self._unexpected.get(str(key), 0) + rows
+            return columns, rows
+        if isinstance(batch, Sequence) and not isinstance(batch, (str, bytes)):
+            if not batch:
+                return {}, 0
+            getter = self._getter
+            try:
+                values = list(map(getter, batch))
+            except (KeyError, TypeError, IndexError):
+                if self._raise:
+                    for row in batch:
+                        found = self._row_violations(row)
+                        if found:
+                            raise SchemaViolation(found) from None
+                values = [self._slow_values(row) for row in batch]
+            else:
+                width = self._width
+                for row in batch:
+                    if len(row) != width:
+                        if self._raise:
+                            found = self._row_violations(row)
+                            if found:
+                                raise SchemaViolation(found) from None
+                        self._count_unexpected(row)
+            transposed = list(zip(*values, strict=True))
+            return {name: list(transposed[j]) for j, name in enumerate(names)}, len(values)
+        raise ConfigError(
+            "a batch is a 2-D numpy array, a sequence of row mappings or a mapping of "
+            f"columns, got {type(batch).__name__}"
+        )
+
+    def _check_columns(self, columns: Mapping[str, Any]) -> None:
+        found: list[tuple[str, str]] = []
+        for spec in self.schema.features:
+            if spec.name not in columns:
+                continue
+            column = columns[spec.name]
+            if spec.kind == "numeric":
+                x, missing, invalid = _numeric_column(column)
+                if missing:
+                    found.append((spec.name, "missing"))
+                if invalid:
+                    found.append((spec.name, "type"))
+                finite = np.isfinite(x)
+                if not finite.all():
+                    found.append((spec.name, "nan_inf"))
+                    x = x[finite]
+                if (
+                    len(x)
+                    and spec.low is not None
+                    and spec.high is not None
+                    and (x.min() < spec.low or x.max() > spec.high)
+                ):
+                    found.append((spec.name, "out_of_range"))
+            else:
+                _, missing, invalid = _count_values(column)
+                if missing:
+                    found.append((spec.name, "missing"))
+                if invalid:
+                    found.append((spec.name, "type"))
+        found = [v for v in found if v[1] in self.checks]
+        if found:
+            raise SchemaViolation(tuple(found))
+
+    # -- windows and checks --------------------------------------------------
+
+    def _flush_locked(self) -> Profile | None:
+        """Profile the buffered rows; hand back the window if it is due for a check."""
+        buffer = self._buffer
+        if buffer:
+            self._buffer = []
+            columns = list(zip(*buffer, strict=True))
+            for feature, values in zip(self._window, columns, strict=True):
+                if isinstance(feature, NumericProfile):
+                    feature._add(*_numeric_column(list(values)))
+                else:
+                    feature._add(*_count_values(list(values)))
+            self._window_rows += len(buffer)
+        rows = self._window_rows
+        now = time.monotonic()
+        if rows >= self.every or (now >= self._deadline and rows >= self.min_samples):
+            return self._rotate_locked(now)
+        if now >= self._deadline:
+            self._deadline = now + (self.seconds or math.inf)
+        return None
+
+    def _rotate_locked(self, now: float) -> Profile:
+        window = self._window
+        self._total = self._total.merge(window)
+        self._window = self.reference.empty()
+        self._window_rows = 0
+        self._window_started = now
+        self._deadline = math.inf if self.seconds is None else now + self.seconds
+        return window
+
+    def check(self) -> SkewReport | None:
+        """Compare the current window with the reference now, and start a new one.
+
+        Returns the report (also kept as :attr:`last_report`), or None when
+        the window is empty.
+        """
+        try:
+            with self._lock:
+                self._flush_locked_no_check()
+                if not self._window_rows:
+                    return None
+                window = self._rotate_locked(time.monotonic())
+            return self._report(window)
+        except Exception as e:  # noqa: BLE001 - the predict path is sacred
+            self._failed(e)
+            return None
+
+    def _flush_locked_no_check(self) -> None:
+        every, self.every = self.every, 1 << 62
+        deadline, self._deadline = self._deadline, math.inf
+        try:
+            self._flush_locked()
+        finally:
+            self.every, self._deadline = every, deadline
+
+    def _report(self, window: Profile) -> SkewReport:
+        report = compare(
+            self.reference, window, thresholds=self.thresholds, per_feature=self.per_feature
+        )
+        self.last_report = report
+        samples = report.serving_rows
+        for drift in report.drifted:
+            missing = next(m for m in drift.metrics if m.metric == "missing_rate_change")
+            if missing.severity == "alert":
+                feature = window[drift.name]
+                ref = self.reference[drift.name]
+                emit(
+                    UpstreamFailure(
+                        self.name, drift.name, feature.missing_rate, ref.missing_rate, samples
+                    )
+                )
+            others = [m for m in drift.metrics if m.severity != "ok" and m is not missing]
+            if others:
+                worst = max(others, key=lambda m: (m.severity == "alert", m.ratio))
+                assert worst.warn is not None
+                assert worst.alert is not None
+                emit(
+                    SkewDetected(
+                        self.name,
+                        drift.name,
+                        worst.metric,
+                        worst.value,
+                        worst.warn,
+                        worst.alert,
+                        worst.severity,
+                        samples,
+                    )
+                )
+        for (name, problem), count in self._new_violations().items():
+            emit(InputsInvalid(self.name, name, problem, count))
+        return report
+
+    def _new_violations(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            current = self._violations_locked()
+            new = {
+                key: count - self._reported.get(key, 0)
+                for key, count in current.items()
+                if count > self._reported.get(key, 0)
+            }
+            self._reported = current
+        return new
+
+    def _violations_locked(self) -> dict[tuple[str, str], int]:
+        out: dict[tuple[str, str], int] = {}
+        for name, count in self._absent.items():
+            out[(name, "missing")] = count
+        for name, count in self._unexpected.items():
+            out[(name, "unexpected")] = count
+        merged = self._total.merge(self._window)
+        for f in merged:
+            if isinstance(f, NumericProfile):
+                values = {
+                    "missing": f.missing - self._absent.get(f.name, 0),
+                    "type": f.invalid,
+                    "nan_inf": f.nan + f.posinf + f.neginf,
+                    "out_of_range": f.below + f.above,
+                }
+            else:
+                assert isinstance(f, CategoricalProfile)
+                values = {"missing": f.missing - self._absent.get(f.name, 0), "type": f.invalid}
+            for problem, count in values.items():
+                if count > 0:
+                    key = (f.name, problem)
+                    out[key] = out.get(key, 0) + count
+        return {k: v for k, v in out.items() if k[1] in self.checks}
+
+    def violations(self) -> dict[tuple[str, str], int]:
+        """Counts of schema problems among the sampled inputs, by (feature, problem)."""
+        with self._lock:
+            self._flush_locked_no_check()
+            return self._violations_locked()
+
+    def serving_profile(self) -> Profile:
+        """Everything sampled so far, as one profile (for export and fleet merging)."""
+        with self._lock:
+            self._flush_locked_no_check()
+            return self._total.merge(self._window)
+
+    def _failed(self, error: BaseException) -> None:
+        self.errors += 1
+        emit(MachineryError(guard=self.name, component="skew", error=type(error).__name__))
+
+
+def _take(column: Any, keep: Any) -> Any:
+    if isinstance(column, np.ndarray):
+        return column[keep]
+    if isinstance(column, list):
+        return [column[i] for i in keep.tolist()]
+    return np.asarray(column, dtype=object)[keep]
