@@ -74,13 +74,24 @@ def _numeric_column(values: Any) -> tuple[F64, int, int]:
         values = list(values)
     types = set(map(type, values))
     if types <= _NUMBER_TYPES:
-        return np.array(values, dtype=np.float64), 0, 0
+        try:
+            return np.array(values, dtype=np.float64), 0, 0
+        except OverflowError:
+            return np.array([_to_float(v) for v in values], dtype=np.float64), 0, 0
     missing = values.count(None) if type(None) in types else 0
     kept = [v for v in values if type(v) in _NUMBER_TYPES]
     if len(kept) + missing < len(values):
         # Subclasses of numbers (say, an IntEnum) count as numbers; strings never.
         kept = [v for v in values if v is not None and isinstance(v, (int, float, np.number))]
-    return np.array(kept, dtype=np.float64), missing, len(values) - len(kept) - missing
+    invalid = len(values) - len(kept) - missing
+    return np.array([_to_float(v) for v in kept], dtype=np.float64), missing, invalid
+
+
+def _to_float(value: Any) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond float range is infinite as a float
+        return math.inf if value > 0 else -math.inf
 
 
 def _count_values(values: Any) -> tuple[dict[str, int], int, int]:
@@ -97,7 +108,18 @@ def _count_values(values: Any) -> tuple[dict[str, int], int, int]:
         values = values.tolist()
     elif not isinstance(values, list):
         values = list(values)
-    return _classify_counts(Counter(values))
+    try:
+        return _classify_counts(Counter(values))
+    except TypeError:  # unhashable values (lists, dicts): wrong type, counted one by one
+        counted: Counter[Any] = Counter()
+        unhashable = 0
+        for value in values:
+            try:
+                counted[value] += 1
+            except TypeError:
+                unhashable += 1
+        counts, missing, invalid = _classify_counts(counted)
+        return counts, missing, invalid + unhashable
 
 
 def _classify_counts(counted: Mapping[Any, int]) -> tuple[dict[str, int], int, int]:

@@ -267,12 +267,13 @@ class SkewMonitor:
                             break
                     else:
                         return
+        except Exception:  # noqa: BLE001 - not a mapping, or values that do not compare
+            pass
+        try:
             violations = self._row_violations(row)
         except Exception as e:  # noqa: BLE001 - only the chosen policy may raise
-            if not isinstance(e, TypeError):
-                self._failed(e)
-                return
-            violations = self._row_violations(row)
+            self._failed(e)
+            return
         if violations:
             raise SchemaViolation(violations)
 
@@ -447,6 +448,8 @@ class SkewMonitor:
                     feature._add(*_count_values(list(values)))
             self._window_rows += len(buffer)
         rows = self._window_rows
+        # Flush exactly when the window fills, so checks land on `every`.
+        self._block = max(1, min(_BLOCK, self.every - rows))
         now = time.monotonic()
         if rows >= self.every or (now >= self._deadline and rows >= self.min_samples):
             return self._rotate_locked(now)

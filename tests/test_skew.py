@@ -1,0 +1,380 @@
+"""SkewMonitor: validation, sampling, windows, events, batches and safety."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+import guardrail as gr
+from guardrail._call import Call, Mechanism
+from guardrail.testing import capture_events, deterministic
+
+MODEL = gr.ModelRef(name="fraud", version="1")
+COUNTRIES = np.array(["FR", "DE", "US", "GB"], dtype=object)
+
+
+def reference(rows: int = 20_000) -> gr.Profile:
+    rng = np.random.default_rng(0)
+    return gr.Profile.from_columns(
+        {
+            "amount": rng.normal(100.0, 15.0, rows),
+            "age": rng.integers(18, 90, rows).astype(float),
+            "country": COUNTRIES[rng.integers(0, 4, rows)],
+        }
+    )
+
+
+REF = reference()
+
+
+def rows(n: int, *, seed: int = 1, shift: float = 0.0) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    amount = rng.normal(100.0 + shift, 15.0, n).tolist()
+    age = rng.integers(18, 90, n).astype(float).tolist()
+    country = COUNTRIES[rng.integers(0, 4, n)].tolist()
+    return [
+        {"amount": a, "age": g, "country": c} for a, g, c in zip(amount, age, country, strict=True)
+    ]
+
+
+GOOD = {"amount": 100.0, "age": 40.0, "country": "FR"}
+
+
+class TestConfiguration:
+    @pytest.mark.parametrize(
+        "kwargs",
+        [
+            {"sample": 0},
+            {"sample": 1.5},
+            {"sample": True},
+            {"on_invalid": "ignore"},
+            {"checks": ["spelling"]},
+            {"every": 0},
+            {"seconds": -1},
+            {"seconds": float("nan")},
+            {"min_samples": 0},
+            {"name": ""},
+            {"thresholds": {"psi": (0.1, 0.2)}},
+            {"per_feature": {"nope": gr.DriftThresholds()}},
+        ],
+    )
+    def test_bad_settings_are_config_errors(self, kwargs: dict[str, Any]) -> None:
+        """Each invalid setting raises ConfigError when the monitor is made."""
+        with pytest.raises(gr.ConfigError):
+            gr.SkewMonitor(reference=REF, **kwargs)
+
+    def test_reference_must_be_a_profile(self) -> None:
+        """A reference that is not a non-empty Profile is a ConfigError."""
+        with pytest.raises(gr.ConfigError):
+            gr.SkewMonitor(reference={"amount": 1})  # type: ignore[arg-type]
+        with pytest.raises(gr.ConfigError):
+            gr.SkewMonitor(reference=gr.Profile([]))
+
+    def test_is_a_mechanism(self) -> None:
+        """The monitor implements the Mechanism protocol."""
+        assert isinstance(gr.SkewMonitor(reference=REF), Mechanism)
+
+
+class TestValidation:
+    @pytest.mark.parametrize(
+        ("change", "problem"),
+        [
+            ({"amount": None}, "missing"),
+            ({"amount": "12"}, "type"),
+            ({"country": 3}, "type"),
+            ({"amount": float("nan")}, "nan_inf"),
+            ({"amount": float("inf")}, "nan_inf"),
+            ({"amount": 1e9}, "out_of_range"),
+            ({"extra": 1.0}, "unexpected"),
+        ],
+    )
+    def test_raise_policy_raises_a_policy_error(self, change: dict[str, Any], problem: str) -> None:
+        """Under on_invalid='raise' each problem raises SchemaViolation, a PolicyError."""
+        monitor = gr.SkewMonitor(reference=REF, on_invalid="raise")
+        with pytest.raises(gr.SchemaViolation) as info:
+            monitor.observe({**GOOD, **change})
+        assert isinstance(info.value, gr.PolicyError)
+        assert info.value.problem == problem
+
+    def test_a_missing_key_raises(self) -> None:
+        """A row without one of the schema's features raises 'missing'."""
+        monitor = gr.SkewMonitor(reference=REF, on_invalid="raise")
+        with pytest.raises(gr.SchemaViolation) as info:
+            monitor.observe({"amount": 100.0, "age": 40.0})
+        assert (info.value.feature, info.value.problem) == ("country", "missing")
+
+    def test_good_rows_pass(self) -> None:
+        """Valid rows, ints and numpy floats included, raise nothing."""
+        monitor = gr.SkewMonitor(reference=REF, on_invalid="raise")
+        monitor.observe(GOOD)
+        monitor.observe({"amount": 100, "age": np.float64(40.0), "country": "ZZ"})
+
+    def test_checks_can_be_narrowed(self) -> None:
+        """A problem left out of checks does not raise."""
+        monitor = gr.SkewMonitor(
+            reference=REF, on_invalid="raise", checks=["missing", "type", "nan_inf"]
+        )
+        monitor.observe({**GOOD, "amount": 1e9, "extra": 1})
+        with pytest.raises(gr.SchemaViolation):
+            monitor.observe({**GOOD, "amount": float("inf")})
+
+    def test_not_a_mapping_raises_under_raise(self) -> None:
+        """A row that is not a mapping is a 'type' violation."""
+        monitor = gr.SkewMonitor(reference=REF, on_invalid="raise")
+        with pytest.raises(gr.SchemaViolation):
+            monitor.observe([1, 2, 3])  # type: ignore[arg-type]
+
+    def test_record_policy_counts_and_never_raises(self) -> None:
+        """Under 'record' every problem is counted, none raised."""
+        monitor = gr.SkewMonitor(reference=REF)
+        bad = [
+            {"amount": None, "age": 40.0, "country": "FR"},
+            {"amount": "x", "age": 40.0, "country": "FR"},
+            {"amount": float("nan"), "age": 40.0, "country": 5},
+            {"amount": 1e9, "age": 40.0, "country": "FR", "extra": 1},
+            {"age": 40.0, "country": "FR"},
+            "not a row",
+        ]
+        for row in bad:
+            monitor.observe(row)  # type: ignore[arg-type]
+        assert monitor.violations() == {
+            ("amount", "missing"): 3,
+            ("amount", "type"): 1,
+            ("amount", "nan_inf"): 1,
+            ("amount", "out_of_range"): 1,
+            ("country", "type"): 1,
+            ("extra", "unexpected"): 1,
+            ("<input>", "missing"): 1,
+            ("age", "missing"): 1,
+            ("country", "missing"): 1,
+        }
+        assert monitor.errors == 0
+
+    def test_record_policy_reports_at_the_check(self) -> None:
+        """Recorded problems are reported once, as InputsInvalid events."""
+        monitor = gr.SkewMonitor(reference=REF)
+        with capture_events() as events:
+            monitor.observe({**GOOD, "amount": None})
+            monitor.check()
+            monitor.check()
+        invalid = [e for e in events if isinstance(e, gr.InputsInvalid)]
+        assert [(e.feature, e.problem, e.count) for e in invalid] == [("amount", "missing", 1)]
+
+
+class TestSampling:
+    def test_sample_rate_is_respected(self) -> None:
+        """About sample x rows end up in the serving profile."""
+        monitor = gr.SkewMonitor(reference=REF, sample=0.1, seed=3)
+        for row in rows(10_000):
+            monitor.observe(row)
+        assert 850 < monitor.serving_profile().rows < 1_150
+
+    def test_deterministic_sampling_repeats(self) -> None:
+        """Under testing.deterministic() two monitors sample the same rows."""
+        data = rows(2_000)
+        outputs = []
+        for _ in range(2):
+            with deterministic():
+                monitor = gr.SkewMonitor(reference=REF, sample=0.2)
+                for row in data:
+                    monitor.observe(row)
+                outputs.append(monitor.serving_profile().to_json())
+        assert outputs[0] == outputs[1]
+
+    def test_deterministic_batch_sampling_repeats(self) -> None:
+        """Batch sampling with a seed repeats too."""
+        data = rows(2_000)
+        outputs = []
+        for _ in range(2):
+            monitor = gr.SkewMonitor(reference=REF, sample=0.3, seed=7)
+            monitor.observe_batch(data)
+            outputs.append(monitor.serving_profile().to_json())
+        assert outputs[0] == outputs[1]
+        assert 500 < gr.Profile.from_json(outputs[0]).rows < 700
+
+
+class TestChecks:
+    def test_skew_is_detected_every_n_samples(self) -> None:
+        """A shifted input stream emits SkewDetected once a window is full."""
+        monitor = gr.SkewMonitor(reference=REF, every=2_000, seconds=None)
+        with capture_events() as events:
+            for row in rows(1_999, shift=20.0):
+                monitor.observe(row)
+            assert events == []
+            monitor.observe(rows(1, shift=20.0)[0])
+        skew = [e for e in events if isinstance(e, gr.SkewDetected)]
+        assert [(e.feature, e.severity) for e in skew] == [("amount", "alert")]
+        assert skew[0].samples == 2_000
+        assert skew[0].metric in {"psi", "js", "wasserstein"}
+        assert monitor.last_report is not None
+        assert monitor.last_report.drifted[0].name == "amount"
+
+    def test_no_event_without_skew(self) -> None:
+        """Inputs like the reference give a report and no skew event."""
+        monitor = gr.SkewMonitor(reference=REF, every=2_000)
+        with capture_events() as events:
+            for row in rows(4_000):
+                monitor.observe(row)
+        assert events == []
+        assert monitor.last_report is not None
+        assert monitor.last_report.severity == "ok"
+
+    def test_upstream_failure_when_missing_rate_jumps(self) -> None:
+        """A feature gone missing emits UpstreamFailure, an error-level event."""
+        monitor = gr.SkewMonitor(reference=REF, every=1_000)
+        with capture_events() as events:
+            for row in rows(1_000):
+                row["age"] = None
+                monitor.observe(row)
+        failures = [e for e in events if isinstance(e, gr.UpstreamFailure)]
+        assert [(e.feature, e.missing_rate, e.level) for e in failures] == [("age", 1.0, "error")]
+
+    def test_a_window_is_checked_on_time(self) -> None:
+        """After `seconds`, the next sampled call runs the check (no thread)."""
+        monitor = gr.SkewMonitor(reference=REF, every=10**6, seconds=0.05, min_samples=10)
+        for row in rows(50):
+            monitor.observe(row)
+        assert monitor.last_report is None
+        time.sleep(0.06)
+        monitor.observe(GOOD)
+        assert monitor.last_report is not None
+        assert monitor.last_report.serving_rows == 51
+
+    def test_windows_roll_and_the_total_keeps_everything(self) -> None:
+        """Each check starts a new window; serving_profile() holds every sample."""
+        monitor = gr.SkewMonitor(reference=REF, every=500, seconds=None)
+        for row in rows(1_700):
+            monitor.observe(row)
+        assert monitor.last_report is not None
+        assert monitor.last_report.serving_rows == 500
+        assert monitor.serving_profile().rows == 1_700
+
+    def test_serving_profile_exports_and_merges_across_replicas(self) -> None:
+        """Two replicas' exported profiles merge into one fleet profile."""
+        replicas = [gr.SkewMonitor(reference=REF) for _ in range(2)]
+        for i, monitor in enumerate(replicas):
+            for row in rows(300, seed=i):
+                monitor.observe(row)
+        texts = [m.serving_profile().to_json() for m in replicas]
+        fleet = gr.Profile.from_json(texts[0]).merge(gr.Profile.from_json(texts[1]))
+        assert fleet.rows == 600
+        assert gr.compare(REF, fleet).severity == "ok"
+
+    def test_check_on_an_empty_window(self) -> None:
+        """check() with nothing sampled returns None."""
+        assert gr.SkewMonitor(reference=REF).check() is None
+
+
+class TestBatches:
+    def test_array_rows_and_columns_profile_alike(self) -> None:
+        """A 2-D array, row mappings and columns give the same serving profile."""
+        data = rows(3_000)
+        array = np.array([[r["amount"], r["age"], r["country"]] for r in data], dtype=object)
+        columns = {name: [r[name] for r in data] for name in ("amount", "age", "country")}
+        outputs = []
+        for batch in (array, data, columns):
+            monitor = gr.SkewMonitor(reference=REF)
+            monitor.observe_batch(batch)
+            outputs.append(monitor.serving_profile().to_json())
+        assert outputs[0] == outputs[1] == outputs[2]
+
+    def test_a_numeric_array_counts_categorical_columns_invalid(self) -> None:
+        """A float array for a schema with a string feature counts it as wrong-typed."""
+        monitor = gr.SkewMonitor(reference=REF)
+        monitor.observe_batch(np.zeros((10, 3)))
+        assert monitor.violations()[("country", "type")] == 10
+
+    def test_empty_batches_do_nothing(self) -> None:
+        """Empty batches of every form are accepted and change nothing."""
+        monitor = gr.SkewMonitor(reference=REF, on_invalid="raise")
+        for batch in ([], np.zeros((0, 3)), {"amount": [], "age": [], "country": []}):
+            monitor.observe_batch(batch)
+        assert monitor.serving_profile().rows == 0
+
+    def test_raise_policy_checks_batches(self) -> None:
+        """Under 'raise' a batch with a bad value raises SchemaViolation."""
+        monitor = gr.SkewMonitor(reference=REF, on_invalid="raise")
+        monitor.observe_batch(rows(100))
+        bad = rows(100)
+        bad[50]["amount"] = float("nan")
+        with pytest.raises(gr.SchemaViolation, match="nan_inf"):
+            monitor.observe_batch(bad)
+        with pytest.raises(gr.SchemaViolation):
+            monitor.observe_batch(np.zeros((4, 2)))
+        with pytest.raises(gr.SchemaViolation, match="unexpected"):
+            monitor.observe_batch([{**GOOD, "extra": 1}])
+        with pytest.raises(gr.SchemaViolation, match="missing"):
+            monitor.observe_batch({"amount": [1.0], "age": [20.0]})
+
+    def test_a_batch_of_a_wrong_kind_is_counted_not_raised(self) -> None:
+        """An unusable batch is a machinery error: counted, reported, not raised."""
+        monitor = gr.SkewMonitor(reference=REF)
+        with capture_events() as events:
+            monitor.observe_batch(42)
+        assert monitor.errors == 1
+        assert [e.kind for e in events] == ["machinery.error"]
+
+
+class TestSafety:
+    def test_a_failing_hook_never_reaches_the_caller(self) -> None:
+        """Events go through hooks that may fail; observe still returns."""
+
+        class Broken:
+            def emit(self, event: gr.Event) -> None:
+                raise RuntimeError("sink down")
+
+        gr.configure(hooks=[Broken()])
+        monitor = gr.SkewMonitor(reference=REF, every=100)
+        for row in rows(300, shift=30.0):
+            monitor.observe(row)
+        assert monitor.last_report is not None
+
+    def test_weird_values_never_raise_under_record(self) -> None:
+        """Objects, bytes, nested values and huge ints are counted, not raised."""
+        monitor = gr.SkewMonitor(reference=REF, every=5)
+        for value in (object(), b"x", [1], {"a": 1}, 10**400, -(10**400), True):
+            monitor.observe({"amount": value, "age": value, "country": value})
+        monitor.check()
+        assert monitor.errors == 0
+
+    def test_concurrent_observers_lose_no_rows(self) -> None:
+        """Rows observed from several threads all reach the profile."""
+        monitor = gr.SkewMonitor(reference=REF, every=700)
+        data = rows(2_000)
+
+        def work() -> None:
+            for row in data:
+                monitor.observe(row)
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert monitor.serving_profile().rows == 8_000
+        assert monitor.errors == 0
+
+
+class TestMechanism:
+    def test_before_reads_a_row_or_a_batch(self) -> None:
+        """before(call) takes call.inputs as a row or, with batch_size, a batch."""
+        monitor = gr.SkewMonitor(reference=REF)
+        monitor.before(Call(guard="g", model=MODEL, inputs=GOOD, batch_size=None))
+        batch = rows(10)
+        monitor.before(Call(guard="g", model=MODEL, inputs=batch, batch_size=10))
+        call = Call(guard="g", model=MODEL, inputs=GOOD, batch_size=None)
+        monitor.after(call)
+        assert monitor.serving_profile().rows == 11
+        assert call.act is None
+
+    def test_before_raises_only_the_policy_error(self) -> None:
+        """Under 'raise', before() raises SchemaViolation for a bad row."""
+        monitor = gr.SkewMonitor(reference=REF, on_invalid="raise")
+        with pytest.raises(gr.SchemaViolation):
+            monitor.before(
+                Call(guard="g", model=MODEL, inputs={**GOOD, "age": None}, batch_size=None)
+            )
