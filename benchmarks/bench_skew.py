@@ -326,6 +326,11 @@ def main() -> None:
         )
     )
 
+    for result in suite.results:
+        if result.baseline is not None:
+            speedup = suite.get(result.baseline).seconds / result.seconds
+            faster = f"{speedup:.0f}x" if speedup >= 10 else f"{speedup:.2f}x"
+            result.note = "; ".join(filter(None, (f"{faster} faster", result.note)))
     print(f"Machine: {machine()}")
     if whylogs:
         same = abs(whylogs["checksum"] - float(train["f3"].sum())) < 1e-6

@@ -96,7 +96,7 @@ class SkewMonitor:
         checks: Iterable[str] = PROBLEMS,
         every: int = 10_000,
         seconds: float | None = 60.0,
-        min_samples: int = 200,
+        min_samples: int = 1_000,
         thresholds: DriftThresholds | None = None,
         per_feature: Mapping[str, DriftThresholds] | None = None,
         name: str = "skew",
