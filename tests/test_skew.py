@@ -378,3 +378,60 @@ class TestMechanism:
             monitor.before(
                 Call(guard="g", model=MODEL, inputs={**GOOD, "age": None}, batch_size=None)
             )
+
+
+class TestInGuard:
+    def test_rows_and_batches_reach_the_monitor(self) -> None:
+        """A guard passes each row, 2-D array and list of rows to the monitor."""
+        monitor = gr.SkewMonitor(reference=REF)
+
+        @gr.guard(model=MODEL, returns=gr.Probability, inputs=monitor, name="skew-rows")
+        def predict(inputs: Any) -> Any:
+            if isinstance(inputs, np.ndarray):
+                return np.full(len(inputs), 0.5)
+            if isinstance(inputs, list):
+                return [0.5] * len(inputs)
+            return 0.5
+
+        assert predict(GOOD).value == gr.Probability(0.5)
+        array = np.array([[100.0, 40.0, "FR"]] * 4, dtype=object)
+        predict(array)
+        predict(rows(10))
+        assert monitor.serving_profile().rows == 15
+
+    def test_schema_violation_stops_the_call(self) -> None:
+        """Under on_invalid='raise' the guarded call raises before the model runs."""
+        monitor = gr.SkewMonitor(reference=REF, on_invalid="raise")
+        called = []
+
+        @gr.guard(model=MODEL, returns=gr.Probability, inputs=monitor, name="skew-raise")
+        def predict(row: dict[str, Any]) -> float:
+            called.append(row)
+            return 0.5
+
+        predict(GOOD)
+        with pytest.raises(gr.SchemaViolation):
+            predict({**GOOD, "amount": float("nan")})
+        assert len(called) == 1
+
+    def test_drift_through_a_guard_emits_skew_events(self) -> None:
+        """Shifted inputs through a guarded function raise SkewDetected, predictions unchanged."""
+        monitor = gr.SkewMonitor(reference=REF, every=1_000, seconds=None)
+
+        @gr.guard(model=MODEL, returns=gr.Probability, inputs=monitor, name="skew-events")
+        def predict(row: dict[str, Any]) -> float:
+            return 0.25
+
+        with capture_events() as events:
+            values = {predict(row).value.value for row in rows(1_000, shift=25.0)}
+        assert values == {0.25}
+        assert [e.feature for e in events if isinstance(e, gr.SkewDetected)] == ["amount"]
+
+    def test_the_guard_configuration_describes_the_monitor(self) -> None:
+        """The guard's configuration shows the monitor's settings and reference schema."""
+        monitor = gr.SkewMonitor(reference=REF, sample=0.5, name="inputs")
+        config = gr.GuardConfig(model=MODEL, returns=gr.Probability, inputs=monitor)
+        described = config.to_dict()["mechanisms"][0]
+        assert described["type"] == "SkewMonitor"
+        assert described["settings"]["reference_schema"] == REF.schema.fingerprint
+        assert described["settings"]["sample"] == 0.5

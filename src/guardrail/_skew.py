@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+import attrs
 import numpy as np
 
 from ._config import CONFIG
@@ -189,6 +190,22 @@ class SkewMonitor:
             f"SkewMonitor(name={self.name!r}, features={len(self._names)}, "
             f"sample={self.sample}, on_invalid={self.on_invalid!r})"
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The monitor's settings, JSON-ready (a guard's configuration shows them)."""
+        return {
+            "reference_schema": self.schema.fingerprint,
+            "sample": self.sample,
+            "on_invalid": self.on_invalid,
+            "checks": sorted(self.checks),
+            "every": self.every,
+            "seconds": self.seconds,
+            "min_samples": self.min_samples,
+            "thresholds": attrs.asdict(self.thresholds),
+            "per_feature": {
+                name: attrs.asdict(levels) for name, levels in sorted(self.per_feature.items())
+            },
+        }
 
     # -- the Mechanism protocol ---------------------------------------------
 
