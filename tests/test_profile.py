@@ -394,6 +394,8 @@ class TestJSON:
             lambda d: d["features"][0].update(nan=5),
             lambda d: d["features"][0].update(mean="x"),
             lambda d: d["features"][0].update(bins=[1, 2]),
+            lambda d: d["features"][0].update(bins=[True] * len(d["features"][0]["bins"])),
+            lambda d: d["features"][0].update(bins=[2**70] * len(d["features"][0]["bins"])),
             lambda d: d["features"][0].update(edges=[2.0, 1.0] + [0.0] * 17),
             lambda d: d["features"][0].update(unknown=1),
             lambda d: d["features"][0].pop("m2"),

@@ -223,10 +223,11 @@ def _distances(p: F64, q: F64) -> tuple[float, float, float]:
     qe = np.maximum(q, _EPS)
     psi = float(np.sum((qe - pe) * np.log(qe / pe)))
     m = (p + q) / 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kl_p = np.where(p > 0, p * np.log2(p / m), 0.0)
-        kl_q = np.where(q > 0, q * np.log2(q / m), 0.0)
-    js = math.sqrt(max(0.0, float(kl_p.sum() + kl_q.sum()) / 2))
+    # Only where a side has mass (0 log 0 = 0); there m > 0 too.
+    has_p, has_q = p > 0, q > 0
+    kl_p = float(np.dot(p[has_p], np.log2(p[has_p] / m[has_p])))
+    kl_q = float(np.dot(q[has_q], np.log2(q[has_q] / m[has_q])))
+    js = math.sqrt(max(0.0, (kl_p + kl_q) / 2))
     linf = float(np.max(np.abs(p - q))) if len(p) else 0.0
     return psi, js, linf
 

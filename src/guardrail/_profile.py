@@ -194,10 +194,11 @@ def _counts_list(data: Mapping[str, Any], key: str, length: int, where: str) -> 
     value = _get(data, key, list, where)
     if len(value) != length:
         raise ProfileFormatError(f"{where}.{key}: expected {length} counts, got {len(value)}")
-    for item in value:
-        if type(item) is not int or item < 0:
-            raise ProfileFormatError(f"{where}.{key}: counts are non-negative integers")
-    return np.array(value, dtype=np.int64)
+    counts = np.array(value, dtype=object if set(map(type, value)) - {int} else None)
+    # Only JSON integers (not bools) give an integer array; huge ones do not.
+    if len(value) and (counts.dtype.kind != "i" or counts.min() < 0):
+        raise ProfileFormatError(f"{where}.{key}: counts are non-negative integers")
+    return counts.astype(np.int64, copy=False)
 
 
 def _only_keys(data: Mapping[str, Any], keys: frozenset[str], where: str) -> None:
