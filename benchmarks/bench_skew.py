@@ -7,7 +7,8 @@ generator (the same on both sides). whylogs 1.6.4 needs ``numpy<2``, so its
 side runs in its own interpreter, found at ``$GUARDRAIL_WHYLOGS_PYTHON``
 (default ``/tmp/whylogs-venv/bin/python``; make it with
 ``python -m venv /tmp/whylogs-venv && /tmp/whylogs-venv/bin/pip install
-whylogs==1.6.4 'numpy<2' pandas``). This script runs itself there with
+whylogs==1.6.4 'numpy<2' pandas ipython 'scipy<1.14'``: whylogs' drift
+functions import IPython and scipy). This script runs itself there with
 ``--whylogs`` and reads the figures back as JSON. If that interpreter is
 missing, the whylogs rows are left out and the script says so.
 
