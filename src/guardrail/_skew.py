@@ -507,6 +507,7 @@ class SkewMonitor:
             self._flush_locked()
         finally:
             self.every, self._deadline = every, deadline
+            self._block = max(1, min(_BLOCK, every - self._window_rows))
 
     def _report(self, window: Profile) -> SkewReport:
         report = compare(
