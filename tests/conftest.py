@@ -1,7 +1,12 @@
-"""Shared fixtures: every test starts from guardrail's default settings."""
+"""Shared fixtures: default settings for every test, and a real redis-server."""
 
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -15,3 +20,85 @@ def _fresh_config() -> Iterator[None]:
     yield
     CONFIG.set_hooks(hooks)
     CONFIG.on_undeclared_consumer = policy
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """One redis-server process that can be stopped and started again on its port."""
+
+    def __init__(self, executable: str) -> None:
+        self.executable = executable
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="guardrail-redis-")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the server and wait until it answers PING."""
+        self.process = subprocess.Popen(
+            [
+                self.executable,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.ping():
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.01)
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def ping(self) -> bool:
+        """True if the server answers PING."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """Kill the server (as a crash would) and wait for it to exit."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def client(self) -> object:
+        """A redis-py client for this server."""
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=self.port)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A redis-server for the whole session (skipped if none is installed)."""
+    executable = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not shutil.which(executable):
+        pytest.skip("redis-server is not installed")
+    server = RedisServer(executable)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.dir, ignore_errors=True)

@@ -13,6 +13,7 @@ from ._call import Call, Mechanism
 from ._config import configure
 from ._drift import DriftThresholds, FeatureDrift, MetricResult, SkewReport, compare
 from ._errors import (
+    ActionLimitExceeded,
     ConfigError,
     FormatError,
     GuardrailError,
@@ -30,6 +31,10 @@ from ._events import (
     Event,
     InputsInvalid,
     KillSwitchChanged,
+    LimitDegraded,
+    LimitExceeded,
+    LimitNear,
+    LimitRecovered,
     MachineryError,
     OutOfScale,
     PredictionMade,
@@ -48,16 +53,20 @@ from ._guard import (
 )
 from ._guard_config import Change, ConfigDiff, GuardConfig, diff
 from ._hooks import Hook, StructlogHook
+from ._limits import ActionLimit, LimitCounter, LimitStore, MemoryStore, Window, parse_per
 from ._model import ModelRef, fingerprint_bytes, fingerprint_file
 from ._otel import OpenTelemetryHook
 from ._prediction import Decision, Prediction, Threshold
 from ._profile import CategoricalProfile, FeatureSpec, NumericProfile, Profile, Schema
+from ._redis import RedisStore
 from ._scales import LogOdds, Probability, Score
 from ._skew import SkewMonitor
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ActionLimit",
+    "ActionLimitExceeded",
     "Call",
     "CategoricalProfile",
     "Change",
@@ -77,9 +86,16 @@ __all__ = [
     "Hook",
     "InputsInvalid",
     "KillSwitchChanged",
+    "LimitCounter",
+    "LimitDegraded",
+    "LimitExceeded",
+    "LimitNear",
+    "LimitRecovered",
+    "LimitStore",
     "LogOdds",
     "MachineryError",
     "Mechanism",
+    "MemoryStore",
     "MetricResult",
     "ModelMismatchError",
     "ModelRef",
@@ -95,6 +111,7 @@ __all__ = [
     "Profile",
     "ProfileFormatError",
     "ProfileMismatchError",
+    "RedisStore",
     "ScaleError",
     "Schema",
     "SchemaViolation",
@@ -106,6 +123,7 @@ __all__ = [
     "Threshold",
     "UndeclaredConsumerError",
     "UpstreamFailure",
+    "Window",
     "compare",
     "configure",
     "diff",
@@ -114,6 +132,7 @@ __all__ = [
     "guard",
     "guard_of",
     "kill_all",
+    "parse_per",
     "registry",
     "revive_all",
 ]

@@ -80,3 +80,25 @@ class SchemaViolation(PolicyError, ValueError):  # noqa: N818 - names what was f
         self.feature, self.problem = violations[0]
         more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
         super().__init__(f"input violates the schema: {self.feature}: {self.problem}{more}")
+
+
+class ActionLimitExceeded(PolicyError):  # noqa: N818 - the name users search for
+    """An action went past its :class:`~guardrail.ActionLimit` (``on_exceed="raise"``).
+
+    Attributes:
+        limit: The limit's name.
+        key: The key the action was counted under (``None`` for an unkeyed limit).
+        paused: The limit was paused (its kill switch), not full.
+        degraded: The decision was made by a failure policy, not by the store.
+    """
+
+    def __init__(
+        self, limit: str, key: str | None, *, paused: bool = False, degraded: bool = False
+    ) -> None:
+        why = "is paused" if paused else "exceeded"
+        how = " (failure policy: the store could not answer)" if degraded else ""
+        super().__init__(f"action limit {limit!r} {why}{how}")
+        self.limit = limit
+        self.key = key
+        self.paused = paused
+        self.degraded = degraded

@@ -18,6 +18,10 @@ __all__ = [
     "Event",
     "InputsInvalid",
     "KillSwitchChanged",
+    "LimitDegraded",
+    "LimitExceeded",
+    "LimitNear",
+    "LimitRecovered",
     "MachineryError",
     "OutOfScale",
     "PredictionMade",
@@ -156,3 +160,56 @@ class InputsInvalid(Event):
     feature: str
     problem: str
     count: int
+
+
+@attrs.frozen
+class LimitExceeded(Event):
+    """An action limit denied an action (once per key and bucket, not per denial).
+
+    ``key`` is a short digest of the limit key, never the key itself.
+    """
+
+    kind: ClassVar[str] = "limit.exceeded"
+    level: ClassVar[Level] = "warning"
+    limit: str
+    key: str | None
+    windows: tuple[str, ...]
+    shadow: bool
+    degraded: bool
+
+
+@attrs.frozen
+class LimitNear(Event):
+    """A key's use of an action limit crossed the limit's ``near`` fraction."""
+
+    kind: ClassVar[str] = "limit.near"
+    level: ClassVar[Level] = "warning"
+    limit: str
+    key: str | None
+    near: float
+
+
+@attrs.frozen
+class LimitDegraded(Event):
+    """A limit's decisions were made by its failure policy, not by its store.
+
+    Sent for the first degraded decision of an outage, then at most once a
+    second; ``decisions`` counts the degraded decisions since the last one.
+    """
+
+    kind: ClassVar[str] = "limit.degraded"
+    level: ClassVar[Level] = "error"
+    limit: str
+    policy: str
+    error: str
+    decisions: int
+
+
+@attrs.frozen
+class LimitRecovered(Event):
+    """A limit's store answered again after degraded decisions."""
+
+    kind: ClassVar[str] = "limit.recovered"
+    level: ClassVar[Level] = "info"
+    limit: str
+    degraded_decisions: int

@@ -1,0 +1,824 @@
+"""Action limits: caps on how many actions a model may cause per window, per key.
+
+The counting algorithm (see ``docs/limits.md``): each window of length ``per``
+is cut into ``buckets`` sub-windows of width ``w = ceil(per / buckets)``. A key
+keeps one count per sub-window for the last ``buckets + 1`` of them and their
+running total. An action at time ``t`` is allowed when that total plus its
+weight stays within ``max_actions``. Any closed interval of length ``per``
+meets at most ``buckets + 1`` consecutive sub-windows, and every action was
+checked against the sum of exactly such a run ending at its own sub-window, so
+no interval of length ``per`` ever holds more than ``max_actions``. An action
+is counted for at most ``per + w``, which bounds early denial by one
+sub-window. Memory and time are O(buckets) per key, whatever the traffic.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import math
+import re
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol, TypeVar, cast
+
+import attrs
+import numpy as np
+from opentelemetry.metrics import _internal as _metrics_state
+
+from ._errors import ActionLimitExceeded, ConfigError
+from ._events import KillSwitchChanged, LimitDegraded, LimitExceeded, LimitNear, LimitRecovered
+from ._hooks import emit
+
+if TYPE_CHECKING:
+    from ._call import Call
+
+__all__ = [
+    "ActionLimit",
+    "LimitCounter",
+    "LimitStore",
+    "MemoryStore",
+    "Window",
+    "parse_per",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+OnExceed = Literal["raise", "fallback", "shadow"]
+OnError = Literal["closed", "open"]
+
+# Decision codes returned by a counter: small ints, so the allow path builds nothing.
+ALLOW = 0
+NEAR = 1  # allowed, and a window crossed its near fraction
+DENY = 2  # the bit every denial carries
+DENY_FIRST = 3  # denied, and the first denial of this key in this sub-window: alert
+DEGRADED = 4  # the store could not answer; the failure policy decided
+PAUSED = 8  # denied by the limit's kill switch
+RECOVERED = 16  # the store answered again after degraded decisions
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_PER = re.compile(r"^\s*(\d+(?:\.\d+)?)?\s*(ms|s|m|h|d|w)\s*$")
+_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
+#: The shortest window: one millisecond.
+MIN_PER = 0.001
+
+
+def parse_per(per: object) -> float:
+    """A window length in seconds, from seconds or a string like ``"1m"``.
+
+    Units: ``ms``, ``s``, ``m``, ``h``, ``d``, ``w``; a number may precede the
+    unit (``"90s"``, ``"1.5h"``); a unit alone means one of it (``"h"``).
+
+    >>> parse_per("1h"), parse_per(30), parse_per("500ms")
+    (3600.0, 30.0, 0.5)
+    """
+    if isinstance(per, str):
+        match = _PER.match(per)
+        if match is None:
+            raise ConfigError(
+                f"cannot read the window {per!r}: use seconds or a string like '30s', '1m', "
+                "'1h', '1d'"
+            )
+        number, unit = match.groups()
+        seconds = (float(number) if number else 1.0) * _UNITS[unit]
+    elif isinstance(per, (int, float)) and not isinstance(per, bool):
+        seconds = float(per)
+    else:
+        raise ConfigError(f"a window is seconds or a string like '1m', got {per!r}")
+    if not math.isfinite(seconds) or seconds < MIN_PER:
+        raise ConfigError(f"a window must be at least {MIN_PER} s and finite, got {per!r}")
+    return seconds
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def _check_max(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _positive_int(attribute.name, value)
+
+
+def _check_buckets(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _positive_int(attribute.name, value)
+    if cast(int, value) > 1000:
+        raise ConfigError(f"buckets must be at most 1000, got {value!r}")
+
+
+@attrs.frozen
+class Window:
+    """At most *max_actions* per key in any interval of length *per*.
+
+    Args:
+        max_actions: The cap (a positive int).
+        per: The window: seconds, or a string like ``"1m"``, ``"1h"``, ``"1d"``.
+        buckets: Sub-windows per window. An action is counted for at most
+            ``per * (1 + 1/buckets)``, so a denial comes at most one sub-window
+            early; more buckets cost more memory per key.
+
+    >>> Window(100, "1m")
+    Window(max_actions=100, per=60.0, buckets=10)
+    """
+
+    max_actions: int = attrs.field(validator=_check_max)
+    per: float = attrs.field(converter=parse_per)
+    buckets: int = attrs.field(default=10, kw_only=True, validator=_check_buckets)
+
+    @property
+    def per_ns(self) -> int:
+        """The window in nanoseconds."""
+        return round(self.per * 1e9)
+
+    @property
+    def width_ns(self) -> int:
+        """One sub-window in nanoseconds (rounded up, so ``buckets`` of them cover ``per``)."""
+        return -(-self.per_ns // self.buckets)
+
+    def describe(self) -> str:
+        """A short label, e.g. ``"100/60s"``."""
+        return f"{self.max_actions}/{self.per:g}s"
+
+
+class LimitCounter(Protocol):
+    """One limit's counts in a store (what :meth:`LimitStore.bind` returns).
+
+    ``acquire`` returns a decision code (an int; bit 2 set means denied) and
+    must never raise: a store that cannot answer applies its failure policy.
+    """
+
+    def acquire(self, key: str, weight: int) -> int:
+        """Count *weight* actions for *key* if they fit; return the decision code."""
+
+    async def acquire_async(self, key: str, weight: int) -> int:
+        """:meth:`acquire` for async callers."""
+
+    def peek(self, key: str) -> tuple[int, float]:
+        """``(remaining, seconds until every counted action has expired)``."""
+
+
+class LimitStore(Protocol):
+    """Where action limits keep their counts: :class:`MemoryStore` or ``RedisStore``."""
+
+    def bind(self, name: str, windows: tuple[Window, ...], near: float) -> LimitCounter:
+        """The counter for the limit called *name* with these *windows*."""
+
+
+class MemoryStore:
+    """Counts in this process (the default store).
+
+    Thread-safe and exact under contention: a decision waits for the lock,
+    it is never denied because the lock is busy. No thread or timer: state
+    expires lazily, and a sweep of expired keys runs when the number of keys
+    has doubled since the last one, so a limit holds at most
+    ``max(1024, 2 * active keys)`` keys, where a key is active while it has an
+    action counted in some window.
+
+    Args:
+        clock: Nanoseconds from a monotonic clock (``time.monotonic_ns`` by
+            default); tests pass a controllable one.
+    """
+
+    def __init__(self, *, clock: Callable[[], int] = time.monotonic_ns) -> None:
+        self.clock = clock
+
+    def bind(self, name: str, windows: tuple[Window, ...], near: float) -> MemoryCounter:
+        """A fresh counter for one limit."""
+        return MemoryCounter(windows, near, self.clock)
+
+    def __repr__(self) -> str:
+        return "MemoryStore()"
+
+
+def _near_at(window: Window, near: float) -> int:
+    return max(1, math.ceil(window.max_actions * near))
+
+
+class MemoryCounter:
+    """One limit's counts in memory.
+
+    Per key and window, a list ``[end, total, alerted, slot, c0, ..., ck]``:
+    when the current sub-window ends (clock nanoseconds), the running total
+    over the last ``k + 1`` sub-windows, whether this sub-window already sent
+    an exceeded alert, the list index of the current sub-window's count, and
+    the ``k + 1`` counts (a ring). A limit with one window maps a key to that
+    list; with several, to a list of them.
+    """
+
+    def __init__(self, windows: tuple[Window, ...], near: float, clock: Callable[[], int]) -> None:
+        self.windows = windows
+        self.clock = clock
+        self.lock = threading.Lock()
+        self.states: dict[str, Any] = {}
+        self.next_sweep = 1024
+        self.single = len(windows) == 1
+        self.acquire: Callable[[str, int], int] = (
+            self._one_window(windows[0], near) if self.single else self._many(near)
+        )
+
+    # The allow path is a closure over locals (cheaper than attribute lookups),
+    # compares the clock with the end of the sub-window instead of dividing,
+    # and takes the lock with bound acquire/release (cheaper than ``with``).
+    def _one_window(self, window: Window, near: float) -> Callable[[str, int], int]:
+        clock, states, roll = self.clock, self.states, self._roll
+        lock, unlock = self.lock.acquire, self.lock.release
+        most, near_at = window.max_actions, _near_at(window, near)
+        get = states.get
+
+        def acquire(key: str, weight: int) -> int:
+            now = clock()
+            lock()
+            try:
+                state = get(key)
+                if state is None or now >= state[0]:
+                    state = roll(key, state, now)
+                total = state[1] + weight
+                if total <= most:
+                    state[1] = total
+                    state[state[3]] += weight
+                    if total >= near_at and total - weight < near_at:
+                        return NEAR
+                    return ALLOW
+                if state[2]:
+                    return DENY
+                state[2] = 1
+                return DENY_FIRST
+            finally:
+                unlock()
+
+        return acquire
+
+    def _roll(self, key: str, state: list[int] | None, now: int) -> list[int]:
+        """A single window's state moved to *now* (called with the lock held)."""
+        window = self.windows[0]
+        if state is None:
+            state = self._new(key, now)[0]
+        else:
+            _advance(state, now, window.width_ns, window.buckets + 1)
+        return state
+
+    def _many(self, near: float) -> Callable[[str, int], int]:
+        clock, lock, states = self.clock, self.lock, self.states
+        specs = [
+            (i, w.width_ns, w.buckets + 1, w.max_actions, _near_at(w, near))
+            for i, w in enumerate(self.windows)
+        ]
+
+        def acquire(key: str, weight: int) -> int:
+            now = clock()
+            with lock:
+                entry = states.get(key)
+                if entry is None:
+                    entry = self._new(key, now)
+                for i, width, slots, most, _ in specs:
+                    state = entry[i]
+                    if now >= state[0]:
+                        _advance(state, now, width, slots)
+                    if state[1] + weight > most:
+                        if state[2]:
+                            return DENY
+                        state[2] = 1
+                        return DENY_FIRST
+                code = ALLOW
+                for i, _, _, _, near_at in specs:
+                    state = entry[i]
+                    total = state[1] = state[1] + weight
+                    state[state[3]] += weight
+                    if total >= near_at and total - weight < near_at:
+                        code = NEAR
+                return code
+
+        return acquire
+
+    def _new(self, key: str, now: int) -> list[list[int]]:
+        """Fresh states for *key*, one per window (called with the lock held)."""
+        states = self.states
+        if len(states) >= self.next_sweep:
+            self._sweep(now)
+        entry = []
+        for window in self.windows:
+            width, slots = window.width_ns, window.buckets + 1
+            bucket = now // width
+            entry.append([(bucket + 1) * width, 0, 0, 4 + bucket % slots, *([0] * slots)])
+        states[key] = entry[0] if self.single else entry
+        return entry
+
+    def _entry(self, key: str) -> list[list[int]] | None:
+        found = self.states.get(key)
+        if found is None:
+            return None
+        return [found] if self.single else cast(list[list[int]], found)
+
+    def _sweep(self, now: int) -> None:
+        """Drop keys with nothing counted any more (called with the lock held)."""
+        spans = [w.width_ns * w.buckets for w in self.windows]
+        states = self.states
+        expired = []
+        for key in states:
+            entry = self._entry(key)
+            assert entry is not None
+            if all(s[0] + span <= now for s, span in zip(entry, spans, strict=True)):
+                expired.append(key)
+        for key in expired:
+            del states[key]
+        self.next_sweep = max(1024, 2 * len(states))
+
+    async def acquire_async(self, key: str, weight: int) -> int:
+        """The same decision: memory never waits on I/O."""
+        return self.acquire(key, weight)
+
+    def peek(self, key: str) -> tuple[int, float]:
+        """Remaining budget and seconds until every counted action has expired."""
+        now = self.clock()
+        with self.lock:
+            entry = self._entry(key)
+            if entry is None:
+                return min(w.max_actions for w in self.windows), 0.0
+            remaining, reset = None, 0
+            for state, window in zip(entry, self.windows, strict=True):
+                width, slots = window.width_ns, window.buckets + 1
+                if now >= state[0]:
+                    _advance(state, now, width, slots)
+                left = max(0, window.max_actions - state[1])
+                remaining = left if remaining is None else min(remaining, left)
+                # The newest sub-window holding a count decides when all have expired.
+                current = state[0] // width - 1
+                for back in range(slots):
+                    b = current - back
+                    if state[4 + b % slots]:
+                        reset = max(reset, (b + slots) * width - now)
+                        break
+            assert remaining is not None
+            return remaining, reset / 1e9
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+
+def _advance(state: list[int], now: int, width: int, slots: int) -> None:
+    """Move *state* to the sub-window holding *now*, dropping counts that left."""
+    current = state[0] // width - 1
+    bucket = now // width
+    if bucket - current >= slots:
+        for i in range(4, 4 + slots):
+            state[i] = 0
+        state[1] = 0
+    else:
+        total = state[1]
+        # Sub-windows current-k .. bucket-k-1 leave; their slots are the new ones'.
+        for b in range(current + 1, bucket + 1):
+            i = 4 + b % slots
+            total -= state[i]
+            state[i] = 0
+        state[1] = total
+    state[0] = (bucket + 1) * width
+    state[2] = 0
+    state[3] = 4 + bucket % slots
+
+
+def key_digest(key: str) -> str:
+    """A short digest of a limit key for events (keys come from inputs)."""
+    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+class _Metrics:
+    """OpenTelemetry counters, created on first use once a meter provider is set."""
+
+    instruments: tuple[Any, Any, Any] | None = None
+
+    @classmethod
+    def get(cls) -> tuple[Any, Any, Any]:
+        instruments = cls.instruments
+        if instruments is None:
+            from opentelemetry import metrics
+
+            meter = metrics.get_meter("guardrail")
+            instruments = cls.instruments = (
+                meter.create_counter(
+                    "guardrail.limit.allowed", unit="{action}", description="actions allowed"
+                ),
+                meter.create_counter(
+                    "guardrail.limit.denied", unit="{action}", description="actions denied"
+                ),
+                meter.create_counter(
+                    "guardrail.limit.degraded",
+                    unit="{decision}",
+                    description="decisions made by a failure policy",
+                ),
+            )
+        return instruments
+
+
+def _default_store() -> LimitStore:
+    return MemoryStore()
+
+
+def _windows(limit: ActionLimit) -> tuple[Window, ...]:
+    if limit.windows:
+        if limit.max_actions is not None or limit.per is not None:
+            raise ConfigError("give either max_actions and per, or windows, not both")
+        windows = tuple(limit.windows)
+        if not all(isinstance(w, Window) for w in windows):
+            raise ConfigError("windows must hold Window values")
+        return windows
+    if limit.max_actions is None or limit.per is None:
+        raise ConfigError("an ActionLimit needs max_actions and per (or windows)")
+    return (Window(limit.max_actions, limit.per),)
+
+
+def _to_tuple(value: object) -> tuple[Any, ...]:
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    raise ConfigError(f"windows must be a list of Window values, got {value!r}")
+
+
+def _check_name(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise ConfigError(f"a limit name is 1-100 letters, digits, '_', '.' or '-', got {value!r}")
+
+
+def _one_of(*choices: str) -> Callable[[object, attrs.Attribute[Any], object], None]:
+    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value not in choices:
+            raise ConfigError(f"{attribute.name} must be one of {choices}, got {value!r}")
+
+    return check
+
+
+@attrs.frozen(eq=False)
+class ActionLimit:
+    """A cap on how many actions may be taken per window, per key.
+
+    **Guarantee**: in any interval of length ``per``, at most ``max_actions``
+    actions (weights summed) are allowed for one key. A denial may come early
+    by at most one sub-window (``per / buckets``, 6 minutes for ``"1h"``).
+
+    Args:
+        name: Names the limit in events, metrics and the veto reason
+            ``"limit:<name>"`` (letters, digits, ``_``, ``.``, ``-``).
+        max_actions: The cap per window (with *per*).
+        per: The window: seconds or ``"30s"``, ``"1m"``, ``"1h"``, ``"1d"``.
+        windows: Instead of *max_actions*/*per*, several :class:`Window`
+            values that all apply (e.g. 100 a minute and 2,000 a day).
+        key: Which budget an action uses: called with the action function's
+            arguments (standalone) or with one input row (in a guard); must
+            return a str. ``None``: one budget for every action.
+        weight: Actions counted per call: an int, or a callable like *key*.
+        on_exceed: ``"fallback"`` (default: skip the action; a decorated
+            function returns *fallback*, a guard's decision becomes "don't
+            act"), ``"raise"`` (:class:`~guardrail.ActionLimitExceeded`) or
+            ``"shadow"`` (allow, but report: for rolling a limit out).
+        fallback: What a decorated action function returns when denied.
+        near: Send :class:`~guardrail.LimitNear` when a key's use crosses
+            this fraction of a window.
+        store: :class:`MemoryStore` (default) or ``RedisStore`` (shared).
+        on_error: When a call cannot be decided (the key function raised or
+            returned a non-str, a weight is invalid): ``"closed"`` (deny,
+            the default) or ``"open"`` (allow). The decision is degraded.
+
+    >>> import guardrail as gr
+    >>> limit = gr.ActionLimit("block_card", max_actions=2, per="1h")
+    >>> [limit.allow() for _ in range(3)]
+    [True, True, False]
+    >>> limit.remaining()
+    0
+    """
+
+    name: str = attrs.field(validator=_check_name)
+    max_actions: int | None = attrs.field(default=None, kw_only=True)
+    per: float | str | None = attrs.field(default=None, kw_only=True)
+    windows: tuple[Window, ...] = attrs.field(default=(), kw_only=True, converter=_to_tuple)
+    key: Callable[..., str] | None = attrs.field(default=None, kw_only=True)
+    weight: int | Callable[..., int] = attrs.field(default=1, kw_only=True)
+    on_exceed: OnExceed = attrs.field(
+        default="fallback", kw_only=True, validator=_one_of("fallback", "raise", "shadow")
+    )
+    fallback: Any = attrs.field(default=None, kw_only=True)
+    near: float = attrs.field(default=0.8, kw_only=True)
+    store: LimitStore = attrs.field(factory=_default_store, kw_only=True)
+    on_error: OnError = attrs.field(
+        default="closed", kw_only=True, validator=_one_of("closed", "open")
+    )
+    _counter: LimitCounter = attrs.field(init=False, repr=False)
+    _decide: Callable[[str, int], int] = attrs.field(init=False, repr=False)
+    _unit: int = attrs.field(init=False, repr=False)
+    _report: _Reporter = attrs.field(init=False, repr=False)
+    _quiet_deny: bool | None = attrs.field(init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        windows = _windows(self)
+        object.__setattr__(self, "windows", windows)
+        if self.key is not None and not callable(self.key):
+            raise ConfigError(f"key must be a callable returning a str, got {self.key!r}")
+        smallest = min(w.max_actions for w in windows)
+        if callable(self.weight):
+            unit = 1
+        else:
+            unit = _positive_int("weight", self.weight)
+            if unit > smallest:
+                raise ConfigError(
+                    f"weight {unit} is above the limit ({smallest}): every action would be denied"
+                )
+        near = self.near
+        if isinstance(near, bool) or not isinstance(near, (int, float)) or not 0 < near <= 1:
+            raise ConfigError(f"near must be a fraction in (0, 1], got {near!r}")
+        if not callable(getattr(self.store, "bind", None)):
+            raise ConfigError(f"store must be a MemoryStore or RedisStore, got {self.store!r}")
+        counter = self.store.bind(self.name, windows, float(near))
+        object.__setattr__(self, "_counter", counter)
+        object.__setattr__(self, "_decide", counter.acquire)
+        object.__setattr__(self, "_unit", unit)
+        object.__setattr__(self, "_report", _Reporter(self, smallest))
+        quiet = {"fallback": False, "shadow": True, "raise": None}[self.on_exceed]
+        object.__setattr__(self, "_quiet_deny", quiet)
+
+    # -- deciding ---------------------------------------------------------
+
+    def allow(self, key: str | None = None, *, weight: int | None = None) -> bool:
+        """Count one action (or *weight*) for *key* if it fits; may it go ahead?
+
+        Applies ``on_exceed``: ``"fallback"`` returns False, ``"raise"``
+        raises :class:`~guardrail.ActionLimitExceeded`, ``"shadow"`` returns
+        True and reports. *key* is the key function's kind of output.
+        """
+        if key is None:
+            key = ""
+        elif key.__class__ is not str:
+            return self._report.settle(DEGRADED | DENY, "", f"key is not a str: {type(key)}")
+        if weight is None:
+            weight = self._unit
+        elif not self._report.weight_ok(weight):
+            return self._report.settle(DEGRADED | DENY, key, f"bad weight {weight!r}")
+        code = self._decide(key, weight)
+        if code == 0:
+            if _metrics_state._METER_PROVIDER is not None:
+                self._report.count(0, 0)
+            return True
+        if code == DENY and self._quiet_deny is not None:
+            # A repeated denial (its alert already sent): as cheap as an allow.
+            if _metrics_state._METER_PROVIDER is not None:
+                self._report.count(DENY, 0)
+            return self._quiet_deny
+        return self._report.settle(code, key, None)
+
+    async def allow_async(self, key: str | None = None, *, weight: int | None = None) -> bool:
+        """:meth:`allow` for async callers (a Redis store then does async I/O)."""
+        if key is None:
+            key = ""
+        elif key.__class__ is not str:
+            return self._report.settle(DEGRADED | DENY, "", f"key is not a str: {type(key)}")
+        if weight is None:
+            weight = self._unit
+        elif not self._report.weight_ok(weight):
+            return self._report.settle(DEGRADED | DENY, key, f"bad weight {weight!r}")
+        if self._decide is _paused:
+            code = self._decide(key, weight)
+        else:
+            code = await self._counter.acquire_async(key, weight)
+        if code == 0:
+            if _metrics_state._METER_PROVIDER is not None:
+                self._report.count(0, 0)
+            return True
+        return self._report.settle(code, key, None)
+
+    def _key_and_weight(self, args: Any, kwargs: Any) -> tuple[str, int, str | None]:
+        """The key and weight of one call; an error message instead of raising."""
+        key_fn, weight = self.key, self.weight
+        key = ""
+        try:
+            if key_fn is not None:
+                key = key_fn(*args, **kwargs)
+                if key.__class__ is not str:
+                    return "", 0, f"the key function returned {type(key).__name__}, not str"
+            if callable(weight):
+                weight = weight(*args, **kwargs)
+                if not self._report.weight_ok(weight):
+                    return key, 0, f"the weight function returned {weight!r}"
+        except Exception as e:  # noqa: BLE001 - the failure policy decides instead
+            return key, 0, f"the key or weight function raised {type(e).__name__}: {e}"
+        return key, weight, None
+
+    def _call_code(self, args: Any, kwargs: Any) -> tuple[int, str, str | None]:
+        """Decide one call: ``(code, key, error)``; never raises."""
+        key, weight, error = self._key_and_weight(args, kwargs)
+        if error is not None:
+            return DEGRADED | DENY, key, error
+        return self._decide(key, weight), key, None
+
+    def _call_allowed(self, args: Any, kwargs: Any) -> bool:
+        if self.key is None and not callable(self.weight):
+            return self.allow()
+        code, key, error = self._call_code(args, kwargs)
+        if code == 0:
+            if _metrics_state._METER_PROVIDER is not None:
+                self._report.count(0, 0)
+            return True
+        return self._report.settle(code, key, error)
+
+    async def _call_allowed_async(self, args: Any, kwargs: Any) -> bool:
+        key, weight, error = self._key_and_weight(args, kwargs)
+        if error is not None:
+            return self._report.settle(DEGRADED | DENY, key, error)
+        return await self.allow_async(key, weight=weight)
+
+    def guard(self, fn: Callable[P, R]) -> Callable[P, R]:
+        """Decorate an action function: each call is one action (or *weight*).
+
+        A denied call does not run the function: it returns ``fallback``,
+        raises :class:`~guardrail.ActionLimitExceeded` or, in shadow mode,
+        runs anyway and is reported. Works on ``async def`` functions too.
+
+        >>> import guardrail as gr
+        >>> limit = gr.ActionLimit("sms", max_actions=1, per="1m", fallback="skipped")
+        >>> @limit.guard
+        ... def send_sms(user: str) -> str:
+        ...     return f"sent to {user}"
+        >>> send_sms("ada"), send_sms("bob")
+        ('sent to ada', 'skipped')
+        """
+        fallback = self.fallback
+        if inspect.iscoroutinefunction(fn):
+            afn = cast(Callable[..., Awaitable[Any]], fn)
+
+            @functools.wraps(fn)
+            async def limited_async(*args: Any, **kwargs: Any) -> Any:
+                if await self._call_allowed_async(args, kwargs):
+                    return await afn(*args, **kwargs)
+                return fallback
+
+            return cast(Callable[P, R], limited_async)
+
+        allowed = self._call_allowed
+
+        @functools.wraps(fn)
+        def limited(*args: P.args, **kwargs: P.kwargs) -> R:
+            if allowed(args, kwargs):
+                return fn(*args, **kwargs)
+            return cast(R, fallback)
+
+        return limited
+
+    # -- inspection and kill switch ---------------------------------------
+
+    def remaining(self, key: str | None = None) -> int:
+        """Actions *key* may still take now (the tightest window); 0 while paused."""
+        if self.paused:
+            return 0
+        return self._counter.peek("" if key is None else key)[0]
+
+    def reset_at(self, key: str | None = None) -> float:
+        """When (Unix seconds) every action counted for *key* will have expired."""
+        return time.time() + self._counter.peek("" if key is None else key)[1]
+
+    @property
+    def paused(self) -> bool:
+        """Whether the kill switch is on (every action denied)."""
+        return self._decide is _paused
+
+    def pause(self, reason: str = "") -> None:
+        """Turn the kill switch on: deny every action until :meth:`resume`."""
+        object.__setattr__(self, "_decide", _paused)
+        emit(KillSwitchChanged(guard=f"limit:{self.name}", killed=True, reason=reason))
+
+    def resume(self, reason: str = "") -> None:
+        """Turn the kill switch off."""
+        object.__setattr__(self, "_decide", self._counter.acquire)
+        emit(KillSwitchChanged(guard=f"limit:{self.name}", killed=False, reason=reason))
+
+    # -- the guard mechanism ----------------------------------------------
+
+    def before(self, call: Call) -> None:
+        """Nothing: a limit looks at the decision, after the threshold."""
+
+    def after(self, call: Call) -> None:
+        """Count the call's positive decisions; veto those past the limit.
+
+        An action is a positive decision (``call.act``). A denied one becomes
+        "don't act" with the reason ``"limit:<name>"``; with
+        ``on_exceed="raise"`` the call raises instead.
+        """
+        act = call.act
+        if act is None:
+            return
+        reason = f"limit:{self.name}"
+        if isinstance(act, (bool, np.bool_)):
+            if act and not self._row_allowed(call, call.inputs):
+                call.act = True  # a numpy scalar would not pass Call.veto's bool check
+                call.veto(reason)
+            return
+        rows = call.inputs
+        denied = np.zeros(len(act), dtype=np.bool_)
+        for i in np.flatnonzero(act).tolist():
+            try:
+                row = rows[i]
+            except Exception:  # noqa: BLE001 - no row: the key function cannot run
+                row = None
+            if not self._row_allowed(call, row):
+                denied[i] = True
+        if denied.any():
+            call.veto(reason, denied)
+
+    def _row_allowed(self, call: Call, row: Any) -> bool:
+        code, key, error = self._call_code((row,), {})
+        if code == 0:
+            if _metrics_state._METER_PROVIDER is not None:
+                self._report.count(0, 0)
+            return True
+        if code & DEGRADED:
+            call.degraded = True
+        return self._report.settle(code, key, error)
+
+
+def _paused(key: str, weight: int) -> int:
+    return PAUSED | DENY
+
+
+@attrs.define(eq=False)
+class _Reporter:
+    """A limit's slow path: events, metrics and the on_exceed policy."""
+
+    limit: ActionLimit
+    smallest: int
+    lock: threading.Lock = attrs.Factory(threading.Lock)
+    degraded_total: int = 0
+    degraded_unreported: int = 0
+    degraded_last_event: float = -math.inf
+    outage: int = 0
+
+    def weight_ok(self, weight: object) -> bool:
+        return (
+            isinstance(weight, int) and not isinstance(weight, bool) and 0 < weight <= self.smallest
+        )
+
+    def count(self, code: int, degraded: int) -> None:
+        allowed, denied, degraded_counter = _Metrics.get()
+        attributes = {"guardrail.limit": self.limit.name}
+        if code & DENY:
+            denied.add(1, attributes)
+        else:
+            allowed.add(1, attributes)
+        if degraded:
+            degraded_counter.add(1, attributes)
+
+    def settle(self, code: int, key: str, error: str | None) -> bool:
+        """Report a decision that was not a plain allow; apply on_exceed."""
+        limit = self.limit
+        degraded = code & DEGRADED
+        if code & RECOVERED:
+            with self.lock:
+                outage, self.outage = self.outage, 0
+            emit(LimitRecovered(limit=limit.name, degraded_decisions=outage))
+        if degraded:
+            if error is not None and limit.on_error == "open":
+                code = DEGRADED  # a bad key or weight: on_error decides, not the store
+            self._degraded(error)
+        if _metrics_state._METER_PROVIDER is not None:
+            self.count(code, degraded)
+        if not code & DENY:
+            if code & NEAR:
+                emit(
+                    LimitNear(
+                        limit=limit.name, key=key_digest(key) if key else None, near=limit.near
+                    )
+                )
+            return True
+        shadow = limit.on_exceed == "shadow"
+        paused = bool(code & PAUSED)
+        if code & 1 and not paused:
+            emit(
+                LimitExceeded(
+                    limit=limit.name,
+                    key=key_digest(key) if key else None,
+                    windows=tuple(w.describe() for w in limit.windows),
+                    shadow=shadow,
+                    degraded=bool(degraded),
+                )
+            )
+        if shadow:
+            return True
+        if limit.on_exceed == "raise":
+            raise ActionLimitExceeded(
+                limit.name, key or None, paused=paused, degraded=bool(degraded)
+            )
+        return False
+
+    def _degraded(self, error: str | None) -> None:
+        now = time.monotonic()
+        with self.lock:
+            self.degraded_total += 1
+            self.outage += 1
+            self.degraded_unreported += 1
+            if now - self.degraded_last_event < 1.0:
+                return
+            decisions, self.degraded_unreported = self.degraded_unreported, 0
+            self.degraded_last_event = now
+        limit = self.limit
+        if error is None:
+            error = getattr(limit._counter, "last_error", "") or "the store did not answer"
+            policy = getattr(limit.store, "on_store_error", "closed")
+        else:
+            policy = limit.on_error
+        emit(LimitDegraded(limit=limit.name, policy=policy, error=error, decisions=decisions))

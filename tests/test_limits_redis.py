@@ -1,0 +1,305 @@
+"""Action limits shared through a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import pytest
+
+import guardrail as gr
+from guardrail.testing import capture_events
+
+_names = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _quiet() -> None:
+    gr.configure(hooks=[])
+    return
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A fresh namespace per test, so tests never share counts."""
+    return f"t{os.getpid()}-{next(_names)}"
+
+
+def store(server: Any, namespace: str, **kwargs: Any) -> gr.RedisStore:
+    # A roomy deadline where the test is not about the deadline: the machine may be busy.
+    kwargs.setdefault("deadline", 0.25)
+    return gr.RedisStore(server.client(), namespace=namespace, **kwargs)
+
+
+class TestRedisStore:
+    def test_counts_and_denies(self, redis_server: Any, namespace: str) -> None:
+        """A Redis-backed limit allows max_actions, then denies."""
+        limit = gr.ActionLimit(
+            "block_card", max_actions=3, per="1m", store=store(redis_server, namespace)
+        )
+        assert [limit.allow() for _ in range(5)] == [True, True, True, False, False]
+        assert limit.remaining() == 0
+        assert 59 < limit.reset_at() - time.time() <= 66 + 1
+
+    def test_limits_share_counts_across_stores(self, redis_server: Any, namespace: str) -> None:
+        """Two stores (two replicas) with one namespace share one budget."""
+        a = gr.ActionLimit("sms", max_actions=2, per="1m", store=store(redis_server, namespace))
+        b = gr.ActionLimit("sms", max_actions=2, per="1m", store=store(redis_server, namespace))
+        assert a.allow("u")
+        assert b.allow("u")
+        assert not a.allow("u")
+        assert not b.allow("u")
+        other = store(redis_server, namespace + "-other")
+        c = gr.ActionLimit("sms", max_actions=2, per="1m", store=other)
+        assert c.allow("u")
+
+    def test_several_windows(self, redis_server: Any, namespace: str) -> None:
+        """Every window applies; remaining is the tightest."""
+        limit = gr.ActionLimit(
+            "sms",
+            windows=[gr.Window(2, "1s", buckets=2), gr.Window(3, "1h")],
+            store=store(redis_server, namespace),
+        )
+        assert [limit.allow() for _ in range(3)] == [True, True, False]
+        time.sleep(1.6)
+        assert limit.remaining() == 1
+        assert [limit.allow(), limit.allow()] == [True, False]
+
+    def test_exceeded_and_near_events(self, redis_server: Any, namespace: str) -> None:
+        """The script reports the near crossing and the first denial of a sub-window."""
+        limit = gr.ActionLimit(
+            "ban", max_actions=4, per="1h", near=0.5, store=store(redis_server, namespace)
+        )
+        with capture_events() as events:
+            for _ in range(7):
+                limit.allow("k")
+        assert [e.kind for e in events] == ["limit.near", "limit.exceeded"]
+
+    def test_keys_cannot_collide_or_escape(self, redis_server: Any, namespace: str) -> None:
+        """Hostile keys are hashed: every Redis key has the namespace prefix and a fixed size."""
+        limit = gr.ActionLimit("k", max_actions=1, per="1m", store=store(redis_server, namespace))
+        hostile = ["", ":", "a:b", "../x", "{tag}", "*", "\n", "é", "x" * 10_000, "\udcff"]
+        assert all(limit.allow(key) for key in hostile)
+        assert not any(limit.allow(key) for key in hostile)
+        keys = redis_server.client().keys(f"guardrail:{namespace}:*")
+        assert len(keys) == len(hostile)
+        assert {len(k) for k in keys} == {len(f"guardrail:{namespace}:k:") + 32}
+
+    def test_async(self, redis_server: Any, namespace: str) -> None:
+        """allow_async and async action functions use redis.asyncio."""
+        import redis.asyncio
+
+        client = redis.asyncio.Redis(host="127.0.0.1", port=redis_server.port)
+        shared = gr.RedisStore(client, namespace=namespace, deadline=0.25)
+        limit = gr.ActionLimit(
+            "mail", max_actions=2, per="1m", key=lambda user: user, fallback="skipped", store=shared
+        )
+
+        @limit.guard
+        async def mail(user: str) -> str:
+            return "sent"
+
+        async def main() -> list[Any]:
+            try:
+                return [await mail("u") for _ in range(3)] + [await limit.allow_async("v")]
+            finally:
+                await shared.aclose()
+
+        assert asyncio.run(main()) == ["sent", "sent", "skipped", True]
+        # A second event loop gets its own connections.
+        assert asyncio.run(main()) == ["skipped", "skipped", "skipped", True]
+        assert limit.remaining("u") == 0
+
+    def test_exact_under_thread_contention(self, redis_server: Any, namespace: str) -> None:
+        """8 threads x 500 attempts at a limit of 1,000 admit exactly 1,000."""
+        limit = gr.ActionLimit(
+            "busy",
+            max_actions=1000,
+            per="1h",
+            store=store(redis_server, namespace, deadline=1.0),
+        )
+        allowed = [0] * 8
+        barrier = threading.Barrier(8)
+
+        def attempt(i: int) -> None:
+            barrier.wait()
+            allowed[i] = sum(limit.allow() for _ in range(500))
+
+        threads = [threading.Thread(target=attempt, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sum(allowed) == 1000
+
+    def test_exact_across_processes(self, redis_server: Any, namespace: str) -> None:
+        """4 processes sharing a Redis limit of 100 admit exactly 100."""
+        code = """
+import sys
+import redis, guardrail as gr
+gr.configure(hooks=[])
+port, namespace = int(sys.argv[1]), sys.argv[2]
+store = gr.RedisStore(redis.Redis(host="127.0.0.1", port=port), namespace=namespace,
+                      deadline=1.0)
+limit = gr.ActionLimit("shared", max_actions=100, per="1h", store=store)
+limit.remaining()  # connect before the start
+print("ready", flush=True)
+sys.stdin.readline()
+print(sum(limit.allow() for _ in range(60)), flush=True)
+"""
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", code, str(redis_server.port), namespace],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+            for _ in range(4)
+        ]
+        for p in procs:
+            assert p.stdout is not None
+            assert p.stdout.readline().strip() == "ready"
+        for p in procs:  # all start together
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        counts = [int(p.communicate(timeout=60)[0]) for p in procs]
+        assert sum(counts) == 100
+        assert all(p.returncode == 0 for p in procs)
+
+
+class TestFailurePolicy:
+    @pytest.mark.parametrize(
+        ("policy", "during"),
+        [("closed", [False] * 5), ("open", [True] * 5), ("local", [True] * 2 + [False] * 3)],
+    )
+    def test_redis_stopped_mid_run(
+        self, redis_server: Any, namespace: str, policy: str, during: list[bool]
+    ) -> None:
+        """Redis dies: decisions stay within the deadline and follow the policy; then recover."""
+        deadline = 0.005
+        limit = gr.ActionLimit(
+            "outage",
+            max_actions=4,
+            per="1h",
+            store=store(
+                redis_server,
+                namespace,
+                deadline=deadline,
+                on_store_error=policy,
+                local_share=0.5,
+                probe_every=0.05,
+            ),
+        )
+        assert limit.allow()
+        assert limit.allow()
+        slowest = 0.0
+        with capture_events() as events:
+            redis_server.stop()
+            try:
+                results = []
+                for _ in range(5):
+                    t = time.perf_counter()
+                    results.append(limit.allow())
+                    slowest = max(slowest, time.perf_counter() - t)
+                assert results == during
+            finally:
+                redis_server.start()
+            time.sleep(0.1)
+            # The restarted server is empty: the limit counts afresh from Redis.
+            assert [limit.allow() for _ in range(5)] == [True] * 4 + [False]
+        assert slowest < deadline
+        kinds = [e.kind for e in events]
+        assert kinds[0] == "limit.degraded"
+        assert "limit.recovered" in kinds
+        recovered = next(e for e in events if isinstance(e, gr.LimitRecovered))
+        assert recovered.degraded_decisions == 5
+
+    def test_a_hung_server_is_cut_off_at_the_deadline(
+        self, redis_server: Any, namespace: str
+    ) -> None:
+        """A server that stops answering (SIGSTOP) costs one deadline, then the policy."""
+        deadline = 0.005
+        limit = gr.ActionLimit(
+            "hung",
+            max_actions=10,
+            per="1h",
+            on_exceed="raise",
+            store=store(redis_server, namespace, deadline=deadline, probe_every=0.05),
+        )
+        assert limit.allow()
+        assert redis_server.process is not None
+        redis_server.process.send_signal(signal.SIGSTOP)
+        try:
+            took = []
+            for _ in range(3):
+                t = time.perf_counter()
+                with pytest.raises(gr.ActionLimitExceeded) as info:
+                    limit.allow()
+                took.append(time.perf_counter() - t)
+                assert info.value.degraded
+        finally:
+            redis_server.process.send_signal(signal.SIGCONT)
+        # The first decision waits for the deadline (plus scheduling noise on a busy
+        # machine); the next ones skip Redis until the probe.
+        assert deadline <= took[0] < deadline + 0.010
+        assert max(took[1:]) < 0.001
+        time.sleep(0.1)
+        assert limit.allow()
+
+    def test_async_decisions_keep_the_deadline(self, redis_server: Any, namespace: str) -> None:
+        """An async decision against a hung server returns at the deadline."""
+        import redis.asyncio
+
+        client = redis.asyncio.Redis(host="127.0.0.1", port=redis_server.port)
+        shared = gr.RedisStore(client, namespace=namespace, on_store_error="open")
+        limit = gr.ActionLimit("hung-async", max_actions=10, per="1h", store=shared)
+
+        async def main() -> tuple[bool, float]:
+            assert await limit.allow_async()
+            assert redis_server.process is not None
+            redis_server.process.send_signal(signal.SIGSTOP)
+            try:
+                t = time.perf_counter()
+                allowed = await limit.allow_async()
+                return allowed, time.perf_counter() - t
+            finally:
+                redis_server.process.send_signal(signal.SIGCONT)
+                await shared.aclose()
+
+        allowed, took = asyncio.run(main())
+        assert allowed
+        assert took < 0.010
+
+    @pytest.mark.parametrize(
+        ("kwargs", "message"),
+        [
+            ({"namespace": "a:b"}, "namespace"),
+            ({"namespace": ""}, "namespace"),
+            ({"deadline": 0}, "deadline"),
+            ({"deadline": -1}, "deadline"),
+            ({"on_store_error": "retry"}, "on_store_error"),
+            ({"local_share": 0}, "local_share"),
+            ({"local_share": 2}, "local_share"),
+        ],
+    )
+    def test_bad_store_configuration(
+        self, redis_server: Any, kwargs: dict[str, Any], message: str
+    ) -> None:
+        """Bad store settings are ConfigErrors."""
+        with pytest.raises(gr.ConfigError, match=message):
+            gr.RedisStore(redis_server.client(), **kwargs)
+
+    def test_not_a_client(self) -> None:
+        """Something that is not a redis client is refused."""
+        with pytest.raises(gr.ConfigError, match="client"):
+            gr.RedisStore(object())
