@@ -32,94 +32,108 @@ __all__ = ["RedisStore"]
 
 OnStoreError = Literal["closed", "open", "local"]
 
-# KEYS[1]: the limit key's hash.  ARGV: weight, number of windows, then per
-# window: sub-window width (µs), sub-windows kept (buckets + 1), max, near count.
-# Fields: "<window>:<sub-window>" -> count, "a<window>" -> sub-window of the
-# last exceeded alert. Codes as in _limits: 0 allow, 1 near, 2 deny, 3 first deny.
-_DECIDE = """
+# KEYS[1]: the limit key. ARGV[1]: the weight. The windows are constants of the
+# script (rendered per limit): {width µs, sub-windows kept, max, near count, offset}.
+# State: one msgpack array per key; per window at its offset: the current
+# sub-window index, the running total, the alerted flag, then the counts (a ring).
+# It is the in-memory algorithm, on the server's clock. Codes as in _limits:
+# 0 allow, 1 allow and near, 2 deny, 3 deny and alert.
+_PRELUDE = """
+local W = {windows}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local weight = tonumber(ARGV[1])
-local n = tonumber(ARGV[2])
-local fields = redis.call('HGETALL', KEYS[1])
-local cur, first, total, ttl = {}, {}, {}, 0
-for i = 1, n do
-  local base = 2 + (i - 1) * 4
-  local width, slots = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2])
-  cur[i] = math.floor(now / width)
-  first[i] = cur[i] - slots + 1
-  total[i] = 0
-  if width * slots > ttl then ttl = width * slots end
-end
-local stale, alerts = {}, {}
-for j = 1, #fields, 2 do
-  local f = fields[j]
-  local i, b = string.match(f, '^(%d+):(%d+)$')
-  if i then
-    i, b = tonumber(i), tonumber(b)
-    -- A sub-window ahead of the clock (a server clock that went back) still counts.
-    if i <= n and b >= first[i] then
-      total[i] = total[i] + tonumber(fields[j + 1])
+local raw = redis.call('GET', KEYS[1])
+local s = {{}}
+if raw then s = cmsgpack.unpack(raw) end
+for i = 1, #W do
+  local w = W[i]
+  local width, slots, base = w[1], w[2], w[5]
+  local b = math.floor(now / width)
+  local cur = s[base + 1]
+  if cur == nil then
+    s[base + 1], s[base + 2], s[base + 3] = b, 0, 0
+    for j = 1, slots do s[base + 3 + j] = 0 end
+  elseif b > cur then
+    if b - cur >= slots then
+      for j = 1, slots do s[base + 3 + j] = 0 end
+      s[base + 2] = 0
     else
-      stale[#stale + 1] = f
+      local total = s[base + 2]
+      for x = cur + 1, b do
+        local j = base + 4 + (x % slots)
+        total = total - s[j]
+        s[j] = 0
+      end
+      s[base + 2] = total
     end
-  else
-    alerts[f] = tonumber(fields[j + 1])
+    s[base + 1], s[base + 3] = b, 0
   end
 end
-local ttl_ms = math.ceil(ttl / 1000) + 1
-for i = 1, n do
-  if total[i] + weight > tonumber(ARGV[2 + (i - 1) * 4 + 3]) then
-    local af = 'a' .. i
-    if alerts[af] == cur[i] then return 2 end
-    redis.call('HSET', KEYS[1], af, string.format('%d', cur[i]))
-    redis.call('PEXPIRE', KEYS[1], ttl_ms)
+"""
+
+_DECIDE_BODY = """
+local weight = tonumber(ARGV[1])
+for i = 1, #W do
+  local w = W[i]
+  local base = w[5]
+  if s[base + 2] + weight > w[3] then
+    if s[base + 3] == 1 then return 2 end
+    s[base + 3] = 1
+    redis.call('SET', KEYS[1], cmsgpack.pack(s), 'PX', {ttl_ms})
     return 3
   end
 end
 local code = 0
-for i = 1, n do
-  redis.call('HINCRBY', KEYS[1], string.format('%d:%d', i, cur[i]), weight)
-  local near = tonumber(ARGV[2 + (i - 1) * 4 + 4])
-  if total[i] < near and total[i] + weight >= near then code = 1 end
+for i = 1, #W do
+  local w = W[i]
+  local base, slots = w[5], w[2]
+  local before = s[base + 2]
+  s[base + 2] = before + weight
+  local j = base + 4 + (s[base + 1] % slots)
+  s[j] = s[j] + weight
+  if before < w[4] and before + weight >= w[4] then code = 1 end
 end
-if #stale > 0 then redis.call('HDEL', KEYS[1], unpack(stale)) end
-redis.call('PEXPIRE', KEYS[1], ttl_ms)
+redis.call('SET', KEYS[1], cmsgpack.pack(s), 'PX', {ttl_ms})
 return code
 """
 
-# Same KEYS/ARGV (weight ignored); returns {remaining, µs until all expired}.
-_PEEK = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local n = tonumber(ARGV[2])
-local fields = redis.call('HGETALL', KEYS[1])
+# Returns {remaining, µs until every counted action has expired}.
+_PEEK_BODY = """
 local remaining, reset = nil, 0
-for i = 1, n do
-  local base = 2 + (i - 1) * 4
-  local width, slots = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2])
-  local cur = math.floor(now / width)
-  local total, newest = 0, nil
-  for j = 1, #fields, 2 do
-    local wi, b = string.match(fields[j], '^(%d+):(%d+)$')
-    if wi and tonumber(wi) == i then
-      b = tonumber(b)
-      if b > cur - slots then
-        total = total + tonumber(fields[j + 1])
-        if newest == nil or b > newest then newest = b end
-      end
-    end
-  end
-  local left = tonumber(ARGV[base + 3]) - total
+for i = 1, #W do
+  local w = W[i]
+  local width, slots, base = w[1], w[2], w[5]
+  local left = w[3] - s[base + 2]
   if left < 0 then left = 0 end
   if remaining == nil or left < remaining then remaining = left end
-  if newest ~= nil then
-    local r = (newest + slots) * width - now
-    if r > reset then reset = r end
+  local cur = s[base + 1]
+  for back = 0, slots - 1 do
+    local x = cur - back
+    if s[base + 4 + (x % slots)] > 0 then
+      local r = (x + slots) * width - now
+      if r > reset then reset = r end
+      break
+    end
   end
 end
-return {remaining, reset}
+return {{remaining, reset}}
 """
+
+
+def _scripts(windows: tuple[Window, ...], near: float) -> tuple[str, str]:
+    """The decide and peek scripts for one limit's windows."""
+    rows, offset, ttl_us = [], 0, 0
+    for w in windows:
+        width = -(-round(w.per * 1e6) // w.buckets)
+        slots = w.buckets + 1
+        near_at = max(1, math.ceil(w.max_actions * near))
+        rows.append(f"{{{width}, {slots}, {w.max_actions}, {near_at}, {offset}}}")
+        offset += 3 + slots
+        ttl_us = max(ttl_us, width * slots)
+    prelude = _PRELUDE.format(windows="{" + ", ".join(rows) + "}")
+    ttl_ms = -(-ttl_us // 1000) + 1
+    return prelude + _DECIDE_BODY.format(ttl_ms=ttl_ms), prelude + _PEEK_BODY.format()
+
 
 # Connection settings copied from the user's client onto the store's own pool.
 _COPIED = {
@@ -311,18 +325,13 @@ class RedisCounter:
         self.prefix = f"guardrail:{store.namespace}:{name}:"
         self.deadline = store.deadline
         self.policy = store.on_store_error
-        args: list[int] = [len(windows)]
-        for w in windows:
-            width_us = -(-round(w.per * 1e6) // w.buckets)
-            args += [
-                width_us,
-                w.buckets + 1,
-                w.max_actions,
-                max(1, math.ceil(w.max_actions * near)),
-            ]
-        self.args = tuple(args)
-        self.decide_sha = _sha1(_DECIDE)
-        self.peek_sha = _sha1(_PEEK)
+        self.decide_script, self.peek_script = _scripts(windows, near)
+        self.decide_sha = _sha1(self.decide_script)
+        self.peek_sha = _sha1(self.peek_script)
+        self.command_head = b"*5\r\n$7\r\nEVALSHA\r\n$40\r\n%b\r\n$1\r\n1\r\n" % (
+            self.decide_sha.encode()
+        )
+        self.commands: dict[tuple[str, int], list[bytes]] = {}
         from redis.exceptions import NoScriptError
 
         self.noscript = NoScriptError
@@ -343,19 +352,47 @@ class RedisCounter:
         digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16)
         return self.prefix + digest.hexdigest()
 
+    def packed(self, key: str, weight: int) -> list[bytes]:
+        """The EVALSHA command for *key* and *weight*, encoded once and cached."""
+        cache = self.commands
+        command = cache.get((key, weight))
+        if command is None:
+            name = self.redis_key(key).encode()
+            count = str(weight).encode()
+            command = [
+                b"%b$%d\r\n%b\r\n$%d\r\n%b\r\n"
+                % (self.command_head, len(name), name, len(count), count)
+            ]
+            if len(cache) >= 4096:  # keys come from inputs: keep the cache bounded
+                cache.clear()
+            cache[key, weight] = command
+        return command
+
     def acquire(self, key: str, weight: int) -> int:
-        """Decide in one round trip; the failure policy if Redis cannot answer."""
+        """Decide in one round trip; the failure policy if Redis cannot answer.
+
+        The command goes straight to a pooled connection (encoded once per
+        key and cached), skipping redis-py's per-command layers: this is the
+        hot path of every shared decision.
+        """
         if self.down_until and time.monotonic() < self.down_until:
             return self._degraded(key, weight)
         try:
-            client = self.store.sync_client()
-            name = self.redis_key(key)
+            pool = self.store.sync_client().connection_pool
+            connection = pool.get_connection()
             try:
-                code = int(
-                    client.execute_command("EVALSHA", self.decide_sha, 1, name, weight, *self.args)
-                )
+                connection.send_packed_command(self.packed(key, weight), check_health=False)
+                reply = connection.read_response()
             except self.noscript:
-                code = int(client.execute_command("EVAL", _DECIDE, 1, name, weight, *self.args))
+                reply = self.store.sync_client().execute_command(
+                    "EVAL", self.decide_script, 1, self.redis_key(key), weight
+                )
+            except BaseException:
+                connection.disconnect()
+                raise
+            finally:
+                pool.release(connection)
+            code = int(reply)
         except Exception as e:  # noqa: BLE001 - the failure policy decides instead
             return self._failed(e, key, weight)
         return self._answered(code)
@@ -370,11 +407,11 @@ class RedisCounter:
             async with asyncio.timeout(self.deadline):
                 try:
                     reply = await client.execute_command(
-                        "EVALSHA", self.decide_sha, 1, name, weight, *self.args
+                        "EVALSHA", self.decide_sha, 1, name, weight
                     )
                 except self.noscript:
                     reply = await client.execute_command(
-                        "EVAL", _DECIDE, 1, name, weight, *self.args
+                        "EVAL", self.decide_script, 1, name, weight
                     )
             code = int(reply)
         except Exception as e:  # noqa: BLE001 - the failure policy decides instead
@@ -408,9 +445,9 @@ class RedisCounter:
             client = self.store.sync_client()
             name = self.redis_key(key)
             try:
-                reply = client.execute_command("EVALSHA", self.peek_sha, 1, name, 0, *self.args)
+                reply = client.execute_command("EVALSHA", self.peek_sha, 1, name)
             except self.noscript:
-                reply = client.execute_command("EVAL", _PEEK, 1, name, 0, *self.args)
+                reply = client.execute_command("EVAL", self.peek_script, 1, name)
             return int(reply[0]), int(reply[1]) / 1e6
         except Exception as e:  # noqa: BLE001 - inspection answers from the policy
             self.last_error = f"{type(e).__name__}: {e}"[:200]
