@@ -21,6 +21,9 @@ model = gr.ModelRef(name="m", version="1")
 """
 
 REJECTED = {
+    "limited_action_keeps_its_signature": (
+        'gr.ActionLimit("a", max_actions=1, per=1).guard(str.upper)(42)  # E'
+    ),
     "log_odds_plus_probability": "gr.LogOdds(1.0) + gr.Probability(0.3)  # E",
     "probability_plus_log_odds": "gr.Probability(0.3) + gr.LogOdds(1.0)  # E",
     "probability_plus_probability": "gr.Probability(0.3) + gr.Probability(0.3)  # E",

@@ -652,14 +652,40 @@ class ActionLimit:
             return cast(Callable[P, R], limited_async)
 
         allowed = self._call_allowed
+        key_fn = self.key
+        if key_fn is None or callable(self.weight):
+
+            @functools.wraps(fn)
+            def limited(*args: P.args, **kwargs: P.kwargs) -> R:
+                if allowed(args, kwargs):
+                    return fn(*args, **kwargs)
+                return cast(R, fallback)
+
+            return limited
+
+        # The common keyed case, decided here without the general path's calls.
+        unit, report = self._unit, self._report
 
         @functools.wraps(fn)
-        def limited(*args: P.args, **kwargs: P.kwargs) -> R:
+        def limited_by_key(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                key = key_fn(*args, **kwargs)
+            except Exception:  # noqa: BLE001 - the general path reports it
+                key = None
+            if key.__class__ is str:
+                code = self._decide(key, unit)
+                if code == 0:
+                    if _metrics_state._METER_PROVIDER is not None:
+                        report.count(0, 0)
+                    return fn(*args, **kwargs)
+                if report.settle(code, key, None):
+                    return fn(*args, **kwargs)
+                return cast(R, fallback)
             if allowed(args, kwargs):
                 return fn(*args, **kwargs)
             return cast(R, fallback)
 
-        return limited
+        return limited_by_key
 
     # -- inspection and kill switch ---------------------------------------
 

@@ -65,3 +65,17 @@ async def predict_async(row: dict[str, float]) -> float:
 
 async def use_async() -> gr.Prediction[gr.Score[Any]]:
     return await predict_async({"amount": 1.0})
+
+
+# Action limits: the standalone decorator keeps the action's signature.
+limit = gr.ActionLimit("block_card", max_actions=500, per="1h", key=lambda merchant: merchant)
+
+
+@limit.guard
+def block_card(merchant: str) -> str:
+    return merchant
+
+
+blocked: str = block_card("m-1")
+allowed_now: bool = limit.allow("m-1")
+left: int = limit.remaining("m-1")
