@@ -714,6 +714,30 @@ class ActionLimit:
         object.__setattr__(self, "_decide", self._counter.acquire)
         emit(KillSwitchChanged(guard=f"limit:{self.name}", killed=False, reason=reason))
 
+    def to_dict(self) -> dict[str, Any]:
+        """The settings, JSON-ready (a guard's configuration fingerprint includes them).
+
+        Functions are described by their qualified name; the store by its kind
+        and, for Redis, its namespace, deadline and failure policy.
+        """
+        store = self.store
+        store_settings: dict[str, Any] = {"type": type(store).__name__}
+        for attribute in ("namespace", "deadline", "on_store_error", "local_share"):
+            if hasattr(store, attribute):
+                store_settings[attribute] = getattr(store, attribute)
+        return {
+            "windows": [
+                {"max_actions": w.max_actions, "per": w.per, "buckets": w.buckets}
+                for w in self.windows
+            ],
+            "key": None if self.key is None else _qualname(self.key),
+            "weight": _qualname(self.weight) if callable(self.weight) else self.weight,
+            "on_exceed": self.on_exceed,
+            "near": self.near,
+            "on_error": self.on_error,
+            "store": store_settings,
+        }
+
     # -- the guard mechanism ----------------------------------------------
 
     def before(self, call: Call) -> None:
@@ -756,6 +780,10 @@ class ActionLimit:
         if code & DEGRADED:
             call.degraded = True
         return self._report.settle(code, key, error)
+
+
+def _qualname(fn: object) -> str:
+    return str(getattr(fn, "__qualname__", type(fn).__qualname__))
 
 
 def _paused(key: str, weight: int) -> int:
