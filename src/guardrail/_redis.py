@@ -11,7 +11,6 @@ store (see ``docs/limits.md``), kept in one hash per limit key.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import math
 import threading
@@ -267,6 +266,8 @@ class RedisStore:
 
     def async_client(self) -> Any:
         """The store's own ``redis.asyncio.Redis`` for the running event loop."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         held = self._async.get(id(loop))
         if held is not None and held[0] is loop:
@@ -286,6 +287,8 @@ class RedisStore:
 
     async def aclose(self) -> None:
         """Close the async connections of the running event loop (await before it ends)."""
+        import asyncio
+
         held = self._async.pop(id(asyncio.get_running_loop()), None)
         if held is not None:
             await held[1].aclose()
@@ -399,6 +402,8 @@ class RedisCounter:
 
     async def acquire_async(self, key: str, weight: int) -> int:
         """:meth:`acquire` with redis.asyncio, bounded by the deadline."""
+        import asyncio
+
         if self.down_until and time.monotonic() < self.down_until:
             return self._degraded(key, weight)
         try:
