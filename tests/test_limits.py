@@ -381,6 +381,23 @@ class TestBadCallTimeInput:
         assert len(degraded) == 1
         assert degraded[0].policy == "closed"
 
+    def test_the_key_function_runs_once_per_call(self) -> None:
+        """A failing key function is called once, not again by a slower path."""
+        calls = []
+
+        def key(merchant: str) -> str:
+            calls.append(merchant)
+            raise KeyError(merchant)
+
+        limit, _ = limit_with_clock(key=key)
+
+        @limit.guard
+        def act(merchant: str) -> str:
+            return "acted"
+
+        assert act("m") is None
+        assert calls == ["m"]
+
     def test_key_failure_fail_open(self) -> None:
         """With on_error='open' the action goes ahead and is reported."""
         limit, _ = limit_with_clock(key=lambda row: row["missing"], on_error="open")

@@ -668,20 +668,22 @@ class ActionLimit:
 
         @functools.wraps(fn)
         def limited_by_key(*args: P.args, **kwargs: P.kwargs) -> R:
+            error = None
             try:
                 key = key_fn(*args, **kwargs)
-            except Exception:  # noqa: BLE001 - the general path reports it
-                key = None
-            if key.__class__ is str:
+            except Exception as e:  # noqa: BLE001 - the failure policy decides instead
+                key, error = "", f"the key function raised {type(e).__name__}: {e}"
+            if key.__class__ is str and error is None:
                 code = self._decide(key, unit)
                 if code == 0:
                     if _metrics_state._METER_PROVIDER is not None:
                         report.count(0, 0)
                     return fn(*args, **kwargs)
-                if report.settle(code, key, None):
-                    return fn(*args, **kwargs)
-                return cast(R, fallback)
-            if allowed(args, kwargs):
+            else:
+                if error is None:
+                    error = f"the key function returned {type(key).__name__}, not str"
+                key, code = "", DEGRADED | DENY
+            if report.settle(code, key, error):
                 return fn(*args, **kwargs)
             return cast(R, fallback)
 
