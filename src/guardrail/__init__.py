@@ -16,6 +16,7 @@ from ._errors import (
     ConfigError,
     FormatError,
     GuardrailError,
+    LabelError,
     ModelMismatchError,
     OutOfScaleError,
     PolicyError,
@@ -23,17 +24,26 @@ from ._errors import (
     ProfileMismatchError,
     ScaleError,
     SchemaViolation,
+    SinkFullError,
     UndeclaredConsumerError,
 )
 from ._events import (
+    CalibrationOutOfRange,
     ConsumerUndeclared,
+    DecisionLogFailed,
     Event,
     InputsInvalid,
     KillSwitchChanged,
     MachineryError,
+    OutcomesLost,
     OutOfScale,
+    PredictionBiasOutOfRange,
     PredictionMade,
+    RetrainHookFailed,
     SkewDetected,
+    ThresholdChanged,
+    ThresholdClampHit,
+    ThresholdFrozen,
     UpstreamFailure,
 )
 from ._guard import (
@@ -47,17 +57,21 @@ from ._guard import (
     revive_all,
 )
 from ._guard_config import Change, ConfigDiff, GuardConfig, diff
+from ._holdout import DecisionLog, DecisionRecord, DecisionSink, Holdout, JsonLinesSink
 from ._hooks import Hook, StructlogHook
 from ._model import ModelRef, fingerprint_bytes, fingerprint_file
 from ._otel import OpenTelemetryHook
+from ._outcomes import OutcomeMonitor, OutcomeReport
 from ._prediction import Decision, Prediction, Threshold
 from ._profile import CategoricalProfile, FeatureSpec, NumericProfile, Profile, Schema
 from ._scales import LogOdds, Probability, Score
 from ._skew import SkewMonitor
+from ._thresholds import DynamicThreshold
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CalibrationOutOfRange",
     "Call",
     "CategoricalProfile",
     "Change",
@@ -65,7 +79,12 @@ __all__ = [
     "ConfigError",
     "ConsumerUndeclared",
     "Decision",
+    "DecisionLog",
+    "DecisionLogFailed",
+    "DecisionRecord",
+    "DecisionSink",
     "DriftThresholds",
+    "DynamicThreshold",
     "Event",
     "FeatureDrift",
     "FeatureSpec",
@@ -74,9 +93,12 @@ __all__ = [
     "GuardConfig",
     "GuardStats",
     "GuardrailError",
+    "Holdout",
     "Hook",
     "InputsInvalid",
+    "JsonLinesSink",
     "KillSwitchChanged",
+    "LabelError",
     "LogOdds",
     "MachineryError",
     "Mechanism",
@@ -87,23 +109,32 @@ __all__ = [
     "OpenTelemetryHook",
     "OutOfScale",
     "OutOfScaleError",
+    "OutcomeMonitor",
+    "OutcomeReport",
+    "OutcomesLost",
     "PolicyError",
     "Prediction",
+    "PredictionBiasOutOfRange",
     "PredictionMade",
     "PredictionOutOfScaleError",
     "Probability",
     "Profile",
     "ProfileFormatError",
     "ProfileMismatchError",
+    "RetrainHookFailed",
     "ScaleError",
     "Schema",
     "SchemaViolation",
     "Score",
+    "SinkFullError",
     "SkewDetected",
     "SkewMonitor",
     "SkewReport",
     "StructlogHook",
     "Threshold",
+    "ThresholdChanged",
+    "ThresholdClampHit",
+    "ThresholdFrozen",
     "UndeclaredConsumerError",
     "UpstreamFailure",
     "compare",

@@ -80,3 +80,14 @@ class SchemaViolation(PolicyError, ValueError):  # noqa: N818 - names what was f
         self.feature, self.problem = violations[0]
         more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
         super().__init__(f"input violates the schema: {self.feature}: {self.problem}{more}")
+
+
+class LabelError(GuardrailError, ValueError):
+    """An outcome label is not 0, 1, ``True`` or ``False``."""
+
+
+class SinkFullError(GuardrailError):
+    """A decision sink's buffer is full and the record was not kept.
+
+    Sinks raise it from ``write``; the decision log counts and reports it.
+    """
