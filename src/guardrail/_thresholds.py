@@ -39,7 +39,7 @@ S = TypeVar("S", bound=_Value[Any])
 
 FORMAT: Final = "guardrail.dynamic-threshold"
 FORMAT_VERSION: Final = 1
-_DEFAULT_STEP: Final = 0.05
+_DEFAULT_STEP: Final = 0.1
 _LOGIT_LIMIT: Final = 700.0
 _Bound = Literal["lower", "upper"]
 
@@ -66,14 +66,14 @@ class DynamicThreshold(Generic[S]):
             or ``Score``; its type is the scale decisions are made on.
         step: How far one score may move the tracker (``η``). Probability and
             log-odds thresholds are tracked on the log-odds scale, so the step
-            is in log-odds (default 0.05). A ``Score`` has no log-odds: it is
+            is in log-odds (default 0.1). A ``Score`` has no log-odds: it is
             tracked on its own scale, and *step* is required, in score units.
         lower: The lowest value the threshold may take (same type as
             *initial*); reaching it emits :class:`~guardrail.ThresholdClampHit`.
         upper: The highest value, likewise.
         dead_band: The tracker must move this far (on the tracking scale)
             from the saved value before a new value is saved under a new
-            version. Default: twice the step.
+            version. Default: one step.
         warmup: The number of scores seen before the threshold starts to move.
         model: The model the threshold is set for; ``None`` accepts any.
         name: Identifies the threshold in events.
@@ -135,7 +135,7 @@ class DynamicThreshold(Generic[S]):
         eta = _number("step", step)
         if not 0.0 < eta < math.inf:
             raise ConfigError(f"step must be positive and finite, got {step!r}")
-        band = 2.0 * eta if dead_band is None else _number("dead_band", dead_band)
+        band = eta if dead_band is None else _number("dead_band", dead_band)
         if not 0.0 <= band < math.inf:
             raise ConfigError(f"dead_band must be >= 0 and finite, got {dead_band!r}")
         if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
