@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkable
@@ -270,7 +271,7 @@ class JsonLinesSink:
         line = json.dumps(attrs.asdict(record), separators=(",", ":"))
         with self._lock:
             if not self._registered:
-                atexit.register(self.close)
+                atexit.register(self._close_at_exit)
                 self._registered = True
             buffer = self._buffer
             if len(buffer) >= self.max_buffer:
@@ -305,7 +306,11 @@ class JsonLinesSink:
         return len(self._buffer)
 
     def close(self) -> None:
-        """Flush and close the file; safe to call twice."""
+        """Flush and close the file; safe to call twice.
+
+        Raises ``OSError`` if the buffered records cannot be written (they are
+        kept, and a later ``close`` tries again).
+        """
         with self._lock:
             if self._closed and not self._buffer:
                 return
@@ -317,8 +322,18 @@ class JsonLinesSink:
                     self._file = None
                 self._closed = True
                 if self._registered:
-                    atexit.unregister(self.close)
+                    atexit.unregister(self._close_at_exit)
                     self._registered = False
+
+    def _close_at_exit(self) -> None:
+        lost = len(self._buffer)
+        try:
+            self.close()
+        except OSError as e:
+            # Too late for hooks: say it where an operator will look.
+            sys.stderr.write(
+                f"guardrail: {lost} decision records not written to {self.path}: {e}\n"
+            )
 
     def __enter__(self) -> JsonLinesSink:
         return self
