@@ -353,3 +353,11 @@ class TestJsonLinesSink:
         """Non-positive sizes, or flush_every above max_buffer, are ConfigErrors."""
         with pytest.raises(gr.ConfigError):
             gr.JsonLinesSink(tmp_path / "x", **kw)
+
+
+class TestDecisionRecord:
+    def test_to_dict_has_every_field(self) -> None:
+        """to_dict names every field of the record."""
+        record = gr.DecisionRecord("a", None, 1.0, "m", "1", 0.5, "probability", None, None,
+                                   None, None, None, "f")  # fmt: skip
+        assert set(record.to_dict()) == {a.name for a in gr.DecisionRecord.__attrs_attrs__}

@@ -211,7 +211,21 @@ class DecisionRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return attrs.asdict(self)
+        return {
+            "decision_id": self.decision_id,
+            "unit": self.unit,
+            "timestamp": self.timestamp,
+            "model": self.model,
+            "model_version": self.model_version,
+            "score": self.score,
+            "scale": self.scale,
+            "threshold": self.threshold,
+            "threshold_version": self.threshold_version,
+            "action": self.action,
+            "propensity": self.propensity,
+            "arm": self.arm,
+            "config": self.config,
+        }
 
 
 @runtime_checkable
@@ -268,7 +282,7 @@ class JsonLinesSink:
 
     def write(self, record: DecisionRecord) -> None:
         """Buffer *record*; write the buffer out when it reaches *flush_every*."""
-        line = json.dumps(attrs.asdict(record), separators=(",", ":"))
+        line = json.dumps(record.to_dict(), separators=(",", ":"))
         with self._lock:
             if not self._registered:
                 atexit.register(self._close_at_exit)

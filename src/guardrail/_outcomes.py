@@ -164,7 +164,8 @@ class OutcomeMonitor:
         min_outcomes: Labelled predictions (overall, or in a slice) needed
             before an alarm can fire.
         check_every: Calibration is checked every this many labels (bias is
-            checked on every label).
+            checked on every label); by default a tenth of the window, so
+            the sort it needs costs a few operations per label.
         on_retrain: Called with the alarm event when bias or calibration
             leaves its bounds: the hook for "production metrics say retrain".
             Exceptions from it are counted and reported.
@@ -195,7 +196,7 @@ class OutcomeMonitor:
         ece_bound: float | None = 0.1,
         bins: int = 10,
         min_outcomes: int = 200,
-        check_every: int = 1000,
+        check_every: int | None = None,
         max_slices: int = 1000,
         on_retrain: Callable[[Event], object] | None = None,
         thresholds: Iterable[DynamicThreshold[Any]] = (),
@@ -210,7 +211,7 @@ class OutcomeMonitor:
             ("window", window),
             ("bins", bins),
             ("min_outcomes", min_outcomes),
-            ("check_every", check_every),
+            ("check_every", 1 if check_every is None else check_every),
             ("max_slices", max_slices),
         ):
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -242,7 +243,7 @@ class OutcomeMonitor:
         self.ece_bound = None if ece_bound is None else float(ece_bound)
         self.bins = bins
         self.min_outcomes = min_outcomes
-        self.check_every = check_every
+        self.check_every = max(100, window // 10) if check_every is None else check_every
         self.max_slices = max_slices
         self.on_retrain = on_retrain
         self.thresholds = dyn
@@ -255,6 +256,10 @@ class OutcomeMonitor:
         )
         # (probability, label, acted, slice), the last *window* labelled ones
         self._joined: deque[tuple[float, int, bool | None, str | None]] = deque()
+        # The same predictions and labels as arrays (a ring), for the calibration sort.
+        self._ring_p = np.zeros(window, dtype=np.float64)
+        self._ring_y = np.zeros(window, dtype=np.float64)
+        self._ring_next = 0
         self._all = _Sums()
         self._slices: dict[str, _Sums] = {}
         self._alarms: set[str | None] = set()
@@ -286,11 +291,34 @@ class OutcomeMonitor:
             act: object = decision.act
         else:
             act = decision
+        self._model = prediction.model
+        value = prediction.value
+        if type(value) is Probability and type(value.value) is float:
+            # One row: no lists.
+            key = self._slice_keys(inputs, None, 1)[0] if self.slice is not None else None
+            flag = None if act is None else bool(act)
+            self._keep_one(prediction.id, value.value, flag, key)
+            return
         probabilities = _probabilities(prediction)
         size = None if type(prediction.value.value) is float else len(probabilities)
         self._keep(row_ids(prediction), probabilities, _flags(act, len(probabilities)),
                    self._slice_keys(inputs, size, len(probabilities)))  # fmt: skip
-        self._model = prediction.model
+
+    def _keep_one(self, prediction_id: str, p: float, act: bool | None, key: str | None) -> None:
+        now = self._clock()
+        with self._lock:
+            pending = self._pending
+            pending[prediction_id] = (p, act, key, now)
+            events = None
+            if len(pending) > self.window:
+                pending.popitem(last=False)
+                events = self._lost("evicted", 1)
+            first = next(iter(pending.values()))
+            if first[3] < now - self.ttl:
+                events = (events or []) + self._expire(now)
+        if events:
+            for event in events:
+                emit(event)
 
     def _slice_keys(self, inputs: object, size: int | None, n: int) -> list[str | None]:
         key = self.slice
@@ -393,6 +421,10 @@ class OutcomeMonitor:
         if key is not None and key not in self._slices and len(self._slices) >= self.max_slices:
             key = OTHER_SLICE
         joined.append((p, y, act, key))
+        i = self._ring_next
+        self._ring_p[i] = p
+        self._ring_y[i] = y
+        self._ring_next = 0 if i + 1 == self.window else i + 1
         events = self._add(self._all, None, p, y)
         if key is not None:
             sums = self._slices.get(key)
@@ -442,14 +474,16 @@ class OutcomeMonitor:
         ]
 
     def _ece(self) -> float:
-        if not self._joined:
+        n = len(self._joined)
+        if not n:
             return math.nan
-        data = np.array([(p, y) for p, y, _, _ in self._joined], dtype=np.float64)
-        order = np.argsort(data[:, 0], kind="stable")
+        # Before the ring wraps, its first n slots are the joined ones.
+        p, y = self._ring_p[:n], self._ring_y[:n]
+        order = np.argsort(p, kind="stable")
         total = 0.0
-        for chunk in np.array_split(data[order], min(self.bins, len(data))):
-            total += len(chunk) * abs(float(chunk[:, 0].mean()) - float(chunk[:, 1].mean()))
-        return total / len(data)
+        for chunk in np.array_split(order, min(self.bins, n)):
+            total += len(chunk) * abs(float(p[chunk].mean()) - float(y[chunk].mean()))
+        return total / n
 
     def _react(self, events: list[Event]) -> None:
         """Freeze thresholds on bias alarms; call the retraining hook on any alarm."""
