@@ -21,6 +21,14 @@ model = gr.ModelRef(name="m", version="1")
 """
 
 REJECTED = {
+    "dynamic_threshold_other_scale": (
+        "gr.DynamicThreshold(target_rate=0.1, initial=gr.Probability(0.9))"
+        ".update(gr.LogOdds(0.1))  # E"
+    ),
+    "dynamic_threshold_clamp_other_scale": (
+        "gr.DynamicThreshold(target_rate=0.1, initial=gr.Probability(0.9), "
+        "upper=gr.LogOdds(3.0))  # E"
+    ),
     "log_odds_plus_probability": "gr.LogOdds(1.0) + gr.Probability(0.3)  # E",
     "probability_plus_log_odds": "gr.Probability(0.3) + gr.LogOdds(1.0)  # E",
     "probability_plus_probability": "gr.Probability(0.3) + gr.Probability(0.3)  # E",

@@ -17,7 +17,7 @@ import json
 import math
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar, cast, overload
 
 import numpy as np
 
@@ -105,14 +105,59 @@ class DynamicThreshold(Generic[S]):
 
     name: str
 
+    @overload
+    def __init__(
+        self: DynamicThreshold[Probability[Any]],
+        *,
+        target_rate: float,
+        initial: Probability[float],
+        step: float | None = None,
+        lower: Probability[float] | None = None,
+        upper: Probability[float] | None = None,
+        dead_band: float | None = None,
+        warmup: int = 0,
+        model: ModelRef | None = None,
+        name: str = "threshold",
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: DynamicThreshold[LogOdds[Any]],
+        *,
+        target_rate: float,
+        initial: LogOdds[float],
+        step: float | None = None,
+        lower: LogOdds[float] | None = None,
+        upper: LogOdds[float] | None = None,
+        dead_band: float | None = None,
+        warmup: int = 0,
+        model: ModelRef | None = None,
+        name: str = "threshold",
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: DynamicThreshold[Score[Any]],
+        *,
+        target_rate: float,
+        initial: Score[float],
+        step: float | None = None,
+        lower: Score[float] | None = None,
+        upper: Score[float] | None = None,
+        dead_band: float | None = None,
+        warmup: int = 0,
+        model: ModelRef | None = None,
+        name: str = "threshold",
+    ) -> None: ...
+
     def __init__(
         self,
         *,
         target_rate: float,
-        initial: S,
+        initial: _Value[Any],
         step: float | None = None,
-        lower: S | None = None,
-        upper: S | None = None,
+        lower: _Value[Any] | None = None,
+        upper: _Value[Any] | None = None,
         dead_band: float | None = None,
         warmup: int = 0,
         model: ModelRef | None = None,
@@ -151,7 +196,7 @@ class DynamicThreshold(Generic[S]):
                     f"got {type(bound).__name__}"
                 )
 
-        self._scale: type[S] = scale
+        self._scale: type[S] = cast("type[S]", scale)
         self._logistic = scale is Probability
         start = self._internal(cast(float, initial.value))
         if not math.isfinite(start):
