@@ -304,17 +304,18 @@ class TestMechanism:
 
 class TestSnapshot:
     def test_restarted_process_resumes(self) -> None:
-        """from_json(to_json()) gives the same threshold, version and future."""
+        """restore(snapshot_json()) gives the same threshold, version and future."""
         t = dyn(model=MODEL, upper=gr.Probability(0.8), warmup=2, dead_band=0.05)
         for p in (0.9, 0.9, 0.9, 0.2, 0.95):
             t.update(gr.Probability(p))
         t.freeze("checking")
-        back = gr.DynamicThreshold.from_json(t.to_json())
+        back = gr.DynamicThreshold.restore(t.snapshot_json())
         assert back.current() == t.current()
         assert back.tracker.value == pytest.approx(t.tracker.value)
         assert back.frozen
         assert back.seen == t.seen
-        assert back.to_dict() == t.to_dict()
+        assert back.snapshot() == t.snapshot()
+        assert gr.DynamicThreshold.restore(t.snapshot()).snapshot() == t.snapshot()
         t.unfreeze()
         back.unfreeze()
         for p in (0.99, 0.99, 0.1):
@@ -323,9 +324,17 @@ class TestSnapshot:
         assert back.current().value == pytest.approx(t.current().value)
         assert back.current().version == t.current().version
 
+    def test_to_dict_is_settings_only(self) -> None:
+        """to_dict() describes the settings, which do not change as scores arrive."""
+        t = dyn()
+        before = t.to_dict()
+        t.update(gr.Probability(0.99))
+        assert t.to_dict() == before
+        assert before["target_rate"] == 0.1
+
     def test_snapshot_is_versioned_json(self) -> None:
         """The snapshot names its format and version."""
-        data = json.loads(dyn().to_json())
+        data = json.loads(dyn().snapshot_json())
         assert data["format"] == "guardrail.dynamic-threshold"
         assert data["format_version"] == 1
 
@@ -348,7 +357,7 @@ class TestSnapshot:
     )
     def test_strict_load(self, path: tuple[str, ...], value: object) -> None:
         """A snapshot with unknown, missing or bad fields is a FormatError."""
-        data = dyn(upper=gr.Probability(0.9)).to_dict()
+        data = dyn(upper=gr.Probability(0.9)).snapshot()
         if path:
             target = data
             for key in path[:-1]:
@@ -357,12 +366,12 @@ class TestSnapshot:
         else:
             data.update(value)  # type: ignore[call-overload]
         with pytest.raises(gr.FormatError):
-            gr.DynamicThreshold.from_dict(data)
+            gr.DynamicThreshold.restore(data)
 
     def test_not_json(self) -> None:
         """Text that is not JSON is a FormatError."""
         with pytest.raises(gr.FormatError):
-            gr.DynamicThreshold.from_json("{nope")
+            gr.DynamicThreshold.restore("{nope")
 
 
 class TestBadConfig:

@@ -99,6 +99,10 @@ class Holdout:
         salt_bytes = salt.encode()
         self._key = salt_bytes if len(salt_bytes) <= 64 else hashlib.sha256(salt_bytes).digest()
 
+    def to_dict(self) -> dict[str, Any]:
+        """The settings, JSON-ready (same as :attr:`config`)."""
+        return self.config
+
     @property
     def config(self) -> dict[str, Any]:
         """The configuration as a JSON-ready dict (the unit function by name)."""

@@ -513,6 +513,28 @@ class OutcomeMonitor:
         self._react(events)
         return events
 
+    def to_dict(self) -> dict[str, Any]:
+        """The settings, JSON-ready (functions by name)."""
+
+        def named(fn: object) -> str | None:
+            return None if fn is None else str(getattr(fn, "__qualname__", repr(fn)))
+
+        return {
+            "name": self.name,
+            "window": self.window,
+            "ttl": self.ttl,
+            "slice": named(self.slice),
+            "bias_bounds": list(self.bias_bounds),
+            "ece_bound": self.ece_bound,
+            "bins": self.bins,
+            "min_outcomes": self.min_outcomes,
+            "check_every": self.check_every,
+            "max_slices": self.max_slices,
+            "on_retrain": named(self.on_retrain),
+            "thresholds": [t.name for t in self.thresholds],
+            "log": None if self.log is None else self.log.name,
+        }
+
     # -- reading ---------------------------------------------------------
 
     @property

@@ -93,6 +93,9 @@ class DynamicThreshold(Generic[S]):
     >>> t = gr.DynamicThreshold(target_rate=0.01, initial=gr.Probability(0.9))
     >>> t.current().value, t.current().version
     (0.9, 1)
+    >>> saved = t.snapshot_json()                  # store it; after a restart:
+    >>> gr.DynamicThreshold.restore(saved).current() == t.current()
+    True
     """
 
     __slots__ = (
@@ -519,6 +522,10 @@ class DynamicThreshold(Generic[S]):
     # -- snapshots -------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings (:attr:`config`), JSON-ready; no state. See :meth:`snapshot`."""
+        return self.config
+
+    def snapshot(self) -> dict[str, Any]:
         """The configuration and state, JSON-ready (versioned format)."""
         with self._lock:
             state = {
@@ -538,17 +545,25 @@ class DynamicThreshold(Generic[S]):
             "state": state,
         }
 
-    def to_json(self) -> str:
-        """:meth:`to_dict` as canonical JSON."""
-        return canonical_json(self.to_dict())
+    def snapshot_json(self) -> str:
+        """:meth:`snapshot` as canonical JSON, for a file or a key-value store."""
+        return canonical_json(self.snapshot())
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DynamicThreshold[Any]:
-        """Rebuild a threshold from :meth:`to_dict` output; it resumes where it was.
+    def restore(cls, data: Mapping[str, Any] | str | bytes) -> DynamicThreshold[Any]:
+        """Rebuild a threshold from a :meth:`snapshot` (a dict or its JSON text).
 
-        Unknown, missing or mistyped keys, another format or format version,
-        and a state outside the clamps are :class:`~guardrail.FormatError`.
+        It resumes where it was: value, version, tracker, scores seen, frozen.
+        Invalid JSON, unknown, missing or mistyped keys, another format or
+        format version, and a state outside the clamps are
+        :class:`~guardrail.FormatError`.
         """
+        if isinstance(data, (str, bytes)):
+            try:
+                loaded: Any = json.loads(data)
+            except ValueError as e:
+                raise FormatError(f"a snapshot must be valid JSON: {e}") from e
+            return cls.restore(cast(Mapping[str, Any], loaded))
         _keys(data, {"format", "format_version", "config", "state"}, "a snapshot")
         if data["format"] != FORMAT:
             raise FormatError(f"not a dynamic threshold snapshot: format {data['format']!r}")
@@ -611,15 +626,6 @@ class DynamicThreshold(Generic[S]):
             at_clamp=state["at_clamp"],
         )
         return threshold
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> DynamicThreshold[Any]:
-        """Read :meth:`to_json` output back (see :meth:`from_dict`)."""
-        try:
-            data = json.loads(text)
-        except (ValueError, TypeError) as e:
-            raise FormatError(f"a snapshot must be valid JSON: {e}") from e
-        return cls.from_dict(data)
 
     def __repr__(self) -> str:
         t = self._published
