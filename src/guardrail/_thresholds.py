@@ -73,7 +73,7 @@ class DynamicThreshold(Generic[S]):
         upper: The highest value, likewise.
         dead_band: The tracker must move this far (on the tracking scale)
             from the saved value before a new value is saved under a new
-            version. Default: one step.
+            version. Default: twice the step.
         warmup: The number of scores seen before the threshold starts to move.
         model: The model the threshold is set for; ``None`` accepts any.
         name: Identifies the threshold in events.
@@ -183,7 +183,7 @@ class DynamicThreshold(Generic[S]):
         eta = _number("step", step)
         if not 0.0 < eta < math.inf:
             raise ConfigError(f"step must be positive and finite, got {step!r}")
-        band = eta if dead_band is None else _number("dead_band", dead_band)
+        band = 2.0 * eta if dead_band is None else _number("dead_band", dead_band)
         if not 0.0 <= band < math.inf:
             raise ConfigError(f"dead_band must be >= 0 and finite, got {dead_band!r}")
         if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
