@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from array import array
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
@@ -257,8 +258,9 @@ class OutcomeMonitor:
         # (probability, label, acted, slice), the last *window* labelled ones
         self._joined: deque[tuple[float, int, bool | None, str | None]] = deque()
         # The same predictions and labels as arrays (a ring), for the calibration sort.
-        self._ring_p = np.zeros(window, dtype=np.float64)
-        self._ring_y = np.zeros(window, dtype=np.float64)
+        # (array.array: cheap item writes, read by numpy without a copy)
+        self._ring_p = array("d", bytes(8 * window))
+        self._ring_y = array("d", bytes(8 * window))
         self._ring_next = 0
         self._all = _Sums()
         self._slices: dict[str, _Sums] = {}
@@ -313,8 +315,7 @@ class OutcomeMonitor:
             if len(pending) > self.window:
                 pending.popitem(last=False)
                 events = self._lost("evicted", 1)
-            first = next(iter(pending.values()))
-            if first[3] < now - self.ttl:
+            if self._oldest() < now - self.ttl:
                 events = (events or []) + self._expire(now)
         if events:
             for event in events:
@@ -388,27 +389,33 @@ class OutcomeMonitor:
         A label that is not 0, 1, True or False raises
         :class:`~guardrail.LabelError`.
         """
-        try:
-            y = _label(label)
-        except LabelError:
-            self.invalid_labels += 1
-            raise
-        events: list[Event] = []
+        if type(label) is bool:
+            y = 1 if label else 0
+        else:
+            try:
+                y = _label(label)
+            except LabelError:
+                with self._lock:
+                    self.invalid_labels += 1
+                raise
+        now = self._clock()
         with self._lock:
-            now = self._clock()
-            events += self._expire(now)
-            entry = self._pending.pop(prediction_id, None)
+            pending = self._pending
+            events = self._expire(now) if pending and self._oldest() < now - self.ttl else []
+            entry = pending.pop(prediction_id, None)
             if entry is None:
                 events += self._lost("unmatched", 1)
-                matched = False
             else:
-                matched = True
                 events += self._join(entry[0], y, entry[1], entry[2])
-        for event in events:
-            emit(event)
-        if matched:
+        if events:
+            for event in events:
+                emit(event)
             self._react(events)
-        return matched
+        return entry is not None
+
+    def _oldest(self) -> float:
+        """When the oldest waiting prediction was recorded (lock held, not empty)."""
+        return next(iter(self._pending.values()))[3]
 
     def _join(self, p: float, y: int, act: bool | None, key: str | None) -> list[Event]:
         """Add one labelled prediction to the window and check bias (lock held)."""
@@ -478,7 +485,8 @@ class OutcomeMonitor:
         if not n:
             return math.nan
         # Before the ring wraps, its first n slots are the joined ones.
-        p, y = self._ring_p[:n], self._ring_y[:n]
+        p = np.frombuffer(self._ring_p, dtype=np.float64, count=n)
+        y = np.frombuffer(self._ring_y, dtype=np.float64, count=n)
         order = np.argsort(p, kind="stable")
         total = 0.0
         for chunk in np.array_split(order, min(self.bins, n)):
