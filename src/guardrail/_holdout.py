@@ -411,6 +411,7 @@ class DecisionLog:
             raise ConfigError(f"config must be JSON-ready: {e}") from e
         #: The sha256 of the configuration, written into every record.
         self.fingerprint = fingerprint_bytes(text.encode())
+        self._lock = threading.Lock()
         self.written = 0
         self.dropped_full = 0
         self.dropped_error = 0
@@ -484,13 +485,21 @@ class DecisionLog:
             try:
                 self.sink.write(record)
             except SinkFullError as e:
-                self.dropped_full += 1
-                self._report("full", self.dropped_full, e)
+                with self._lock:
+                    self.dropped_full += 1
+                    count = self.dropped_full
+                self._report("full", count, e)
             except Exception as e:  # noqa: BLE001 - a failing sink must not break the call
-                self.dropped_error += 1
-                self._report("error", self.dropped_error, e)
+                self._failed(e)
             else:
-                self.written += 1
+                with self._lock:
+                    self.written += 1
+
+    def _failed(self, error: Exception) -> None:
+        with self._lock:
+            self.dropped_error += 1
+            count = self.dropped_error
+        self._report("error", count, error)
 
     def _report(self, reason: Literal["full", "error"], count: int, error: Exception) -> None:
         if count & (count - 1) == 0:  # 1, 2, 4, 8, ...
@@ -509,8 +518,7 @@ class DecisionLog:
                 prediction, call.threshold, call.act, call.arm, call.propensity, call.inputs
             )
         except Exception as e:  # noqa: BLE001 - e.g. the unit function failed
-            self.dropped_error += 1
-            self._report("error", self.dropped_error, e)
+            self._failed(e)
             return
         self._send(records)
 
