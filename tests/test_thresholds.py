@@ -402,6 +402,7 @@ class TestBadConfig:
             {"warmup": -1},
             {"warmup": 1.5},
             {"initial": gr.Probability(1.0)},
+            {"initial": gr.Probability(1e-310)},
             {"initial": gr.Probability(np.array([0.5]))},
             {"name": ""},
             {"model": "fraud"},

@@ -210,6 +210,8 @@ class DynamicThreshold(Generic[S]):
             raise ConfigError(f"the clamps [{lower!r}, {upper!r}] exclude initial {initial!r}")
         if self._logistic:
             # The odds must stay a normal float: implicit clamps far out.
+            if abs(start) > _LOGIT_LIMIT:
+                raise ConfigError(f"initial {initial!r} is too close to 0 or 1 to track")
             lo, hi = max(lo, -_LOGIT_LIMIT), min(hi, _LOGIT_LIMIT)
 
         self.name = name
