@@ -60,3 +60,30 @@ print("clean")
             [sys.executable, "-c", code], capture_output=True, text=True, check=True
         )
         assert out.stdout.strip() == "clean"
+
+
+class TestEvents:
+    def test_every_event_is_a_frozen_attrs_value(self) -> None:
+        """Each public event is an attrs class that cannot be changed."""
+        import attrs
+
+        events = [
+            getattr(gr, name)
+            for name in gr.__all__
+            if isinstance(getattr(gr, name), type) and issubclass(getattr(gr, name), gr.Event)
+        ]
+        assert len(events) > 10
+        for cls in events:
+            assert attrs.has(cls), cls
+            fields = attrs.fields(cls)
+            assert cls is gr.Event or fields, cls
+            assert cls.__setattr__ is not object.__setattr__, cls
+
+    def test_event_kinds_are_unique(self) -> None:
+        """No two events share a kind."""
+        kinds = [
+            getattr(gr, name).kind
+            for name in gr.__all__
+            if isinstance(getattr(gr, name), type) and issubclass(getattr(gr, name), gr.Event)
+        ]
+        assert len(kinds) == len(set(kinds))

@@ -24,6 +24,14 @@ REJECTED = {
     "limited_action_keeps_its_signature": (
         'gr.ActionLimit("a", max_actions=1, per=1).guard(str.upper)(42)  # E'
     ),
+    "dynamic_threshold_other_scale": (
+        "gr.DynamicThreshold(target_rate=0.1, initial=gr.Probability(0.9))"
+        ".update(gr.LogOdds(0.1))  # E"
+    ),
+    "dynamic_threshold_clamp_other_scale": (
+        "gr.DynamicThreshold(target_rate=0.1, initial=gr.Probability(0.9), "
+        "upper=gr.LogOdds(3.0))  # E"
+    ),
     "log_odds_plus_probability": "gr.LogOdds(1.0) + gr.Probability(0.3)  # E",
     "probability_plus_log_odds": "gr.Probability(0.3) + gr.LogOdds(1.0)  # E",
     "probability_plus_probability": "gr.Probability(0.3) + gr.Probability(0.3)  # E",

@@ -17,6 +17,7 @@ from ._errors import (
     ConfigError,
     FormatError,
     GuardrailError,
+    LabelError,
     ModelMismatchError,
     OutOfScaleError,
     PolicyError,
@@ -24,10 +25,13 @@ from ._errors import (
     ProfileMismatchError,
     ScaleError,
     SchemaViolation,
+    SinkFullError,
     UndeclaredConsumerError,
 )
 from ._events import (
+    CalibrationOutOfRange,
     ConsumerUndeclared,
+    DecisionLogFailed,
     Event,
     InputsInvalid,
     KillSwitchChanged,
@@ -36,9 +40,15 @@ from ._events import (
     LimitNear,
     LimitRecovered,
     MachineryError,
+    OutcomesLost,
     OutOfScale,
+    PredictionBiasOutOfRange,
     PredictionMade,
+    RetrainHookFailed,
     SkewDetected,
+    ThresholdChanged,
+    ThresholdClampHit,
+    ThresholdFrozen,
     UpstreamFailure,
 )
 from ._guard import (
@@ -52,21 +62,25 @@ from ._guard import (
     revive_all,
 )
 from ._guard_config import Change, ConfigDiff, GuardConfig, diff
+from ._holdout import DecisionLog, DecisionRecord, DecisionSink, Holdout, JsonLinesSink
 from ._hooks import Hook, StructlogHook
 from ._limits import ActionLimit, LimitCounter, LimitStore, MemoryStore, Window, parse_per
 from ._model import ModelRef, fingerprint_bytes, fingerprint_file
 from ._otel import OpenTelemetryHook
+from ._outcomes import OutcomeMonitor, OutcomeReport
 from ._prediction import Decision, Prediction, Threshold
 from ._profile import CategoricalProfile, FeatureSpec, NumericProfile, Profile, Schema
 from ._redis import RedisStore
 from ._scales import LogOdds, Probability, Score
 from ._skew import SkewMonitor
+from ._thresholds import DynamicThreshold
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ActionLimit",
     "ActionLimitExceeded",
+    "CalibrationOutOfRange",
     "Call",
     "CategoricalProfile",
     "Change",
@@ -74,7 +88,12 @@ __all__ = [
     "ConfigError",
     "ConsumerUndeclared",
     "Decision",
+    "DecisionLog",
+    "DecisionLogFailed",
+    "DecisionRecord",
+    "DecisionSink",
     "DriftThresholds",
+    "DynamicThreshold",
     "Event",
     "FeatureDrift",
     "FeatureSpec",
@@ -83,9 +102,12 @@ __all__ = [
     "GuardConfig",
     "GuardStats",
     "GuardrailError",
+    "Holdout",
     "Hook",
     "InputsInvalid",
+    "JsonLinesSink",
     "KillSwitchChanged",
+    "LabelError",
     "LimitCounter",
     "LimitDegraded",
     "LimitExceeded",
@@ -103,8 +125,12 @@ __all__ = [
     "OpenTelemetryHook",
     "OutOfScale",
     "OutOfScaleError",
+    "OutcomeMonitor",
+    "OutcomeReport",
+    "OutcomesLost",
     "PolicyError",
     "Prediction",
+    "PredictionBiasOutOfRange",
     "PredictionMade",
     "PredictionOutOfScaleError",
     "Probability",
@@ -112,15 +138,20 @@ __all__ = [
     "ProfileFormatError",
     "ProfileMismatchError",
     "RedisStore",
+    "RetrainHookFailed",
     "ScaleError",
     "Schema",
     "SchemaViolation",
     "Score",
+    "SinkFullError",
     "SkewDetected",
     "SkewMonitor",
     "SkewReport",
     "StructlogHook",
     "Threshold",
+    "ThresholdChanged",
+    "ThresholdClampHit",
+    "ThresholdFrozen",
     "UndeclaredConsumerError",
     "UpstreamFailure",
     "Window",

@@ -46,7 +46,8 @@ class Call:
         act: Where the action will be taken; mechanisms after the threshold
             may only turn ``True`` into ``False``.
         reasons: Why actions were vetoed, e.g. ``"limit:block_card"``.
-        arm: The holdout arm, if a holdout is configured.
+        arm: The holdout arm (``"model"`` or ``"holdout"``), if a holdout is
+            configured; an array of them for a batch.
         propensity: The probability of the action taken, if randomized.
         degraded: Set when a mechanism's failure policy decided.
         started: ``time.perf_counter()`` when the call began.
@@ -61,7 +62,7 @@ class Call:
     above: bool | NDArray[np.bool_] | None = None
     act: bool | NDArray[np.bool_] | None = None
     reasons: list[str] = attrs.Factory(list)
-    arm: str | None = None
+    arm: str | NDArray[np.str_] | None = None
     propensity: float | NDArray[np.float64] | None = None
     degraded: bool = False
     started: float = 0.0

@@ -102,3 +102,14 @@ class ActionLimitExceeded(PolicyError):  # noqa: N818 - the name users search fo
         self.key = key
         self.paused = paused
         self.degraded = degraded
+
+
+class LabelError(GuardrailError, ValueError):
+    """An outcome label is not 0, 1, ``True`` or ``False``."""
+
+
+class SinkFullError(GuardrailError):
+    """A decision sink's buffer is full and the record was not kept.
+
+    Sinks raise it from ``write``; the decision log counts and reports it.
+    """

@@ -14,7 +14,9 @@ import attrs
 from ._model import ModelRef
 
 __all__ = [
+    "CalibrationOutOfRange",
     "ConsumerUndeclared",
+    "DecisionLogFailed",
     "Event",
     "InputsInvalid",
     "KillSwitchChanged",
@@ -24,8 +26,14 @@ __all__ = [
     "LimitRecovered",
     "MachineryError",
     "OutOfScale",
+    "OutcomesLost",
+    "PredictionBiasOutOfRange",
     "PredictionMade",
+    "RetrainHookFailed",
     "SkewDetected",
+    "ThresholdChanged",
+    "ThresholdClampHit",
+    "ThresholdFrozen",
     "UpstreamFailure",
 ]
 
@@ -213,3 +221,119 @@ class LimitRecovered(Event):
     level: ClassVar[Level] = "info"
     limit: str
     degraded_decisions: int
+
+
+@attrs.frozen
+class ThresholdChanged(Event):
+    """A dynamic threshold saved a new value under a new version."""
+
+    kind: ClassVar[str] = "threshold.changed"
+    threshold: str
+    model: ModelRef | None
+    scale: str
+    value: float
+    version: int
+
+
+@attrs.frozen
+class ThresholdClampHit(Event):
+    """A dynamic threshold reached its lower or upper clamp.
+
+    While it stays there the realised rate of positive decisions drifts from
+    the target: during an attack the true positive rate rises, and a pure
+    rate tracker would hide it.
+    """
+
+    kind: ClassVar[str] = "threshold.clamp_hit"
+    level: ClassVar[Level] = "warning"
+    threshold: str
+    model: ModelRef | None
+    bound: Literal["lower", "upper"]
+    value: float
+    hits: int
+
+
+@attrs.frozen
+class ThresholdFrozen(Event):
+    """A dynamic threshold was frozen (``frozen=True``) or unfrozen."""
+
+    kind: ClassVar[str] = "threshold.frozen"
+    level: ClassVar[Level] = "warning"
+    threshold: str
+    model: ModelRef | None
+    frozen: bool
+    reason: str
+
+
+@attrs.frozen
+class PredictionBiasOutOfRange(Event):
+    """Mean prediction minus mean observed label left its bounds.
+
+    ``slice`` is ``None`` for all traffic, else the slice key.
+    """
+
+    kind: ClassVar[str] = "outcomes.bias_out_of_range"
+    level: ClassVar[Level] = "warning"
+    monitor: str
+    model: ModelRef | None
+    slice: str | None
+    bias: float
+    lower: float
+    upper: float
+    outcomes: int
+
+
+@attrs.frozen
+class CalibrationOutOfRange(Event):
+    """The expected calibration error (equal-count bins) exceeded its bound."""
+
+    kind: ClassVar[str] = "outcomes.calibration_out_of_range"
+    level: ClassVar[Level] = "warning"
+    monitor: str
+    model: ModelRef | None
+    ece: float
+    bound: float
+    outcomes: int
+
+
+@attrs.frozen
+class OutcomesLost(Event):
+    """Predictions or labels that could not be joined (reported at doubling counts).
+
+    ``reason`` is ``"evicted"`` (the window was full), ``"expired"`` (older
+    than the time-to-live) or ``"unmatched"`` (a label for an unknown or
+    already expired prediction id). ``count`` is the running total.
+    """
+
+    kind: ClassVar[str] = "outcomes.lost"
+    level: ClassVar[Level] = "warning"
+    monitor: str
+    reason: Literal["evicted", "expired", "unmatched"]
+    count: int
+
+
+@attrs.frozen
+class RetrainHookFailed(Event):
+    """The user's retraining callback raised; the error was swallowed."""
+
+    kind: ClassVar[str] = "outcomes.retrain_hook_failed"
+    level: ClassVar[Level] = "error"
+    monitor: str
+    error: str
+    count: int
+
+
+@attrs.frozen
+class DecisionLogFailed(Event):
+    """Decision records were dropped (reported at doubling counts).
+
+    ``reason`` is ``"full"`` (the sink's buffer was full) or ``"error"`` (the
+    sink raised). ``count`` is the running total for that reason.
+    """
+
+    kind: ClassVar[str] = "decision_log.failed"
+    level: ClassVar[Level] = "error"
+    log: str
+    reason: Literal["full", "error"]
+    count: int
+    error: str

@@ -358,7 +358,8 @@ class Decision(Generic[S]):
         act: Where the action should be taken: above the threshold and not
             vetoed by an action limit, a holdout arm or a kill switch.
         reasons: Why an action was vetoed, e.g. ``("limit:block_card",)``.
-        arm: The holdout arm (``"model"`` or ``"holdout"``), when one is used.
+        arm: The holdout arm (``"model"`` or ``"holdout"``), when one is used;
+            an array of them for a batch.
         propensity: The probability of the action taken, when randomized.
         degraded: True when a mechanism could not answer and its failure
             policy decided instead.
@@ -369,7 +370,7 @@ class Decision(Generic[S]):
     above: bool | NDArray[np.bool_]
     act: bool | NDArray[np.bool_]
     reasons: tuple[str, ...] = ()
-    arm: str | None = None
+    arm: str | NDArray[np.str_] | None = None
     propensity: float | NDArray[np.float64] | None = None
     degraded: bool = False
 
@@ -385,7 +386,7 @@ class Decision(Generic[S]):
             "above": plain(self.above),
             "act": plain(self.act),
             "reasons": list(self.reasons),
-            "arm": self.arm,
+            "arm": plain(self.arm),
             "propensity": plain(self.propensity),
             "degraded": self.degraded,
         }

@@ -79,3 +79,13 @@ def block_card(merchant: str) -> str:
 blocked: str = block_card("m-1")
 allowed_now: bool = limit.allow("m-1")
 left: int = limit.remaining("m-1")
+
+# Dynamic thresholds keep their scale, for one score or a batch.
+dynamic = gr.DynamicThreshold(target_rate=0.01, initial=gr.Probability(0.9))
+dynamic.update(gr.Probability(0.3))
+dynamic.update(gr.Probability(np.array([0.1, 0.95])))
+saved: gr.Threshold[gr.Probability[float]] = dynamic.current()
+dynamic_decision = dynamic.decide(prediction)
+dynamic_version: int = dynamic_decision.threshold.version
+score_dynamic = gr.DynamicThreshold(target_rate=0.1, initial=gr.Score(2.0), step=0.5)
+score_dynamic.update(gr.Score(np.array([1.0, 3.0])))

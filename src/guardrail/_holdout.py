@@ -1,0 +1,530 @@
+"""Randomized holdout by hashed unit id, and the decision log it feeds."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkable
+
+import attrs
+import numpy as np
+
+from ._errors import ConfigError, SinkFullError
+from ._events import DecisionLogFailed
+from ._hooks import emit
+from ._model import canonical_json, fingerprint_bytes
+from ._outcomes import row_ids, rows_of
+from ._prediction import Decision, Prediction, Threshold
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+    from ._call import Call
+    from ._thresholds import DynamicThreshold
+
+__all__ = ["DecisionLog", "DecisionRecord", "DecisionSink", "Holdout", "JsonLinesSink"]
+
+Arm = Literal["model", "holdout"]
+_SCALE: Final = float(1 << 64)
+
+
+class Holdout:
+    """Sends a fixed fraction of units to a holdout arm that gets a default action.
+
+    A unit (a user, an account) is assigned by hashing *salt* and its id with
+    BLAKE2b, so the same unit always lands in the same arm for the same salt,
+    in every process; change the salt to draw a new holdout. The holdout arm
+    gets *default_action* instead of the model's decision. Every decision
+    records its arm and the propensity: the probability, under this
+    randomization, of the action that was taken (1 where both arms agree,
+    ``1 - fraction`` for the model's action, ``fraction`` for the holdout's),
+    floored at *propensity_floor* so inverse-propensity weights stay bounded.
+
+    Args:
+        fraction: The share of units in the holdout arm, in ``[0, 1)``.
+        unit: The unit id of one input row, e.g. ``lambda row: row["user_id"]``.
+        salt: Makes the assignment reproducible; a new salt, a new draw.
+        default_action: What the holdout arm does (``False``: no action).
+        propensity_floor: The smallest propensity recorded, in ``(0, 1]``.
+        name: Identifies the holdout in events.
+
+    >>> import guardrail as gr
+    >>> h = gr.Holdout(fraction=0.5, unit=lambda row: row["user_id"], salt="2026-11")
+    >>> h.arm({"user_id": 42}) == h.arm({"user_id": 42})
+    True
+    """
+
+    def __init__(
+        self,
+        *,
+        fraction: float = 0.05,
+        unit: Callable[[Any], object],
+        salt: str,
+        default_action: bool = False,
+        propensity_floor: float = 0.01,
+        name: str = "holdout",
+    ) -> None:
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
+            raise ConfigError(f"fraction must be a number, got {fraction!r}")
+        if not 0.0 <= fraction < 1.0:
+            raise ConfigError(f"fraction must lie in [0, 1), got {fraction!r}")
+        if not callable(unit):
+            raise ConfigError("unit must be a function of one input row")
+        if not isinstance(salt, str) or not salt:
+            raise ConfigError("salt must be a non-empty string")
+        if not isinstance(default_action, bool):
+            raise ConfigError(f"default_action must be a bool, got {default_action!r}")
+        if (
+            isinstance(propensity_floor, bool)
+            or not isinstance(propensity_floor, (int, float))
+            or not 0.0 < propensity_floor <= 1.0
+        ):
+            raise ConfigError(f"propensity_floor must lie in (0, 1], got {propensity_floor!r}")
+        if not isinstance(name, str) or not name:
+            raise ConfigError("name must be a non-empty string")
+        self.name = name
+        self.fraction = float(fraction)
+        self.unit = unit
+        self.salt = salt
+        self.default_action = default_action
+        self.propensity_floor = float(propensity_floor)
+        # Hashes below the cut are in the holdout.
+        self._cut = int(self.fraction * _SCALE)
+        salt_bytes = salt.encode()
+        self._key = salt_bytes if len(salt_bytes) <= 64 else hashlib.sha256(salt_bytes).digest()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings, JSON-ready (same as :attr:`config`)."""
+        return self.config
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The configuration as a JSON-ready dict (the unit function by name)."""
+        return {
+            "name": self.name,
+            "fraction": self.fraction,
+            "unit": getattr(self.unit, "__qualname__", repr(self.unit)),
+            "salt": self.salt,
+            "default_action": self.default_action,
+            "propensity_floor": self.propensity_floor,
+        }
+
+    def _digest(self, row: object) -> bytes:
+        unit = self.unit(row)
+        data = unit if isinstance(unit, bytes) else str(unit).encode()
+        return hashlib.blake2b(data, digest_size=8, key=self._key).digest()
+
+    def hashed_unit(self, row: object) -> str:
+        """The row's unit id, salted and hashed (16 hex digits): safe to log."""
+        return self._digest(row).hex()
+
+    def arm(self, row: object) -> Arm:
+        """``"holdout"`` or ``"model"`` for one input row."""
+        return "holdout" if int.from_bytes(self._digest(row), "big") < self._cut else "model"
+
+    def assign(self, rows: object) -> tuple[NDArray[np.bool_], list[str]]:
+        """For a sequence of rows: a bool array (True = holdout) and hashed unit ids."""
+        digests = [self._digest(row) for row in rows]  # type: ignore[attr-defined]
+        cut = self._cut
+        held = np.fromiter(
+            (int.from_bytes(d, "big") < cut for d in digests), dtype=np.bool_, count=len(digests)
+        )
+        return held, [d.hex() for d in digests]
+
+    def propensity(self, held: bool, model_act: bool | None) -> float:
+        """The floored probability of the action taken for one row."""
+        f = self.fraction
+        if model_act is None:
+            p = f if held else 1.0 - f  # no action decided: the arm's probability
+        elif model_act == self.default_action:
+            p = 1.0
+        else:
+            p = f if held else 1.0 - f
+        return max(p, self.propensity_floor)
+
+    def before(self, call: Call) -> None:
+        """Nothing to do before the predict function runs."""
+
+    def after(self, call: Call) -> None:
+        """Set ``call.arm`` and ``call.propensity``; the holdout arm gets the default action."""
+        if call.batch_size is None:
+            held = self.arm(call.inputs) == "holdout"
+            act = call.act
+            model_act = None if act is None else bool(act)
+            call.arm = "holdout" if held else "model"
+            call.propensity = self.propensity(held, model_act)
+            if held and act is not None and act != self.default_action:
+                if self.default_action:
+                    call.act = True
+                    call.reasons.append("holdout")
+                else:
+                    call.veto("holdout")
+            return
+        rows = rows_of(call.inputs, call.batch_size)
+        if rows is None:
+            raise ConfigError("the holdout needs the batch's rows to find their units")
+        mask, _ = self.assign(rows)
+        f = self.fraction
+        call.arm = np.where(mask, "holdout", "model")
+        act = call.act
+        if act is None:
+            prop = np.where(mask, f, 1.0 - f)
+        else:
+            acts = np.asarray(act, dtype=np.bool_)
+            prop = np.where(acts == self.default_action, 1.0, np.where(mask, f, 1.0 - f))
+            if self.default_action:
+                flip = mask & ~acts
+                if flip.any():
+                    call.act = acts | mask
+                    call.reasons.append("holdout")
+            else:
+                call.veto("holdout", mask)
+        call.propensity = np.maximum(prop, self.propensity_floor)
+
+    def __repr__(self) -> str:
+        return f"Holdout(fraction={self.fraction}, salt={self.salt!r})"
+
+
+@attrs.frozen
+class DecisionRecord:
+    """One row of the decision log: what an off-policy evaluation needs.
+
+    ``decision_id`` is the prediction id (``"<id>:<row>"`` for a row of a
+    batch), the same id :meth:`OutcomeMonitor.record_outcome` joins on.
+    """
+
+    decision_id: str
+    unit: str | None
+    timestamp: float
+    model: str
+    model_version: str
+    score: float
+    scale: str
+    threshold: float | None
+    threshold_version: int | None
+    action: bool | None
+    propensity: float | None
+    arm: str | None
+    config: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "decision_id": self.decision_id,
+            "unit": self.unit,
+            "timestamp": self.timestamp,
+            "model": self.model,
+            "model_version": self.model_version,
+            "score": self.score,
+            "scale": self.scale,
+            "threshold": self.threshold,
+            "threshold_version": self.threshold_version,
+            "action": self.action,
+            "propensity": self.propensity,
+            "arm": self.arm,
+            "config": self.config,
+        }
+
+
+@runtime_checkable
+class DecisionSink(Protocol):
+    """Where decision records go: any object with ``write``, ``flush`` and ``close``.
+
+    ``write`` may raise :class:`~guardrail.SinkFullError` when it cannot keep
+    a record; any exception is counted and reported by the :class:`DecisionLog`,
+    never raised into the predict call.
+    """
+
+    def write(self, record: DecisionRecord) -> None:
+        """Keep one record."""
+
+    def flush(self) -> None:
+        """Make kept records durable."""
+
+    def close(self) -> None:
+        """Flush and release resources."""
+
+
+class JsonLinesSink:
+    """Appends decision records to a JSON-lines file, through a bounded buffer.
+
+    Records are buffered and written every *flush_every* records, on
+    :meth:`flush`, on :meth:`close` (also as a context manager) and at
+    interpreter exit (registered at the first write, not at import). If
+    writing fails the buffer keeps up to *max_buffer* records and raises
+    :class:`~guardrail.SinkFullError` for the ones beyond.
+
+    >>> import guardrail as gr, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "decisions.jsonl")
+    >>> with gr.JsonLinesSink(path) as sink:
+    ...     pass
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, max_buffer: int = 10_000, flush_every: int = 1000
+    ) -> None:
+        for key, n in (("max_buffer", max_buffer), ("flush_every", flush_every)):
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ConfigError(f"{key} must be a positive int, got {n!r}")
+        if flush_every > max_buffer:
+            raise ConfigError("flush_every must not exceed max_buffer")
+        self.path = os.fspath(path)
+        self.max_buffer = max_buffer
+        self.flush_every = flush_every
+        self._buffer: list[str] = []
+        self._lock = threading.Lock()
+        self._file: Any = None
+        self._registered = False
+        self._closed = False
+        self.written = 0
+
+    def write(self, record: DecisionRecord) -> None:
+        """Buffer *record*; write the buffer out when it reaches *flush_every*."""
+        line = json.dumps(record.to_dict(), separators=(",", ":"))
+        with self._lock:
+            if not self._registered:
+                atexit.register(self._close_at_exit)
+                self._registered = True
+            buffer = self._buffer
+            if len(buffer) >= self.max_buffer:
+                with contextlib.suppress(OSError):
+                    self._flush_locked()
+                if len(buffer) >= self.max_buffer:
+                    raise SinkFullError(f"{self.path}: {len(buffer)} records buffered")
+            buffer.append(line)
+            if len(buffer) >= self.flush_every:
+                # On failure the records stay buffered, retried on the next write.
+                with contextlib.suppress(OSError):
+                    self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if not self._buffer:
+            return
+        if self._file is None:
+            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
+        self._file.write("\n".join(self._buffer) + "\n")
+        self._file.flush()
+        self.written += len(self._buffer)
+        self._buffer.clear()
+
+    def flush(self) -> None:
+        """Write buffered records to the file."""
+        with self._lock:
+            self._flush_locked()
+
+    @property
+    def buffered(self) -> int:
+        """Records waiting to be written."""
+        return len(self._buffer)
+
+    def close(self) -> None:
+        """Flush and close the file; safe to call twice.
+
+        Raises ``OSError`` if the buffered records cannot be written (they are
+        kept, and a later ``close`` tries again).
+        """
+        with self._lock:
+            if self._closed and not self._buffer:
+                return
+            try:
+                self._flush_locked()
+            finally:
+                if self._file is not None:
+                    self._file.close()
+                    self._file = None
+                self._closed = True
+                if self._registered:
+                    atexit.unregister(self._close_at_exit)
+                    self._registered = False
+
+    def _close_at_exit(self) -> None:
+        lost = len(self._buffer)
+        try:
+            self.close()
+        except OSError as e:
+            # Too late for hooks: say it where an operator will look.
+            sys.stderr.write(
+                f"guardrail: {lost} decision records not written to {self.path}: {e}\n"
+            )
+
+    def __enter__(self) -> JsonLinesSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"JsonLinesSink({self.path!r}, buffered={self.buffered})"
+
+
+class DecisionLog:
+    """Writes one :class:`DecisionRecord` per decided row to a sink.
+
+    Use it as a guard's last mechanism, give it to an
+    :class:`OutcomeMonitor` (``log=``), or call :meth:`write` by hand. A sink
+    that raises or is full is counted (``dropped_full``, ``dropped_error``)
+    and reported with :class:`~guardrail.DecisionLogFailed` at doubling
+    counts; it never raises into the predict call.
+
+    Args:
+        sink: A :class:`DecisionSink`, e.g. :class:`JsonLinesSink`.
+        holdout: Hashes unit ids with the holdout's unit function and salt.
+        threshold: A dynamic threshold whose configuration the fingerprint
+            covers.
+        config: Anything else the fingerprint should cover (JSON-ready).
+        name: Identifies the log in events.
+    """
+
+    def __init__(
+        self,
+        sink: DecisionSink,
+        *,
+        holdout: Holdout | None = None,
+        threshold: DynamicThreshold[Any] | None = None,
+        config: Mapping[str, Any] | None = None,
+        name: str = "decisions",
+    ) -> None:
+        if not isinstance(sink, DecisionSink):
+            raise ConfigError("sink must have write(record), flush() and close() methods")
+        if holdout is not None and not isinstance(holdout, Holdout):
+            raise ConfigError("holdout must be a Holdout")
+        if not isinstance(name, str) or not name:
+            raise ConfigError("name must be a non-empty string")
+        self.sink = sink
+        self.holdout = holdout
+        self.name = name
+        try:
+            text = canonical_json(
+                {
+                    "holdout": None if holdout is None else holdout.config,
+                    "threshold": None if threshold is None else threshold.config,
+                    "config": None if config is None else dict(config),
+                }
+            )
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"config must be JSON-ready: {e}") from e
+        #: The sha256 of the configuration, written into every record.
+        self.fingerprint = fingerprint_bytes(text.encode())
+        self._lock = threading.Lock()
+        self.written = 0
+        self.dropped_full = 0
+        self.dropped_error = 0
+
+    def records(
+        self,
+        prediction: Prediction[Any],
+        threshold: Threshold[Any] | None = None,
+        act: object = None,
+        arm: object = None,
+        propensity: object = None,
+        inputs: object = None,
+    ) -> list[DecisionRecord]:
+        """The records for one prediction (one per row of a batch)."""
+        raw = prediction.value.value
+        ids = row_ids(prediction)
+        n = len(ids)
+        scores = [raw] if type(raw) is float else raw.tolist()
+        size = None if type(raw) is float else n
+        units: list[str | None] = [None] * n
+        if self.holdout is not None:
+            rows = rows_of(inputs, size)
+            if rows is not None:
+                units = [self.holdout.hashed_unit(row) for row in rows]
+
+        def each(x: object) -> list[Any]:
+            if isinstance(x, np.ndarray):
+                return x.tolist()  # type: ignore[no-any-return]
+            return [x] * n
+
+        acts, arms, props = each(act), each(arm), each(propensity)
+        model = prediction.model
+        t_value = None if threshold is None else threshold.value
+        t_version = None if threshold is None else threshold.version
+        return [
+            DecisionRecord(
+                decision_id=ids[i],
+                unit=units[i],
+                timestamp=prediction.created_at,
+                model=model.name,
+                model_version=model.version,
+                score=scores[i],
+                scale=prediction.value.scale,
+                threshold=t_value,
+                threshold_version=t_version,
+                action=None if acts[i] is None else bool(acts[i]),
+                propensity=None if props[i] is None else float(props[i]),
+                arm=arms[i],
+                config=self.fingerprint,
+            )
+            for i in range(n)
+        ]
+
+    def write(self, decision: Decision[Any] | Prediction[Any], *, inputs: object = None) -> None:
+        """Write the records of a decision (or a bare prediction); never raises."""
+        if isinstance(decision, Decision):
+            records = self.records(
+                decision.prediction,
+                decision.threshold,
+                decision.act,
+                decision.arm,
+                decision.propensity,
+                inputs,
+            )
+        else:
+            records = self.records(decision, inputs=inputs)
+        self._send(records)
+
+    def _send(self, records: list[DecisionRecord]) -> None:
+        for record in records:
+            try:
+                self.sink.write(record)
+            except SinkFullError as e:
+                with self._lock:
+                    self.dropped_full += 1
+                    count = self.dropped_full
+                self._report("full", count, e)
+            except Exception as e:  # noqa: BLE001 - a failing sink must not break the call
+                self._failed(e)
+            else:
+                with self._lock:
+                    self.written += 1
+
+    def _failed(self, error: Exception) -> None:
+        with self._lock:
+            self.dropped_error += 1
+            count = self.dropped_error
+        self._report("error", count, error)
+
+    def _report(self, reason: Literal["full", "error"], count: int, error: Exception) -> None:
+        if count & (count - 1) == 0:  # 1, 2, 4, 8, ...
+            emit(DecisionLogFailed(self.name, reason, count, repr(error)))
+
+    def before(self, call: Call) -> None:
+        """Nothing to do before the predict function runs."""
+
+    def after(self, call: Call) -> None:
+        """Write the call's records; never raises."""
+        prediction = call.prediction
+        if prediction is None:
+            return
+        try:
+            records = self.records(
+                prediction, call.threshold, call.act, call.arm, call.propensity, call.inputs
+            )
+        except Exception as e:  # noqa: BLE001 - e.g. the unit function failed
+            self._failed(e)
+            return
+        self._send(records)
+
+    def close(self) -> None:
+        """Close the sink."""
+        self.sink.close()
+
+    def __repr__(self) -> str:
+        return f"DecisionLog({self.sink!r}, written={self.written})"

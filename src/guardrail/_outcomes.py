@@ -1,0 +1,593 @@
+"""Late outcomes joined to predictions: prediction bias, calibration, precision."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from array import array
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+import numpy as np
+
+from ._errors import ConfigError, LabelError, ScaleError
+from ._events import (
+    CalibrationOutOfRange,
+    Event,
+    OutcomesLost,
+    PredictionBiasOutOfRange,
+    RetrainHookFailed,
+)
+from ._hooks import emit
+from ._prediction import Decision, Prediction
+from ._scales import LogOdds, Probability
+
+if TYPE_CHECKING:
+    from ._call import Call
+    from ._holdout import DecisionLog
+    from ._model import ModelRef
+    from ._thresholds import DynamicThreshold
+
+__all__ = ["OutcomeMonitor", "OutcomeReport", "row_ids", "rows_of"]
+
+#: Slices beyond this many distinct keys are pooled under this key.
+OTHER_SLICE: Final = "(other)"
+
+
+def row_ids(prediction: Prediction[Any]) -> list[str]:
+    """The decision ids of a prediction's rows: its id, or ``"<id>:<row>"`` for a batch."""
+    raw = prediction.value.value
+    if type(raw) is float:
+        return [prediction.id]
+    return [f"{prediction.id}:{i}" for i in range(raw.size)]
+
+
+def rows_of(inputs: object, size: int | None) -> Sequence[Any] | None:
+    """The rows of a call's inputs: ``[row]`` for one row, the rows of a batch."""
+    if inputs is None:
+        return None
+    if size is None:
+        return [inputs]
+    if isinstance(inputs, np.ndarray) and inputs.ndim == 2:
+        return list(inputs)
+    if isinstance(inputs, Sequence) and len(inputs) == size:
+        return inputs
+    return None
+
+
+def _probabilities(prediction: Prediction[Any]) -> list[float]:
+    value = prediction.value
+    if type(value) is LogOdds:
+        value = value.to_probability()
+    if type(value) is not Probability:
+        raise ScaleError(
+            "prediction bias needs probabilities: a Score has no probability "
+            "without a calibration (record LogOdds or Probability predictions)"
+        )
+    raw = value.value
+    return [raw] if type(raw) is float else raw.tolist()
+
+
+def _flags(act: object, size: int) -> list[bool | None]:
+    if act is None:
+        return [None] * size
+    if isinstance(act, bool):
+        return [act] * size
+    return [bool(a) for a in np.asarray(act).tolist()]
+
+
+def _label(label: object) -> int:
+    if isinstance(label, (bool, np.bool_)):
+        return int(label)
+    if isinstance(label, (int, np.integer)) and label in (0, 1):
+        return int(label)
+    raise LabelError(f"an outcome label must be 0, 1, True or False, got {label!r}")
+
+
+def _check_bounds(name: str, bounds: object) -> tuple[float, float]:
+    if not isinstance(bounds, tuple) or len(bounds) != 2:
+        raise ConfigError(f"{name} must be a (lower, upper) tuple")
+    lo, hi = bounds
+    for x in (lo, hi):
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or math.isnan(x):
+            raise ConfigError(f"{name} must hold two numbers, got {bounds!r}")
+    if not lo < hi:
+        raise ConfigError(f"{name} must have lower < upper, got {bounds!r}")
+    return float(lo), float(hi)
+
+
+@attrs.frozen
+class OutcomeReport:
+    """What the joined outcomes say, from :meth:`OutcomeMonitor.report`.
+
+    Attributes:
+        outcomes: Labelled predictions in the metrics window.
+        pending: Predictions waiting for their label.
+        mean_prediction: Mean predicted probability over the labelled ones.
+        mean_label: Mean observed label.
+        bias: ``mean_prediction - mean_label`` (``nan`` with no outcomes).
+        bias_by_slice: The same, per slice key.
+        ece: Expected calibration error with equal-count bins.
+        precision: Mean label among rows whose decision was to act
+            (``nan`` when none acted).
+        evicted: Predictions dropped unlabelled because the window was full.
+        expired: Predictions dropped unlabelled because they outlived the ttl.
+        unmatched: Labels for unknown or already expired prediction ids.
+    """
+
+    outcomes: int
+    pending: int
+    mean_prediction: float
+    mean_label: float
+    bias: float
+    bias_by_slice: dict[str, float]
+    ece: float
+    precision: float
+    evicted: int
+    expired: int
+    unmatched: int
+
+
+class _Sums:
+    __slots__ = ("labels", "n", "predictions")
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.predictions = 0.0
+        self.labels = 0
+
+    def bias(self) -> float:
+        return (self.predictions - self.labels) / self.n if self.n else math.nan
+
+
+class OutcomeMonitor:
+    """Joins late labels to predictions and watches bias and calibration.
+
+    Record each prediction (:meth:`record`, or as the last mechanism of a
+    guard); when its outcome is known, :meth:`record_outcome` with the same
+    id. Unlabelled predictions wait in a bounded window: at most *window* of
+    them, for at most *ttl* seconds; what falls out is counted and reported
+    (:class:`~guardrail.OutcomesLost`), never silently lost. Statistics cover
+    the last *window* labelled predictions.
+
+    Args:
+        window: The most predictions kept waiting, and the most labelled ones
+            the statistics cover.
+        ttl: Seconds a prediction waits for its label.
+        slice: A key function on one input row (``lambda row: row["country"]``)
+            for bias by slice; at most *max_slices* keys, others pooled.
+        bias_bounds: ``(lower, upper)`` for ``mean prediction - mean label``.
+        ece_bound: The largest acceptable calibration error; ``None`` skips it.
+        bins: Equal-count bins for the calibration error.
+        min_outcomes: Labelled predictions (overall, or in a slice) needed
+            before an alarm can fire.
+        check_every: Calibration is checked every this many labels (bias is
+            checked on every label); by default a tenth of the window, so
+            the sort it needs costs a few operations per label.
+        on_retrain: Called with the alarm event when bias or calibration
+            leaves its bounds: the hook for "production metrics say retrain".
+            Exceptions from it are counted and reported.
+        thresholds: Dynamic thresholds frozen when bias leaves its bounds (a
+            rate tracker would otherwise chase a broken model).
+        log: A :class:`DecisionLog` written with every recorded decision.
+        clock: Returns seconds; ``time.monotonic`` by default.
+        name: Identifies the monitor in events.
+
+    >>> import guardrail as gr
+    >>> monitor = gr.OutcomeMonitor(window=1000, ttl=3600)
+    >>> model = gr.ModelRef(name="fraud", version="1")
+    >>> p = gr.Prediction(gr.Probability(0.8), model)
+    >>> monitor.record(p)
+    >>> monitor.record_outcome(p.id, 1)
+    True
+    >>> round(monitor.report().bias, 2)
+    -0.2
+    """
+
+    def __init__(
+        self,
+        *,
+        window: int = 100_000,
+        ttl: float = 7 * 24 * 3600.0,
+        slice: Callable[[Any], object] | None = None,  # noqa: A002 - the user's word
+        bias_bounds: tuple[float, float] = (-0.05, 0.05),
+        ece_bound: float | None = 0.1,
+        bins: int = 10,
+        min_outcomes: int = 200,
+        check_every: int | None = None,
+        max_slices: int = 1000,
+        on_retrain: Callable[[Event], object] | None = None,
+        thresholds: Iterable[DynamicThreshold[Any]] = (),
+        log: DecisionLog | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        name: str = "outcomes",
+    ) -> None:
+        from ._holdout import DecisionLog
+        from ._thresholds import DynamicThreshold
+
+        for key, n in (
+            ("window", window),
+            ("bins", bins),
+            ("min_outcomes", min_outcomes),
+            ("check_every", 1 if check_every is None else check_every),
+            ("max_slices", max_slices),
+        ):
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ConfigError(f"{key} must be a positive int, got {n!r}")
+        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0:
+            raise ConfigError(f"ttl must be a positive number of seconds, got {ttl!r}")
+        if slice is not None and not callable(slice):
+            raise ConfigError("slice must be a function of one input row")
+        if ece_bound is not None and (
+            isinstance(ece_bound, bool)
+            or not isinstance(ece_bound, (int, float))
+            or not 0 < ece_bound < 1
+        ):
+            raise ConfigError(f"ece_bound must lie in (0, 1), got {ece_bound!r}")
+        if on_retrain is not None and not callable(on_retrain):
+            raise ConfigError("on_retrain must be callable")
+        dyn = tuple(thresholds)
+        if not all(isinstance(t, DynamicThreshold) for t in dyn):
+            raise ConfigError("thresholds must hold DynamicThreshold objects")
+        if log is not None and not isinstance(log, DecisionLog):
+            raise ConfigError("log must be a DecisionLog")
+        if not isinstance(name, str) or not name:
+            raise ConfigError("name must be a non-empty string")
+        self.name = name
+        self.window = window
+        self.ttl = float(ttl)
+        self.slice = slice
+        self.bias_bounds = _check_bounds("bias_bounds", bias_bounds)
+        self.ece_bound = None if ece_bound is None else float(ece_bound)
+        self.bins = bins
+        self.min_outcomes = min_outcomes
+        self.check_every = max(100, window // 10) if check_every is None else check_every
+        self.max_slices = max_slices
+        self.on_retrain = on_retrain
+        self.thresholds = dyn
+        self.log = log
+        self._clock = clock
+        self._lock = threading.Lock()
+        # id -> (probability, acted, slice, recorded at)
+        self._pending: OrderedDict[str, tuple[float, bool | None, str | None, float]] = (
+            OrderedDict()
+        )
+        # (probability, label, acted, slice), the last *window* labelled ones
+        self._joined: deque[tuple[float, int, bool | None, str | None]] = deque()
+        # The same predictions and labels as arrays (a ring), for the calibration sort.
+        # (array.array: cheap item writes, read by numpy without a copy)
+        self._ring_p = array("d", bytes(8 * window))
+        self._ring_y = array("d", bytes(8 * window))
+        self._ring_next = 0
+        self._all = _Sums()
+        self._slices: dict[str, _Sums] = {}
+        self._alarms: set[str | None] = set()
+        self._ece_alarm = False
+        self._since_check = 0
+        self._model: ModelRef | None = None
+        self.evicted = 0
+        self.expired = 0
+        self.unmatched = 0
+        self.invalid_labels = 0
+        self.slice_errors = 0
+        self.retrain_errors = 0
+
+    # -- recording -------------------------------------------------------
+
+    def record(
+        self,
+        prediction: Prediction[Any],
+        decision: Decision[Any] | bool | np.ndarray[Any, Any] | None = None,
+        inputs: object = None,
+    ) -> None:
+        """Keep *prediction* (each row of a batch) until its label arrives.
+
+        *decision* is a :class:`~guardrail.Decision` or the ``act`` flags, for
+        precision among positive decisions; *inputs* is the row (or the rows
+        of a batch) the slice key is computed from.
+        """
+        if isinstance(decision, Decision):
+            act: object = decision.act
+        else:
+            act = decision
+        self._model = prediction.model
+        value = prediction.value
+        if type(value) is Probability and type(value.value) is float:
+            # One row: no lists.
+            key = self._slice_keys(inputs, None, 1)[0] if self.slice is not None else None
+            flag = None if act is None else bool(act)
+            self._keep_one(prediction.id, value.value, flag, key)
+            return
+        probabilities = _probabilities(prediction)
+        size = None if type(prediction.value.value) is float else len(probabilities)
+        self._keep(row_ids(prediction), probabilities, _flags(act, len(probabilities)),
+                   self._slice_keys(inputs, size, len(probabilities)))  # fmt: skip
+
+    def _keep_one(self, prediction_id: str, p: float, act: bool | None, key: str | None) -> None:
+        now = self._clock()
+        with self._lock:
+            pending = self._pending
+            pending[prediction_id] = (p, act, key, now)
+            events = None
+            if len(pending) > self.window:
+                pending.popitem(last=False)
+                events = self._lost("evicted", 1)
+            if self._oldest() < now - self.ttl:
+                events = (events or []) + self._expire(now)
+        if events:
+            for event in events:
+                emit(event)
+
+    def _slice_keys(self, inputs: object, size: int | None, n: int) -> list[str | None]:
+        key = self.slice
+        if key is None:
+            return [None] * n
+        rows = rows_of(inputs, size)
+        if rows is None:
+            self.slice_errors += n
+            return [None] * n
+        out: list[str | None] = []
+        for row in rows:
+            try:
+                out.append(str(key(row)))
+            except Exception:  # noqa: BLE001 - a user's key function failing is counted
+                self.slice_errors += 1
+                out.append(None)
+        return out
+
+    def _keep(
+        self,
+        ids: list[str],
+        probabilities: list[float],
+        acts: list[bool | None],
+        slices: list[str | None],
+    ) -> None:
+        events: list[Event] = []
+        now = self._clock()
+        with self._lock:
+            pending = self._pending
+            for i, p, a, s in zip(ids, probabilities, acts, slices, strict=True):
+                pending[i] = (p, a, s, now)
+            over = len(pending) - self.window
+            if over > 0:
+                for _ in range(over):
+                    pending.popitem(last=False)
+                events += self._lost("evicted", over)
+            events += self._expire(now)
+        for event in events:
+            emit(event)
+
+    def _expire(self, now: float) -> list[Event]:
+        """Drop what outlived the ttl (lock held); the oldest come first."""
+        pending = self._pending
+        limit = now - self.ttl
+        dropped = 0
+        while pending:
+            first = next(iter(pending.values()))
+            if first[3] >= limit:
+                break
+            pending.popitem(last=False)
+            dropped += 1
+        return self._lost("expired", dropped) if dropped else []
+
+    def _lost(self, reason: str, n: int) -> list[Event]:
+        """Count *n* lost under *reason*; an event when the count passes a power of two."""
+        before = getattr(self, reason)
+        after = before + n
+        setattr(self, reason, after)
+        if before == 0 or after.bit_length() > before.bit_length():
+            return [OutcomesLost(self.name, reason, after)]  # type: ignore[arg-type]
+        return []
+
+    def record_outcome(self, prediction_id: str, label: bool | int) -> bool:
+        """Join *label* (0/1 or a bool) to the prediction with that id.
+
+        Returns False, counts and reports when the id is unknown or expired.
+        A label that is not 0, 1, True or False raises
+        :class:`~guardrail.LabelError`.
+        """
+        if type(label) is bool:
+            y = 1 if label else 0
+        else:
+            try:
+                y = _label(label)
+            except LabelError:
+                with self._lock:
+                    self.invalid_labels += 1
+                raise
+        now = self._clock()
+        with self._lock:
+            pending = self._pending
+            events = self._expire(now) if pending and self._oldest() < now - self.ttl else []
+            entry = pending.pop(prediction_id, None)
+            if entry is None:
+                events += self._lost("unmatched", 1)
+            else:
+                events += self._join(entry[0], y, entry[1], entry[2])
+        if events:
+            for event in events:
+                emit(event)
+            self._react(events)
+        return entry is not None
+
+    def _oldest(self) -> float:
+        """When the oldest waiting prediction was recorded (lock held, not empty)."""
+        return next(iter(self._pending.values()))[3]
+
+    def _join(self, p: float, y: int, act: bool | None, key: str | None) -> list[Event]:
+        """Add one labelled prediction to the window and check bias (lock held)."""
+        joined = self._joined
+        if len(joined) >= self.window:
+            old_p, old_y, _, old_key = joined.popleft()
+            self._subtract(self._all, old_p, old_y)
+            if old_key is not None:
+                self._subtract(self._slices[old_key], old_p, old_y)
+        if key is not None and key not in self._slices and len(self._slices) >= self.max_slices:
+            key = OTHER_SLICE
+        joined.append((p, y, act, key))
+        i = self._ring_next
+        self._ring_p[i] = p
+        self._ring_y[i] = y
+        self._ring_next = 0 if i + 1 == self.window else i + 1
+        events = self._add(self._all, None, p, y)
+        if key is not None:
+            sums = self._slices.get(key)
+            if sums is None:
+                sums = self._slices[key] = _Sums()
+            events += self._add(sums, key, p, y)
+        self._since_check += 1
+        if self.ece_bound is not None and self._since_check >= self.check_every:
+            self._since_check = 0
+            events += self._check_calibration()
+        return events
+
+    @staticmethod
+    def _subtract(sums: _Sums, p: float, y: int) -> None:
+        sums.n -= 1
+        sums.predictions -= p
+        sums.labels -= y
+
+    def _add(self, sums: _Sums, key: str | None, p: float, y: int) -> list[Event]:
+        sums.n += 1
+        sums.predictions += p
+        sums.labels += y
+        if sums.n < self.min_outcomes:
+            return []
+        bias = sums.bias()
+        lo, hi = self.bias_bounds
+        if lo <= bias <= hi:
+            self._alarms.discard(key)
+            return []
+        if key in self._alarms:
+            return []
+        self._alarms.add(key)
+        return [PredictionBiasOutOfRange(self.name, self._model, key, bias, lo, hi, sums.n)]
+
+    def _check_calibration(self) -> list[Event]:
+        if self.ece_bound is None or len(self._joined) < self.min_outcomes:
+            return []
+        ece = self._ece()
+        if ece <= self.ece_bound:
+            self._ece_alarm = False
+            return []
+        if self._ece_alarm:
+            return []
+        self._ece_alarm = True
+        return [
+            CalibrationOutOfRange(self.name, self._model, ece, self.ece_bound, len(self._joined))
+        ]
+
+    def _ece(self) -> float:
+        n = len(self._joined)
+        if not n:
+            return math.nan
+        # Before the ring wraps, its first n slots are the joined ones.
+        p = np.frombuffer(self._ring_p, dtype=np.float64, count=n)
+        y = np.frombuffer(self._ring_y, dtype=np.float64, count=n)
+        order = np.argsort(p, kind="stable")
+        total = 0.0
+        for chunk in np.array_split(order, min(self.bins, n)):
+            total += len(chunk) * abs(float(p[chunk].mean()) - float(y[chunk].mean()))
+        return total / n
+
+    def _react(self, events: list[Event]) -> None:
+        """Freeze thresholds on bias alarms; call the retraining hook on any alarm."""
+        for event in events:
+            if isinstance(event, PredictionBiasOutOfRange):
+                where = "overall" if event.slice is None else f"slice {event.slice!r}"
+                for threshold in self.thresholds:
+                    threshold.freeze(
+                        f"{self.name}: prediction bias {event.bias:+.3f} out of range ({where})"
+                    )
+            if isinstance(event, (PredictionBiasOutOfRange, CalibrationOutOfRange)):
+                hook = self.on_retrain
+                if hook is not None:
+                    try:
+                        hook(event)
+                    except Exception as e:  # noqa: BLE001 - a user's hook failing is counted
+                        self.retrain_errors += 1
+                        emit(RetrainHookFailed(self.name, repr(e), self.retrain_errors))
+
+    def check(self) -> list[Event]:
+        """Check calibration now (bias is checked on every label); returns new alarms."""
+        with self._lock:
+            events = self._check_calibration()
+            events += self._expire(self._clock())
+        for event in events:
+            emit(event)
+        self._react(events)
+        return events
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings, JSON-ready (functions by name)."""
+
+        def named(fn: object) -> str | None:
+            return None if fn is None else str(getattr(fn, "__qualname__", repr(fn)))
+
+        return {
+            "name": self.name,
+            "window": self.window,
+            "ttl": self.ttl,
+            "slice": named(self.slice),
+            "bias_bounds": list(self.bias_bounds),
+            "ece_bound": self.ece_bound,
+            "bins": self.bins,
+            "min_outcomes": self.min_outcomes,
+            "check_every": self.check_every,
+            "max_slices": self.max_slices,
+            "on_retrain": named(self.on_retrain),
+            "thresholds": [t.name for t in self.thresholds],
+            "log": None if self.log is None else self.log.name,
+        }
+
+    # -- reading ---------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Predictions waiting for their label."""
+        return len(self._pending)
+
+    def report(self) -> OutcomeReport:
+        """Bias overall and by slice, calibration error, precision, and the losses."""
+        with self._lock:
+            joined = list(self._joined)
+            overall = self._all
+            n = overall.n
+            by_slice = {k: s.bias() for k, s in self._slices.items() if s.n}
+            ece = self._ece()
+            pending = len(self._pending)
+        acted = [y for _, y, a, _ in joined if a]
+        return OutcomeReport(
+            outcomes=n,
+            pending=pending,
+            mean_prediction=overall.predictions / n if n else math.nan,
+            mean_label=overall.labels / n if n else math.nan,
+            bias=overall.bias(),
+            bias_by_slice=by_slice,
+            ece=ece,
+            precision=sum(acted) / len(acted) if acted else math.nan,
+            evicted=self.evicted,
+            expired=self.expired,
+            unmatched=self.unmatched,
+        )
+
+    # -- as a mechanism ----------------------------------------------------
+
+    def before(self, call: Call) -> None:
+        """Nothing to do before the predict function runs."""
+
+    def after(self, call: Call) -> None:
+        """Record the call's prediction and decision; write the decision log."""
+        prediction = call.prediction
+        if prediction is None:
+            return
+        if self.log is not None:
+            self.log.after(call)
+        act = call.act
+        self.record(prediction, act if act is not None else None, call.inputs)
+
+    def __repr__(self) -> str:
+        return f"OutcomeMonitor(name={self.name!r}, window={self.window}, pending={self.pending})"
