@@ -17,9 +17,9 @@ class TestPublicAPI:
         """Every public name of the package is in __all__, and every entry exists."""
         public = {
             name
-            for name in vars(gr)
+            for name in dir(gr)
             if not name.startswith("_")
-            and name not in {"annotations", "testing"}
+            and name not in {"annotations", "testing", "TYPE_CHECKING"}
             and not isinstance(getattr(gr, name), type(sys))
         }
         assert public == set(gr.__all__)
@@ -34,6 +34,31 @@ class TestPublicAPI:
         from importlib.resources import files
 
         assert files("guardrail").joinpath("py.typed").is_file()
+
+
+class TestLazyMechanisms:
+    def test_mechanisms_load_on_first_use(self) -> None:
+        """import guardrail loads no mechanism module; naming one loads it."""
+        code = """
+import sys, guardrail as gr
+lazy = ["_drift", "_holdout", "_limits", "_outcomes", "_profile", "_redis", "_skew",
+        "_thresholds", "_mechanism_events"]
+assert not [m for m in lazy if "guardrail." + m in sys.modules]
+assert gr.ActionLimit.__module__ == "guardrail._limits"
+assert "guardrail._limits" in sys.modules
+print("lazy")
+"""
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        assert out.stdout.strip() == "lazy"
+
+    def test_unknown_names_still_fail(self) -> None:
+        """A misspelled name is an AttributeError, not a silent None."""
+        import pytest
+
+        with pytest.raises(AttributeError, match="Probabilty"):
+            gr.Probabilty  # type: ignore[attr-defined]
 
 
 class TestImportHasNoSideEffects:

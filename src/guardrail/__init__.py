@@ -9,9 +9,11 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
 from ._call import Call, Mechanism
 from ._config import configure
-from ._drift import DriftThresholds, FeatureDrift, MetricResult, SkewReport, compare
 from ._errors import (
     ActionLimitExceeded,
     ConfigError,
@@ -29,27 +31,12 @@ from ._errors import (
     UndeclaredConsumerError,
 )
 from ._events import (
-    CalibrationOutOfRange,
     ConsumerUndeclared,
-    DecisionLogFailed,
     Event,
-    InputsInvalid,
     KillSwitchChanged,
-    LimitDegraded,
-    LimitExceeded,
-    LimitNear,
-    LimitRecovered,
     MachineryError,
-    OutcomesLost,
     OutOfScale,
-    PredictionBiasOutOfRange,
     PredictionMade,
-    RetrainHookFailed,
-    SkewDetected,
-    ThresholdChanged,
-    ThresholdClampHit,
-    ThresholdFrozen,
-    UpstreamFailure,
 )
 from ._guard import (
     Guard,
@@ -62,18 +49,98 @@ from ._guard import (
     revive_all,
 )
 from ._guard_config import Change, ConfigDiff, GuardConfig, diff
-from ._holdout import DecisionLog, DecisionRecord, DecisionSink, Holdout, JsonLinesSink
 from ._hooks import Hook, StructlogHook
-from ._limits import ActionLimit, LimitCounter, LimitStore, MemoryStore, Window, parse_per
 from ._model import ModelRef, fingerprint_bytes, fingerprint_file
 from ._otel import OpenTelemetryHook
-from ._outcomes import OutcomeMonitor, OutcomeReport
 from ._prediction import Decision, Prediction, Threshold
-from ._profile import CategoricalProfile, FeatureSpec, NumericProfile, Profile, Schema
-from ._redis import RedisStore
 from ._scales import LogOdds, Probability, Score
-from ._skew import SkewMonitor
-from ._thresholds import DynamicThreshold
+
+# The mechanisms load on first use: a process that only types its predictions
+# does not pay for profiles, limits or thresholds at import.
+if TYPE_CHECKING:
+    from ._drift import DriftThresholds, FeatureDrift, MetricResult, SkewReport, compare
+    from ._holdout import DecisionLog, DecisionRecord, DecisionSink, Holdout, JsonLinesSink
+    from ._limits import ActionLimit, LimitCounter, LimitStore, MemoryStore, Window, parse_per
+    from ._mechanism_events import (
+        CalibrationOutOfRange,
+        DecisionLogFailed,
+        InputsInvalid,
+        LimitDegraded,
+        LimitExceeded,
+        LimitNear,
+        LimitRecovered,
+        OutcomesLost,
+        PredictionBiasOutOfRange,
+        RetrainHookFailed,
+        SkewDetected,
+        ThresholdChanged,
+        ThresholdClampHit,
+        ThresholdFrozen,
+        UpstreamFailure,
+    )
+    from ._outcomes import OutcomeMonitor, OutcomeReport
+    from ._profile import CategoricalProfile, FeatureSpec, NumericProfile, Profile, Schema
+    from ._redis import RedisStore
+    from ._skew import SkewMonitor
+    from ._thresholds import DynamicThreshold
+
+_LAZY = {
+    "DriftThresholds": "._drift",
+    "FeatureDrift": "._drift",
+    "MetricResult": "._drift",
+    "SkewReport": "._drift",
+    "compare": "._drift",
+    "DecisionLog": "._holdout",
+    "DecisionRecord": "._holdout",
+    "DecisionSink": "._holdout",
+    "Holdout": "._holdout",
+    "JsonLinesSink": "._holdout",
+    "ActionLimit": "._limits",
+    "LimitCounter": "._limits",
+    "LimitStore": "._limits",
+    "MemoryStore": "._limits",
+    "Window": "._limits",
+    "parse_per": "._limits",
+    "CalibrationOutOfRange": "._mechanism_events",
+    "DecisionLogFailed": "._mechanism_events",
+    "InputsInvalid": "._mechanism_events",
+    "LimitDegraded": "._mechanism_events",
+    "LimitExceeded": "._mechanism_events",
+    "LimitNear": "._mechanism_events",
+    "LimitRecovered": "._mechanism_events",
+    "OutcomesLost": "._mechanism_events",
+    "PredictionBiasOutOfRange": "._mechanism_events",
+    "RetrainHookFailed": "._mechanism_events",
+    "SkewDetected": "._mechanism_events",
+    "ThresholdChanged": "._mechanism_events",
+    "ThresholdClampHit": "._mechanism_events",
+    "ThresholdFrozen": "._mechanism_events",
+    "UpstreamFailure": "._mechanism_events",
+    "OutcomeMonitor": "._outcomes",
+    "OutcomeReport": "._outcomes",
+    "CategoricalProfile": "._profile",
+    "FeatureSpec": "._profile",
+    "NumericProfile": "._profile",
+    "Profile": "._profile",
+    "Schema": "._profile",
+    "RedisStore": "._redis",
+    "SkewMonitor": "._skew",
+    "DynamicThreshold": "._thresholds",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'guardrail' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

@@ -16,8 +16,8 @@ import attrs
 import numpy as np
 
 from ._errors import ConfigError, SinkFullError
-from ._events import DecisionLogFailed
 from ._hooks import emit
+from ._mechanism_events import DecisionLogFailed
 from ._model import canonical_json, fingerprint_bytes
 from ._outcomes import row_ids, rows_of
 from ._prediction import Decision, Prediction, Threshold

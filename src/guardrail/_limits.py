@@ -29,8 +29,9 @@ import numpy as np
 from opentelemetry.metrics import _internal as _metrics_state
 
 from ._errors import ActionLimitExceeded, ConfigError
-from ._events import KillSwitchChanged, LimitDegraded, LimitExceeded, LimitNear, LimitRecovered
+from ._events import KillSwitchChanged
 from ._hooks import emit
+from ._mechanism_events import LimitDegraded, LimitExceeded, LimitNear, LimitRecovered
 
 if TYPE_CHECKING:
     from ._call import Call

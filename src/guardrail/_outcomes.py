@@ -14,14 +14,14 @@ import attrs
 import numpy as np
 
 from ._errors import ConfigError, LabelError, ScaleError
-from ._events import (
+from ._events import Event
+from ._hooks import emit
+from ._mechanism_events import (
     CalibrationOutOfRange,
-    Event,
     OutcomesLost,
     PredictionBiasOutOfRange,
     RetrainHookFailed,
 )
-from ._hooks import emit
 from ._prediction import Decision, Prediction
 from ._scales import LogOdds, Probability
 

@@ -25,8 +25,9 @@ import numpy as np
 from ._config import CONFIG
 from ._drift import DriftThresholds, SkewReport, compare
 from ._errors import ConfigError, SchemaViolation
-from ._events import InputsInvalid, MachineryError, SkewDetected, UpstreamFailure
+from ._events import MachineryError
 from ._hooks import emit
+from ._mechanism_events import InputsInvalid, SkewDetected, UpstreamFailure
 from ._profile import (
     CategoricalProfile,
     NumericProfile,

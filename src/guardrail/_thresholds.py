@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar, cast, o
 import numpy as np
 
 from ._errors import ConfigError, FormatError, ModelMismatchError, ScaleError
-from ._events import Event, ThresholdChanged, ThresholdClampHit, ThresholdFrozen
+from ._events import Event
 from ._hooks import emit
+from ._mechanism_events import ThresholdChanged, ThresholdClampHit, ThresholdFrozen
 from ._model import ModelRef, canonical_json, fingerprint_bytes
 from ._prediction import Decision, Prediction, Threshold
 from ._scales import LogOdds, Probability, Score, _Value
