@@ -21,6 +21,7 @@ model = gr.ModelRef(name="m", version="1")
 """
 
 REJECTED = {
+    "misspelled_public_name": "gr.Probabilty  # E",
     "limited_action_keeps_its_signature": (
         'gr.ActionLimit("a", max_actions=1, per=1).guard(str.upper)(42)  # E'
     ),
