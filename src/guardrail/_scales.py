@@ -264,9 +264,8 @@ def _trusted(cls: type[_AnyValue], value: object) -> _AnyValue:
 
 
 def _mix(verb: str, left: _Value[Any], right: object) -> ScaleError:
-    name = type(right).__name__
     return ScaleError(
-        f"cannot {verb} {name} and {type(left).__name__}: they are on different "
+        f"cannot {verb} {type(left).__name__} and {type(right).__name__}: they are on different "
         "scales; convert one explicitly (to_probability() / to_log_odds())"
     )
 
