@@ -112,3 +112,22 @@ class TestFingerprints:
         digest = gr.fingerprint_file(path)
         assert digest == hashlib.sha256(data).hexdigest()
         assert gr.ModelRef(name="m", version="1", artifact_sha256=digest).artifact_sha256 == digest
+
+
+def _module_function(x: int, y: int) -> int:
+    return x + y
+
+
+class TestCallableName:
+    def test_functions_lambdas_and_partials(self) -> None:
+        """Functions are module.qualname; partials name what they wrap; no addresses."""
+        import functools
+
+        from guardrail._model import callable_name
+
+        assert callable_name(_module_function) == "tests.test_model._module_function"
+        assert callable_name(functools.partial(_module_function, 1)) == callable_name(
+            _module_function
+        )
+        assert "0x" not in callable_name(lambda row: row)
+        assert callable_name(len) == "builtins.len"

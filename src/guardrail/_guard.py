@@ -24,7 +24,7 @@ from ._errors import ConfigError, OutOfScaleError, PolicyError, ScaleError
 from ._events import KillSwitchChanged, MachineryError, OutOfScale, PredictionMade
 from ._guard_config import GuardConfig, OutOfScalePolicy
 from ._hooks import emit
-from ._model import ModelRef
+from ._model import ModelRef, callable_name
 from ._prediction import Decision, Prediction, Threshold
 from ._scales import SCALES, _Value
 
@@ -383,7 +383,7 @@ class Guard(Generic[S]):
             raise ConfigError(f"guard() decorates a function, got {type(fn).__name__}")
         if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
             raise ConfigError(
-                f"{_qualname(fn)} is a generator function; guard() needs a function "
+                f"{callable_name(fn)} is a generator function; guard() needs a function "
                 "that returns its prediction"
             )
         fast, quiet = self._fast, _quiet
@@ -508,12 +508,6 @@ def _batch_size(inputs: object) -> int | None:
     return None
 
 
-def _qualname(fn: object) -> str:
-    module = getattr(fn, "__module__", None)
-    name = getattr(fn, "__qualname__", None) or type(fn).__name__
-    return f"{module}.{name}" if module else str(name)
-
-
 # -- the registry --------------------------------------------------------------------
 
 _REGISTRY_LOCK = threading.Lock()
@@ -541,7 +535,7 @@ def guard_of(fn: Callable[..., Any]) -> Guard[Any]:
     try:
         return _GUARDS_BY_FUNCTION[fn]
     except (KeyError, TypeError):
-        raise ConfigError(f"{_qualname(fn)} is not a guarded function") from None
+        raise ConfigError(f"{callable_name(fn)} is not a guarded function") from None
 
 
 def kill_all(reason: str = "") -> None:
@@ -578,7 +572,7 @@ class _Decorator(Generic[O]):
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
         config = self._config
         if config.name is None:
-            config = attrs.evolve(config, name=_qualname(fn))
+            config = attrs.evolve(config, name=callable_name(fn))
         return Guard[Any](config).wrap(fn)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from ._errors import ConfigError, SinkFullError
 from ._hooks import emit
 from ._mechanism_events import DecisionLogFailed
-from ._model import canonical_json, fingerprint_bytes
+from ._model import callable_name, canonical_json, fingerprint_bytes
 from ._outcomes import row_ids, rows_of
 from ._prediction import Decision, Prediction, Threshold
 
@@ -109,7 +109,7 @@ class Holdout:
         return {
             "name": self.name,
             "fraction": self.fraction,
-            "unit": getattr(self.unit, "__qualname__", repr(self.unit)),
+            "unit": callable_name(self.unit),
             "salt": self.salt,
             "default_action": self.default_action,
             "propensity_floor": self.propensity_floor,

@@ -32,6 +32,7 @@ from ._errors import ActionLimitExceeded, ConfigError
 from ._events import KillSwitchChanged
 from ._hooks import emit
 from ._mechanism_events import LimitDegraded, LimitExceeded, LimitNear, LimitRecovered
+from ._model import callable_name
 
 if TYPE_CHECKING:
     from ._call import Call
@@ -733,8 +734,8 @@ class ActionLimit:
                 {"max_actions": w.max_actions, "per": w.per, "buckets": w.buckets}
                 for w in self.windows
             ],
-            "key": None if self.key is None else _qualname(self.key),
-            "weight": _qualname(self.weight) if callable(self.weight) else self.weight,
+            "key": None if self.key is None else callable_name(self.key),
+            "weight": callable_name(self.weight) if callable(self.weight) else self.weight,
             "on_exceed": self.on_exceed,
             "near": self.near,
             "on_error": self.on_error,
@@ -783,10 +784,6 @@ class ActionLimit:
         if code & DEGRADED:
             call.degraded = True
         return self._report.settle(code, key, error)
-
-
-def _qualname(fn: object) -> str:
-    return str(getattr(fn, "__qualname__", type(fn).__qualname__))
 
 
 def _paused(key: str, weight: int) -> int:

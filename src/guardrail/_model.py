@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import os
@@ -14,7 +15,7 @@ import attrs
 
 from ._errors import ConfigError, FormatError
 
-__all__ = ["ModelRef", "canonical_json", "fingerprint_bytes", "fingerprint_file"]
+__all__ = ["ModelRef", "callable_name", "canonical_json", "fingerprint_bytes", "fingerprint_file"]
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _CHUNK: Final = 1 << 20
@@ -38,6 +39,20 @@ def fingerprint_file(path: str | os.PathLike[str]) -> str:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def callable_name(fn: object) -> str:
+    """A stable name for a function in a configuration: ``module.qualname``.
+
+    Never a ``repr`` (it holds a memory address, so a fingerprint built on it
+    would change with every process); a ``functools.partial`` is named after
+    the function it wraps.
+    """
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    module = getattr(fn, "__module__", None) or type(fn).__module__
+    return f"{module}.{name}" if module else str(name)
 
 
 def canonical_json(data: object) -> str:

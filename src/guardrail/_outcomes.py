@@ -22,6 +22,7 @@ from ._mechanism_events import (
     PredictionBiasOutOfRange,
     RetrainHookFailed,
 )
+from ._model import callable_name
 from ._prediction import Decision, Prediction
 from ._scales import LogOdds, Probability
 
@@ -525,7 +526,7 @@ class OutcomeMonitor:
         """The settings, JSON-ready (functions by name)."""
 
         def named(fn: object) -> str | None:
-            return None if fn is None else str(getattr(fn, "__qualname__", repr(fn)))
+            return None if fn is None else callable_name(fn)
 
         return {
             "name": self.name,
