@@ -344,8 +344,44 @@ class TestMechanisms:
 
         predict(np.zeros((3, 2)))
         predict([{"a": 1}, {"a": 2}, {"a": 3}])
+        predict([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
         predict({"a": 1})
-        assert sizes == [3, 3, None]
+        assert sizes == [3, 3, 3, None]
+
+
+class TestMechanismChecks:
+    def test_dynamic_threshold_scale_checked_at_decoration(self) -> None:
+        """A threshold mechanism on another scale is refused when decorating."""
+        with pytest.raises(gr.ScaleError):
+            gr.guard(
+                model=MODEL,
+                returns=gr.Probability,
+                threshold=gr.DynamicThreshold(target_rate=0.1, initial=gr.LogOdds(0.0)),
+            )
+
+    def test_dynamic_threshold_model_checked_at_decoration(self) -> None:
+        """A threshold mechanism set for another model version is refused."""
+        other = attrs.evolve(MODEL, version="9")
+        with pytest.raises(gr.ModelMismatchError):
+            gr.guard(
+                model=MODEL,
+                returns=gr.Probability,
+                threshold=gr.DynamicThreshold(
+                    target_rate=0.1, initial=gr.Probability(0.5), model=other
+                ),
+            )
+
+    def test_a_mechanism_can_refuse_a_configuration(self) -> None:
+        """A mechanism's check_config(config) runs once at decoration and may refuse it."""
+
+        class OnlyLogOdds(Recorder):
+            def check_config(self, config: gr.GuardConfig) -> None:
+                if config.returns is not gr.LogOdds:
+                    raise gr.ScaleError("needs log-odds")
+
+        with pytest.raises(gr.ScaleError, match="needs log-odds"):
+            gr.guard(model=MODEL, returns=gr.Probability, inputs=OnlyLogOdds("x"))
+        gr.guard(model=MODEL, returns=gr.LogOdds, inputs=OnlyLogOdds("x"))
 
 
 class TestKillSwitch:

@@ -91,7 +91,11 @@ class Call:
 class Mechanism(Protocol):
     """A part of a guard (a monitor, a threshold, a holdout, a limit).
 
-    ``name`` identifies it in events, span attributes and the registry.
+    ``name`` identifies it in events, span attributes and the registry. A
+    mechanism may also define ``check_config(config)``: it is called once, when a
+    guard is configured with it, and refuses a configuration it cannot serve
+    by raising ``ConfigError`` or ``ScaleError`` (better then than on every
+    call).
     """
 
     name: str

@@ -501,9 +501,12 @@ def _none_like(prediction: Prediction[Any]) -> bool | NDArray[np.bool_]:
 
 
 def _batch_size(inputs: object) -> int | None:
+    """Rows in a batch input (a 2-D array, or a list of rows), None for one row."""
     if isinstance(inputs, np.ndarray):
         return int(inputs.shape[0]) if inputs.ndim == 2 else None
-    if isinstance(inputs, (list, tuple)) and (not inputs or isinstance(inputs[0], Mapping)):
+    if isinstance(inputs, (list, tuple)) and (
+        not inputs or isinstance(inputs[0], (Mapping, list, tuple, np.ndarray))
+    ):
         return len(inputs)
     return None
 

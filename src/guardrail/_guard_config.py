@@ -9,7 +9,7 @@ from typing import Any, Literal
 import attrs
 
 from ._call import Mechanism
-from ._errors import ConfigError, FormatError, ScaleError
+from ._errors import ConfigError, FormatError, ModelMismatchError, ScaleError
 from ._model import ModelRef, canonical_json, fingerprint_bytes
 from ._prediction import Threshold
 from ._scales import SCALES, _Value
@@ -105,28 +105,19 @@ class GuardConfig:
                 f"on_out_of_scale must be 'raise' or 'record', got {self.on_out_of_scale!r}"
             )
         threshold = self.threshold
-        if isinstance(threshold, Threshold):
-            if threshold.scale is not self.returns:
-                raise ScaleError(
-                    f"a {threshold.scale.__name__} threshold cannot decide on "
-                    f"{self.returns.__name__} predictions"
-                )
-            if threshold.model is not None and (
-                threshold.model.name != self.model.name
-                or threshold.model.version != self.model.version
-            ):
-                from ._errors import ModelMismatchError
-
-                raise ModelMismatchError(
-                    f"threshold set for {threshold.model.name} {threshold.model.version}, "
-                    f"guard is for {self.model.name} {self.model.version}"
-                )
-        elif threshold is not None:
+        if threshold is not None and not isinstance(threshold, Threshold):
             _check_mechanism("threshold", threshold)
         for slot in ("inputs", "holdout", "outcomes"):
             value = getattr(self, slot)
             if value is not None:
                 _check_mechanism(slot, value)
+        # A dynamic threshold shows its scale and model through current().
+        current = getattr(threshold, "current", None)
+        self._check_threshold(current() if callable(current) else threshold)
+        for _, mechanism in self.mechanisms():
+            check = getattr(mechanism, "check_config", None)
+            if callable(check):
+                check(self)
         names = set()
         for limit in self.limits:
             _check_mechanism("limits", limit)
@@ -135,6 +126,23 @@ class GuardConfig:
             names.add(limit.name)
         if (self.holdout is not None or self.limits) and threshold is None:
             raise ConfigError("holdout= and limits= act on decisions: give the guard a threshold=")
+
+    def _check_threshold(self, threshold: object) -> None:
+        if not isinstance(threshold, Threshold):
+            return
+        if threshold.scale is not self.returns:
+            raise ScaleError(
+                f"a {threshold.scale.__name__} threshold cannot decide on "
+                f"{self.returns.__name__} predictions"
+            )
+        model = threshold.model
+        if model is not None and (
+            model.name != self.model.name or model.version != self.model.version
+        ):
+            raise ModelMismatchError(
+                f"threshold set for {model.name} {model.version}, "
+                f"guard is for {self.model.name} {self.model.version}"
+            )
 
     def mechanisms(self) -> list[tuple[str, Any]]:
         """(slot, object) for every configured part, in the order they run."""
