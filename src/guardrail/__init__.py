@@ -81,6 +81,14 @@ if TYPE_CHECKING:
     from ._outcomes import OutcomeMonitor, OutcomeReport
     from ._profile import CategoricalProfile, FeatureSpec, NumericProfile, Profile, Schema
     from ._redis import RedisStore
+    from ._report import (
+        Report,
+        ReportFeature,
+        ReportHistogram,
+        ReportMetric,
+        ReportSeries,
+        ReportTable,
+    )
     from ._skew import SkewMonitor
     from ._thresholds import DynamicThreshold
 
@@ -124,6 +132,12 @@ _LAZY = {
     "Profile": "._profile",
     "Schema": "._profile",
     "RedisStore": "._redis",
+    "Report": "._report",
+    "ReportFeature": "._report",
+    "ReportHistogram": "._report",
+    "ReportMetric": "._report",
+    "ReportSeries": "._report",
+    "ReportTable": "._report",
     "SkewMonitor": "._skew",
     "DynamicThreshold": "._thresholds",
 }
@@ -207,6 +221,12 @@ __all__ = [
     "ProfileFormatError",
     "ProfileMismatchError",
     "RedisStore",
+    "Report",
+    "ReportFeature",
+    "ReportHistogram",
+    "ReportMetric",
+    "ReportSeries",
+    "ReportTable",
     "RetrainHookFailed",
     "ScaleError",
     "Schema",
