@@ -211,6 +211,7 @@ class Report:
     Args:
         title: The page's heading.
         summary: Key facts shown at the top, as (label, value) pairs.
+        findings: A table drawn first, under the facts: what was found.
         features: One section per feature (drift metrics and a histogram).
         violations: Schema violations as (feature, problem, count).
         underutilized: Features carrying little information, as (feature, reason).
@@ -230,6 +231,7 @@ class Report:
     features: tuple[ReportFeature, ...] = attrs.field(default=(), converter=_features)
     violations: tuple[tuple[str, str, int], ...] = attrs.field(default=(), converter=_counted)
     underutilized: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs)
+    findings: ReportTable | None = None
     threshold_history: ReportSeries | None = None
     limit_trips: ReportTable | None = None
     bias: ReportTable | None = None
@@ -286,7 +288,6 @@ class Report:
             )
         summary = list(sections.pop("summary", ()))
         summary[:0] = [
-            ("verdict", str(data.get("severity", "ok"))),
             ("reference rows", f"{data.get('reference_rows', 0):,}"),
             ("serving rows", f"{data.get('serving_rows', 0):,}"),
         ]
@@ -375,6 +376,7 @@ h2 { font-size: 18px; margin: 28px 0 8px; border-bottom: 1px solid var(--line);
 h3 { font-size: 15px; margin: 0 0 6px; }
 .muted { color: var(--muted); }
 table { border-collapse: collapse; width: 100%; margin: 6px 0 12px; }
+.scroll { overflow-x: auto; }
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line);
   vertical-align: top; }
 th { background: #f5f5f7; font-weight: 600; }
@@ -411,7 +413,9 @@ def _fmt(value: object) -> str:
     if isinstance(value, float):
         if math.isnan(value):
             return _NOTHING
-        return f"{value:.4g}"
+        if value.is_integer() and abs(value) < 1e15:
+            return f"{int(value):,}"
+        return f"{value:.3g}"
     return str(value)
 
 
@@ -438,6 +442,8 @@ def _render(report: Report) -> str:
         parts.extend(f"<div>{_e(k)}<b>{_e(v)}</b></div>" for k, v in report.summary)
         parts.append("</div>")
     parts.append("</header>")
+    if report.findings is not None:
+        parts.append(_table_section("findings", report.findings.title, report.findings))
     parts.append(_drift_table(report))
     parts.append(_histogram_section(report))
     parts.append(_violations(report))
@@ -487,8 +493,9 @@ def _drift_table(report: Report) -> str:
         )
     head = "".join(f"<th>{_e(n)}</th>" for n in _metric_names(report))
     table = (
-        '<table class="drift"><thead><tr><th>severity</th><th>feature</th><th>kind</th>'
-        f"{head}<th>worst</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        '<div class="scroll"><table class="drift"><thead><tr>'
+        "<th>severity</th><th>feature</th><th>kind</th>"
+        f"{head}<th>worst</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
     )
     return _section("drift", "Drift, most severe first", table)
 
@@ -499,7 +506,7 @@ def _metric_names(report: Report) -> list[str]:
         for m in f.metrics:
             if m.name not in names:
                 names.append(m.name)
-    return names[:6]
+    return names[:5]
 
 
 def _metric(feature: ReportFeature, name: str) -> float | None:
@@ -558,11 +565,13 @@ def _bars(name: str, histogram: ReportHistogram) -> str:
                 f"<title>{_e(histogram.labels[i])}: {'serving' if j else 'reference'} "
                 f"{share:.1%}</title></rect>"
             )
-    step = max(1, math.ceil(n / 6))
+    step = max(1, math.ceil(n / 4))
     for i in range(0, n, step):
         x = pad_left + (i + 0.5) * slot
         label = histogram.labels[i]
-        label = label if len(label) <= 14 else label[:13] + "…"
+        if label.startswith("[") and "," in label:
+            label = label[1 : label.index(",")]  # an interval: its lower edge marks the tick
+        label = label if len(label) <= 12 else label[:11] + "\u2026"
         out.append(
             f'<text x="{x:.1f}" y="{height - pad_bottom + 20}" text-anchor="middle">'
             f"{_e(label)}</text>"
