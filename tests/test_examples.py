@@ -1,0 +1,68 @@
+"""The examples run, end to end, as a user would run them."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def needs(*modules: str) -> None:
+    """Skip outside CI when an example's extra is not installed; fail in CI."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI installs the dev extra, which has {missing}")
+        pytest.skip(f"needs {missing}: pip install -e '.[examples]'")
+
+
+def run_example(name: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def json_objects(text: str) -> list[dict[str, Any]]:
+    """The JSON objects printed one after another, each from a line's start (console exporters)."""
+    decoder = json.JSONDecoder()
+    return [decoder.raw_decode(text, m.start())[0] for m in re.finditer(r"^\{", text, re.M)]
+
+
+class TestFastAPIExample:
+    def test_serves_guarded_decisions_and_exports_spans(self) -> None:
+        """The endpoint returns guarded decisions; each guard span is the handler span's child."""
+        needs("fastapi", "httpx", "opentelemetry.sdk")
+        done = run_example("fastapi_service.py")
+        out = done.stdout
+        assert "'block': False" in out
+        assert "'block': True" in out
+        assert "'model': 'fraud 3.1.0'" in out
+        assert "invalid request: 422" in out
+        assert out.count('"name": "guardrail fraud"') == 2
+        assert '"guardrail.model.version": "3.1.0"' in out
+        assert '"name": "guardrail.predictions"' in out
+        assert done.stderr == ""
+        spans = {}
+        for item in json_objects(out):
+            if "span_id" in item.get("context", {}):
+                spans[item["context"]["span_id"]] = item
+        guard_spans = [s for s in spans.values() if s["name"] == "guardrail fraud"]
+        assert len(guard_spans) == 2
+        for span in guard_spans:
+            assert spans[span["parent_id"]]["name"] == "score transaction"
