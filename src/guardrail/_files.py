@@ -1,0 +1,216 @@
+"""Reading data files into columns for profiling: CSV, ``.npy`` and Parquet.
+
+CSV is read with the :mod:`csv` module (a header row, then one row per
+record): an empty cell is missing, a cell that parses as a number is a
+number, anything else is text. ``.npy`` files are read without pickle
+(``allow_pickle=False``): a structured array gives its field names, a 2-D
+array gives ``column_0``, ``column_1``, ... unless names are given. Parquet
+needs pyarrow, imported only when a Parquet file is read.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+import attrs
+import numpy as np
+
+from ._errors import FormatError
+from ._progress import Progress
+
+__all__ = ["Data", "read_data"]
+
+#: Files at least this large get a progress bar while they are read.
+PROGRESS_FROM: Final = 8 * 1024 * 1024
+CSV_SUFFIXES: Final = (".csv", ".tsv", ".txt")
+NPY_SUFFIXES: Final = (".npy",)
+PARQUET_SUFFIXES: Final = (".parquet", ".pq")
+
+
+class MissingDependencyError(FormatError):
+    """Reading this kind of file needs an optional package that is not installed."""
+
+
+@attrs.frozen
+class Data:
+    """A data set read from a file: columns by name (or a pyarrow Table), and its size."""
+
+    rows: int
+    columns: dict[str, Any] | None = None
+    arrow: Any = None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The column names, in file order."""
+        if self.columns is not None:
+            return tuple(self.columns)
+        return tuple(self.arrow.column_names)
+
+
+def read_data(
+    path: str | os.PathLike[str],
+    *,
+    names: Sequence[str] | None = None,
+    text_columns: Sequence[str] = (),
+    progress: TextIO | None = None,
+    progress_from: int = PROGRESS_FROM,
+) -> Data:
+    """Read a CSV, ``.npy`` or Parquet file (chosen by its suffix).
+
+    Args:
+        path: The file.
+        names: Column names for a plain 2-D ``.npy`` array.
+        text_columns: CSV columns kept as text even where cells look like
+            numbers (postcodes, codes).
+        progress: Where a progress bar goes for large files (``None``: none).
+        progress_from: The size in bytes from which a file is large.
+
+    Raises:
+        FileNotFoundError, IsADirectoryError, PermissionError: As ``open`` does.
+        FormatError: The file is not what its suffix says, or is empty.
+        MissingDependencyError: Parquet without pyarrow.
+    """
+    file = Path(path)
+    suffix = file.suffix.lower()
+    size = file.stat().st_size
+    if file.is_dir():
+        raise IsADirectoryError(str(file))
+    bar = (
+        Progress(size, f"reading {file.name}", stream=progress, unit="bytes")
+        if progress is not None and size >= progress_from
+        else None
+    )
+    if suffix in CSV_SUFFIXES:
+        data = _read_csv(file, set(text_columns), bar, "\t" if suffix == ".tsv" else ",")
+    elif suffix in NPY_SUFFIXES:
+        data = _read_npy(file, names)
+    elif suffix in PARQUET_SUFFIXES:
+        data = _read_parquet(file)
+    else:
+        known = ", ".join(CSV_SUFFIXES + NPY_SUFFIXES + PARQUET_SUFFIXES)
+        raise FormatError(
+            f"unknown kind of data file {file.suffix or '(no suffix)'!r}; use {known}"
+        )
+    if bar is not None:
+        bar.update(size)
+        bar.close()
+    if data.rows == 0:
+        raise FormatError("the file holds no rows")
+    return data
+
+
+def _cell(text: str) -> float | str | None:
+    if text == "":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    # "nan" and "inf" in a CSV are more often words than numbers.
+    if not math.isfinite(value) and text.strip().lower() not in ("nan", "inf", "-inf", "+inf"):
+        return text
+    return value
+
+
+def _read_csv(file: Path, text_columns: set[str], bar: Progress | None, delimiter: str) -> Data:
+    with open(file, newline="", encoding="utf-8-sig") as raw:
+        counted = _Counting(raw, bar)
+        reader = csv.reader(counted, delimiter=delimiter)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise FormatError("the file is empty: a CSV needs a header row") from None
+        except (csv.Error, UnicodeDecodeError) as e:
+            raise FormatError(f"not a readable CSV file: {e}") from None
+        if not header or any(not name.strip() for name in header):
+            raise FormatError("the header row has an empty column name")
+        if len(set(header)) != len(header):
+            raise FormatError("the header row names a column twice")
+        unknown = text_columns - set(header)
+        if unknown:
+            raise FormatError(f"no such column(s) to keep as text: {sorted(unknown)}")
+        columns: list[list[Any]] = [[] for _ in header]
+        keep_text = [name in text_columns for name in header]
+        width = len(header)
+        try:
+            for line, record in enumerate(reader, start=2):
+                if not record:
+                    continue
+                if len(record) != width:
+                    raise FormatError(
+                        f"line {line} has {len(record)} fields, the header has {width}"
+                    )
+                for column, text, as_text in zip(columns, record, keep_text, strict=True):
+                    column.append((text or None) if as_text else _cell(text))
+        except (csv.Error, UnicodeDecodeError) as e:
+            raise FormatError(f"not a readable CSV file: {e}") from None
+    return Data(rows=len(columns[0]), columns=dict(zip(header, columns, strict=True)))
+
+
+class _Counting:
+    """Wraps a text file to advance a progress bar by the bytes read."""
+
+    def __init__(self, raw: TextIO, bar: Progress | None) -> None:
+        self.raw = raw
+        self.bar = bar
+        self.done = 0
+
+    def __iter__(self) -> _Counting:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.raw)
+        if self.bar is not None:
+            self.done += len(line)
+            if self.done & 0xFFFF < len(line):  # about every 64 KiB
+                self.bar.update(self.done)
+        return line
+
+
+def _read_npy(file: Path, names: Sequence[str] | None) -> Data:
+    with open(file, "rb") as raw:
+        if raw.read(6) != b"\x93NUMPY":
+            raise FormatError("not a readable .npy file: no NumPy header")
+    try:
+        array = np.load(file, allow_pickle=False)
+    except ValueError as e:
+        # An object array needs pickle, which is never used to read anything.
+        raise FormatError(f"not a plain .npy array (pickled objects are refused): {e}") from None
+    except (OSError, EOFError) as e:
+        raise FormatError(f"not a readable .npy file: {e}") from None
+    if not isinstance(array, np.ndarray):
+        raise FormatError("a .npy file holds one array")
+    if array.dtype.names:
+        if array.ndim != 1:
+            raise FormatError(f"a structured array must be 1-D, got shape {array.shape}")
+        return Data(rows=len(array), columns={n: array[n] for n in array.dtype.names})
+    if array.ndim == 1:
+        array = array.reshape(-1, 1)
+    if array.ndim != 2:
+        raise FormatError(f"a .npy array must be 1-D or 2-D, got shape {array.shape}")
+    width = array.shape[1]
+    if names is None:
+        names = [f"column_{i}" for i in range(width)]
+    elif len(names) != width:
+        raise FormatError(f"{len(names)} names given for {width} columns")
+    return Data(rows=array.shape[0], columns={n: array[:, i] for i, n in enumerate(names)})
+
+
+def _read_parquet(file: Path) -> Data:
+    try:
+        pq = importlib.import_module("pyarrow.parquet")
+    except ImportError:
+        raise MissingDependencyError(
+            "reading Parquet needs pyarrow: pip install 'guardrail[arrow]'"
+        ) from None
+    try:
+        table = pq.read_table(file)
+    except Exception as e:  # noqa: BLE001 - pyarrow raises several kinds for a bad file
+        raise FormatError(f"not a readable Parquet file: {type(e).__name__}: {e}") from None
+    return Data(rows=table.num_rows, arrow=table)
