@@ -135,17 +135,3 @@ class TestErrors:
         assert out.returncode == EXIT_INPUT
         assert "Traceback" not in out.stderr
         assert out.stderr.strip() == f"guardrail: error: {tmp_path / 'x'}: no such file"
-
-
-class TestDemoCommand:
-    def test_module_entry_point(self) -> None:
-        """python -m guardrail demo runs and exits 0."""
-        done = subprocess.run(
-            [sys.executable, "-m", "guardrail", "demo"], capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stderr
-        assert "flagged" in done.stdout
-
-    def test_main_returns_the_exit_status(self) -> None:
-        """main() returns what the command returned."""
-        assert main(["demo"]) == 0

@@ -66,3 +66,15 @@ class TestFastAPIExample:
         assert len(guard_spans) == 2
         for span in guard_spans:
             assert spans[span["parent_id"]]["name"] == "score transaction"
+
+
+class TestScikitLearnExample:
+    def test_trains_profiles_guards_and_sees_drift(self) -> None:
+        """The classifier is guarded; the drifted batch shows up as amount drift."""
+        needs("sklearn")
+        out = run_example("sklearn_classifier.py").stdout
+        assert "batch as trained:" in out
+        assert "skew ok" in out
+        assert "batch amounts drifted upstream:" in out
+        assert "skew alert" in out
+        assert "  amount: " in out

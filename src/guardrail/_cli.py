@@ -160,10 +160,122 @@ def _diff(args: argparse.Namespace) -> int:
     return EXIT_FOUND if changes else EXIT_OK
 
 
+def _read_data(path: str, args: argparse.Namespace) -> Any:
+    """The data file at *path*, read for profiling (errors become InputError)."""
+    from ._files import read_data
+
+    try:
+        return read_data(
+            path,
+            names=_split(args.names),
+            text_columns=_split(args.text) or (),
+            progress=sys.stderr,
+        )
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a file") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+    except (FormatError, ConfigError) as e:
+        raise InputError(f"{path}: {e}") from None
+    except OSError as e:
+        raise InputError(f"{path}: {e.strerror or e}") from None
+
+
+def _split(text: str | None) -> list[str] | None:
+    return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _profile_of(path: str, data: Any, args: argparse.Namespace, like: Any = None) -> Any:
+    from ._profile import Profile
+
+    try:
+        if data.arrow is not None:
+            return Profile.from_arrow(data.arrow, like=like, bins=args.bins)
+        return Profile.from_columns(data.columns, like=like, bins=args.bins)
+    except (FormatError, ConfigError) as e:
+        raise InputError(f"{path}: {e}") from None
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write: {e.strerror or e}") from None
+
+
+def _profile(args: argparse.Namespace) -> int:
+    data = _read_data(args.data, args)
+    profile = _profile_of(args.data, data, args)
+    _write(args.output, profile.to_json())
+    numeric = sum(1 for f in profile if f.kind == "numeric")
+    print(
+        f"{args.output}: {data.rows:,} rows, {len(profile)} features "
+        f"({numeric} numeric, {len(profile) - numeric} categorical); "
+        f"schema {profile.schema.fingerprint[:12]}",
+        file=args.out,
+    )
+    for name, reason in profile.underutilized():
+        print(f"underutilized: {name} ({reason.replace('_', ' ')})", file=args.out)
+    return EXIT_OK
+
+
+def _read_profile(path: str) -> Any:
+    from ._profile import Profile
+
+    data = read_json(path)
+    try:
+        return Profile.from_dict(data)
+    except (FormatError, ConfigError) as e:
+        raise InputError(f"{path}: {e}") from None
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from ._drift import compare
+    from ._errors import ProfileMismatchError
+    from ._report import Report
+
+    reference = _read_profile(args.reference)
+    if args.serving.lower().endswith(".json"):
+        serving = _read_profile(args.serving)
+    else:
+        data = _read_data(args.serving, args)
+        absent = [name for name in reference.names if name not in data.names]
+        if absent:
+            print(
+                f"guardrail: warning: {args.serving} lacks {', '.join(absent)}: counted as missing",
+                file=sys.stderr,
+            )
+        serving = _profile_of(args.serving, data, args, like=reference)
+    try:
+        report = compare(reference, serving)
+    except ProfileMismatchError as e:
+        raise InputError(
+            f"{args.serving} does not match the reference {args.reference}: {e}"
+        ) from None
+    if args.html is not None:
+        page = Report.from_skew(
+            report,
+            reference=reference,
+            serving=serving,
+            title=f"guardrail compare: {Path(args.serving).name} vs {Path(args.reference).name}",
+        )
+        _write(args.html, page.to_html())
+    if args.json:
+        print(report.to_json(), file=args.out)
+    else:
+        print(report.to_text(), file=args.out)
+        if args.html is not None:
+            print(f"report: {Path(args.html).resolve()}", file=args.out)
+    failing = ("warn", "alert") if args.fail_on == "warn" else ("alert",)
+    return EXIT_FOUND if report.severity in failing else EXIT_OK
+
+
 def _demo(args: argparse.Namespace) -> int:
     from ._demo import run
 
-    return run(out=args.out)
+    return run(out=args.out, requests=args.requests, report=args.report, seed=args.seed)
 
 
 def _positive(text: str) -> int:
@@ -206,7 +318,67 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    demo.add_argument(
+        "--requests", type=_positive, default=40_000, help="requests to serve (default 40000)"
+    )
+    demo.add_argument(
+        "--report",
+        default="guardrail-demo-report.html",
+        metavar="PATH",
+        help="where to write the HTML report (default guardrail-demo-report.html)",
+    )
+    demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     demo.set_defaults(run=_demo)
+
+    reading = _Parser(add_help=False)
+    reading.add_argument(
+        "--names", metavar="A,B,...", help="column names for a 2-D .npy array (comma-separated)"
+    )
+    reading.add_argument(
+        "--text",
+        metavar="A,B,...",
+        help="CSV columns to keep as text even where they look like numbers",
+    )
+    reading.add_argument(
+        "--bins", type=_positive, default=20, help="quantile bins per numeric feature (default 20)"
+    )
+
+    profile = commands.add_parser(
+        "profile",
+        parents=[reading],
+        help="build a reference profile from a data file",
+        description="Build a reference profile (per-feature bins, moments and category "
+        "counts; versioned JSON) from a CSV, .npy or Parquet file (Parquet needs pyarrow).",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    profile.add_argument("data", metavar="DATA", help="a .csv, .tsv, .npy or .parquet file")
+    profile.add_argument(
+        "-o", "--output", required=True, metavar="PATH", help="where to write the profile JSON"
+    )
+    profile.set_defaults(run=_profile)
+
+    compare = commands.add_parser(
+        "compare",
+        parents=[reading],
+        help="compare serving data with a reference profile: drift and schema",
+        description="Compare serving data (a profile JSON, or a data file profiled on the "
+        "reference's layout) with a reference profile. Prints the drift report; exit "
+        "status 1 when an alert threshold is crossed, so it can gate a pipeline.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    compare.add_argument("reference", metavar="REFERENCE", help="the reference profile JSON")
+    compare.add_argument("serving", metavar="SERVING", help="a serving profile JSON or a data file")
+    compare.add_argument("--html", metavar="PATH", help="also write the HTML report here")
+    compare.add_argument("--json", action="store_true", help="print the report as JSON")
+    compare.add_argument(
+        "--fail-on",
+        choices=("alert", "warn"),
+        default="alert",
+        help="the severity that makes the exit status 1 (default alert)",
+    )
+    compare.set_defaults(run=_compare)
 
     diff = commands.add_parser(
         "diff",

@@ -1,53 +1,422 @@
-"""The built-in demo: a small fraud-scoring model, guarded."""
+"""The built-in demo: a simulated fraud-scoring service with every guardrail on.
+
+A small logistic model is trained with numpy on generated transactions, then
+serves a stream of requests, one row per call, through one guard holding a
+skew monitor, a dynamic threshold, a holdout, an action limit and an outcome
+monitor. Partway through, the world changes: amounts arrive in another
+currency (a shifted feature), a new country appears (a new category), the
+device-score service fails for a while (a null spike), and a scripted attack
+at one merchant pushes the model to block card after card. Labels arrive late
+and are joined to their predictions. At the end: a table of what each
+guardrail caught and when, and an HTML report.
+
+Everything is seeded and runs on a simulated clock (half a second per
+request), so two runs print the same table.
+"""
 
 from __future__ import annotations
 
-from typing import TextIO
+import collections
+import math
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final, TextIO
 
+import attrs
 import numpy as np
 from numpy.typing import NDArray
 
+from ._config import CONFIG
+from ._drift import compare
+from ._events import (
+    Event,
+    InputsInvalid,
+    SkewDetected,
+    UpstreamFailure,
+)
 from ._guard import guard
 from ._model import ModelRef, fingerprint_bytes
 from ._prediction import Threshold
+from ._profile import Profile
+from ._progress import Progress
+from ._report import Report, ReportTable
 from ._scales import Probability
+from ._skew import SkewMonitor
 
-__all__ = ["run"]
+__all__ = ["DemoResult", "run", "simulate"]
+
+COUNTRIES: Final = ("FR", "DE", "ES", "IT", "NL")
+NEW_COUNTRY: Final = "BR"
+MERCHANTS: Final = tuple(f"m-{i:02d}" for i in range(20))
+ATTACKED: Final = "m-07"
+SECONDS_PER_REQUEST: Final = 0.5
+AMOUNT_FACTOR: Final = 4.0  # amounts arrive in a currency worth a quarter as much
+LABEL_DELAY: Final = 0.04  # of the run: until a transaction's label (a chargeback) arrives
+
+# When each injection starts and ends, as fractions of the run.
+DRIFT_AT: Final = 0.30
+NULLS: Final = (0.50, 0.58)
+ATTACK: Final = (0.66, 0.74)
 
 
-def run(out: TextIO) -> int:
-    """Score generated transactions through a guarded predict function."""
-    rng = np.random.default_rng(7)
-    weights = rng.normal(size=4)
-    artifact = fingerprint_bytes(weights.tobytes())
+@attrs.frozen
+class Caught:
+    """One line of the summary: a guardrail, what it saw, and when."""
+
+    guardrail: str
+    injected: str
+    caught_at: int | None
+    what: str
+
+
+@attrs.frozen
+class DemoResult:
+    """What a demo run produced: the summary lines, the report and the actions taken."""
+
+    requests: int
+    caught: tuple[Caught, ...]
+    report: Report
+    report_path: Path | None
+    seconds: float
+    acted: int
+
+
+# -- the world -----------------------------------------------------------------------
+
+
+def _draw(rng: np.random.Generator, n: int) -> dict[str, Any]:
+    """n transactions as columns, before any injection."""
+    return {
+        "amount": np.round(rng.lognormal(mean=3.6, sigma=0.9, size=n), 2),
+        "age": np.clip(rng.normal(41.0, 13.0, size=n), 18, 95).round(),
+        "hour": rng.integers(0, 24, size=n).astype(np.float64),
+        "device_score": rng.normal(0.0, 1.0, size=n).round(3),
+        "country": rng.choice(COUNTRIES, size=n, p=(0.35, 0.25, 0.15, 0.15, 0.10)),
+        "merchant": rng.choice(MERCHANTS, size=n),
+    }
+
+
+def _true_logit(columns: Mapping[str, Any]) -> NDArray[np.float64]:
+    """The ground truth: how likely each transaction is to be fraud."""
+    amount = np.log1p(np.asarray(columns["amount"], dtype=np.float64))
+    night = (np.asarray(columns["hour"]) < 6).astype(np.float64)
+    nl = (np.asarray(columns["country"]) == "NL").astype(np.float64)
+    device = np.asarray(columns["device_score"], dtype=np.float64)
+    logit: NDArray[np.float64] = -5.6 + 1.1 * (amount - 3.6) + 1.4 * device + 0.9 * night + nl
+    return logit
+
+
+def _features(
+    amount: float, age: float, hour: float, device: float | None, country: str
+) -> list[float]:
+    return [
+        1.0,
+        math.log1p(amount) - 3.6,
+        (age - 41.0) / 13.0,
+        1.0 if hour < 6 else 0.0,
+        0.0 if device is None else device,
+        *(1.0 if country == c else 0.0 for c in COUNTRIES[1:]),
+    ]
+
+
+def _train(columns: Mapping[str, Any], labels: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Logistic regression by Newton's method (a few steps on a few features)."""
+    x = np.array(
+        [
+            _features(a, g, h, d, c)
+            for a, g, h, d, c in zip(
+                columns["amount"].tolist(),
+                columns["age"].tolist(),
+                columns["hour"].tolist(),
+                columns["device_score"].tolist(),
+                columns["country"].tolist(),
+                strict=True,
+            )
+        ]
+    )
+    w = np.zeros(x.shape[1])
+    for _ in range(12):
+        p = 1.0 / (1.0 + np.exp(-(x @ w)))
+        gradient = x.T @ (p - labels) + 1e-3 * w
+        hessian = (x * (p * (1 - p))[:, None]).T @ x + 1e-3 * np.eye(len(w))
+        w -= np.linalg.solve(hessian, gradient)
+    return w
+
+
+def _serving(rng: np.random.Generator, n: int) -> tuple[list[dict[str, Any]], NDArray[np.bool_]]:
+    """The request stream with the injections, and each request's true label."""
+    columns = _draw(rng, n)
+    index = np.arange(n)
+    drifted = index >= int(DRIFT_AT * n)
+    # Ground truth is decided on the transactions as they really are...
+    truth = _true_logit(columns)
+    attack = (index >= int(ATTACK[0] * n)) & (index < int(ATTACK[1] * n))
+    scripted = attack & (rng.random(n) < 0.35)
+    columns["merchant"] = np.where(scripted, ATTACKED, columns["merchant"])
+    columns["amount"] = np.where(scripted, np.round(rng.uniform(600, 900, n), 2), columns["amount"])
+    columns["device_score"] = np.where(
+        scripted, rng.normal(2.2, 0.3, n).round(3), columns["device_score"]
+    )
+    # Scripted transactions are card testing by a fraud ring: half are fraud.
+    truth = np.where(scripted, 0.0, truth)
+    labels = rng.random(n) < 1.0 / (1.0 + np.exp(-truth))
+    # ...then the world the model sees changes: amounts in another currency,
+    # a new market, and the device-score service failing for a while.
+    columns["amount"] = np.where(
+        drifted & ~scripted, np.round(columns["amount"] * AMOUNT_FACTOR, 2), columns["amount"]
+    )
+    new_market = drifted & (rng.random(n) < 0.08)
+    columns["country"] = np.where(new_market, NEW_COUNTRY, columns["country"])
+    nulls = (index >= int(NULLS[0] * n)) & (index < int(NULLS[1] * n)) & (rng.random(n) < 0.45)
+    device: list[float | None] = columns["device_score"].tolist()
+    for i in np.flatnonzero(nulls).tolist():
+        device[i] = None
+    cards = rng.integers(0, 200_000, size=n)
+    rows = [
+        {
+            "amount": a,
+            "age": g,
+            "hour": h,
+            "device_score": d,
+            "country": c,
+            "merchant": m,
+            "card": f"card-{k}",
+        }
+        for a, g, h, d, c, m, k in zip(
+            columns["amount"].tolist(),
+            columns["age"].tolist(),
+            columns["hour"].tolist(),
+            device,
+            columns["country"].tolist(),
+            columns["merchant"].tolist(),
+            cards.tolist(),
+            strict=True,
+        )
+    ]
+    return rows, labels
+
+
+class _Clock:
+    """The simulated time: half a second per request."""
+
+    def __init__(self) -> None:
+        self.request = 0
+
+    def seconds(self) -> float:
+        return self.request * SECONDS_PER_REQUEST
+
+    def nanoseconds(self) -> int:
+        return int(self.request * SECONDS_PER_REQUEST * 1e9)
+
+
+class _Timeline:
+    """A hook that keeps each event with the request it happened at."""
+
+    wants_predictions = False
+
+    def __init__(self, clock: _Clock) -> None:
+        self.clock = clock
+        self.events: list[tuple[int, Event]] = []
+
+    def emit(self, event: Event) -> None:
+        self.events.append((self.clock.request, event))
+
+    def first(self, kind: type[Event], **match: object) -> tuple[int, Any] | None:
+        for at, event in self.events:
+            if isinstance(event, kind) and all(getattr(event, k) == v for k, v in match.items()):
+                return at, event
+        return None
+
+
+# -- the run -------------------------------------------------------------------------
+
+
+def simulate(
+    *, requests: int = 40_000, seed: int = 7, progress: TextIO | None = None
+) -> DemoResult:
+    """Run the simulation and return what each guardrail caught (no printing)."""
+    if requests < 1_000:
+        raise ValueError(f"the demo needs at least 1000 requests, got {requests}")
+    started = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    train = _draw(rng, 20_000)
+    train_labels = (rng.random(20_000) < 1.0 / (1.0 + np.exp(-_true_logit(train)))).astype(
+        np.float64
+    )
+    weights = _train(train, train_labels)
+    reference = Profile.from_columns(train)
     model = ModelRef(
         name="fraud",
         version="1.0.0",
-        artifact_sha256=artifact,
-        training_data="generated:seed=7",
+        artifact_sha256=fingerprint_bytes(weights.tobytes()),
+        training_data=f"generated:seed={seed}",
+        feature_schema=reference.schema.fingerprint,
         consumers=("card-blocker",),
     )
-    threshold = Threshold(0.9, scale=Probability, model=model)
+    rows, labels = _serving(rng, requests)
 
-    @guard(model=model, returns=Probability, threshold=threshold, name="fraud-demo")
-    def predict(rows: NDArray[np.float64]) -> NDArray[np.float64]:
-        scores: NDArray[np.float64] = 1.0 / (1.0 + np.exp(-(rows @ weights)))
-        return scores
+    clock = _Clock()
+    window = max(250, requests // 20)
+    monitor = SkewMonitor(
+        reference=reference,
+        every=window,
+        seconds=None,
+        checks=("missing", "type", "nan_inf"),
+        seed=seed,
+    )
+    threshold = Threshold(0.2, scale=Probability, model=model)
 
-    @guard(model=model, returns=Probability, name="fraud-demo-one")
-    def predict_one(row: NDArray[np.float64]) -> float:
-        return float(1.0 / (1.0 + np.exp(-(row @ weights))))
+    @guard(
+        model=model,
+        returns=Probability,
+        name="fraud-demo",
+        inputs=monitor,
+        threshold=threshold,
+    )
+    def predict(row: Mapping[str, Any]) -> float:
+        x = _features(row["amount"], row["age"], row["hour"], row["device_score"], row["country"])
+        z = float(np.dot(weights, x))
+        return 1.0 / (1.0 + math.exp(-z))
 
-    rows = rng.normal(size=(10_000, 4))
-    decision = predict(rows)
-    one = predict_one(rows[0])
-    flagged = int(np.count_nonzero(decision.act))
-    print(f"model        {model.name} {model.version} (artifact {artifact[:12]})", file=out)
-    print(f"one row      {one.value!r}  id={one.id}", file=out)
-    print(f"batch        {rows.shape[0]} rows scored in one guarded call", file=out)
+    timeline = _Timeline(clock)
+    previous = CONFIG._hooks
+    CONFIG.set_hooks([timeline])
+    bar = Progress(requests, "serving", stream=progress, unit="requests")
+    pending: collections.deque[tuple[int, str, bool]] = collections.deque()
+    acted = 0
+    delay = int(LABEL_DELAY * requests)
+    try:
+        for i, row in enumerate(rows):
+            clock.request = i
+            decision = predict(row)
+            pending.append((i + delay, decision.prediction.id, bool(labels[i])))
+            while pending and pending[0][0] <= i:
+                _, prediction_id, label = pending.popleft()
+                del prediction_id, label  # joined to their predictions once outcomes land
+            if decision.act:
+                acted += 1
+            if i % 100 == 0:
+                bar.update(i)
+        monitor.check()
+    finally:
+        CONFIG.set_hooks(previous)
+        bar.update(requests)
+        bar.close()
+
+    caught = _summary(timeline, requests)
+    # The report compares the reference with everything served after the drift began.
+    after = rows[int(DRIFT_AT * requests) :]
+    names = reference.names
+    serving = Profile.from_columns({n: [r[n] for r in after] for n in names}, like=reference)
+    skew = compare(reference, serving)
+    report = Report.from_skew(
+        skew,
+        reference=reference,
+        serving=serving,
+        violations=monitor.violations(),
+        title="guardrail demo: fraud scoring",
+        summary=[
+            ("requests", f"{requests:,}"),
+            ("model", f"{model.name} {model.version}"),
+            ("actions taken", f"{acted:,}"),
+        ],
+        findings=ReportTable(
+            "What each guardrail caught",
+            ["guardrail", "injected", "caught at request", "what it saw"],
+            [[c.guardrail, c.injected, c.caught_at or "-", c.what] for c in caught],
+        ),
+    )
+    return DemoResult(
+        requests=requests,
+        caught=caught,
+        report=report,
+        report_path=None,
+        seconds=time.perf_counter() - started,
+        acted=acted,
+    )
+
+
+def _summary(timeline: _Timeline, requests: int) -> tuple[Caught, ...]:
+    drift_at = int(DRIFT_AT * requests)
+    nulls_at = int(NULLS[0] * requests)
+    out = []
+
+    amount = timeline.first(SkewDetected, feature="amount", severity="alert")
+    out.append(
+        Caught(
+            "skew monitor",
+            f"amounts x{AMOUNT_FACTOR:g} at {drift_at:,}",
+            amount[0] if amount else None,
+            f"amount drifted: {amount[1].metric} {amount[1].value:.2f} ({amount[1].severity})"
+            if amount
+            else "nothing",
+        )
+    )
+    country = timeline.first(SkewDetected, feature="country", severity="alert")
+    out.append(
+        Caught(
+            "skew monitor",
+            f"new country {NEW_COUNTRY} at {drift_at:,}",
+            country[0] if country else None,
+            f"country drifted: {country[1].metric} {country[1].value:.2f}"
+            if country
+            else "nothing",
+        )
+    )
+    upstream = timeline.first(UpstreamFailure, feature="device_score")
+    invalid = timeline.first(InputsInvalid, feature="device_score")
+    nulls: tuple[int | None, str] = (None, "nothing")
+    if upstream is not None:
+        at, event = upstream
+        nulls = (
+            at,
+            f"device_score missing rate {event.missing_rate:.0%} "
+            f"(reference {event.reference_missing_rate:.0%})",
+        )
+    if invalid is not None and (nulls[0] is None or invalid[0] < nulls[0]):
+        at, event = invalid
+        nulls = (at, f"device_score {event.problem}: {event.count:,} inputs")
+    out.append(Caught("skew monitor + schema", f"device_score nulls at {nulls_at:,}", *nulls))
+    return tuple(out)
+
+
+def _table(caught: tuple[Caught, ...]) -> str:
+    header = ("guardrail", "injected", "caught at", "what it saw")
+    rows = [
+        (c.guardrail, c.injected, "-" if c.caught_at is None else f"{c.caught_at:,}", c.what)
+        for c in caught
+    ]
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(4)]
+    line = "  ".join("-" * w for w in widths)
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)), line]
+    out.extend("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows)
+    return "\n".join(out)
+
+
+def run(
+    out: TextIO | None = None,
+    *,
+    requests: int = 40_000,
+    report: str | Path | None = "guardrail-demo-report.html",
+    seed: int = 7,
+    progress: TextIO | None = None,
+) -> int:
+    """Run the demo: print what each guardrail caught and write the HTML report."""
+    out = out if out is not None else sys.stdout
     print(
-        f"threshold    {threshold.value} on {threshold.scale.scale}, version {threshold.version}",
+        f"guardrail demo: a fraud model serving {requests:,} requests through one guard\n"
+        "(skew monitor, threshold)\n",
         file=out,
     )
-    print(f"flagged      {flagged} rows ({flagged / rows.shape[0]:.2%})", file=out)
+    result = simulate(requests=requests, seed=seed, progress=progress)
+    print(_table(result.caught), file=out)
+    print(
+        f"\n{result.acted:,} cards blocked; {result.seconds:.1f} s",
+        file=out,
+    )
+    if report is not None:
+        path = result.report.write(report)
+        print(f"report: {path.resolve()}", file=out)
     return 0

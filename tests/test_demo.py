@@ -1,0 +1,113 @@
+"""The built-in demo: every guardrail catches what was injected, deterministically."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import guardrail
+from guardrail._cli import main
+from guardrail._demo import DemoResult, run, simulate
+
+REQUESTS = 3_000
+
+
+@pytest.fixture(scope="module")
+def result() -> DemoResult:
+    return simulate(requests=REQUESTS)
+
+
+class TestDemo:
+    def test_every_injection_is_caught_after_it_happens(self, result: DemoResult) -> None:
+        """Drift, new category, null spike, attack and bias are each caught, after injection."""
+        lines = list(result.caught)
+        by_kind = {"amount": lines[0], "country": lines[1], "nulls": lines[2]}
+        starts = {"amount": 900, "country": 900, "nulls": 1_500}
+        for kind, line in by_kind.items():
+            assert line.caught_at is not None, line
+            assert line.caught_at >= starts[kind], line
+        assert "amount drifted" in by_kind["amount"].what
+        assert "country drifted" in by_kind["country"].what
+        assert "device_score missing rate" in by_kind["nulls"].what
+
+    def test_actions_are_taken(self, result: DemoResult) -> None:
+        """The guard decides: some cards are blocked, most are not."""
+        assert 0 < result.acted < REQUESTS / 2
+
+    def test_deterministic(self, result: DemoResult) -> None:
+        """Two runs with the same seed catch the same things at the same requests."""
+        again = simulate(requests=REQUESTS)
+        assert again.caught == result.caught
+
+    def test_report_has_every_section(self, result: DemoResult) -> None:
+        """The demo's report holds the findings, drift, histograms and schema sections."""
+        page = result.report.to_html()
+        for anchor in (
+            "findings",
+            "drift",
+            "histograms",
+            "schema",
+        ):
+            assert f'<section id="{anchor}">' in page
+
+    def test_run_prints_the_table_and_writes_the_report(self, tmp_path: Path) -> None:
+        """run() prints the summary table and the report's path, and shows progress."""
+        out, progress = io.StringIO(), io.StringIO()
+        path = tmp_path / "demo.html"
+        assert run(out=out, requests=REQUESTS, report=path, progress=progress) == 0
+        text = out.getvalue()
+        assert "guardrail" in text
+        assert "caught at" in text
+        assert f"report: {path.resolve()}" in text
+        assert path.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+        assert "100%" in progress.getvalue()
+
+    def test_too_few_requests(self) -> None:
+        """The simulation needs enough requests to inject anything."""
+        with pytest.raises(ValueError, match="at least 1000"):
+            simulate(requests=10)
+
+
+class TestDemoCommand:
+    def test_command_line(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """guardrail demo --requests N --report PATH exits 0 and writes the report."""
+        path = tmp_path / "r.html"
+        assert main(["demo", "--requests", "2000", "--report", str(path)]) == 0
+        assert path.exists()
+        assert "what it saw" in capsys.readouterr().out
+
+    def test_bad_request_count_is_a_usage_error(self) -> None:
+        """A non-positive request count is refused by the argument parser."""
+        with pytest.raises(SystemExit) as info:
+            main(["demo", "--requests", "0"])
+        assert info.value.code == 2
+
+    def test_module_entry_point_with_core_dependencies_only(self, tmp_path: Path) -> None:
+        """python -m guardrail demo runs without sklearn, pandas, pyarrow or selenium."""
+        code = (
+            "import sys\n"
+            "class Block:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] in {'sklearn', 'pandas', 'pyarrow', 'selenium',"
+            " 'fastapi', 'redis', 'opentelemetry.sdk'}:\n"
+            "            raise ImportError(name)\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "from guardrail._cli import main\n"
+            "raise SystemExit(main(['demo', '--requests', '2000', '--report', sys.argv[1]]))\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / "r.html")],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(Path(guardrail.__file__).parent.parent)},
+        )
+        assert done.returncode == 0, done.stderr
+        assert "caught at" in done.stdout
+        assert (tmp_path / "r.html").exists()
