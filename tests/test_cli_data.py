@@ -72,11 +72,11 @@ class TestProfile:
         assert capsys.readouterr().err == f"guardrail: error: {tmp_path / 'no.csv'}: no such file\n"
 
     def test_ragged_csv(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-        """A malformed CSV names the line."""
+        """A malformed CSV names the record."""
         bad = tmp_path / "bad.csv"
         bad.write_text("a,b\n1,2\n3\n", encoding="utf-8")
         assert main(["profile", str(bad), "-o", str(tmp_path / "p.json")]) == EXIT_INPUT
-        assert "line 3 has 1 fields" in capsys.readouterr().err
+        assert "record 2 has 1 fields" in capsys.readouterr().err
 
     def test_unwritable_output(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """An output that cannot be written is an output error (exit 4)."""

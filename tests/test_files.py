@@ -24,6 +24,22 @@ class TestCSV:
         assert data.rows == 3
         assert data.columns == {"amount": [12.5, None, 3.0], "country": ["FR", "DE", None]}
 
+    def test_all_number_columns_are_arrays(self, tmp_path: Path) -> None:
+        """A column of numbers only becomes a float64 array; a text column stays text."""
+        data = read_data(write(tmp_path / "d.csv", "a,b\n1,x\n2.5,y\n1e3,z\n"))
+        assert data.columns is not None
+        assert isinstance(data.columns["a"], np.ndarray)
+        assert data.columns["a"].tolist() == [1.0, 2.5, 1000.0]
+        assert data.columns["b"] == ["x", "y", "z"]
+
+    def test_a_text_column_keeps_number_like_cells(self, tmp_path: Path) -> None:
+        """In a column whose first hundred cells are text, a later "7" is the category "7"."""
+        data = read_data(write(tmp_path / "d.csv", "code\n" + "A\n" * 100 + "7\n"))
+        assert data.columns is not None
+        assert data.columns["code"][-2:] == ["A", "7"]
+        mixed = read_data(write(tmp_path / "m.csv", "code\nA\n7\n"))
+        assert mixed.columns == {"code": ["A", 7.0]}
+
     def test_text_columns_stay_text(self, tmp_path: Path) -> None:
         """A column named as text keeps number-like cells as strings."""
         data = read_data(write(tmp_path / "d.csv", "zip\n75001\n01000\n"), text_columns=["zip"])
@@ -40,13 +56,15 @@ class TestCSV:
     def test_tsv(self, tmp_path: Path) -> None:
         """A .tsv file is split on tabs."""
         data = read_data(write(tmp_path / "d.tsv", "a\tb\n1\tx\n"))
-        assert data.columns == {"a": [1.0], "b": ["x"]}
+        assert data.columns is not None
+        assert list(data.columns["a"]) == [1.0]
+        assert data.columns["b"] == ["x"]
 
     @pytest.mark.parametrize(
         ("text", "message"),
         [
             ("", "a CSV needs a header row"),
-            ("a,b\n1,2,3\n", "line 2 has 3 fields, the header has 2"),
+            ("a,b\n1,2\n1,2,3\n", "record 2 has 3 fields, the header has 2"),
             ("a,a\n1,2\n", "names a column twice"),
             ("a,\n1,2\n", "empty column name"),
             ("a,b\n", "no rows"),

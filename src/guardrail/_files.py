@@ -105,6 +105,11 @@ def read_data(
     return data
 
 
+def _all_text(cells: tuple[str, ...], look_at: int = 100) -> bool:
+    filled = [cell for cell in cells[: look_at * 4] if cell][:look_at]
+    return bool(filled) and all(isinstance(_cell(cell), str) for cell in filled)
+
+
 def _cell(text: str) -> float | str | None:
     if text == "":
         return None
@@ -120,8 +125,7 @@ def _cell(text: str) -> float | str | None:
 
 def _read_csv(file: Path, text_columns: set[str], bar: Progress | None, delimiter: str) -> Data:
     with open(file, newline="", encoding="utf-8-sig") as raw:
-        counted = _Counting(raw, bar)
-        reader = csv.reader(counted, delimiter=delimiter)
+        reader = csv.reader(raw if bar is None else _Counting(raw, bar), delimiter=delimiter)
         try:
             header = next(reader)
         except StopIteration:
@@ -135,22 +139,43 @@ def _read_csv(file: Path, text_columns: set[str], bar: Progress | None, delimite
         unknown = text_columns - set(header)
         if unknown:
             raise FormatError(f"no such column(s) to keep as text: {sorted(unknown)}")
-        columns: list[list[Any]] = [[] for _ in header]
-        keep_text = [name in text_columns for name in header]
         width = len(header)
         try:
-            for line, record in enumerate(reader, start=2):
-                if not record:
-                    continue
-                if len(record) != width:
-                    raise FormatError(
-                        f"line {line} has {len(record)} fields, the header has {width}"
-                    )
-                for column, text, as_text in zip(columns, record, keep_text, strict=True):
-                    column.append((text or None) if as_text else _cell(text))
+            records = list(reader)
         except (csv.Error, UnicodeDecodeError) as e:
             raise FormatError(f"not a readable CSV file: {e}") from None
-    return Data(rows=len(columns[0]), columns=dict(zip(header, columns, strict=True)))
+    widths = set(map(len, records))
+    if 0 in widths:  # blank lines
+        records = [record for record in records if record]
+        widths.discard(0)
+    if widths - {width}:
+        line, record = next((i, r) for i, r in enumerate(records, 2) if len(r) != width)
+        raise FormatError(f"record {line - 1} has {len(record)} fields, the header has {width}")
+    cells: list[tuple[str, ...]] = list(zip(*records, strict=True)) or [() for _ in header]
+    columns = {
+        name: _column(column, name in text_columns)
+        for name, column in zip(header, cells, strict=True)
+    }
+    return Data(rows=len(records), columns=columns)
+
+
+def _column(cells: tuple[str, ...], as_text: bool) -> Any:
+    """One CSV column: numbers as a float64 array when every cell is one, else cell by cell.
+
+    A column whose first filled cells are all text is text throughout (a
+    category spelled "7" further down stays the category "7").
+    """
+    if as_text or _all_text(cells):
+        return [cell or None for cell in cells]
+    if "" not in cells:
+        try:
+            values = np.array(cells, dtype=np.float64)
+        except ValueError:
+            pass
+        else:
+            if np.isfinite(values).all():
+                return values
+    return [_cell(cell) for cell in cells]
 
 
 class _Counting:
