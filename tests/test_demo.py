@@ -26,18 +26,20 @@ class TestDemo:
     def test_every_injection_is_caught_after_it_happens(self, result: DemoResult) -> None:
         """Drift, new category, null spike, attack and bias are each caught, after injection."""
         lines = list(result.caught)
-        by_kind = {"amount": lines[0], "country": lines[1], "nulls": lines[2]}
-        starts = {"amount": 900, "country": 900, "nulls": 1_500}
+        by_kind = {"amount": lines[0], "country": lines[1], "nulls": lines[2], "limit": lines[3]}
+        starts = {"amount": 900, "country": 900, "nulls": 1_500, "limit": 1_980}
         for kind, line in by_kind.items():
             assert line.caught_at is not None, line
             assert line.caught_at >= starts[kind], line
         assert "amount drifted" in by_kind["amount"].what
         assert "country drifted" in by_kind["country"].what
         assert "device_score missing rate" in by_kind["nulls"].what
+        assert "at m-07" in by_kind["limit"].what
 
     def test_actions_are_taken(self, result: DemoResult) -> None:
-        """The guard decides: some cards are blocked, most are not."""
+        """The guard decides: some cards are blocked, most are not; the limit vetoed some."""
         assert 0 < result.acted < REQUESTS / 2
+        assert result.vetoed_by_limit > 0
 
     def test_deterministic(self, result: DemoResult) -> None:
         """Two runs with the same seed catch the same things at the same requests."""
@@ -52,6 +54,7 @@ class TestDemo:
             "drift",
             "histograms",
             "schema",
+            "limit-trips",
         ):
             assert f'<section id="{anchor}">' in page
 

@@ -33,10 +33,12 @@ from ._drift import compare
 from ._events import (
     Event,
     InputsInvalid,
+    LimitExceeded,
     SkewDetected,
     UpstreamFailure,
 )
 from ._guard import guard
+from ._limits import ActionLimit, MemoryStore
 from ._model import ModelRef, fingerprint_bytes
 from ._prediction import Threshold
 from ._profile import Profile
@@ -81,6 +83,7 @@ class DemoResult:
     report_path: Path | None
     seconds: float
     acted: int
+    vetoed_by_limit: int
 
 
 # -- the world -----------------------------------------------------------------------
@@ -266,7 +269,14 @@ def simulate(
         checks=("missing", "type", "nan_inf"),
         seed=seed,
     )
-    threshold = Threshold(0.2, scale=Probability, model=model)
+    threshold = Threshold(0.6, scale=Probability, model=model)
+    limit = ActionLimit(
+        "block_card",
+        max_actions=max(4, requests // 1_300),
+        per="1h",
+        key=lambda row: row["merchant"],
+        store=MemoryStore(clock=clock.nanoseconds),
+    )
 
     @guard(
         model=model,
@@ -274,6 +284,7 @@ def simulate(
         name="fraud-demo",
         inputs=monitor,
         threshold=threshold,
+        limits=[limit],
     )
     def predict(row: Mapping[str, Any]) -> float:
         x = _features(row["amount"], row["age"], row["hour"], row["device_score"], row["country"])
@@ -285,7 +296,9 @@ def simulate(
     CONFIG.set_hooks([timeline])
     bar = Progress(requests, "serving", stream=progress, unit="requests")
     pending: collections.deque[tuple[int, str, bool]] = collections.deque()
-    acted = 0
+    acted = vetoed = 0
+    vetoes: collections.Counter[str] = collections.Counter()
+    first_veto: dict[str, int] = {}
     delay = int(LABEL_DELAY * requests)
     try:
         for i, row in enumerate(rows):
@@ -297,6 +310,10 @@ def simulate(
                 del prediction_id, label  # joined to their predictions once outcomes land
             if decision.act:
                 acted += 1
+            if "limit:block_card" in decision.reasons:
+                vetoed += 1
+                vetoes[row["merchant"]] += 1
+                first_veto.setdefault(row["merchant"], i)
             if i % 100 == 0:
                 bar.update(i)
         monitor.check()
@@ -305,7 +322,7 @@ def simulate(
         bar.update(requests)
         bar.close()
 
-    caught = _summary(timeline, requests)
+    caught = _summary(timeline, requests, vetoes)
     # The report compares the reference with everything served after the drift began.
     after = rows[int(DRIFT_AT * requests) :]
     names = reference.names
@@ -321,7 +338,14 @@ def simulate(
             ("requests", f"{requests:,}"),
             ("model", f"{model.name} {model.version}"),
             ("actions taken", f"{acted:,}"),
+            ("vetoed by the limit", f"{vetoed:,}"),
         ],
+        limit_trips=ReportTable(
+            "block_card trips",
+            ["merchant", "first veto at request", "actions vetoed"],
+            [[m, first_veto[m], n] for m, n in vetoes.most_common()],
+            note=f"block_card allows {limit.max_actions} blocks per merchant per hour.",
+        ),
         findings=ReportTable(
             "What each guardrail caught",
             ["guardrail", "injected", "caught at request", "what it saw"],
@@ -335,12 +359,16 @@ def simulate(
         report_path=None,
         seconds=time.perf_counter() - started,
         acted=acted,
+        vetoed_by_limit=vetoed,
     )
 
 
-def _summary(timeline: _Timeline, requests: int) -> tuple[Caught, ...]:
+def _summary(
+    timeline: _Timeline, requests: int, vetoes: collections.Counter[str]
+) -> tuple[Caught, ...]:
     drift_at = int(DRIFT_AT * requests)
     nulls_at = int(NULLS[0] * requests)
+    attack_at = int(ATTACK[0] * requests)
     out = []
 
     amount = timeline.first(SkewDetected, feature="amount", severity="alert")
@@ -379,6 +407,18 @@ def _summary(timeline: _Timeline, requests: int) -> tuple[Caught, ...]:
         at, event = invalid
         nulls = (at, f"device_score {event.problem}: {event.count:,} inputs")
     out.append(Caught("skew monitor + schema", f"device_score nulls at {nulls_at:,}", *nulls))
+    trip = timeline.first(LimitExceeded)
+    top = vetoes.most_common(1)
+    out.append(
+        Caught(
+            "action limit",
+            f"attack on {ATTACKED} at {attack_at:,}",
+            trip[0] if trip else None,
+            f"{sum(vetoes.values()):,} blocks vetoed, {top[0][1]:,} at {top[0][0]}"
+            if top
+            else "no block vetoed",
+        )
+    )
     return tuple(out)
 
 
@@ -407,13 +447,14 @@ def run(
     out = out if out is not None else sys.stdout
     print(
         f"guardrail demo: a fraud model serving {requests:,} requests through one guard\n"
-        "(skew monitor, threshold)\n",
+        "(skew monitor, threshold, action limit)\n",
         file=out,
     )
     result = simulate(requests=requests, seed=seed, progress=progress)
     print(_table(result.caught), file=out)
     print(
-        f"\n{result.acted:,} cards blocked; {result.seconds:.1f} s",
+        f"\n{result.acted:,} cards blocked, {result.vetoed_by_limit:,} blocks vetoed by the "
+        f"limit; {result.seconds:.1f} s",
         file=out,
     )
     if report is not None:
