@@ -290,6 +290,24 @@ class TestInABrowser:
         assert browser.save_screenshot(str(shot))
         print(f"screenshot: {shot}")
 
+    def test_the_demo_report_renders(self, browser: Any, tmp_path: Path) -> None:
+        """The demo's report loads without console errors, with a chart per feature."""
+        from selenium.webdriver.common.by import By
+
+        from guardrail._demo import simulate
+
+        result = simulate(requests=2_000)
+        path = result.report.write(tmp_path / "demo.html")
+        browser.get(path.as_uri())
+        assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+        assert len(browser.find_elements(By.CSS_SELECTOR, "svg.histogram")) == 6
+        assert browser.find_element(By.ID, "findings").text.count("\n") >= 7
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / "demo-report.png"
+        browser.set_window_size(1200, browser.execute_script("return document.body.scrollHeight"))
+        assert browser.save_screenshot(str(shot))
+        print(f"screenshot: {shot}")
+
     def test_a_script_would_be_blocked(self, browser: Any, tmp_path: Path) -> None:
         """The page's content policy blocks scripts, so the console check has teeth."""
         page = sample_report().to_html().replace("</body>", "<script>1</script></body>")

@@ -34,18 +34,22 @@ from ._events import (
     Event,
     InputsInvalid,
     LimitExceeded,
+    PredictionBiasOutOfRange,
     SkewDetected,
+    ThresholdChanged,
     UpstreamFailure,
 )
 from ._guard import guard
+from ._holdout import Holdout
 from ._limits import ActionLimit, MemoryStore
 from ._model import ModelRef, fingerprint_bytes
-from ._prediction import Threshold
+from ._outcomes import OutcomeMonitor
 from ._profile import Profile
 from ._progress import Progress
-from ._report import Report, ReportTable
+from ._report import Report, ReportSeries, ReportTable
 from ._scales import Probability
 from ._skew import SkewMonitor
+from ._thresholds import DynamicThreshold
 
 __all__ = ["DemoResult", "run", "simulate"]
 
@@ -75,7 +79,7 @@ class Caught:
 
 @attrs.frozen
 class DemoResult:
-    """What a demo run produced: the summary lines, the report and the actions taken."""
+    """What a demo run produced: the summary lines, the report and some counts."""
 
     requests: int
     caught: tuple[Caught, ...]
@@ -84,6 +88,7 @@ class DemoResult:
     seconds: float
     acted: int
     vetoed_by_limit: int
+    held_out: int
 
 
 # -- the world -----------------------------------------------------------------------
@@ -269,13 +274,32 @@ def simulate(
         checks=("missing", "type", "nan_inf"),
         seed=seed,
     )
-    threshold = Threshold(0.6, scale=Probability, model=model)
+    threshold = DynamicThreshold(
+        target_rate=0.03,
+        initial=Probability(0.5),
+        lower=Probability(0.05),
+        upper=Probability(0.995),
+        step=0.05,
+        warmup=200,
+        model=model,
+        name="block",
+    )
+    holdout = Holdout(fraction=0.05, unit=lambda row: row["card"], salt=f"demo-{seed}")
     limit = ActionLimit(
         "block_card",
         max_actions=max(4, requests // 1_300),
         per="1h",
         key=lambda row: row["merchant"],
         store=MemoryStore(clock=clock.nanoseconds),
+    )
+    outcomes = OutcomeMonitor(
+        window=max(1_000, requests // 8),
+        ttl=4 * 3600.0,
+        slice=lambda row: row["country"],
+        bias_bounds=(-0.02, 0.02),
+        ece_bound=None,
+        min_outcomes=max(200, requests // 40),
+        clock=clock.seconds,
     )
 
     @guard(
@@ -284,7 +308,9 @@ def simulate(
         name="fraud-demo",
         inputs=monitor,
         threshold=threshold,
+        holdout=holdout,
         limits=[limit],
+        outcomes=outcomes,
     )
     def predict(row: Mapping[str, Any]) -> float:
         x = _features(row["amount"], row["age"], row["hour"], row["device_score"], row["country"])
@@ -295,11 +321,12 @@ def simulate(
     previous = CONFIG._hooks
     CONFIG.set_hooks([timeline])
     bar = Progress(requests, "serving", stream=progress, unit="requests")
+    history: list[tuple[float, float]] = [(0, threshold.current().value)]
     pending: collections.deque[tuple[int, str, bool]] = collections.deque()
-    acted = vetoed = 0
+    acted = vetoed = held = 0
+    delay = int(LABEL_DELAY * requests)
     vetoes: collections.Counter[str] = collections.Counter()
     first_veto: dict[str, int] = {}
-    delay = int(LABEL_DELAY * requests)
     try:
         for i, row in enumerate(rows):
             clock.request = i
@@ -307,27 +334,31 @@ def simulate(
             pending.append((i + delay, decision.prediction.id, bool(labels[i])))
             while pending and pending[0][0] <= i:
                 _, prediction_id, label = pending.popleft()
-                del prediction_id, label  # joined to their predictions once outcomes land
+                outcomes.record_outcome(prediction_id, label)
             if decision.act:
                 acted += 1
+            held += decision.arm == "holdout"
             if "limit:block_card" in decision.reasons:
                 vetoed += 1
                 vetoes[row["merchant"]] += 1
                 first_veto.setdefault(row["merchant"], i)
             if i % 100 == 0:
-                bar.update(i)
+                history.append((i, threshold.current().value))
+                bar.update(i, note=f"threshold {threshold.current().value:.3f}")
         monitor.check()
     finally:
         CONFIG.set_hooks(previous)
         bar.update(requests)
         bar.close()
+    history.append((requests, threshold.current().value))
 
-    caught = _summary(timeline, requests, vetoes)
+    caught = _summary(timeline, requests, vetoes, first_veto, history, held)
     # The report compares the reference with everything served after the drift began.
     after = rows[int(DRIFT_AT * requests) :]
     names = reference.names
     serving = Profile.from_columns({n: [r[n] for r in after] for n in names}, like=reference)
     skew = compare(reference, serving)
+    bias = outcomes.report()
     report = Report.from_skew(
         skew,
         reference=reference,
@@ -339,12 +370,26 @@ def simulate(
             ("model", f"{model.name} {model.version}"),
             ("actions taken", f"{acted:,}"),
             ("vetoed by the limit", f"{vetoed:,}"),
+            ("held out", f"{held:,}"),
         ],
+        threshold_history=ReportSeries(
+            "block threshold (probability)",
+            [x for x, _ in history],
+            [y for _, y in history],
+            x_label="requests",
+            y_label="threshold",
+        ),
         limit_trips=ReportTable(
             "block_card trips",
             ["merchant", "first veto at request", "actions vetoed"],
             [[m, first_veto[m], n] for m, n in vetoes.most_common()],
             note=f"block_card allows {limit.max_actions} blocks per merchant per hour.",
+        ),
+        bias=ReportTable(
+            "bias by country",
+            ["slice", "mean prediction - mean label"],
+            [["all", bias.bias], *sorted(bias.bias_by_slice.items())],
+            note=f"{bias.outcomes:,} labelled predictions; {bias.pending:,} waiting for labels.",
         ),
         findings=ReportTable(
             "What each guardrail caught",
@@ -358,13 +403,19 @@ def simulate(
         report=report,
         report_path=None,
         seconds=time.perf_counter() - started,
-        acted=acted,
+        acted=int(acted),
         vetoed_by_limit=vetoed,
+        held_out=int(held),
     )
 
 
 def _summary(
-    timeline: _Timeline, requests: int, vetoes: collections.Counter[str]
+    timeline: _Timeline,
+    requests: int,
+    vetoes: collections.Counter[str],
+    first_veto: dict[str, int],
+    history: list[tuple[float, float]],
+    held: int,
 ) -> tuple[Caught, ...]:
     drift_at = int(DRIFT_AT * requests)
     nulls_at = int(NULLS[0] * requests)
@@ -400,13 +451,13 @@ def _summary(
         at, event = upstream
         nulls = (
             at,
-            f"device_score missing rate {event.missing_rate:.0%} "
+            f"device_score {event.missing_rate:.0%} missing "
             f"(reference {event.reference_missing_rate:.0%})",
         )
     if invalid is not None and (nulls[0] is None or invalid[0] < nulls[0]):
         at, event = invalid
         nulls = (at, f"device_score {event.problem}: {event.count:,} inputs")
-    out.append(Caught("skew monitor + schema", f"device_score nulls at {nulls_at:,}", *nulls))
+    out.append(Caught("skew + schema", f"device_score nulls at {nulls_at:,}", *nulls))
     trip = timeline.first(LimitExceeded)
     top = vetoes.most_common(1)
     out.append(
@@ -417,6 +468,36 @@ def _summary(
             f"{sum(vetoes.values()):,} blocks vetoed, {top[0][1]:,} at {top[0][0]}"
             if top
             else "no block vetoed",
+        )
+    )
+    moves = [e for _, e in timeline.events if isinstance(e, ThresholdChanged)]
+    peak_at, peak = max(history, key=lambda p: p[1])
+    out.append(
+        Caught(
+            "dynamic threshold",
+            "score shifts (drift, attack)",
+            int(peak_at) if moves else None,
+            f"3% block rate held: {len(moves):,} versions, peak {peak:.3f}",
+        )
+    )
+    out.append(
+        Caught(
+            "holdout",
+            "-",
+            None,
+            f"{held:,} requests ({held / requests:.1%}) held out, propensities logged",
+        )
+    )
+    bias = timeline.first(PredictionBiasOutOfRange)
+    out.append(
+        Caught(
+            "outcome monitor",
+            f"labels {int(LABEL_DELAY * requests):,} requests late",
+            bias[0] if bias else None,
+            f"prediction bias {bias[1].bias:+.3f} "
+            f"({'all' if bias[1].slice is None else bias[1].slice})"
+            if bias
+            else "bias within bounds",
         )
     )
     return tuple(out)
@@ -447,14 +528,15 @@ def run(
     out = out if out is not None else sys.stdout
     print(
         f"guardrail demo: a fraud model serving {requests:,} requests through one guard\n"
-        "(skew monitor, threshold, action limit)\n",
+        "(skew monitor, dynamic threshold, holdout, action limit, outcome monitor)\n",
         file=out,
     )
     result = simulate(requests=requests, seed=seed, progress=progress)
     print(_table(result.caught), file=out)
     print(
         f"\n{result.acted:,} cards blocked, {result.vetoed_by_limit:,} blocks vetoed by the "
-        f"limit; {result.seconds:.1f} s",
+        f"limit, {result.held_out:,} requests in the holdout arm; "
+        f"{result.seconds:.1f} s",
         file=out,
     )
     if report is not None:
