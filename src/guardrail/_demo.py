@@ -511,8 +511,8 @@ def _table(caught: tuple[Caught, ...]) -> str:
     ]
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(4)]
     line = "  ".join("-" * w for w in widths)
-    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)), line]
-    out.extend("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows)
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip(), line]
+    out.extend("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows)
     return "\n".join(out)
 
 
