@@ -30,8 +30,11 @@ from numpy.typing import NDArray
 
 from ._config import CONFIG
 from ._drift import compare
-from ._events import (
-    Event,
+from ._events import Event
+from ._guard import guard
+from ._holdout import Holdout
+from ._limits import ActionLimit, MemoryStore
+from ._mechanism_events import (
     InputsInvalid,
     LimitExceeded,
     PredictionBiasOutOfRange,
@@ -39,9 +42,6 @@ from ._events import (
     ThresholdChanged,
     UpstreamFailure,
 )
-from ._guard import guard
-from ._holdout import Holdout
-from ._limits import ActionLimit, MemoryStore
 from ._model import ModelRef, fingerprint_bytes
 from ._outcomes import OutcomeMonitor
 from ._profile import Profile
