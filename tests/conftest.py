@@ -7,7 +7,8 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -102,3 +103,27 @@ def redis_server() -> Iterator[RedisServer]:
     finally:
         server.stop()
         shutil.rmtree(server.dir, ignore_errors=True)
+
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+_SAVED_ARTIFACTS: list[Path] = []
+
+
+@pytest.fixture
+def artifact() -> Callable[[str], Path]:
+    """A path under artifacts/ (gitignored); the paths written are listed after the run."""
+
+    def path(name: str) -> Path:
+        ARTIFACTS.mkdir(exist_ok=True)
+        out = ARTIFACTS / name
+        _SAVED_ARTIFACTS.append(out)
+        return out
+
+    return path
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Name the artifacts the tests saved (screenshots), so a CI log points at them."""
+    for path in _SAVED_ARTIFACTS:
+        if path.exists():
+            terminalreporter.write_line(f"artifact: {path}")

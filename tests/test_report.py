@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -222,7 +222,6 @@ class TestSectionValues:
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
 
 @pytest.fixture
@@ -259,7 +258,9 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 
 
 class TestInABrowser:
-    def test_renders_without_console_errors(self, browser: Any, tmp_path: Path) -> None:
+    def test_renders_without_console_errors(
+        self, browser: Any, tmp_path: Path, artifact: Callable[[str], Path]
+    ) -> None:
         """Headless Chromium loads the report with no console error, every section and chart."""
         from selenium.webdriver.common.by import By
 
@@ -284,13 +285,14 @@ class TestInABrowser:
         bars = browser.find_elements(By.CSS_SELECTOR, "svg.histogram rect")
         assert len(bars) == 2 * (3 + 3 + 2)
         assert browser.find_elements(By.CSS_SELECTOR, "svg.line-chart polyline")
-        ARTIFACTS.mkdir(exist_ok=True)
-        shot = ARTIFACTS / "report.png"
+        shot = artifact("report.png")
         browser.set_window_size(1200, browser.execute_script("return document.body.scrollHeight"))
         assert browser.save_screenshot(str(shot))
         print(f"screenshot: {shot}")
 
-    def test_the_demo_report_renders(self, browser: Any, tmp_path: Path) -> None:
+    def test_the_demo_report_renders(
+        self, browser: Any, tmp_path: Path, artifact: Callable[[str], Path]
+    ) -> None:
         """The demo's report loads without console errors, with a chart per feature."""
         from selenium.webdriver.common.by import By
 
@@ -302,8 +304,7 @@ class TestInABrowser:
         assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
         assert len(browser.find_elements(By.CSS_SELECTOR, "svg.histogram")) == 6
         assert browser.find_element(By.ID, "findings").text.count("\n") >= 7
-        ARTIFACTS.mkdir(exist_ok=True)
-        shot = ARTIFACTS / "demo-report.png"
+        shot = artifact("demo-report.png")
         browser.set_window_size(1200, browser.execute_script("return document.body.scrollHeight"))
         assert browser.save_screenshot(str(shot))
         print(f"screenshot: {shot}")
