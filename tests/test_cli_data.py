@@ -142,6 +142,15 @@ class TestCompare:
         assert err.startswith(f"guardrail: error: {bad}: ")
         assert "version" in err
 
+    def test_schema_problems_are_listed(
+        self, tmp_path: Path, reference: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Text where the reference had numbers is reported as a schema problem."""
+        serving = tmp_path / "s.csv"
+        serving.write_text("amount,age,country\n12.5,40,FR\nlots,41,DE\n", encoding="utf-8")
+        main(["compare", reference, str(serving)])
+        assert "schema: amount: 1 type" in capsys.readouterr().out
+
     def test_missing_columns_warn(
         self, tmp_path: Path, reference: str, capsys: pytest.CaptureFixture[str]
     ) -> None:

@@ -179,6 +179,16 @@ class TestFromSkew:
         assert report.underutilized == (("flag", "constant"),)
         assert ("serving rows", "500") in report.summary
 
+    def test_schema_problems_come_from_the_profiles(self) -> None:
+        """Without violations given, counts the serving profile has and the reference lacks."""
+        skew = {"features": []}
+        reference = {"features": [{"name": "amount", "invalid": 0, "nan": 2, "above": 0}]}
+        serving = {"features": [{"name": "amount", "invalid": 3, "nan": 5, "above": 4}]}
+        report = gr.Report.from_skew(skew, reference=reference, serving=serving)
+        assert set(report.violations) == {("amount", "type", 3), ("amount", "out_of_range", 4)}
+        given = gr.Report.from_skew(skew, reference=reference, serving=serving, violations={})
+        assert given.violations == ()
+
     def test_rejects_what_is_not_a_report(self) -> None:
         """from_skew takes a skew report or its dict form."""
         with pytest.raises(gr.ConfigError):

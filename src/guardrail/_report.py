@@ -258,8 +258,12 @@ class Report:
 
         Only the public JSON forms are read: ``skew.to_dict()`` for the
         metrics and ``profile.to_dict()`` for the histograms, so anything
-        with the same forms plugs in. *sections* are passed on to
-        :class:`Report` (``title=``, ``threshold_history=``, ...).
+        with the same forms plugs in. *violations* are ``(feature, problem)``
+        counts (a skew monitor's ``violations()``); without them, the
+        problems the serving profile counted and the reference did not
+        (wrong types, NaN, infinities, values outside the reference's range)
+        are listed. *sections* are passed on to :class:`Report` (``title=``,
+        ``threshold_history=``, ...).
         """
         data = skew.to_dict() if hasattr(skew, "to_dict") else skew
         if not isinstance(data, Mapping):
@@ -294,7 +298,16 @@ class Report:
         return cls(
             features=features,
             underutilized=[tuple(pair) for pair in data.get("underutilized", ())],
-            violations=[(f, p, c) for (f, p), c in sorted((violations or {}).items())],
+            violations=[
+                (f, p, c)
+                for (f, p), c in sorted(
+                    (
+                        violations
+                        if violations is not None
+                        else _profile_violations(reference, serving)
+                    ).items()
+                )
+            ],
             summary=summary,
             **sections,
         )
@@ -328,6 +341,35 @@ def _histograms(reference: Any, serving: Any) -> dict[str, ReportHistogram]:
         histogram = _histogram(feature, other)
         if histogram is not None:
             out[str(feature["name"])] = histogram
+    return out
+
+
+#: Counts in a feature's JSON form that are schema problems, by the problem's name.
+_PROBLEM_COUNTS: Final = (
+    ("invalid", "type"),
+    ("nan", "nan_inf"),
+    ("posinf", "nan_inf"),
+    ("neginf", "nan_inf"),
+    ("below", "out_of_range"),
+    ("above", "out_of_range"),
+)
+
+
+def _profile_violations(reference: Any, serving: Any) -> dict[tuple[str, str], int]:
+    """Problems the serving profile counted where the reference counted none."""
+    if reference is None or serving is None:
+        return {}
+    ref = reference.to_dict() if hasattr(reference, "to_dict") else reference
+    cur = serving.to_dict() if hasattr(serving, "to_dict") else serving
+    ref_by_name = {f.get("name"): f for f in ref.get("features", ())}
+    out: dict[tuple[str, str], int] = {}
+    for feature in cur.get("features", ()):
+        name = str(feature.get("name"))
+        before = ref_by_name.get(name, {})
+        for key, problem in _PROBLEM_COUNTS:
+            count = feature.get(key) or 0
+            if isinstance(count, int) and count > 0 and not before.get(key):
+                out[(name, problem)] = out.get((name, problem), 0) + count
     return out
 
 
