@@ -52,8 +52,7 @@ class Progress:
             self.stream.flush()
 
     def close(self) -> None:
-        """Draw the finished bar and end its line."""
-        self.done = self.total if self.done >= self.total else self.done
+        """Draw the bar as it stands and end its line."""
         end = "\r" + self._line() + "\x1b[K\n" if self._live else self._line() + "\n"
         self.stream.write(end)
         self.stream.flush()
