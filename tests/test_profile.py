@@ -413,6 +413,23 @@ class TestJSON:
         with pytest.raises(gr.ProfileFormatError):
             gr.Profile.from_json(json.dumps(data))
 
+    @pytest.mark.parametrize(
+        "mutate",
+        [
+            lambda f: f.update(mean=10**400),
+            lambda f: f.update(low=-(10**400)),
+            lambda f: f.update(max=10**400),
+            lambda f: f.update(m2=10**400),
+            lambda f: f["edges"].__setitem__(0, 10**400),
+        ],
+    )
+    def test_integers_beyond_float_range_are_refused(self, mutate: Any) -> None:
+        """A statistic or an edge too large for a float is a ProfileFormatError, not an overflow."""
+        data = REFERENCE.to_dict()
+        mutate(data["features"][0])
+        with pytest.raises(gr.ProfileFormatError, match="finite"):
+            gr.Profile.from_dict(data)
+
     def test_not_an_object(self) -> None:
         """A JSON array or number is not a profile."""
         for text in ("[]", "3", "null"):

@@ -184,10 +184,19 @@ def _count(data: Mapping[str, Any], key: str, where: str) -> int:
 def _number(data: Mapping[str, Any], key: str, where: str, *, optional: bool = False) -> float:
     if optional and data.get(key, 0) is None:
         return math.nan
-    value = float(_get(data, key, (int, float), where))
-    if not math.isfinite(value):
+    value = _finite(_get(data, key, (int, float), where))
+    if value is None:
         raise ProfileFormatError(f"{where}.{key}: must be finite")
     return value
+
+
+def _finite(value: int | float) -> float | None:
+    """The value as a finite float, or None (NaN, infinite, an int beyond float range)."""
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _counts_list(data: Mapping[str, Any], key: str, length: int, where: str) -> I64:
@@ -399,7 +408,7 @@ class NumericProfile:
         """Read :meth:`to_dict` output back, strictly."""
         _only_keys(data, cls._KEYS, where)
         edges_raw = _get(data, "edges", list, where)
-        if not all(type(e) in (int, float) and math.isfinite(e) for e in edges_raw):
+        if not all(type(e) in (int, float) and _finite(e) is not None for e in edges_raw):
             raise ProfileFormatError(f"{where}.edges: finite numbers only")
         edges = np.array(edges_raw, dtype=np.float64)
         if len(edges) > 1 and not (np.diff(edges) > 0).all():
