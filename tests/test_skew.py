@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -112,6 +113,36 @@ class TestValidation:
         monitor = gr.SkewMonitor(reference=REF, on_invalid="raise")
         monitor.observe(GOOD)
         monitor.observe({"amount": 100, "age": np.float64(40.0), "country": "ZZ"})
+
+    @pytest.mark.parametrize(
+        ("value", "problem"),
+        [
+            (10**400, "nan_inf"),
+            (-(10**400), "nan_inf"),
+            (np.complex128(100.0), "type"),
+            (complex(100.0), "type"),
+            (Decimal("100"), "type"),
+        ],
+        ids=["huge-int", "huge-negative-int", "numpy-complex", "complex", "decimal"],
+    )
+    def test_values_that_are_not_real_floats_are_refused(self, value: Any, problem: str) -> None:
+        """Under 'raise', an int beyond float range is infinite; complex and Decimal are types."""
+        monitor = gr.SkewMonitor(reference=REF, on_invalid="raise")
+        with pytest.raises(gr.SchemaViolation) as info:
+            monitor.observe({**GOOD, "amount": value})
+        assert (info.value.feature, info.value.problem) == ("amount", problem)
+        with pytest.raises(gr.SchemaViolation, match=f"amount: {problem}"):
+            monitor.observe_batch([{**GOOD, "amount": value}])
+        assert monitor.errors == 0
+
+    def test_complex_numbers_are_counted_as_wrong_type(self) -> None:
+        """Under 'record', a numpy complex value is wrong-typed, not cast to its real part."""
+        monitor = gr.SkewMonitor(reference=REF)
+        monitor.observe({**GOOD, "amount": np.complex128(100.0)})
+        monitor.observe_batch({"amount": [np.complex128(100.0)], "age": [40.0], "country": ["FR"]})
+        assert monitor.violations() == {("amount", "type"): 2}
+        assert monitor.serving_profile()["amount"].n == 0
+        assert monitor.errors == 0
 
     def test_checks_can_be_narrowed(self) -> None:
         """A problem left out of checks does not raise."""

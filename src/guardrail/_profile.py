@@ -51,6 +51,7 @@ _NUMBER_TYPES: Final = frozenset(
     {float, int, bool, np.float64, np.float32, np.float16, np.int64, np.int32, np.int16,
      np.int8, np.uint64, np.uint32, np.uint16, np.uint8, np.bool_}
 )  # fmt: skip
+_REAL: Final = (int, float, np.integer, np.floating, np.bool_)
 
 
 # ---------------------------------------------------------------------------
@@ -81,8 +82,9 @@ def _numeric_column(values: Any) -> tuple[F64, int, int]:
     missing = values.count(None) if type(None) in types else 0
     kept = [v for v in values if type(v) in _NUMBER_TYPES]
     if len(kept) + missing < len(values):
-        # Subclasses of numbers (say, an IntEnum) count as numbers; strings never.
-        kept = [v for v in values if v is not None and isinstance(v, (int, float, np.number))]
+        # Subclasses of numbers (say, an IntEnum) count as numbers; strings and
+        # complex numbers never.
+        kept = [v for v in values if v is not None and isinstance(v, _REAL)]
     invalid = len(values) - len(kept) - missing
     return np.array([_to_float(v) for v in kept], dtype=np.float64), missing, invalid
 

@@ -29,11 +29,15 @@ from ._events import MachineryError
 from ._hooks import emit
 from ._mechanism_events import InputsInvalid, SkewDetected, UpstreamFailure
 from ._profile import (
+    _NUMBER_TYPES,
+    _REAL,
     CategoricalProfile,
+    FeatureSpec,
     NumericProfile,
     Profile,
     _count_values,
     _numeric_column,
+    _to_float,
 )
 
 if TYPE_CHECKING:
@@ -45,7 +49,6 @@ InvalidPolicy = Literal["record", "raise"]
 PROBLEMS: Final = ("missing", "unexpected", "type", "nan_inf", "out_of_range")
 _BLOCK: Final = 1_024
 _MAX_UNEXPECTED_NAMES: Final = 64
-_NUMBER = (int, float, np.number)
 
 
 class SkewMonitor:
@@ -159,9 +162,13 @@ class SkewMonitor:
         big = float(np.finfo(np.float64).max)
         check_range = "out_of_range" in checks
         self._ranges = tuple(
-            (f.name, f.low if check_range else -big, f.high if check_range else big)
+            (
+                f.name,
+                f.low if check_range and f.low is not None else -big,
+                f.high if check_range and f.high is not None else big,
+            )
             for f in self.schema.features
-            if f.kind == "numeric" and f.low is not None and f.high is not None
+            if f.kind == "numeric"
         )
         self._categorical_names = tuple(
             f.name for f in self.schema.features if f.kind == "categorical"
@@ -277,7 +284,9 @@ class SkewMonitor:
         try:
             if row.keys() == self._keys:
                 for name, low, high in self._ranges:
-                    if not low <= row[name] <= high:
+                    value = row[name]
+                    # Other types (complex, Decimal) may compare in range: the slow path decides.
+                    if type(value) not in _NUMBER_TYPES or not low <= value <= high:
                         break
                 else:
                     for name in self._categorical_names:
@@ -301,22 +310,12 @@ class SkewMonitor:
             return (("<input>", "type"),) if "type" in checks else ()
         found: list[tuple[str, str]] = []
         for spec in self.schema.features:
-            value = row.get(spec.name)
-            if value is None:
-                found.append((spec.name, "missing"))
-            elif spec.kind == "categorical":
-                if not isinstance(value, str):
-                    found.append((spec.name, "type"))
-            elif isinstance(value, str) or not isinstance(value, _NUMBER):
-                found.append((spec.name, "type"))
-            elif not math.isfinite(value):
-                found.append((spec.name, "nan_inf"))
-            elif (
-                spec.low is not None
-                and spec.high is not None
-                and not (spec.low <= value <= spec.high)
-            ):
-                found.append((spec.name, "out_of_range"))
+            try:
+                problem = _problem(spec, row.get(spec.name))
+            except Exception:  # noqa: BLE001 - a value that cannot be checked is not valid
+                problem = "type"
+            if problem is not None:
+                found.append((spec.name, problem))
         found.extend((str(key), "unexpected") for key in row if key not in self._keys)
         return tuple(v for v in found if v[1] in checks)
 
@@ -597,6 +596,22 @@ class SkewMonitor:
     def _failed(self, error: BaseException) -> None:
         self.errors += 1
         emit(MachineryError(guard=self.name, component="skew", error=type(error).__name__))
+
+
+def _problem(spec: FeatureSpec, value: Any) -> str | None:
+    """What is wrong with one value, if anything, as a profile would count it."""
+    if value is None:
+        return "missing"
+    if spec.kind == "categorical":
+        return None if isinstance(value, str) else "type"
+    if not isinstance(value, _REAL):  # strings, complex numbers, other objects
+        return "type"
+    number = _to_float(value)  # an int beyond float range is infinite, as in profiles
+    if not math.isfinite(number):
+        return "nan_inf"
+    if spec.low is not None and spec.high is not None and not spec.low <= number <= spec.high:
+        return "out_of_range"
+    return None
 
 
 def _take(column: Any, keep: Any) -> Any:
