@@ -341,6 +341,23 @@ class TestBatches:
         with pytest.raises(gr.SchemaViolation, match="missing"):
             monitor.observe_batch({"amount": [1.0], "age": [20.0]})
 
+    def test_a_column_of_rows_is_a_violation_never_another_error(self) -> None:
+        """Under 'raise', a 2-D column is a 'type' violation; unchecked, it is a machinery error."""
+        batch = {
+            "amount": np.ones((3, 2)),
+            "age": np.full(3, 40.0),
+            "country": np.array(["FR"] * 3, dtype=object),
+        }
+        monitor = gr.SkewMonitor(reference=REF, on_invalid="raise")
+        with pytest.raises(gr.SchemaViolation) as info:
+            monitor.observe_batch(batch)
+        assert info.value.violations == (("amount", "type"),)
+        unchecked = gr.SkewMonitor(reference=REF, on_invalid="raise", checks=["missing"])
+        with capture_events() as events:
+            unchecked.observe_batch(batch)
+        assert unchecked.errors == 1
+        assert [e.kind for e in events] == ["machinery.error"]
+
     def test_a_batch_of_a_wrong_kind_is_counted_not_raised(self) -> None:
         """An unusable batch is a machinery error: counted, reported, not raised."""
         monitor = gr.SkewMonitor(reference=REF)

@@ -330,16 +330,10 @@ class SkewMonitor:
         """
         try:
             columns, rows = self._columns(batch)
-        except SchemaViolation:
-            raise
-        except Exception as e:  # noqa: BLE001 - the predict path is sacred
-            self._failed(e)
-            return
-        if self._raise and rows:
-            self._check_columns(columns)
-        try:
             if not rows:
                 return
+            if self._raise:
+                self._check_columns(columns)
             if self.sample < 1.0:
                 rng = self._np_seeded if (self._use_seed or CONFIG.deterministic) else self._np_rng
                 keep = np.flatnonzero(rng.random(rows) < self.sample)
@@ -353,6 +347,8 @@ class SkewMonitor:
                 due = self._flush_locked()
             if due is not None:
                 self._report(due)
+        except SchemaViolation:
+            raise
         except Exception as e:  # noqa: BLE001 - the predict path is sacred
             self._failed(e)
 
@@ -423,7 +419,9 @@ class SkewMonitor:
             if spec.name not in columns:
                 continue
             column = columns[spec.name]
-            if spec.kind == "numeric":
+            if isinstance(column, np.ndarray) and column.ndim != 1:
+                found.append((spec.name, "type"))  # a column of rows, not of values
+            elif spec.kind == "numeric":
                 x, missing, invalid = _numeric_column(column)
                 if missing:
                     found.append((spec.name, "missing"))
