@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import tracemalloc
 from decimal import Decimal
 from typing import Any
 
@@ -387,6 +388,28 @@ class TestSafety:
         for value in (object(), b"x", [1], {"a": 1}, 10**400, -(10**400), True):
             monitor.observe({"amount": value, "age": value, "country": value})
         monitor.check()
+        assert monitor.errors == 0
+
+    def test_unexpected_names_keep_memory_bounded(self) -> None:
+        """Thousands of new column names share one '<other>' counter, in rows and batches."""
+        monitor = gr.SkewMonitor(reference=REF)
+        columns = {"amount": [100.0], "age": [40.0], "country": ["FR"]}
+        tracemalloc.start()
+        try:
+            for i in range(1_000):
+                monitor.observe_batch({**columns, f"batch{i}": [1.0]})
+            before = tracemalloc.get_traced_memory()[0]
+            for i in range(1_000, 5_000):
+                monitor.observe_batch({**columns, f"batch{i}": [1.0]})
+                monitor.observe({**GOOD, f"row{i}": 1.0})
+            grown = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert grown < 100_000
+        unexpected = {n: c for (n, p), c in monitor.violations().items() if p == "unexpected"}
+        assert len(unexpected) == 65
+        assert sum(unexpected.values()) == 9_000
+        assert unexpected["<other>"] == 9_000 - 64
         assert monitor.errors == 0
 
     def test_concurrent_observers_lose_no_rows(self) -> None:

@@ -277,8 +277,15 @@ class SkewMonitor:
         with self._lock:
             for key in row:
                 if key not in self._keys:
-                    name = str(key) if len(self._unexpected) < _MAX_UNEXPECTED_NAMES else "<other>"
-                    self._unexpected[name] = self._unexpected.get(name, 0) + 1
+                    self._add_unexpected_locked(key, 1)
+
+    def _add_unexpected_locked(self, key: Any, count: int) -> None:
+        # Names arrive with the inputs: past a few dozen, they share one counter.
+        unexpected = self._unexpected
+        name = str(key)
+        if name not in unexpected and len(unexpected) >= _MAX_UNEXPECTED_NAMES:
+            name = "<other>"
+        unexpected[name] = unexpected.get(name, 0) + count
 
     def _check_row(self, row: Any) -> None:
         try:
@@ -381,8 +388,8 @@ class SkewMonitor:
             with self._lock:
                 for name in absent:
                     self._absent[name] = self._absent.get(name, 0) + rows
-                for key in extra[:_MAX_UNEXPECTED_NAMES]:
-                    self._unexpected[str(key)] = self._unexpected.get(str(key), 0) + rows
+                for key in extra:
+                    self._add_unexpected_locked(key, rows)
             return columns, rows
         if isinstance(batch, Sequence) and not isinstance(batch, (str, bytes)):
             if not batch:
