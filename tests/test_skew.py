@@ -314,6 +314,32 @@ class TestBatches:
             outputs.append(monitor.serving_profile().to_json())
         assert outputs[0] == outputs[1] == outputs[2]
 
+    def test_rows_as_sequences_profile_like_an_array(self) -> None:
+        """Lists, tuples and 1-D arrays of values in the schema's order are rows, as in an array."""
+        values = [[r["amount"], r["age"], r["country"]] for r in rows(500)]
+        array = np.array(values, dtype=object)
+        outputs = []
+        for batch in (array, values, [tuple(v) for v in values], list(array)):
+            monitor = gr.SkewMonitor(reference=REF)
+            monitor.observe_batch(batch)
+            outputs.append(monitor.serving_profile().to_json())
+        assert len(set(outputs)) == 1
+        assert gr.Profile.from_json(outputs[0]).rows == 500
+        assert monitor.violations() == {}
+
+    def test_rows_as_sequences_are_validated(self) -> None:
+        """Under 'raise', a bad value or a short row in a list of rows raises SchemaViolation."""
+        monitor = gr.SkewMonitor(reference=REF, on_invalid="raise")
+        monitor.observe_batch([[100.0, 40.0, "FR"], (90.0, 30.0, "DE")])
+        with pytest.raises(gr.SchemaViolation, match="amount: nan_inf"):
+            monitor.observe_batch([[100.0, 40.0, "FR"], [float("nan"), 40.0, "FR"]])
+        with pytest.raises(gr.SchemaViolation, match="<columns>: missing"):
+            monitor.observe_batch([[100.0, 40.0, "FR"], [100.0, 40.0]])
+        with pytest.raises(gr.SchemaViolation, match="<columns>: type"):
+            monitor.observe_batch([[100.0, 40.0, "FR"], "not a row"])
+        assert monitor.serving_profile().rows == 2
+        assert monitor.errors == 0
+
     def test_a_numeric_array_counts_categorical_columns_invalid(self) -> None:
         """A float array for a schema with a string feature counts it as wrong-typed."""
         monitor = gr.SkewMonitor(reference=REF)
@@ -366,6 +392,48 @@ class TestBatches:
             monitor.observe_batch(42)
         assert monitor.errors == 1
         assert [e.kind for e in events] == ["machinery.error"]
+
+
+class TestPandas:
+    def test_a_data_frame_is_a_batch_of_columns(self) -> None:
+        """A DataFrame, given directly or as a guard's input, profiles like its columns."""
+        pd = pytest.importorskip("pandas")
+        data = rows(300)
+        columns = {name: [r[name] for r in data] for name in ("amount", "age", "country")}
+        expected = gr.SkewMonitor(reference=REF)
+        expected.observe_batch(columns)
+        direct = gr.SkewMonitor(reference=REF)
+        direct.observe_batch(pd.DataFrame(data))
+        guarded = gr.SkewMonitor(reference=REF)
+
+        @gr.guard(model=MODEL, returns=gr.Probability, inputs=guarded, name="skew-frame")
+        def predict(frame: Any) -> Any:
+            return np.full(len(frame), 0.5)
+
+        predict(pd.DataFrame(data))
+        profiles = {m.serving_profile().to_json() for m in (expected, direct, guarded)}
+        assert len(profiles) == 1
+        assert guarded.serving_profile().rows == 300
+        assert guarded.errors == direct.errors == 0
+
+    def test_missing_values_in_a_data_frame(self) -> None:
+        """NA in nullable and string columns is a missing value, raised or counted by policy."""
+        pd = pytest.importorskip("pandas")
+        frame = pd.DataFrame(
+            {
+                "amount": pd.array([100, None], dtype="Int64"),
+                "age": [40.0, 41.0],
+                "country": pd.array(["FR", None], dtype="string"),
+            }
+        )
+        strict = gr.SkewMonitor(reference=REF, on_invalid="raise")
+        with pytest.raises(gr.SchemaViolation) as info:
+            strict.observe_batch(frame)
+        assert info.value.violations == (("amount", "missing"), ("country", "missing"))
+        recorded = gr.SkewMonitor(reference=REF)
+        recorded.observe_batch(frame)
+        assert recorded.violations() == {("amount", "missing"): 1, ("country", "missing"): 1}
+        assert recorded.errors == 0
 
 
 class TestSafety:

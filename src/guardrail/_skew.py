@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -218,11 +219,15 @@ class SkewMonitor:
     # -- the Mechanism protocol ---------------------------------------------
 
     def before(self, call: Call) -> None:
-        """Validate and sample ``call.inputs`` (a row, or a batch if ``call.batch_size``)."""
-        if call.batch_size is None:
-            self.observe(call.inputs)
+        """Validate and sample ``call.inputs``: a row, or a batch if ``call.batch_size``.
+
+        A pandas DataFrame is a batch too.
+        """
+        inputs = call.inputs
+        if call.batch_size is None and (type(inputs) is dict or not _is_frame(inputs)):
+            self.observe(inputs)
         else:
-            self.observe_batch(call.inputs)
+            self.observe_batch(inputs)
 
     def after(self, call: Call) -> None:
         """Nothing to do after the prediction."""
@@ -331,9 +336,10 @@ class SkewMonitor:
     def observe_batch(self, batch: Any) -> None:
         """Validate (under ``"raise"``) and sample a batch, profiled in one step.
 
-        A batch is a 2-D numpy array whose columns follow the schema's feature
-        order, a sequence of row mappings, or a mapping of feature name to a
-        column of values.
+        A batch is a 2-D numpy array or a sequence of rows (lists, tuples or
+        1-D arrays) whose values follow the schema's feature order, a sequence
+        of row mappings, a mapping of feature name to a column of values, or a
+        pandas DataFrame.
         """
         try:
             columns, rows = self._columns(batch)
@@ -363,12 +369,9 @@ class SkewMonitor:
         names = self._names
         if isinstance(batch, np.ndarray):
             if batch.ndim != 2 or batch.shape[1] != self._width:
-                problem = "missing" if batch.ndim == 2 and batch.shape[1] < self._width else "type"
-                if self._raise and problem in self.checks:
-                    raise SchemaViolation((("<columns>", problem),))
-                with self._lock:
-                    self._absent["<columns>"] = self._absent.get("<columns>", 0) + 1
-                return {}, 0
+                return self._bad_shape(
+                    "missing" if batch.ndim == 2 and batch.shape[1] < self._width else "type"
+                )
             return {name: batch[:, j] for j, name in enumerate(names)}, len(batch)
         if isinstance(batch, Mapping):
             columns = {name: batch[name] for name in names if name in batch}
@@ -394,6 +397,8 @@ class SkewMonitor:
         if isinstance(batch, Sequence) and not isinstance(batch, (str, bytes)):
             if not batch:
                 return {}, 0
+            if isinstance(batch[0], (list, tuple, np.ndarray)):
+                return self._positional_columns(batch)
             getter = self._getter
             try:
                 values = list(map(getter, batch))
@@ -415,10 +420,33 @@ class SkewMonitor:
                         self._count_unexpected(row)
             transposed = list(zip(*values, strict=True))
             return {name: list(transposed[j]) for j, name in enumerate(names)}, len(values)
+        frame = _frame_columns(batch)
+        if frame is not None:
+            return self._columns(frame)
         raise ConfigError(
-            "a batch is a 2-D numpy array, a sequence of row mappings or a mapping of "
-            f"columns, got {type(batch).__name__}"
+            "a batch is a 2-D numpy array, a sequence of rows, a mapping of columns or a "
+            f"pandas DataFrame, got {type(batch).__name__}"
         )
+
+    def _positional_columns(self, batch: Sequence[Any]) -> tuple[dict[str, Any], int]:
+        """Rows of values in the schema's feature order, read like a 2-D array."""
+        width = self._width
+        for row in batch:
+            if isinstance(row, np.ndarray) and row.ndim != 1:
+                return self._bad_shape("type")
+            if not isinstance(row, (list, tuple, np.ndarray)):
+                return self._bad_shape("type")
+            if len(row) != width:
+                return self._bad_shape("missing" if len(row) < width else "type")
+        columns = list(zip(*batch, strict=True))
+        return {name: list(columns[j]) for j, name in enumerate(self._names)}, len(batch)
+
+    def _bad_shape(self, problem: str) -> tuple[dict[str, Any], int]:
+        if self._raise and problem in self.checks:
+            raise SchemaViolation((("<columns>", problem),))
+        with self._lock:
+            self._absent["<columns>"] = self._absent.get("<columns>", 0) + 1
+        return {}, 0
 
     def _check_columns(self, columns: Mapping[str, Any]) -> None:
         found: list[tuple[str, str]] = []
@@ -617,6 +645,28 @@ def _problem(spec: FeatureSpec, value: Any) -> str | None:
     if spec.low is not None and spec.high is not None and not spec.low <= number <= spec.high:
         return "out_of_range"
     return None
+
+
+def _is_frame(value: Any) -> bool:
+    """Whether *value* is a pandas DataFrame (pandas is never imported for this).
+
+    If pandas is not loaded, nothing can be a DataFrame.
+    """
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(value, pandas.DataFrame)
+
+
+def _frame_columns(batch: Any) -> dict[Any, Any] | None:
+    """A pandas DataFrame's columns as numpy arrays; None for anything else."""
+    if not _is_frame(batch):
+        return None
+    columns: dict[Any, Any] = {}
+    for name, series in batch.items():
+        if isinstance(series.dtype, np.dtype):
+            columns[name] = series.to_numpy()
+        else:  # extension dtypes (nullable, string, categorical): NA is a missing value
+            columns[name] = series.to_numpy(dtype=object, na_value=None)
+    return columns
 
 
 def _take(column: Any, keep: Any) -> Any:
