@@ -265,6 +265,21 @@ class TestChecks:
         failures = [e for e in events if isinstance(e, gr.UpstreamFailure)]
         assert [(e.feature, e.missing_rate, e.level) for e in failures] == [("age", 1.0, "error")]
 
+    def test_a_missing_rate_warning_is_a_skew_event(self) -> None:
+        """A missing rate up by a warning's worth (short of an alert) emits SkewDetected for it."""
+        monitor = gr.SkewMonitor(reference=REF, every=1_000, seconds=None)
+        with capture_events() as events:
+            for i, row in enumerate(rows(1_000)):
+                if i % 10 == 0:
+                    row["age"] = None
+                monitor.observe(row)
+        skew = [e for e in events if isinstance(e, gr.SkewDetected)]
+        assert [(e.feature, e.metric, e.severity) for e in skew] == [
+            ("age", "missing_rate_change", "warn")
+        ]
+        assert skew[0].value == pytest.approx(0.1)
+        assert not [e for e in events if isinstance(e, gr.UpstreamFailure)]
+
     def test_a_window_is_checked_on_time(self) -> None:
         """After `seconds`, the next sampled call runs the check (no thread)."""
         monitor = gr.SkewMonitor(reference=REF, every=10**6, seconds=0.05, min_samples=10)

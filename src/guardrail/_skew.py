@@ -558,7 +558,12 @@ class SkewMonitor:
                         self.name, drift.name, feature.missing_rate, ref.missing_rate, samples
                     )
                 )
-            others = [m for m in drift.metrics if m.severity != "ok" and m is not missing]
+            # A missing-rate alert is an UpstreamFailure (an error); a warning is skew.
+            others = [
+                m
+                for m in drift.metrics
+                if m.severity != "ok" and not (m is missing and m.severity == "alert")
+            ]
             if others:
                 worst = max(others, key=lambda m: (m.severity == "alert", m.ratio))
                 assert worst.warn is not None
