@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 import tracemalloc
 from decimal import Decimal
 from typing import Any
@@ -46,6 +45,16 @@ def rows(n: int, *, seed: int = 1, shift: float = 0.0) -> list[dict[str, Any]]:
 GOOD = {"amount": 100.0, "age": 40.0, "country": "FR"}
 
 
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class TestConfiguration:
     @pytest.mark.parametrize(
         "kwargs",
@@ -62,6 +71,7 @@ class TestConfiguration:
             {"name": ""},
             {"thresholds": {"psi": (0.1, 0.2)}},
             {"per_feature": {"nope": gr.DriftThresholds()}},
+            {"clock": 12.0},
         ],
     )
     def test_bad_settings_are_config_errors(self, kwargs: dict[str, Any]) -> None:
@@ -281,15 +291,20 @@ class TestChecks:
         assert not [e for e in events if isinstance(e, gr.UpstreamFailure)]
 
     def test_a_window_is_checked_on_time(self) -> None:
-        """After `seconds`, the next sampled call runs the check (no thread)."""
-        monitor = gr.SkewMonitor(reference=REF, every=10**6, seconds=0.05, min_samples=10)
+        """After `seconds` on the monitor's clock, the next sampled call runs the check."""
+        clock = Clock()
+        monitor = gr.SkewMonitor(
+            reference=REF, every=10**6, seconds=60, min_samples=10, clock=clock
+        )
         for row in rows(50):
             monitor.observe(row)
+        clock.now += 59.9
+        monitor.observe(GOOD)
         assert monitor.last_report is None
-        time.sleep(0.06)
+        clock.now += 0.1
         monitor.observe(GOOD)
         assert monitor.last_report is not None
-        assert monitor.last_report.serving_rows == 51
+        assert monitor.last_report.serving_rows == 52
 
     def test_windows_roll_and_the_total_keeps_everything(self) -> None:
         """Each check starts a new window; serving_profile() holds every sample."""

@@ -82,6 +82,8 @@ class SkewMonitor:
         per_feature: Drift levels for named features.
         name: The monitor's name in events.
         seed: Seed the sampling draws.
+        clock: Returns seconds, for the window's age; ``time.monotonic`` by
+            default.
 
     >>> import numpy as np, guardrail as gr
     >>> ref = gr.Profile.from_columns({"amount": np.arange(1000.0)})
@@ -107,6 +109,7 @@ class SkewMonitor:
         per_feature: Mapping[str, DriftThresholds] | None = None,
         name: str = "skew",
         seed: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not isinstance(reference, Profile) or not len(reference):
             raise ConfigError("reference must be a Profile with at least one feature")
@@ -132,6 +135,8 @@ class SkewMonitor:
             raise ConfigError(f"min_samples must be a positive integer, got {min_samples!r}")
         if not isinstance(name, str) or not name:
             raise ConfigError("name must be a non-empty string")
+        if not callable(clock):
+            raise ConfigError("clock must be a function returning seconds")
         if thresholds is not None and not isinstance(thresholds, DriftThresholds):
             raise ConfigError("thresholds must be a DriftThresholds")
         unknown = set(per_feature or {}) - set(reference.names)
@@ -151,6 +156,7 @@ class SkewMonitor:
         self.per_feature = dict(per_feature or {})
         self.last_report: SkewReport | None = None
         self.errors = 0
+        self._clock = clock
 
         names = reference.names
         self._names = names
@@ -188,7 +194,7 @@ class SkewMonitor:
         self._window = reference.empty()
         self._total = reference.empty()
         self._window_rows = 0
-        self._window_started = time.monotonic()
+        self._window_started = self._clock()
         self._deadline = math.inf if self.seconds is None else self._window_started + self.seconds
         self._absent: dict[str, int] = {}
         self._unexpected: dict[str, int] = {}
@@ -253,7 +259,7 @@ class SkewMonitor:
                     self._count_unexpected(row)
             with self._lock:
                 self._buffer.append(values)
-                if len(self._buffer) < self._block and time.monotonic() < self._deadline:
+                if len(self._buffer) < self._block and self._clock() < self._deadline:
                     return
                 due = self._flush_locked()
             if due is not None:
@@ -500,7 +506,7 @@ class SkewMonitor:
         rows = self._window_rows
         # Flush exactly when the window fills, so checks land on `every`.
         self._block = max(1, min(_BLOCK, self.every - rows))
-        now = time.monotonic()
+        now = self._clock()
         if rows >= self.every or (now >= self._deadline and rows >= self.min_samples):
             return self._rotate_locked(now)
         if now >= self._deadline:
@@ -527,7 +533,7 @@ class SkewMonitor:
                 self._flush_locked_no_check()
                 if not self._window_rows:
                     return None
-                window = self._rotate_locked(time.monotonic())
+                window = self._rotate_locked(self._clock())
             return self._report(window)
         except Exception as e:  # noqa: BLE001 - the predict path is sacred
             self._failed(e)
