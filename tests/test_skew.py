@@ -551,7 +551,7 @@ class TestMechanism:
 
 class TestInGuard:
     def test_rows_and_batches_reach_the_monitor(self) -> None:
-        """A guard passes each row, 2-D array and list of rows to the monitor."""
+        """A guard passes each row, 2-D array and list of rows (mappings or values) to it."""
         monitor = gr.SkewMonitor(reference=REF)
 
         @gr.guard(model=MODEL, returns=gr.Probability, inputs=monitor, name="skew-rows")
@@ -566,7 +566,9 @@ class TestInGuard:
         array = np.array([[100.0, 40.0, "FR"]] * 4, dtype=object)
         predict(array)
         predict(rows(10))
-        assert monitor.serving_profile().rows == 15
+        predict([[100.0, 40.0, "FR"], (90.0, 30.0, "DE")])
+        assert monitor.serving_profile().rows == 17
+        assert monitor.violations() == {}
 
     def test_schema_violation_stops_the_call(self) -> None:
         """Under on_invalid='raise' the guarded call raises before the model runs."""
