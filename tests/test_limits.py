@@ -515,6 +515,18 @@ class TestEvents:
         assert totals["guardrail.limit.denied"] == 3
         assert totals["guardrail.limit.degraded"] == 1
 
+    def test_limits_read_the_meter_provider_through_otel(self) -> None:
+        """Limits ask _otel whether metrics are on, never OpenTelemetry's private state."""
+        import pathlib
+
+        import guardrail._limits
+        import guardrail._redis
+
+        for module in (guardrail._limits, guardrail._redis):
+            source = pathlib.Path(str(module.__file__)).read_text()
+            assert "_METER_PROVIDER" not in source
+            assert "opentelemetry.metrics import _internal" not in source
+
 
 def make_call(inputs: Any, act: Any) -> Call:
     batch = len(act) if isinstance(act, np.ndarray) else None

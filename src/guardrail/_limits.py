@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol, TypeVar, ca
 
 import attrs
 import numpy as np
-from opentelemetry.metrics import _internal as _metrics_state
 
 from ._errors import ActionLimitExceeded, ConfigError
 from ._events import KillSwitchChanged
 from ._hooks import emit
 from ._mechanism_events import LimitDegraded, LimitExceeded, LimitNear, LimitRecovered
 from ._model import callable_name
+from ._otel import metrics_configured
 
 if TYPE_CHECKING:
     from ._call import Call
@@ -556,12 +556,12 @@ class ActionLimit:
             return self._report.settle(DEGRADED | DENY, key, f"bad weight {weight!r}")
         code = self._decide(key, weight)
         if code == 0:
-            if _metrics_state._METER_PROVIDER is not None:
+            if metrics_configured():
                 self._report.count(0, 0)
             return True
         if code == DENY and self._quiet_deny is not None:
             # A repeated denial (its alert already sent): as cheap as an allow.
-            if _metrics_state._METER_PROVIDER is not None:
+            if metrics_configured():
                 self._report.count(DENY, 0)
             return self._quiet_deny
         return self._report.settle(code, key, None)
@@ -581,7 +581,7 @@ class ActionLimit:
         else:
             code = await self._counter.acquire_async(key, weight)
         if code == 0:
-            if _metrics_state._METER_PROVIDER is not None:
+            if metrics_configured():
                 self._report.count(0, 0)
             return True
         return self._report.settle(code, key, None)
@@ -615,7 +615,7 @@ class ActionLimit:
             return self.allow()
         code, key, error = self._call_code(args, kwargs)
         if code == 0:
-            if _metrics_state._METER_PROVIDER is not None:
+            if metrics_configured():
                 self._report.count(0, 0)
             return True
         return self._report.settle(code, key, error)
@@ -678,7 +678,7 @@ class ActionLimit:
             if key.__class__ is str and error is None:
                 code = self._decide(key, unit)
                 if code == 0:
-                    if _metrics_state._METER_PROVIDER is not None:
+                    if metrics_configured():
                         report.count(0, 0)
                     return fn(*args, **kwargs)
             else:
@@ -778,7 +778,7 @@ class ActionLimit:
     def _row_allowed(self, call: Call, row: Any) -> bool:
         code, key, error = self._call_code((row,), {})
         if code == 0:
-            if _metrics_state._METER_PROVIDER is not None:
+            if metrics_configured():
                 self._report.count(0, 0)
             return True
         if code & DEGRADED:
@@ -829,7 +829,7 @@ class _Reporter:
             if error is not None and limit.on_error == "open":
                 code = DEGRADED  # a bad key or weight: on_error decides, not the store
             self._degraded(error)
-        if _metrics_state._METER_PROVIDER is not None:
+        if metrics_configured():
             self.count(code, degraded)
         if not code & DENY:
             if code & NEAR:
