@@ -410,17 +410,31 @@ class TestBadCallTimeInput:
             assert act({}) == "acted"
         assert [e.kind for e in events] == ["limit.degraded"]
 
-    @pytest.mark.parametrize("weight", [0, -1, 4, "2", 1.5, True])
-    def test_bad_weight_at_call_time(self, weight: Any) -> None:
-        """A weight that is not a positive int within the limit is denied, never counted."""
+    @pytest.mark.parametrize("weight", [0, -1, 4])
+    def test_weight_out_of_range_at_call_time(self, weight: int) -> None:
+        """An int weight outside 1..max_actions is denied by the failure policy, not counted."""
         limit, _ = limit_with_clock(max_actions=3)
         assert not limit.allow(weight=weight)
         assert limit.remaining() == 3
 
-    def test_non_str_key_passed_directly(self) -> None:
-        """allow() with a key that is not a str is denied under the failure policy."""
-        limit, _ = limit_with_clock()
-        assert not limit.allow(["a"])  # type: ignore[arg-type]
+    @pytest.mark.parametrize("weight", ["2", 1.5, True])
+    def test_weight_of_a_wrong_type_passed_directly(self, weight: Any) -> None:
+        """allow() and allow_async() with a weight that is not an int raise TypeError."""
+        limit, _ = limit_with_clock(max_actions=3, on_error="open")
+        with pytest.raises(TypeError, match="weight must be an int"):
+            limit.allow(weight=weight)
+        with pytest.raises(TypeError, match="weight must be an int"):
+            asyncio.run(limit.allow_async(weight=weight))
+        assert limit.remaining() == 3
+
+    @pytest.mark.parametrize("key", [123, ["a"], b"a"])
+    def test_key_of_a_wrong_type_passed_directly(self, key: Any) -> None:
+        """allow() and allow_async() with a key that is not a str raise TypeError."""
+        limit, _ = limit_with_clock(on_error="open")
+        with pytest.raises(TypeError, match="key must be a str"):
+            limit.allow(key)
+        with pytest.raises(TypeError, match="key must be a str"):
+            asyncio.run(limit.allow_async(key))
         assert limit.remaining() == 3
 
     def test_degraded_events_are_rate_limited(self) -> None:

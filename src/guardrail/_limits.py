@@ -545,14 +545,20 @@ class ActionLimit:
         Applies ``on_exceed``: ``"fallback"`` returns False, ``"raise"``
         raises :class:`~guardrail.ActionLimitExceeded`, ``"shadow"`` returns
         True and reports. *key* is the key function's kind of output.
+
+        A *key* that is not a str or a *weight* that is not an int is a
+        :class:`TypeError` (a bug in the caller, not a decision); an int
+        weight outside ``1..max_actions`` is decided by ``on_error``.
         """
         if key is None:
             key = ""
         elif key.__class__ is not str:
-            return self._report.settle(DEGRADED | DENY, "", f"key is not a str: {type(key)}")
+            raise _argument_type_error("key", key)
         if weight is None:
             weight = self._unit
         elif not self._report.weight_ok(weight):
+            if weight.__class__ is not int:
+                raise _argument_type_error("weight", weight)
             return self._report.settle(DEGRADED | DENY, key, f"bad weight {weight!r}")
         code = self._decide(key, weight)
         if code == 0:
@@ -571,10 +577,12 @@ class ActionLimit:
         if key is None:
             key = ""
         elif key.__class__ is not str:
-            return self._report.settle(DEGRADED | DENY, "", f"key is not a str: {type(key)}")
+            raise _argument_type_error("key", key)
         if weight is None:
             weight = self._unit
         elif not self._report.weight_ok(weight):
+            if weight.__class__ is not int:
+                raise _argument_type_error("weight", weight)
             return self._report.settle(DEGRADED | DENY, key, f"bad weight {weight!r}")
         if self._decide is _paused:
             code = self._decide(key, weight)
@@ -784,6 +792,11 @@ class ActionLimit:
         if code & DEGRADED:
             call.degraded = True
         return self._report.settle(code, key, error)
+
+
+def _argument_type_error(name: str, value: object) -> TypeError:
+    expected = "a str" if name == "key" else "an int"
+    return TypeError(f"the {name} must be {expected}, got {type(value).__name__}: {value!r:.80}")
 
 
 def _paused(key: str, weight: int) -> int:
