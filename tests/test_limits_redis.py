@@ -299,6 +299,30 @@ class TestFailurePolicy:
         with pytest.raises(gr.ConfigError, match=message):
             gr.RedisStore(redis_server.client(), **kwargs)
 
+    def test_the_redis_floor_calls_get_connection_without_arguments(self) -> None:
+        """The redis extra needs redis-py 5.3+, where pool.get_connection() takes no arguments."""
+        import inspect
+        import pathlib
+        import re
+        import tomllib
+
+        import redis
+
+        pyproject = pathlib.Path(__file__).parent.parent / "pyproject.toml"
+        extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
+        (requirement,) = extras["redis"]
+        floor = re.fullmatch(r"redis>=(\d+)\.(\d+)(?:\.\d+)?", requirement)
+        assert floor is not None
+        # redis-py 5.0-5.2 require a command name, so the store's call failed on every decision.
+        assert (int(floor[1]), int(floor[2])) >= (5, 3)
+        parameters = list(
+            inspect.signature(redis.ConnectionPool.get_connection).parameters.values()
+        )
+        assert all(
+            p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            for p in parameters[1:]
+        )
+
     def test_not_a_client(self) -> None:
         """Something that is not a redis client is refused."""
         with pytest.raises(gr.ConfigError, match="client"):
