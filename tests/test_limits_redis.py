@@ -327,3 +327,78 @@ class TestFailurePolicy:
         """Something that is not a redis client is refused."""
         with pytest.raises(gr.ConfigError, match="client"):
             gr.RedisStore(object())
+
+
+class TestThreadSafety:
+    def test_outages_are_counted_exactly_across_threads(
+        self, redis_server: Any, namespace: str
+    ) -> None:
+        """Failures and answers racing in threads: every degraded decision is in a recovery."""
+        limit = gr.ActionLimit(
+            "recover",
+            max_actions=1_000_000,
+            per="1h",
+            store=store(redis_server, namespace, on_store_error="open", probe_every=1e-6),
+        )
+        counter, report = limit._counter, limit._report
+        threads_per_round, rounds = 8, 20
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)  # switch threads often, so races show
+
+        def fail_then_decide(barrier: threading.Barrier) -> None:
+            barrier.wait()
+            # A decision Redis could not answer (the store's own failure path) ...
+            failed = counter._failed(ConnectionError("refused"), "", 1)  # type: ignore[attr-defined]
+            report.settle(failed, "", None)
+            # ... and one it answers.
+            limit.allow()
+
+        try:
+            with capture_events() as events:
+                for _ in range(rounds):
+                    barrier = threading.Barrier(threads_per_round)
+                    threads = [
+                        threading.Thread(target=fail_then_decide, args=(barrier,))
+                        for _ in range(threads_per_round)
+                    ]
+                    for t in threads:
+                        t.start()
+                    for t in threads:
+                        t.join()
+                time.sleep(0.001)
+                assert limit.allow()
+        finally:
+            sys.setswitchinterval(switch)
+        recovered = [e for e in events if isinstance(e, gr.LimitRecovered)]
+        assert sum(e.degraded_decisions for e in recovered) == report.degraded_total
+        assert all(e.degraded_decisions > 0 for e in recovered)
+
+    def test_each_event_loop_keeps_its_async_client(self, redis_server: Any) -> None:
+        """Threads running their own event loops each get one client, kept for their loop."""
+        shared = store(redis_server, "loops")
+        threads_per_round, rounds = 8, 20
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)
+        try:
+            for _ in range(rounds):
+                barrier = threading.Barrier(threads_per_round)
+                kept: list[bool] = []
+
+                async def twice(barrier: threading.Barrier, kept: list[bool]) -> None:
+                    barrier.wait()
+                    first = shared.async_client()
+                    await asyncio.sleep(0)
+                    kept.append(shared.async_client() is first)
+                    await shared.aclose()
+
+                threads = [
+                    threading.Thread(target=asyncio.run, args=(twice(barrier, kept),))
+                    for _ in range(threads_per_round)
+                ]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                assert kept == [True] * threads_per_round
+        finally:
+            sys.setswitchinterval(switch)

@@ -276,20 +276,31 @@ class RedisStore:
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
-        pool = redis.asyncio.ConnectionPool(
-            connection_class=self._async_class, **self._timeouts(Retry(NoBackoff(), 0))
-        )
-        client = redis.asyncio.Redis(connection_pool=pool)
-        # One client per loop: asyncio connections cannot move between loops.
-        self._async = {k: v for k, v in self._async.items() if not v[0].is_closed()}
-        self._async[id(loop)] = (loop, client)
+        with self._lock:
+            # Another thread may have replaced the map since the look-up above.
+            held = self._async.get(id(loop))
+            if held is not None and held[0] is loop:
+                return held[1]
+            pool = redis.asyncio.ConnectionPool(
+                connection_class=self._async_class, **self._timeouts(Retry(NoBackoff(), 0))
+            )
+            client = redis.asyncio.Redis(connection_pool=pool)
+            # One client per loop: asyncio connections cannot move between loops.
+            # The map is replaced, never changed in place, so readers need no lock.
+            kept = {k: v for k, v in self._async.items() if not v[0].is_closed()}
+            kept[id(loop)] = (loop, client)
+            self._async = kept
         return client
 
     async def aclose(self) -> None:
         """Close the async connections of the running event loop (await before it ends)."""
         import asyncio
 
-        held = self._async.pop(id(asyncio.get_running_loop()), None)
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            held = self._async.get(id(loop))
+            if held is not None:
+                self._async = {k: v for k, v in self._async.items() if k != id(loop)}
         if held is not None:
             await held[1].aclose()
             await held[1].connection_pool.disconnect()
@@ -424,16 +435,25 @@ class RedisCounter:
         return self._answered(code)
 
     def _answered(self, code: int) -> int:
-        if self.failed:
-            self.failed = False
-            self.down_until = 0.0
-            return code | RECOVERED
+        if self.failed:  # read without the lock: the common case stays lock-free
+            return self._recovered(code)
         return code
 
+    def _recovered(self, code: int) -> int:
+        with self.store._lock:
+            # Of several threads answered at once, only one ends the outage.
+            ended, self.failed = self.failed, False
+            if ended:
+                self.down_until = 0.0
+        return code | RECOVERED if ended else code
+
     def _failed(self, error: BaseException, key: str, weight: int) -> int:
-        self.last_error = f"{type(error).__name__}: {error}"[:200]
-        self.failed = True
-        self.down_until = time.monotonic() + self.store.probe_every
+        message = f"{type(error).__name__}: {error}"[:200]
+        with self.store._lock:
+            # Both together, so an answer in another thread sees an outage whole or not at all.
+            self.last_error = message
+            self.failed = True
+            self.down_until = time.monotonic() + self.store.probe_every
         return self._degraded(key, weight)
 
     def _degraded(self, key: str, weight: int) -> int:
