@@ -90,7 +90,25 @@ class TestRedisStore:
         assert not any(limit.allow(key) for key in hostile)
         keys = redis_server.client().keys(f"guardrail:{namespace}:*")
         assert len(keys) == len(hostile)
-        assert {len(k) for k in keys} == {len(f"guardrail:{namespace}:k:") + 32}
+        assert {len(k) for k in keys} == {len(f"guardrail:{namespace}:k:12345678:") + 32}
+
+    def test_a_limit_redefined_with_other_windows_starts_afresh(
+        self, redis_server: Any, namespace: str
+    ) -> None:
+        """Other windows under the same name start from zero; a new max_actions keeps the counts."""
+        shared = store(redis_server, namespace)
+        minute = gr.ActionLimit("sms", max_actions=20, per="1m", store=shared)
+        assert all(minute.allow("u") for _ in range(11))
+        hour = gr.ActionLimit("sms", max_actions=100, per="1h", store=shared)
+        assert hour.remaining("u") == 100
+        assert hour.allow("u")
+        both = gr.ActionLimit(
+            "sms", windows=[gr.Window(20, "1m"), gr.Window(100, "1h")], store=shared
+        )
+        assert both.remaining("u") == 20
+        raised = gr.ActionLimit("sms", max_actions=30, per="1m", store=shared)
+        assert raised.remaining("u") == 19
+        assert minute.remaining("u") == 9
 
     def test_async(self, redis_server: Any, namespace: str) -> None:
         """allow_async and async action functions use redis.asyncio."""

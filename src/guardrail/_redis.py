@@ -119,6 +119,17 @@ return {{remaining, reset}}
 """
 
 
+def _layout(windows: tuple[Window, ...]) -> str:
+    """8 hex digits naming how the scripts lay out a key's state (sub-window widths and counts).
+
+    Part of every Redis key, so a limit redefined under its name with other
+    windows starts afresh instead of reading counts laid out for the old ones.
+    A new ``max_actions`` or ``near`` keeps the layout, and so the counts.
+    """
+    rendered = ";".join(f"{-(-round(w.per * 1e6) // w.buckets)},{w.buckets + 1}" for w in windows)
+    return hashlib.blake2b(rendered.encode(), digest_size=4).hexdigest()
+
+
 def _scripts(windows: tuple[Window, ...], near: float) -> tuple[str, str]:
     """The decide and peek scripts for one limit's windows."""
     rows, offset, ttl_us = [], 0, 0
@@ -169,9 +180,13 @@ class RedisStore:
             policy at once) for this many seconds, then try it again: the
             limit recovers by itself when Redis is back.
 
-    Keys are ``guardrail:<namespace>:<limit>:<digest>``: the key function's
-    output is hashed (BLAKE2b, 128 bits), so it can neither collide with
-    another limit's keys nor escape the namespace, whatever it contains.
+    Keys are ``guardrail:<namespace>:<limit>:<layout>:<digest>``: the key
+    function's output is hashed (BLAKE2b, 128 bits), so it can neither
+    collide with another limit's keys nor escape the namespace, whatever it
+    contains. ``<layout>`` is a short hash of the windows' sub-window widths
+    and counts: a limit redefined under its name with other windows (another
+    ``per`` or ``buckets``) starts from zero; a new ``max_actions`` keeps the
+    counts.
     """
 
     def __init__(
@@ -336,7 +351,7 @@ class RedisCounter:
     ) -> None:
         self.store = store
         self.windows = windows
-        self.prefix = f"guardrail:{store.namespace}:{name}:"
+        self.prefix = f"guardrail:{store.namespace}:{name}:{_layout(windows)}:"
         self.deadline = store.deadline
         self.policy = store.on_store_error
         self.decide_script, self.peek_script = _scripts(windows, near)
