@@ -202,6 +202,48 @@ class TestMemoryStore:
         assert len(counter) <= 1100 + 1  # type: ignore[arg-type]
         assert limit.remaining("new-1") == 0
 
+    @pytest.mark.parametrize(
+        "windows", [[gr.Window(1, "1s")], [gr.Window(1, "1s"), gr.Window(2, "2s")]]
+    )
+    def test_max_keys_bounds_the_keys_held(self, windows: list[gr.Window]) -> None:
+        """At max_keys active keys a new key is degraded and denied (on_error); held keys go on."""
+        clock = Clock()
+        limit = gr.ActionLimit(
+            "capped", windows=windows, store=gr.MemoryStore(clock=clock, max_keys=3)
+        )
+        assert [limit.allow(k) for k in ("a", "b", "c")] == [True, True, True]
+        with capture_events() as events:
+            assert not limit.allow("d")
+            assert not limit.allow("e")
+        assert [e.kind for e in events] == ["limit.degraded"]
+        assert "max_keys" in events[0].error  # type: ignore[attr-defined]
+        assert events[0].policy == "closed"  # type: ignore[attr-defined]
+        assert len(limit._counter) == 3  # type: ignore[arg-type]
+        clock.advance(1.2)
+        assert limit.allow("a")  # a held key is decided as usual
+        clock.advance(5)
+        assert limit.allow("d")  # expired keys are swept to make room
+
+    def test_max_keys_with_on_error_open(self) -> None:
+        """With on_error='open' a new key past max_keys is allowed, degraded, and not counted."""
+        limit = gr.ActionLimit(
+            "capped",
+            max_actions=1,
+            per="1h",
+            on_error="open",
+            store=gr.MemoryStore(max_keys=1),
+        )
+        assert limit.allow("a")
+        assert limit.allow("b")
+        assert limit.allow("b")
+        assert limit.remaining("b") == 1
+
+    @pytest.mark.parametrize("max_keys", [0, -1, 1.5, True, "10"])
+    def test_bad_max_keys(self, max_keys: Any) -> None:
+        """max_keys must be a positive int."""
+        with pytest.raises(gr.ConfigError, match="max_keys"):
+            gr.MemoryStore(max_keys=max_keys)
+
     def test_reset_at_is_when_the_last_action_expires(self) -> None:
         """reset_at is about per (plus a sub-window) after the newest action."""
         import time

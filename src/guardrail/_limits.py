@@ -60,6 +60,7 @@ DENY_FIRST = 3  # denied, and the first denial of this key in this sub-window: a
 DEGRADED = 4  # the store could not answer; the failure policy decided
 PAUSED = 8  # denied by the limit's kill switch
 RECOVERED = 16  # the store answered again after degraded decisions
+FULL = 32  # a new key found the memory store at max_keys: the limit's on_error decides
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PER = re.compile(r"^\s*(\d+(?:\.\d+)?)?\s*(ms|s|m|h|d|w)\s*$")
@@ -176,23 +177,34 @@ class MemoryStore:
     it is never denied because the lock is busy. No thread or timer: state
     expires lazily, and a sweep of expired keys runs when the number of keys
     has doubled since the last one, so a limit holds at most
-    ``max(1024, 2 * active keys)`` keys, where a key is active while it has an
-    action counted in some window.
+    ``min(max_keys, max(1024, 2 * active keys))`` keys, where a key is active
+    while it has an action counted in some window. A key costs about 250
+    bytes per window (10 buckets) besides the key string itself.
 
     Args:
         clock: Nanoseconds from a monotonic clock (``time.monotonic_ns`` by
             default); tests pass a controllable one.
+        max_keys: The most keys one limit keeps (keys come from inputs, so
+            this bounds memory whatever the traffic). A decision for a new key
+            when the limit already holds *max_keys* active keys cannot be
+            counted: it is degraded, decided by the limit's ``on_error``
+            (denied by default) and reported with
+            :class:`~guardrail.LimitDegraded`. Keys already held are decided
+            as usual.
     """
 
-    def __init__(self, *, clock: Callable[[], int] = time.monotonic_ns) -> None:
+    def __init__(
+        self, *, clock: Callable[[], int] = time.monotonic_ns, max_keys: int = 1_000_000
+    ) -> None:
         self.clock = clock
+        self.max_keys = _positive_int("max_keys", max_keys)
 
     def bind(self, name: str, windows: tuple[Window, ...], near: float) -> MemoryCounter:
         """A fresh counter for one limit."""
-        return MemoryCounter(windows, near, self.clock)
+        return MemoryCounter(windows, near, self.clock, max_keys=self.max_keys)
 
     def __repr__(self) -> str:
-        return "MemoryStore()"
+        return f"MemoryStore(max_keys={self.max_keys})"
 
 
 def _near_at(window: Window, near: float) -> int:
@@ -210,12 +222,23 @@ class MemoryCounter:
     list; with several, to a list of them.
     """
 
-    def __init__(self, windows: tuple[Window, ...], near: float, clock: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        windows: tuple[Window, ...],
+        near: float,
+        clock: Callable[[], int],
+        *,
+        max_keys: int = 1_000_000,
+    ) -> None:
         self.windows = windows
         self.clock = clock
         self.lock = threading.Lock()
         self.states: dict[str, Any] = {}
-        self.next_sweep = 1024
+        self.max_keys = max_keys
+        self.next_sweep = min(1024, max_keys)
+        # When full: the clock time at which the next held key expires (a sweep
+        # before then would free nothing, and costs O(keys)).
+        self.next_expiry = 0
         self.single = len(windows) == 1
         self.acquire: Callable[[str, int], int] = (
             self._one_window(windows[0], near) if self.single else self._many(near)
@@ -237,6 +260,8 @@ class MemoryCounter:
                 state = get(key)
                 if state is None or now >= state[0]:
                     state = roll(key, state, now)
+                    if state is None:
+                        return FULL | DEGRADED | DENY
                 total = state[1] + weight
                 if total <= most:
                     state[1] = total
@@ -253,11 +278,14 @@ class MemoryCounter:
 
         return acquire
 
-    def _roll(self, key: str, state: list[int] | None, now: int) -> list[int]:
-        """A single window's state moved to *now* (called with the lock held)."""
+    def _roll(self, key: str, state: list[int] | None, now: int) -> list[int] | None:
+        """A single window's state moved to *now*; None when full (called with the lock held)."""
         window = self.windows[0]
         if state is None:
-            state = self._new(key, now)[0]
+            entry = self._new(key, now)
+            if entry is None:
+                return None
+            state = entry[0]
         else:
             _advance(state, now, window.width_ns, window.buckets + 1)
         return state
@@ -275,6 +303,8 @@ class MemoryCounter:
                 entry = states.get(key)
                 if entry is None:
                     entry = self._new(key, now)
+                    if entry is None:
+                        return FULL | DEGRADED | DENY
                 for i, width, slots, most, _ in specs:
                     state = entry[i]
                     if now >= state[0]:
@@ -295,11 +325,15 @@ class MemoryCounter:
 
         return acquire
 
-    def _new(self, key: str, now: int) -> list[list[int]]:
-        """Fresh states for *key*, one per window (called with the lock held)."""
+    def _new(self, key: str, now: int) -> list[list[int]] | None:
+        """Fresh states for *key*, one per window; None when full (called with the lock held)."""
         states = self.states
         if len(states) >= self.next_sweep:
+            if len(states) >= self.max_keys and now < self.next_expiry:
+                return None
             self._sweep(now)
+            if len(states) >= self.max_keys:
+                return None
         entry = []
         for window in self.windows:
             width, slots = window.width_ns, window.buckets + 1
@@ -319,14 +353,19 @@ class MemoryCounter:
         spans = [w.width_ns * w.buckets for w in self.windows]
         states = self.states
         expired = []
+        next_expiry = None
         for key in states:
             entry = self._entry(key)
             assert entry is not None
-            if all(s[0] + span <= now for s, span in zip(entry, spans, strict=True)):
+            expiry = max(s[0] + span for s, span in zip(entry, spans, strict=True))
+            if expiry <= now:
                 expired.append(key)
+            elif next_expiry is None or expiry < next_expiry:
+                next_expiry = expiry
         for key in expired:
             del states[key]
-        self.next_sweep = max(1024, 2 * len(states))
+        self.next_expiry = now if next_expiry is None else next_expiry
+        self.next_sweep = min(self.max_keys, max(1024, 2 * len(states)))
 
     async def acquire_async(self, key: str, weight: int) -> int:
         """The same decision: memory never waits on I/O."""
@@ -478,8 +517,9 @@ class ActionLimit:
             this fraction of a window.
         store: :class:`MemoryStore` (default) or ``RedisStore`` (shared).
         on_error: When a call cannot be decided (the key function raised or
-            returned a non-str, a weight is invalid): ``"closed"`` (deny,
-            the default) or ``"open"`` (allow). The decision is degraded.
+            returned a non-str, a weight is invalid, a new key finds the
+            memory store at ``max_keys``): ``"closed"`` (deny, the default)
+            or ``"open"`` (allow). The decision is degraded.
 
     >>> import guardrail as gr
     >>> limit = gr.ActionLimit("block_card", max_actions=2, per="1h")
@@ -834,6 +874,8 @@ class _Reporter:
         """Report a decision that was not a plain allow; apply on_exceed."""
         limit = self.limit
         degraded = code & DEGRADED
+        if code & FULL:
+            error = "the memory store holds max_keys active keys: a new key cannot be counted"
         if code & RECOVERED:
             with self.lock:
                 outage, self.outage = self.outage, 0
