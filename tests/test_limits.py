@@ -124,6 +124,70 @@ class TestGuarantee:
                 inside = sum(w for t, w in allowed if start <= t <= start + window.per_ns)
                 assert inside <= window.max_actions
 
+    @settings(max_examples=150, deadline=None)
+    @given(
+        max_actions=st.integers(1, 12),
+        per_ms=st.integers(1, 500),
+        buckets=st.integers(1, 12),
+        pattern=st.lists(
+            st.tuples(gaps, st.integers(0, 3 * 10**8), st.integers(1, 3), st.booleans()),
+            min_size=1,
+            max_size=200,
+        ),
+    )
+    def test_refunds_keep_the_guarantee(
+        self,
+        max_actions: int,
+        per_ms: int,
+        buckets: int,
+        pattern: list[tuple[int, int, int, bool]],
+    ) -> None:
+        """Refunds, even across a sub-window boundary, keep every interval of per within the cap."""
+        window = gr.Window(max_actions, per_ms / 1000, buckets=buckets)
+        clock = Clock()
+        counter = gr.MemoryStore(clock=clock).bind("p", (window,), 0.8)
+        taken = []
+        pending: list[tuple[int, int]] = []
+        for gap, lag, weight, give_back in pattern:
+            clock.now += gap
+            mark = counter.mark()
+            clock.now += lag  # the decision is made a little after its mark
+            weight = min(weight, max_actions)
+            allowed = not counter.acquire("k", weight) & 2
+            # A refund arrives after the next decision (another thread's, say).
+            for refund in pending:
+                counter.refund("k", *refund)
+            pending.clear()
+            if allowed and give_back:
+                pending.append((weight, mark))
+            elif allowed:
+                taken.append((clock.now, weight))
+        for start, _ in taken:
+            inside = sum(w for t, w in taken if start <= t <= start + window.per_ns)
+            assert inside <= max_actions
+
+    def test_a_late_refund_takes_the_count_from_the_older_sub_window(self) -> None:
+        """A refund arriving after a new sub-window began never frees the new one's counts."""
+        clock = Clock(start=10**12 - 10)  # 10 ns before a sub-window ends
+        counter = gr.MemoryStore(clock=clock).bind("p", (gr.Window(2, "1s", buckets=1),), 0.8)
+        mark = counter.mark()
+        assert counter.acquire("k", 1) == 0  # to be refunded
+        clock.advance(0.5)
+        assert counter.acquire("k", 1) == 1  # taken, in the next sub-window
+        counter.refund("k", 1, mark)
+        clock.advance(0.6)  # the refunded action's sub-window has left
+        # Within 0.6 s of the taken action, a cap of 2 a second leaves room for one.
+        assert [counter.acquire("k", 1) & 2 for _ in range(2)] == [0, 2]
+
+    def test_a_refund_gives_the_budget_back(self) -> None:
+        """Refunding what was counted in the same sub-window restores the remaining budget."""
+        limit, _ = limit_with_clock(max_actions=3)
+        counter = limit._counter
+        mark = counter.mark()  # type: ignore[attr-defined]
+        assert limit.allow(weight=2)
+        counter.refund("", 2, mark)  # type: ignore[attr-defined]
+        assert limit.remaining() == 3
+
     def test_budget_comes_back_after_the_window(self) -> None:
         """After per (plus one sub-window at most), the full budget is back."""
         limit, clock = limit_with_clock(max_actions=2, per="10s")

@@ -53,7 +53,9 @@ class TestLimitInAGuard:
 
     def test_a_batch_is_limited_row_by_row(self) -> None:
         """In a batch, positive rows are counted in order per key; the rest are vetoed."""
-        limit = gr.ActionLimit("block_card", max_actions=1, per="1h", key=lambda row: str(row[0]))
+        limit = gr.ActionLimit(
+            "block_card", max_actions=1, per="1h", key=lambda row: str(int(row[0]))
+        )
 
         @gr.guard(model=MODEL, returns=gr.Probability, threshold=THRESHOLD, limits=[limit])
         def predict(rows: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
@@ -122,3 +124,86 @@ class TestLimitInAGuard:
             {"max_actions": 2, "per": 3600.0, "buckets": 10}
         ]
         assert attrs.evolve(config, limits=[tighter]).fingerprint != config.fingerprint
+
+
+class TestSeveralLimits:
+    def test_a_denial_by_a_later_limit_refunds_the_earlier_ones(self) -> None:
+        """An action a later limit denies is not taken, so earlier limits give its budget back."""
+        per_merchant = block_card_limit(max_actions=5)
+        overall = gr.ActionLimit("all_cards", max_actions=1, per="1h")
+
+        @gr.guard(
+            model=MODEL,
+            returns=gr.Probability,
+            threshold=THRESHOLD,
+            limits=[per_merchant, overall],
+        )
+        def predict(row: dict[str, object]) -> float:
+            return 0.9
+
+        assert [predict({"merchant": "m"}).act for _ in range(3)] == [True, False, False]
+        assert per_merchant.remaining("m") == 4
+        assert overall.remaining() == 0
+
+    def test_a_batch_refunds_only_the_rows_a_later_limit_denied(self) -> None:
+        """In a batch, rows a later limit vetoes are refunded; rows that act stay counted."""
+        per_merchant = gr.ActionLimit(
+            "per_merchant", max_actions=5, per="1h", key=lambda row: str(int(row[0]))
+        )
+        overall = gr.ActionLimit("overall", max_actions=3, per="1h")
+
+        @gr.guard(
+            model=MODEL,
+            returns=gr.Probability,
+            threshold=THRESHOLD,
+            limits=[per_merchant, overall],
+        )
+        def predict(rows: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+            return rows[:, 1]
+
+        rows = np.array([[1.0, 0.9], [2.0, 0.9], [1.0, 0.9], [1.0, 0.9], [2.0, 0.9]])
+        d = predict(rows)
+        assert isinstance(d.act, np.ndarray)
+        assert d.act.tolist() == [True, True, True, False, False]
+        assert per_merchant.remaining("1") == 3
+        assert per_merchant.remaining("2") == 4
+
+    def test_a_raise_partway_through_a_batch_refunds_the_whole_call(self) -> None:
+        """A limit raising in a batch stops every action, so every limit gives its counts back."""
+        per_merchant = gr.ActionLimit(
+            "per_merchant", max_actions=5, per="1h", key=lambda row: str(int(row[0]))
+        )
+        overall = gr.ActionLimit("overall", max_actions=2, per="1h", on_exceed="raise")
+
+        @gr.guard(
+            model=MODEL,
+            returns=gr.Probability,
+            threshold=THRESHOLD,
+            limits=[per_merchant, overall],
+        )
+        def predict(rows: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+            return rows[:, 1]
+
+        with pytest.raises(gr.ActionLimitExceeded):
+            predict(np.array([[1.0, 0.9], [1.0, 0.9], [1.0, 0.9]]))
+        assert per_merchant.remaining("1") == 5
+        assert overall.remaining() == 2
+
+    def test_a_raise_partway_through_a_batch_refunds_a_single_limit(self) -> None:
+        """With one limit, a raise on a batch's third row gives back the first two rows' counts."""
+        limit = gr.ActionLimit(
+            "block_card",
+            max_actions=2,
+            per="1h",
+            key=lambda row: str(int(row[0])),
+            on_exceed="raise",
+        )
+
+        @gr.guard(model=MODEL, returns=gr.Probability, threshold=THRESHOLD, limits=[limit])
+        def predict(rows: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+            return rows[:, 1]
+
+        with pytest.raises(gr.ActionLimitExceeded):
+            predict(np.array([[1.0, 0.9], [1.0, 0.9], [1.0, 0.9]]))
+        assert limit.remaining("1") == 2
+        assert predict(np.array([[1.0, 0.9], [1.0, 0.9]])).act.tolist() == [True, True]  # type: ignore[union-attr]

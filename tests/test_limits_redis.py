@@ -12,6 +12,7 @@ import threading
 import time
 from typing import Any
 
+import numpy as np
 import pytest
 
 import guardrail as gr
@@ -420,3 +421,39 @@ class TestThreadSafety:
                 assert kept == [True] * threads_per_round
         finally:
             sys.setswitchinterval(switch)
+
+
+class TestRefunds:
+    def test_what_a_later_limit_denies_is_given_back_to_redis(
+        self, redis_server: Any, namespace: str
+    ) -> None:
+        """Rows a later limit denies, or a call it raises out of, leave no count in Redis."""
+        model = gr.ModelRef(name="fraud", version="1")
+        threshold = gr.Threshold(0.5, scale=gr.Probability, model=model)
+        shared = gr.ActionLimit(
+            "per_merchant",
+            max_actions=5,
+            per="1h",
+            key=lambda row: str(int(row[0])),
+            store=store(redis_server, namespace),
+        )
+
+        def guarded(overall: gr.ActionLimit) -> Any:
+            @gr.guard(
+                model=model, returns=gr.Probability, threshold=threshold, limits=[shared, overall]
+            )
+            def predict(rows: Any) -> Any:
+                return rows[:, 1]
+
+            return predict
+
+        vetoing = guarded(gr.ActionLimit("overall", max_actions=2, per="1h"))
+        d = vetoing(np.array([[1.0, 0.9], [1.0, 0.9], [1.0, 0.9], [2.0, 0.9]]))
+        assert d.act.tolist() == [True, True, False, False]
+        assert shared.remaining("1") == 3
+        assert shared.remaining("2") == 5
+        raising = guarded(gr.ActionLimit("raising", max_actions=1, per="1h", on_exceed="raise"))
+        with pytest.raises(gr.ActionLimitExceeded):
+            raising(np.array([[1.0, 0.9], [1.0, 0.9], [2.0, 0.9]]))
+        assert shared.remaining("1") == 3
+        assert shared.remaining("2") == 5

@@ -147,6 +147,11 @@ class Guard(Generic[S]):
         self._before = tuple(m for m in (config.inputs,) if m is not None)
         self._decision_steps = tuple(m for m in (threshold, config.holdout) if m is not None)
         self._limits = tuple(config.limits)
+        if self._limits:
+            # Limits run as a chain: what a later one denies, earlier ones give back.
+            from ._limits import run_limits
+
+            self._run_limits = run_limits
         self._after_all = tuple(m for m in (config.outcomes,) if m is not None)
         self._plain = not (self._before or self._decides or self._after_all)
         self._fixed_only = (
@@ -288,8 +293,8 @@ class Guard(Generic[S]):
             call.reasons.append("out-of-scale")
         if self.killed or CONFIG.killed:
             call.veto("kill-switch")
-        for limit in self._limits:
-            self._step(limit.after, limit, call)
+        if self._limits:
+            self._run_limits(self._limits, call, self._step)
         for mechanism in self._after_all:
             self._step(mechanism.after, mechanism, call)
         return Decision(

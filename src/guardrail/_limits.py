@@ -14,6 +14,7 @@ sub-window. Memory and time are O(buckets) per key, whatever the traffic.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import inspect
@@ -371,6 +372,31 @@ class MemoryCounter:
         """The same decision: memory never waits on I/O."""
         return self.acquire(key, weight)
 
+    def mark(self) -> int:
+        """A clock reading to take before :meth:`acquire`, for a later :meth:`refund`."""
+        return self.clock()
+
+    def refund(self, key: str, weight: int, mark: int) -> None:
+        """Give back *weight* counted for *key* by an acquire that began at *mark*.
+
+        The count is taken from the sub-window holding *mark*: the one the
+        action was counted in, or an older one when a sub-window began in
+        between. Taking it from an older one gives back too little later
+        (that sub-window leaves first), never too much, so the guarantee
+        holds. Nothing is given back once that sub-window has left.
+        """
+        with self.lock:
+            entry = self._entry(key)
+            if entry is None:
+                return
+            for state, window in zip(entry, self.windows, strict=True):
+                width, slots = window.width_ns, window.buckets + 1
+                current = state[0] // width - 1
+                bucket = min(mark // width, current)
+                if current - bucket < slots:
+                    state[4 + bucket % slots] -= weight
+                    state[1] -= weight
+
     def peek(self, key: str) -> tuple[int, float]:
         """Remaining budget and seconds until every counted action has expired."""
         now = self.clock()
@@ -549,6 +575,7 @@ class ActionLimit:
     _unit: int = attrs.field(init=False, repr=False)
     _report: _Reporter = attrs.field(init=False, repr=False)
     _quiet_deny: bool | None = attrs.field(init=False, repr=False)
+    _refunds: bool = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         windows = _windows(self)
@@ -576,6 +603,10 @@ class ActionLimit:
         object.__setattr__(self, "_report", _Reporter(self, smallest))
         quiet = {"fallback": False, "shadow": True, "raise": None}[self.on_exceed]
         object.__setattr__(self, "_quiet_deny", quiet)
+        refunds = callable(getattr(counter, "mark", None)) and callable(
+            getattr(counter, "refund", None)
+        )
+        object.__setattr__(self, "_refunds", refunds)
 
     # -- deciding ---------------------------------------------------------
 
@@ -800,14 +831,29 @@ class ActionLimit:
 
         An action is a positive decision (``call.act``). A denied one becomes
         "don't act" with the reason ``"limit:<name>"``; with
-        ``on_exceed="raise"`` the call raises instead.
+        ``on_exceed="raise"`` the call raises instead, and what the batch's
+        earlier rows counted is given back: none of its actions is taken.
         """
+        if self.on_exceed != "raise" or not self._refunds or not isinstance(call.act, np.ndarray):
+            self._after(call, None)
+            return
+        receipts: list[_Receipt] = []
+        try:
+            self._after(call, receipts)
+        except BaseException:
+            self._refund(receipts)
+            raise
+
+    def _after(self, call: Call, receipts: list[_Receipt] | None) -> None:
+        """:meth:`after`, noting each counted action in *receipts* (if given) for a refund."""
         act = call.act
         if act is None:
             return
+        if not self._refunds:
+            receipts = None
         reason = f"limit:{self.name}"
         if isinstance(act, (bool, np.bool_)):
-            if act and not self._row_allowed(call, call.inputs):
+            if act and not self._row_allowed(call, call.inputs, None, receipts):
                 call.act = True  # a numpy scalar would not pass Call.veto's bool check
                 call.veto(reason)
             return
@@ -818,13 +864,25 @@ class ActionLimit:
                 row = rows[i]
             except Exception:  # noqa: BLE001 - no row: the key function cannot run
                 row = None
-            if not self._row_allowed(call, row):
+            if not self._row_allowed(call, row, i, receipts):
                 denied[i] = True
         if denied.any():
             call.veto(reason, denied)
 
-    def _row_allowed(self, call: Call, row: Any) -> bool:
-        code, key, error = self._call_code((row,), {})
+    def _row_allowed(
+        self, call: Call, row: Any, index: int | None, receipts: list[_Receipt] | None
+    ) -> bool:
+        if receipts is None:
+            code, key, error = self._call_code((row,), {})
+        else:
+            key, weight, error = self._key_and_weight((row,), {})
+            if error is not None:
+                code = DEGRADED | DENY
+            else:
+                mark = cast(_Refunding, self._counter).mark()
+                code = self._decide(key, weight)
+                if not code & (DENY | DEGRADED):  # counted in the store
+                    receipts.append((index, key, weight, mark))
         if code == 0:
             if metrics_configured():
                 self._report.count(0, 0)
@@ -832,6 +890,62 @@ class ActionLimit:
         if code & DEGRADED:
             call.degraded = True
         return self._report.settle(code, key, error)
+
+    def _refund(self, receipts: list[_Receipt]) -> None:
+        """Give back what *receipts* counted (never raises: a lost refund only overcounts)."""
+        refund = cast(_Refunding, self._counter).refund
+        for _, key, weight, mark in receipts:
+            # A failed refund leaves the count in place: the safe side.
+            with contextlib.suppress(Exception):
+                refund(key, weight, mark)
+
+
+#: One counted action: its row (None for one row), key, weight and the counter's mark.
+_Receipt = tuple[int | None, str, int, int]
+
+
+class _Refunding(Protocol):
+    """A counter that can give counts back (both built-in stores' counters can)."""
+
+    def mark(self) -> int: ...
+
+    def refund(self, key: str, weight: int, mark: int) -> None: ...
+
+
+def run_limits(
+    limits: tuple[Any, ...],
+    call: Call,
+    step: Callable[[Callable[[Call], None], object, Call], None],
+) -> None:
+    """A guard's limits, in order: what a later one denies, earlier ones give back.
+
+    An action a later limit denies is not taken, so the budget earlier limits
+    counted for it is refunded; when a limit raises (``on_exceed="raise"``),
+    no action of the call is taken and every count it made is refunded.
+    *step* runs one mechanism's ``after`` the way the guard does (machinery
+    errors reported, policy errors raised).
+    """
+    if len(limits) == 1:
+        step(limits[0].after, limits[0], call)
+        return
+    counted: list[tuple[ActionLimit, list[_Receipt]]] = []
+    try:
+        for limit in limits:
+            if isinstance(limit, ActionLimit) and limit._refunds:
+                receipts: list[_Receipt] = []
+                counted.append((limit, receipts))
+                step(functools.partial(limit._after, receipts=receipts), limit, call)
+            else:
+                step(limit.after, limit, call)
+    except BaseException:
+        for limit, receipts in counted:
+            limit._refund(receipts)
+        raise
+    act = call.act
+    for limit, receipts in counted:
+        vetoed = [r for r in receipts if not (act if r[0] is None else act[r[0]])]  # type: ignore[index]
+        if vetoed:
+            limit._refund(vetoed)
 
 
 def _argument_type_error(name: str, value: object) -> TypeError:

@@ -96,6 +96,28 @@ redis.call('SET', KEYS[1], cmsgpack.pack(s), 'PX', {ttl_ms})
 return code
 """
 
+# ARGV[1]: the weight to give back; ARGV[2]: µs since the decision began, at
+# least. The count leaves the sub-window holding that instant (or an older one
+# whose counts expire first: giving back too little, never too much).
+_REFUND_BODY = """
+if not raw then return 0 end
+local weight, age = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i = 1, #W do
+  local w = W[i]
+  local width, slots, base = w[1], w[2], w[5]
+  local cur = s[base + 1]
+  local x = math.floor((now - age) / width)
+  if x > cur then x = cur end
+  if cur - x < slots then
+    local j = base + 4 + (x % slots)
+    s[j] = s[j] - weight
+    s[base + 2] = s[base + 2] - weight
+  end
+end
+redis.call('SET', KEYS[1], cmsgpack.pack(s), 'PX', {ttl_ms})
+return 0
+"""
+
 # Returns {remaining, µs until every counted action has expired}.
 _PEEK_BODY = """
 local remaining, reset = nil, 0
@@ -130,8 +152,8 @@ def _layout(windows: tuple[Window, ...]) -> str:
     return hashlib.blake2b(rendered.encode(), digest_size=4).hexdigest()
 
 
-def _scripts(windows: tuple[Window, ...], near: float) -> tuple[str, str]:
-    """The decide and peek scripts for one limit's windows."""
+def _scripts(windows: tuple[Window, ...], near: float) -> tuple[str, str, str]:
+    """The decide, peek and refund scripts for one limit's windows."""
     rows, offset, ttl_us = [], 0, 0
     for w in windows:
         width = -(-round(w.per * 1e6) // w.buckets)
@@ -142,7 +164,11 @@ def _scripts(windows: tuple[Window, ...], near: float) -> tuple[str, str]:
         ttl_us = max(ttl_us, width * slots)
     prelude = _PRELUDE.format(windows="{" + ", ".join(rows) + "}")
     ttl_ms = -(-ttl_us // 1000) + 1
-    return prelude + _DECIDE_BODY.format(ttl_ms=ttl_ms), prelude + _PEEK_BODY.format()
+    return (
+        prelude + _DECIDE_BODY.format(ttl_ms=ttl_ms),
+        prelude + _PEEK_BODY.format(),
+        prelude + _REFUND_BODY.format(ttl_ms=ttl_ms),
+    )
 
 
 # Connection settings copied from the user's client onto the store's own pool.
@@ -354,9 +380,10 @@ class RedisCounter:
         self.prefix = f"guardrail:{store.namespace}:{name}:{_layout(windows)}:"
         self.deadline = store.deadline
         self.policy = store.on_store_error
-        self.decide_script, self.peek_script = _scripts(windows, near)
+        self.decide_script, self.peek_script, self.refund_script = _scripts(windows, near)
         self.decide_sha = _sha1(self.decide_script)
         self.peek_sha = _sha1(self.peek_script)
+        self.refund_sha = _sha1(self.refund_script)
         self.command_head = b"*5\r\n$7\r\nEVALSHA\r\n$40\r\n%b\r\n$1\r\n1\r\n" % (
             self.decide_sha.encode()
         )
@@ -478,6 +505,31 @@ class RedisCounter:
             return DEGRADED
         assert self.local is not None
         return self.local.acquire(key, weight) | DEGRADED
+
+    def mark(self) -> int:
+        """A local clock reading to take before :meth:`acquire`, for a later :meth:`refund`."""
+        return time.monotonic_ns()
+
+    def refund(self, key: str, weight: int, mark: int) -> None:
+        """Give back *weight* counted in Redis for *key* by an acquire begun at *mark*.
+
+        Best effort and never raises: a refund that fails or finds Redis down
+        leaves the count in place (the safe side of the guarantee).
+        """
+        if self.down_until and time.monotonic() < self.down_until:
+            return
+        # Redis decides on its own clock: the decision began at most this long
+        # ago there, counting the reply's way back (bounded by the deadline).
+        age_us = (time.monotonic_ns() - mark) // 1000 + round(self.deadline * 1e6) + 1000
+        try:
+            client = self.store.sync_client()
+            name = self.redis_key(key)
+            try:
+                client.execute_command("EVALSHA", self.refund_sha, 1, name, weight, age_us)
+            except self.noscript:
+                client.execute_command("EVAL", self.refund_script, 1, name, weight, age_us)
+        except Exception as e:  # noqa: BLE001 - a refund is best effort
+            self.last_error = f"{type(e).__name__}: {e}"[:200]
 
     def peek(self, key: str) -> tuple[int, float]:
         """Remaining budget and seconds until all counted actions expire."""
