@@ -155,6 +155,52 @@ class TestDecorator:
         assert gr.guard_of(predict).stats().errors == 1
 
 
+class TestBatchOwnership:
+    def test_a_fresh_result_array_is_locked_not_copied(self) -> None:
+        """An array only the guard holds becomes the batch itself, made read-only."""
+        import weakref
+
+        made: list[weakref.ref[np.ndarray]] = []  # type: ignore[type-arg]
+
+        @gr.guard(model=MODEL, returns=gr.Probability)
+        def predict(rows: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+            out = np.full(rows.shape[0], 0.5)
+            made.append(weakref.ref(out))
+            return out
+
+        p = predict(np.zeros((4, 2)))
+        assert p.value.value is made[0]()
+        assert not p.value.value.flags.writeable
+
+    def test_an_array_kept_elsewhere_is_copied_and_left_writeable(self) -> None:
+        """An array the predict function also keeps stays the caller's: the batch is a copy."""
+        kept: list[np.ndarray] = []  # type: ignore[type-arg]
+
+        @gr.guard(model=MODEL, returns=gr.Probability)
+        def predict(rows: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+            out = np.full(rows.shape[0], 0.5)
+            kept.append(out)
+            return out
+
+        p = predict(np.zeros((4, 2)))
+        assert kept[0].flags.writeable
+        assert not np.shares_memory(kept[0], p.value.value)
+        kept[0][0] = 0.9
+        assert p.value.value[0] == 0.5
+
+    def test_a_view_is_copied(self) -> None:
+        """A view into the caller's input is never locked or shared."""
+        rows = np.full((4, 2), 0.5)
+
+        @gr.guard(model=MODEL, returns=gr.Probability)
+        def predict(rows: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+            return rows[:, 0]
+
+        p = predict(rows)
+        assert rows.flags.writeable
+        assert not np.shares_memory(rows, p.value.value)
+
+
 class TestOutOfScale:
     @pytest.mark.parametrize("bad", [1.7, math.nan, "0.3", None, np.array([0.2, 1.2])])
     def test_raises_by_default(self, bad: object) -> None:

@@ -77,6 +77,23 @@ class TestProbability:
         with pytest.raises(gr.GuardrailError, match=message):
             gr.Probability(array)
 
+    def test_batch_edges(self) -> None:
+        """0, -0.0, 1 and the smallest numbers are probabilities; just above 1 is not."""
+        edges = np.array([0.0, -0.0, 1.0, 5e-324, np.nextafter(1.0, 0.0)])
+        assert gr.Probability(edges).value.tolist() == edges.tolist()
+        for bad in (np.nextafter(1.0, 2.0), -5e-324, np.inf, -np.inf, np.nan):
+            with pytest.raises(gr.OutOfScaleError):
+                gr.Probability(np.array([0.5, bad]))
+
+    @given(st.floats(allow_nan=True, allow_infinity=True))
+    def test_batch_accepts_exactly_the_unit_interval(self, x: float) -> None:
+        """A batch holding x is accepted exactly when 0 <= x <= 1, as a scalar is."""
+        if 0.0 <= x <= 1.0:
+            assert gr.Probability(np.array([0.5, x])).value[1] == x
+        else:
+            with pytest.raises(gr.OutOfScaleError):
+                gr.Probability(np.array([0.5, x]))
+
     def test_int_batch_becomes_float(self) -> None:
         """An integer array of 0s and 1s is a valid probability batch."""
         assert gr.Probability(np.array([0, 1])).value.dtype == np.float64

@@ -206,6 +206,8 @@ class Guard(Generic[S]):
             except BaseException:
                 next(self._errors)
                 raise
+            if type(raw) is np.ndarray:
+                _take_over(raw)
             return self._fast_result(raw, args)
         call, scopes = self._enter(args)
         error: BaseException | None = None
@@ -216,6 +218,8 @@ class Guard(Generic[S]):
             except BaseException:
                 next(self._errors)
                 raise
+            if type(raw) is np.ndarray:
+                _take_over(raw)
             return self._finish(call, raw)
         except BaseException as e:
             error = e
@@ -237,6 +241,8 @@ class Guard(Generic[S]):
             except BaseException:
                 next(self._errors)
                 raise
+            if type(raw) is np.ndarray:
+                _take_over(raw)
             return self._finish(call, raw)
         except BaseException as e:
             error = e
@@ -392,6 +398,7 @@ class Guard(Generic[S]):
                 "that returns its prediction"
             )
         fast, quiet = self._fast, _quiet
+        ndarray, take_over = np.ndarray, _take_over
         calls, errors, result = self._calls, self._errors, self._fast_result
 
         guarded: Callable[P, Any]
@@ -407,6 +414,8 @@ class Guard(Generic[S]):
                 except BaseException:
                     next(errors)
                     raise
+                if type(raw) is ndarray:
+                    take_over(raw)
                 return result(raw, args)
 
             guarded = guarded_async
@@ -422,6 +431,8 @@ class Guard(Generic[S]):
                 except BaseException:
                     next(errors)
                     raise
+                if type(raw) is ndarray:
+                    take_over(raw)
                 return result(raw, args)
 
             guarded = guarded_sync
@@ -469,6 +480,27 @@ class Guard(Generic[S]):
 
     def __repr__(self) -> str:
         return f"<Guard {self.name!r} model={self.model.name} {self.model.version}>"
+
+
+_getrefcount = getattr(sys, "getrefcount", None)
+
+
+def _take_over(raw: NDArray[Any]) -> None:
+    """Make a result array that nobody else holds read-only, so it needs no copy.
+
+    A typed batch must not change under its prediction, so a value copies any
+    array someone else could still write to. The array a predict function
+    returns is usually a fresh temporary: when the guard's own variable is its
+    only reference (counted: the caller's variable, this argument and
+    getrefcount's own), locking it is as safe as a copy and costs nothing.
+    """
+    if (
+        _getrefcount is not None
+        and _getrefcount(raw) <= 3
+        and raw.base is None
+        and raw.flags.writeable
+    ):
+        raw.flags.writeable = False
 
 
 def _quiet() -> bool:

@@ -28,6 +28,8 @@ __all__ = ["SCALES", "LogOdds", "Probability", "Score", "V"]
 V = TypeVar("V", float, "NDArray[np.float64]")
 
 _set = object.__setattr__
+_FLOAT64 = np.dtype(np.float64)
+_ONE_BITS = np.float64(1.0).view(np.uint64)
 
 
 def _batch(value: np.ndarray[Any, Any], scale: str) -> NDArray[np.float64]:
@@ -38,7 +40,7 @@ def _batch(value: np.ndarray[Any, Any], scale: str) -> NDArray[np.float64]:
         raise OutOfScaleError(f"a {scale} batch must not be empty")
     if value.dtype.kind not in "fiu":
         raise ScaleError(f"a {scale} batch must hold real numbers, got dtype {value.dtype}")
-    if value.dtype == np.float64:
+    if value.dtype is _FLOAT64 or value.dtype == _FLOAT64:
         if not value.flags.writeable and value.base is None:
             return value  # Nobody can change it under us: no copy needed.
         out = value.copy()
@@ -126,8 +128,9 @@ class Score(_Value[V]):
             return
         if isinstance(value, np.ndarray):
             batch = _batch(value, "score")
-            ok = np.isfinite(batch)
-            if not ok.all():
+            # min/max propagate NaN: two reductions check NaN and both infinities.
+            if not (-math.inf < batch.min() and batch.max() < math.inf):
+                ok = np.isfinite(batch)
                 raise OutOfScaleError(f"a score must be finite; {_first_bad(batch, ok)}")
             _set(self, "value", batch)
             return
@@ -161,9 +164,10 @@ class LogOdds(_Value[V]):
             return
         if isinstance(value, np.ndarray):
             batch = _batch(value, "log-odds")
-            nan = np.isnan(batch)
-            if nan.any():
-                raise OutOfScaleError(f"log-odds must not be NaN; {_first_bad(batch, ~nan)}")
+            lowest = batch.min()  # NaN if any element is NaN
+            if lowest != lowest:
+                ok = ~np.isnan(batch)
+                raise OutOfScaleError(f"log-odds must not be NaN; {_first_bad(batch, ok)}")
             _set(self, "value", batch)
             return
         LogOdds.__init__(self, _scalar(value, "log-odds"))
@@ -230,8 +234,14 @@ class Probability(_Value[V]):
             return
         if isinstance(value, np.ndarray):
             batch = _batch(value, "probability")
-            # min/max propagate NaN, so one test catches NaN and range.
-            if not (batch.min() >= 0.0 and batch.max() <= 1.0):
+            # One reduction instead of min and max: read as unsigned integers,
+            # the floats in [+0.0, 1.0] are exactly those whose bits are at
+            # most 1.0's (a sign bit or a NaN's exponent makes them larger).
+            # Only -0.0 fails that and is a valid probability: the exact test
+            # below then decides.
+            if batch.view(np.uint64).max() > _ONE_BITS and not (
+                batch.min() >= 0.0 and batch.max() <= 1.0
+            ):
                 ok = (batch >= 0.0) & (batch <= 1.0)
                 raise OutOfScaleError(f"a probability must lie in [0, 1]; {_first_bad(batch, ok)}")
             _set(self, "value", batch)
