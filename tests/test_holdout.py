@@ -258,6 +258,15 @@ class TestDecisionLog:
         failed = [(e.reason, e.count) for e in events if isinstance(e, gr.DecisionLogFailed)]
         assert failed == [("error", 1), ("error", 2), ("error", 4)]
 
+    def test_failing_unit_function_is_counted_never_raised(self) -> None:
+        """write() counts and reports a unit function that fails on the inputs, never raises."""
+        sink = ListSink()
+        log = gr.DecisionLog(sink, holdout=gr.Holdout(unit=lambda r: r["user"], salt="s"))
+        with capture_events() as events:
+            log.write(gr.Prediction(gr.Probability(0.5), MODEL), inputs={"x": 1})
+        assert (log.dropped_error, log.written, sink.records) == (1, 0, [])
+        assert [e.reason for e in events if isinstance(e, gr.DecisionLogFailed)] == ["error"]
+
     def test_bad_sink(self) -> None:
         """A sink without write/flush/close is a ConfigError."""
         with pytest.raises(gr.ConfigError):

@@ -467,17 +467,21 @@ class DecisionLog:
 
     def write(self, decision: Decision[Any] | Prediction[Any], *, inputs: object = None) -> None:
         """Write the records of a decision (or a bare prediction); never raises."""
-        if isinstance(decision, Decision):
-            records = self.records(
-                decision.prediction,
-                decision.threshold,
-                decision.act,
-                decision.arm,
-                decision.propensity,
-                inputs,
-            )
-        else:
-            records = self.records(decision, inputs=inputs)
+        try:
+            if isinstance(decision, Decision):
+                records = self.records(
+                    decision.prediction,
+                    decision.threshold,
+                    decision.act,
+                    decision.arm,
+                    decision.propensity,
+                    inputs,
+                )
+            else:
+                records = self.records(decision, inputs=inputs)
+        except Exception as e:  # noqa: BLE001 - e.g. the unit function failed
+            self._failed(e)
+            return
         self._send(records)
 
     def _send(self, records: list[DecisionRecord]) -> None:
