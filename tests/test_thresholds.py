@@ -373,6 +373,11 @@ class TestSnapshot:
         with pytest.raises(gr.FormatError):
             gr.DynamicThreshold.restore("{nope")
 
+    def test_deeply_nested_json(self) -> None:
+        """JSON nested too deeply for the parser is a FormatError, not a RecursionError."""
+        with pytest.raises(gr.FormatError):
+            gr.DynamicThreshold.restore("[" * 100_000 + "]" * 100_000)
+
 
 class TestBadConfig:
     @pytest.mark.parametrize("rate", [0.0, 1.0, -0.1, 1.5, math.nan, "0.1", True])

@@ -566,6 +566,8 @@ class DynamicThreshold(Generic[S]):
                 loaded: Any = json.loads(data)
             except ValueError as e:
                 raise FormatError(f"a snapshot must be valid JSON: {e}") from e
+            except RecursionError as e:
+                raise FormatError("a snapshot's JSON is nested too deeply") from e
             return cls.restore(cast(Mapping[str, Any], loaded))
         _keys(data, {"format", "format_version", "config", "state"}, "a snapshot")
         if data["format"] != FORMAT:
