@@ -135,6 +135,23 @@ class TestLosses:
         assert (report.expired, report.unmatched) == (1, 1)
         assert monitor.record_outcome(fresh.id, 0)
 
+    @pytest.mark.parametrize("value", [gr.Probability(0.5), gr.LogOdds(0.0)])
+    def test_recording_an_id_again_makes_it_the_newest(self, value: Any) -> None:
+        """A prediction recorded twice waits from its second recording; older ones still expire."""
+        clock = Clock()
+        monitor = gr.OutcomeMonitor(ttl=60, clock=clock)
+        again, older = gr.Prediction(value, MODEL), gr.Prediction(value, MODEL)
+        monitor.record(again)
+        clock.now += 30
+        monitor.record(older)
+        clock.now += 20
+        monitor.record(again)
+        clock.now += 45  # older is 65 s old, again 45 s
+        monitor.record(gr.Prediction(value, MODEL))
+        assert (monitor.pending, monitor.report().expired) == (2, 1)
+        assert not monitor.record_outcome(older.id, 1)
+        assert monitor.record_outcome(again.id, 1)
+
     def test_unknown_id_is_counted_not_raised(self) -> None:
         """A label for an id never seen returns False and is counted."""
         monitor = gr.OutcomeMonitor()

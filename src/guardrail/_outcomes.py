@@ -312,6 +312,8 @@ class OutcomeMonitor:
         with self._lock:
             pending = self._pending
             pending[prediction_id] = (p, act, key, now)
+            # Recorded again: it is now the newest, or _expire would stop behind it.
+            pending.move_to_end(prediction_id)
             events = None
             if len(pending) > self.window:
                 pending.popitem(last=False)
@@ -352,6 +354,7 @@ class OutcomeMonitor:
             pending = self._pending
             for i, p, a, s in zip(ids, probabilities, acts, slices, strict=True):
                 pending[i] = (p, a, s, now)
+                pending.move_to_end(i)
             over = len(pending) - self.window
             if over > 0:
                 for _ in range(over):
