@@ -288,6 +288,21 @@ class TestMechanism:
         assert monitor.record_outcome(p.id, 1)
 
 
+class TestSettings:
+    @pytest.mark.parametrize(
+        "setting",
+        ["window", "ttl", "slice", "bias_bounds", "ece_bound", "bins", "min_outcomes",
+         "check_every", "max_slices", "on_retrain", "thresholds", "log"],
+    )  # fmt: skip
+    def test_settings_are_read_only(self, setting: str) -> None:
+        """A setting cannot be changed after construction (the windows are sized from it)."""
+        monitor = gr.OutcomeMonitor(window=100)
+        before = monitor.to_dict()
+        with pytest.raises(AttributeError):
+            setattr(monitor, setting, 10)
+        assert monitor.to_dict() == before
+
+
 class TestBadConfig:
     @pytest.mark.parametrize(
         "kw",

@@ -238,18 +238,18 @@ class OutcomeMonitor:
         if not isinstance(name, str) or not name:
             raise ConfigError("name must be a non-empty string")
         self.name = name
-        self.window = window
-        self.ttl = float(ttl)
-        self.slice = slice
-        self.bias_bounds = _check_bounds("bias_bounds", bias_bounds)
-        self.ece_bound = None if ece_bound is None else float(ece_bound)
-        self.bins = bins
-        self.min_outcomes = min_outcomes
-        self.check_every = max(100, window // 10) if check_every is None else check_every
-        self.max_slices = max_slices
-        self.on_retrain = on_retrain
-        self.thresholds = dyn
-        self.log = log
+        self._window = window
+        self._ttl = float(ttl)
+        self._slice = slice
+        self._bias_bounds = _check_bounds("bias_bounds", bias_bounds)
+        self._ece_bound = None if ece_bound is None else float(ece_bound)
+        self._bins = bins
+        self._min_outcomes = min_outcomes
+        self._check_every = max(100, window // 10) if check_every is None else check_every
+        self._max_slices = max_slices
+        self._on_retrain = on_retrain
+        self._thresholds = dyn
+        self._log = log
         self._clock = clock
         self._lock = threading.Lock()
         # id -> (probability, acted, slice, recorded at)
@@ -276,6 +276,68 @@ class OutcomeMonitor:
         self.slice_errors = 0
         self.retrain_errors = 0
 
+    # -- settings (read-only: the windows are sized from them) -------------
+
+    @property
+    def window(self) -> int:
+        """The most predictions kept waiting, and the most labelled ones the statistics cover."""
+        return self._window
+
+    @property
+    def ttl(self) -> float:
+        """Seconds a prediction waits for its label."""
+        return self._ttl
+
+    @property
+    def slice(self) -> Callable[[Any], object] | None:
+        """The slice key function on one input row, if any."""
+        return self._slice
+
+    @property
+    def bias_bounds(self) -> tuple[float, float]:
+        """``(lower, upper)`` for ``mean prediction - mean label``."""
+        return self._bias_bounds
+
+    @property
+    def ece_bound(self) -> float | None:
+        """The largest acceptable calibration error (``None``: not checked)."""
+        return self._ece_bound
+
+    @property
+    def bins(self) -> int:
+        """Equal-count bins for the calibration error."""
+        return self._bins
+
+    @property
+    def min_outcomes(self) -> int:
+        """Labelled predictions needed before an alarm can fire."""
+        return self._min_outcomes
+
+    @property
+    def check_every(self) -> int:
+        """Calibration is checked every this many labels."""
+        return self._check_every
+
+    @property
+    def max_slices(self) -> int:
+        """The most slice keys kept apart; others are pooled."""
+        return self._max_slices
+
+    @property
+    def on_retrain(self) -> Callable[[Event], object] | None:
+        """Called with the alarm event when bias or calibration leaves its bounds."""
+        return self._on_retrain
+
+    @property
+    def thresholds(self) -> tuple[DynamicThreshold[Any], ...]:
+        """Dynamic thresholds frozen when bias leaves its bounds."""
+        return self._thresholds
+
+    @property
+    def log(self) -> DecisionLog | None:
+        """The decision log written with every recorded decision."""
+        return self._log
+
     # -- recording -------------------------------------------------------
 
     def record(
@@ -298,7 +360,7 @@ class OutcomeMonitor:
         value = prediction.value
         if type(value) is Probability and type(value.value) is float:
             # One row: no lists.
-            key = self._slice_keys(inputs, None, 1)[0] if self.slice is not None else None
+            key = self._slice_keys(inputs, None, 1)[0] if self._slice is not None else None
             flag = None if act is None else bool(act)
             self._keep_one(prediction.id, value.value, flag, key)
             return
@@ -315,17 +377,17 @@ class OutcomeMonitor:
             # Recorded again: it is now the newest, or _expire would stop behind it.
             pending.move_to_end(prediction_id)
             events = None
-            if len(pending) > self.window:
+            if len(pending) > self._window:
                 pending.popitem(last=False)
                 events = self._lost("evicted", 1)
-            if self._oldest() < now - self.ttl:
+            if self._oldest() < now - self._ttl:
                 events = (events or []) + self._expire(now)
         if events:
             for event in events:
                 emit(event)
 
     def _slice_keys(self, inputs: object, size: int | None, n: int) -> list[str | None]:
-        key = self.slice
+        key = self._slice
         if key is None:
             return [None] * n
         rows = rows_of(inputs, size)
@@ -355,7 +417,7 @@ class OutcomeMonitor:
             for i, p, a, s in zip(ids, probabilities, acts, slices, strict=True):
                 pending[i] = (p, a, s, now)
                 pending.move_to_end(i)
-            over = len(pending) - self.window
+            over = len(pending) - self._window
             if over > 0:
                 for _ in range(over):
                     pending.popitem(last=False)
@@ -367,7 +429,7 @@ class OutcomeMonitor:
     def _expire(self, now: float) -> list[Event]:
         """Drop what outlived the ttl (lock held); the oldest come first."""
         pending = self._pending
-        limit = now - self.ttl
+        limit = now - self._ttl
         dropped = 0
         while pending:
             first = next(iter(pending.values()))
@@ -405,7 +467,7 @@ class OutcomeMonitor:
         now = self._clock()
         with self._lock:
             pending = self._pending
-            events = self._expire(now) if pending and self._oldest() < now - self.ttl else []
+            events = self._expire(now) if pending and self._oldest() < now - self._ttl else []
             entry = pending.pop(prediction_id, None)
             if entry is None:
                 events += self._lost("unmatched", 1)
@@ -424,18 +486,18 @@ class OutcomeMonitor:
     def _join(self, p: float, y: int, act: bool | None, key: str | None) -> list[Event]:
         """Add one labelled prediction to the window and check bias (lock held)."""
         joined = self._joined
-        if len(joined) >= self.window:
+        if len(joined) >= self._window:
             old_p, old_y, _, old_key = joined.popleft()
             self._subtract(self._all, old_p, old_y)
             if old_key is not None:
                 self._subtract(self._slices[old_key], old_p, old_y)
-        if key is not None and key not in self._slices and len(self._slices) >= self.max_slices:
+        if key is not None and key not in self._slices and len(self._slices) >= self._max_slices:
             key = OTHER_SLICE
         joined.append((p, y, act, key))
         i = self._ring_next
         self._ring_p[i] = p
         self._ring_y[i] = y
-        self._ring_next = 0 if i + 1 == self.window else i + 1
+        self._ring_next = 0 if i + 1 == self._window else i + 1
         events = self._add(self._all, None, p, y)
         if key is not None:
             sums = self._slices.get(key)
@@ -443,7 +505,7 @@ class OutcomeMonitor:
                 sums = self._slices[key] = _Sums()
             events += self._add(sums, key, p, y)
         self._since_check += 1
-        if self.ece_bound is not None and self._since_check >= self.check_every:
+        if self._ece_bound is not None and self._since_check >= self._check_every:
             self._since_check = 0
             events += self._check_calibration()
         return events
@@ -458,10 +520,10 @@ class OutcomeMonitor:
         sums.n += 1
         sums.predictions += p
         sums.labels += y
-        if sums.n < self.min_outcomes:
+        if sums.n < self._min_outcomes:
             return []
         bias = sums.bias()
-        lo, hi = self.bias_bounds
+        lo, hi = self._bias_bounds
         if lo <= bias <= hi:
             self._alarms.discard(key)
             return []
@@ -471,17 +533,17 @@ class OutcomeMonitor:
         return [PredictionBiasOutOfRange(self.name, self._model, key, bias, lo, hi, sums.n)]
 
     def _check_calibration(self) -> list[Event]:
-        if self.ece_bound is None or len(self._joined) < self.min_outcomes:
+        if self._ece_bound is None or len(self._joined) < self._min_outcomes:
             return []
         ece = self._ece()
-        if ece <= self.ece_bound:
+        if ece <= self._ece_bound:
             self._ece_alarm = False
             return []
         if self._ece_alarm:
             return []
         self._ece_alarm = True
         return [
-            CalibrationOutOfRange(self.name, self._model, ece, self.ece_bound, len(self._joined))
+            CalibrationOutOfRange(self.name, self._model, ece, self._ece_bound, len(self._joined))
         ]
 
     def _ece(self) -> float:
@@ -493,7 +555,7 @@ class OutcomeMonitor:
         y = np.frombuffer(self._ring_y, dtype=np.float64, count=n)
         order = np.argsort(p, kind="stable")
         total = 0.0
-        for chunk in np.array_split(order, min(self.bins, n)):
+        for chunk in np.array_split(order, min(self._bins, n)):
             total += len(chunk) * abs(float(p[chunk].mean()) - float(y[chunk].mean()))
         return total / n
 
@@ -502,12 +564,12 @@ class OutcomeMonitor:
         for event in events:
             if isinstance(event, PredictionBiasOutOfRange):
                 where = "overall" if event.slice is None else f"slice {event.slice!r}"
-                for threshold in self.thresholds:
+                for threshold in self._thresholds:
                     threshold.freeze(
                         f"{self.name}: prediction bias {event.bias:+.3f} out of range ({where})"
                     )
             if isinstance(event, (PredictionBiasOutOfRange, CalibrationOutOfRange)):
-                hook = self.on_retrain
+                hook = self._on_retrain
                 if hook is not None:
                     try:
                         hook(event)
@@ -533,18 +595,18 @@ class OutcomeMonitor:
 
         return {
             "name": self.name,
-            "window": self.window,
-            "ttl": self.ttl,
-            "slice": named(self.slice),
-            "bias_bounds": list(self.bias_bounds),
-            "ece_bound": self.ece_bound,
-            "bins": self.bins,
-            "min_outcomes": self.min_outcomes,
-            "check_every": self.check_every,
-            "max_slices": self.max_slices,
-            "on_retrain": named(self.on_retrain),
-            "thresholds": [t.name for t in self.thresholds],
-            "log": None if self.log is None else self.log.name,
+            "window": self._window,
+            "ttl": self._ttl,
+            "slice": named(self._slice),
+            "bias_bounds": list(self._bias_bounds),
+            "ece_bound": self._ece_bound,
+            "bins": self._bins,
+            "min_outcomes": self._min_outcomes,
+            "check_every": self._check_every,
+            "max_slices": self._max_slices,
+            "on_retrain": named(self._on_retrain),
+            "thresholds": [t.name for t in self._thresholds],
+            "log": None if self._log is None else self._log.name,
         }
 
     # -- reading ---------------------------------------------------------
@@ -588,10 +650,10 @@ class OutcomeMonitor:
         prediction = call.prediction
         if prediction is None:
             return
-        if self.log is not None:
-            self.log.after(call)
+        if self._log is not None:
+            self._log.after(call)
         act = call.act
         self.record(prediction, act if act is not None else None, call.inputs)
 
     def __repr__(self) -> str:
-        return f"OutcomeMonitor(name={self.name!r}, window={self.window}, pending={self.pending})"
+        return f"OutcomeMonitor(name={self.name!r}, window={self._window}, pending={self.pending})"
