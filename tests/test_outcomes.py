@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -286,6 +287,49 @@ class TestMechanism:
         monitor.record(p, inputs={})
         assert monitor.slice_errors == 1
         assert monitor.record_outcome(p.id, 1)
+
+
+class TestCountersUnderThreads:
+    """The error counters change only under the monitor's lock, so threads lose no counts."""
+
+    def test_slice_errors_wait_for_the_lock(self) -> None:
+        """A failing slice key is counted only once the monitor's lock is free."""
+        monitor = gr.OutcomeMonitor(slice=lambda row: row["missing"])
+        worker = threading.Thread(target=monitor.record, args=(prediction(0.5),),
+                                  kwargs={"inputs": {}})  # fmt: skip
+        with monitor._lock:
+            worker.start()
+            worker.join(timeout=0.2)
+            assert monitor.slice_errors == 0
+        worker.join()
+        assert monitor.slice_errors == 1
+
+    def test_retrain_errors_wait_for_the_lock(self) -> None:
+        """A failing retraining hook is counted only once the monitor's lock is free."""
+        held, release = threading.Event(), threading.Event()
+        monitor: gr.OutcomeMonitor
+
+        def hold_lock() -> None:
+            with monitor._lock:
+                held.set()
+                release.wait(5)
+
+        def broken(event: gr.Event) -> None:
+            threading.Thread(target=hold_lock).start()
+            held.wait(5)
+            raise RuntimeError("pager down")
+
+        monitor = gr.OutcomeMonitor(min_outcomes=1, ece_bound=None, on_retrain=broken)
+        p = prediction(0.9)
+        monitor.record(p)
+        worker = threading.Thread(target=monitor.record_outcome, args=(p.id, 0))
+        worker.start()
+        assert held.wait(5)
+        worker.join(timeout=0.2)
+        assert monitor.retrain_errors == 0
+        release.set()
+        worker.join()
+        assert monitor.retrain_errors == 1
 
 
 class TestSettings:

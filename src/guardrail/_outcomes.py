@@ -392,15 +392,20 @@ class OutcomeMonitor:
             return [None] * n
         rows = rows_of(inputs, size)
         if rows is None:
-            self.slice_errors += n
+            with self._lock:
+                self.slice_errors += n
             return [None] * n
         out: list[str | None] = []
+        failed = 0
         for row in rows:
             try:
                 out.append(str(key(row)))
             except Exception:  # noqa: BLE001 - a user's key function failing is counted
-                self.slice_errors += 1
+                failed += 1
                 out.append(None)
+        if failed:
+            with self._lock:
+                self.slice_errors += failed
         return out
 
     def _keep(
@@ -574,8 +579,10 @@ class OutcomeMonitor:
                     try:
                         hook(event)
                     except Exception as e:  # noqa: BLE001 - a user's hook failing is counted
-                        self.retrain_errors += 1
-                        emit(RetrainHookFailed(self.name, repr(e), self.retrain_errors))
+                        with self._lock:
+                            self.retrain_errors += 1
+                            count = self.retrain_errors
+                        emit(RetrainHookFailed(self.name, repr(e), count))
 
     def check(self) -> list[Event]:
         """Check calibration now (bias is checked on every label); returns new alarms."""
