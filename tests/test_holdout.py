@@ -67,6 +67,16 @@ class TestAssignment:
         held, _ = holdout(fraction=0.0).assign([{"user_id": i} for i in range(1000)])
         assert not held.any()
 
+    def test_salt_is_shown_only_by_its_fingerprint(self) -> None:
+        """repr and to_dict show a short sha256 prefix of the salt, never the salt."""
+        h = holdout(salt="s3cret-salt")
+        shown = repr(h) + json.dumps(h.to_dict())
+        assert "s3cret-salt" not in shown
+        assert h.to_dict()["salt_fingerprint"] in repr(h)
+        assert len(h.salt_fingerprint) == 12
+        assert holdout(salt="s3cret-salt").to_dict() == h.to_dict()
+        assert holdout(salt="s3cret-salt2").to_dict() != h.to_dict()
+
     def test_hashed_unit_hides_the_id(self) -> None:
         """The logged unit is 16 hex digits that do not contain the raw id."""
         hashed = holdout().hashed_unit({"user_id": "alice@example.com"})

@@ -39,8 +39,10 @@ class Holdout:
 
     A unit (a user, an account) is assigned by hashing *salt* and its id with
     BLAKE2b, so the same unit always lands in the same arm for the same salt,
-    in every process; change the salt to draw a new holdout. The holdout arm
-    gets *default_action* instead of the model's decision. Every decision
+    in every process; change the salt to draw a new holdout. Keep the salt
+    secret and hard to guess: whoever knows it can predict every unit's arm
+    (configurations and reprs show only :attr:`salt_fingerprint`). The
+    holdout arm gets *default_action* instead of the model's decision. Every decision
     records its arm and the propensity: the probability, under this
     randomization, of the action that was taken (1 where both arms agree,
     ``1 - fraction`` for the model's action, ``fraction`` for the holdout's),
@@ -98,6 +100,8 @@ class Holdout:
         self._cut = int(self.fraction * _SCALE)
         salt_bytes = salt.encode()
         self._key = salt_bytes if len(salt_bytes) <= 64 else hashlib.sha256(salt_bytes).digest()
+        #: Identifies the salt in configurations and reprs without revealing it.
+        self.salt_fingerprint = hashlib.sha256(salt_bytes).hexdigest()[:12]
 
     def to_dict(self) -> dict[str, Any]:
         """The settings, JSON-ready (same as :attr:`config`)."""
@@ -105,12 +109,17 @@ class Holdout:
 
     @property
     def config(self) -> dict[str, Any]:
-        """The configuration as a JSON-ready dict (the unit function by name)."""
+        """The configuration as a JSON-ready dict.
+
+        The unit function appears by name, the salt only by its fingerprint
+        (the first 12 hex digits of its sha256): whoever knows the salt can
+        predict every unit's arm.
+        """
         return {
             "name": self.name,
             "fraction": self.fraction,
             "unit": callable_name(self.unit),
-            "salt": self.salt,
+            "salt_fingerprint": self.salt_fingerprint,
             "default_action": self.default_action,
             "propensity_floor": self.propensity_floor,
         }
@@ -188,7 +197,10 @@ class Holdout:
         call.propensity = np.maximum(prop, self.propensity_floor)
 
     def __repr__(self) -> str:
-        return f"Holdout(fraction={self.fraction}, salt={self.salt!r})"
+        return (
+            f"Holdout(name={self.name!r}, fraction={self.fraction}, "
+            f"salt_fingerprint={self.salt_fingerprint!r})"
+        )
 
 
 @attrs.frozen
