@@ -353,6 +353,24 @@ class TestJsonLinesSink:
         subprocess.run([sys.executable, "-c", code, str(path)], check=True)
         assert len(path.read_text().splitlines()) == 7
 
+    def test_write_after_close_is_an_error_the_log_counts(self, tmp_path: Path) -> None:
+        """Writing to a closed sink raises SinkClosedError, which the log counts and reports."""
+        path = tmp_path / "d.jsonl"
+        sink = gr.JsonLinesSink(path, flush_every=1)
+        log = gr.DecisionLog(sink)
+        log.write(gr.Prediction(gr.Probability(0.5), MODEL))
+        sink.close()
+        record = sink_record()
+        with pytest.raises(gr.SinkClosedError):
+            sink.write(record)
+        with capture_events() as events:
+            log.write(gr.Prediction(gr.Probability(0.5), MODEL))
+        assert (log.written, log.dropped_error) == (1, 1)
+        (failed,) = [e for e in events if isinstance(e, gr.DecisionLogFailed)]
+        assert "SinkClosedError" in failed.error
+        sink.close()
+        assert len(path.read_text().splitlines()) == 1
+
     def test_import_registers_nothing_at_exit(self) -> None:
         """Creating a sink registers no exit handler until the first write."""
         code = (
@@ -372,6 +390,12 @@ class TestJsonLinesSink:
         """Non-positive sizes, or flush_every above max_buffer, are ConfigErrors."""
         with pytest.raises(gr.ConfigError):
             gr.JsonLinesSink(tmp_path / "x", **kw)
+
+
+def sink_record() -> gr.DecisionRecord:
+    """One record, built the way the log builds it."""
+    (record,) = gr.DecisionLog(ListSink()).records(gr.Prediction(gr.Probability(0.5), MODEL))
+    return record
 
 
 class TestDecisionRecord:

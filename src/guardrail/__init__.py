@@ -27,6 +27,7 @@ from ._errors import (
     ProfileMismatchError,
     ScaleError,
     SchemaViolation,
+    SinkClosedError,
     SinkFullError,
     UndeclaredConsumerError,
 )
@@ -232,6 +233,7 @@ __all__ = [
     "Schema",
     "SchemaViolation",
     "Score",
+    "SinkClosedError",
     "SinkFullError",
     "SkewDetected",
     "SkewMonitor",

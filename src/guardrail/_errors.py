@@ -108,6 +108,13 @@ class LabelError(GuardrailError, ValueError):
     """An outcome label is not 0, 1, ``True`` or ``False``."""
 
 
+class SinkClosedError(GuardrailError, ValueError):
+    """A record was written to a decision sink after it was closed.
+
+    Sinks raise it from ``write``; the decision log counts and reports it.
+    """
+
+
 class SinkFullError(GuardrailError):
     """A decision sink's buffer is full and the record was not kept.
 

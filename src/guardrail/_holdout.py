@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkab
 import attrs
 import numpy as np
 
-from ._errors import ConfigError, SinkFullError
+from ._errors import ConfigError, SinkClosedError, SinkFullError
 from ._hooks import emit
 from ._mechanism_events import DecisionLogFailed
 from ._model import callable_name, canonical_json, fingerprint_bytes
@@ -249,8 +249,9 @@ class DecisionSink(Protocol):
     """Where decision records go: any object with ``write``, ``flush`` and ``close``.
 
     ``write`` may raise :class:`~guardrail.SinkFullError` when it cannot keep
-    a record; any exception is counted and reported by the :class:`DecisionLog`,
-    never raised into the predict call.
+    a record, and :class:`~guardrail.SinkClosedError` after ``close``; any
+    exception is counted and reported by the :class:`DecisionLog`, never
+    raised into the predict call.
     """
 
     def write(self, record: DecisionRecord) -> None:
@@ -270,7 +271,8 @@ class JsonLinesSink:
     :meth:`flush`, on :meth:`close` (also as a context manager) and at
     interpreter exit (registered at the first write, not at import). If
     writing fails the buffer keeps up to *max_buffer* records and raises
-    :class:`~guardrail.SinkFullError` for the ones beyond.
+    :class:`~guardrail.SinkFullError` for the ones beyond. Writing after
+    :meth:`close` raises :class:`~guardrail.SinkClosedError`.
 
     >>> import guardrail as gr, tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "decisions.jsonl")
@@ -300,6 +302,8 @@ class JsonLinesSink:
         """Buffer *record*; write the buffer out when it reaches *flush_every*."""
         line = json.dumps(record.to_dict(), separators=(",", ":"))
         with self._lock:
+            if self._closed:
+                raise SinkClosedError(f"{self.path}: the sink is closed")
             if not self._registered:
                 atexit.register(self._close_at_exit)
                 self._registered = True
