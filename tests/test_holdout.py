@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -297,6 +298,25 @@ class TestJsonLinesSink:
         assert len(lines) == 3
         assert lines[0]["score"] == 0.5
         assert set(lines[0]) == {a.name for a in gr.DecisionRecord.__attrs_attrs__}
+
+    def test_infinite_values_are_strict_json(self, tmp_path: Path) -> None:
+        """Infinite scores and thresholds are written "inf"/"-inf", so every line is strict JSON."""
+
+        def refuse(name: str) -> None:
+            raise ValueError(f"not JSON: {name}")
+
+        path = tmp_path / "d.jsonl"
+        with gr.JsonLinesSink(path) as sink:
+            log = gr.DecisionLog(sink)
+            for score, cut in ((math.inf, -math.inf), (-math.inf, math.inf)):
+                pred = gr.Prediction(gr.LogOdds(score), MODEL)
+                log.write(gr.Threshold(cut, scale=gr.LogOdds).decide(pred))
+            log.write(gr.Prediction(gr.LogOdds(np.array([math.inf, 0.0])), MODEL))
+        assert log.written == 4
+        rows = [json.loads(line, parse_constant=refuse) for line in path.read_text().splitlines()]
+        assert [(r["score"], r["threshold"]) for r in rows] == [
+            ("inf", "-inf"), ("-inf", "inf"), ("inf", None), (0.0, None),
+        ]  # fmt: skip
 
     def test_flushes_every_n(self, tmp_path: Path) -> None:
         """Every flush_every records the buffer goes to the file."""

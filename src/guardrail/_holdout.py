@@ -20,7 +20,7 @@ from ._hooks import emit
 from ._mechanism_events import DecisionLogFailed
 from ._model import callable_name, canonical_json, fingerprint_bytes
 from ._outcomes import row_ids, rows_of
-from ._prediction import Decision, Prediction, Threshold
+from ._prediction import Decision, Prediction, Threshold, _float_out
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -226,16 +226,16 @@ class DecisionRecord:
     config: str
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
+        """A JSON-ready dict; an infinite score or threshold is ``"inf"`` or ``"-inf"``."""
         return {
             "decision_id": self.decision_id,
             "unit": self.unit,
             "timestamp": self.timestamp,
             "model": self.model,
             "model_version": self.model_version,
-            "score": self.score,
+            "score": _float_out(self.score),
             "scale": self.scale,
-            "threshold": self.threshold,
+            "threshold": None if self.threshold is None else _float_out(self.threshold),
             "threshold_version": self.threshold_version,
             "action": self.action,
             "propensity": self.propensity,
@@ -300,7 +300,8 @@ class JsonLinesSink:
 
     def write(self, record: DecisionRecord) -> None:
         """Buffer *record*; write the buffer out when it reaches *flush_every*."""
-        line = json.dumps(record.to_dict(), separators=(",", ":"))
+        # Strict JSON: a NaN or infinity would make the line unreadable elsewhere.
+        line = json.dumps(record.to_dict(), separators=(",", ":"), allow_nan=False)
         with self._lock:
             if self._closed:
                 raise SinkClosedError(f"{self.path}: the sink is closed")
