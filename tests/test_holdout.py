@@ -137,6 +137,14 @@ class TestMechanism:
         assert call.act is True
         assert call.reasons == ["holdout"]
 
+    def test_intended_action_per_arm(self) -> None:
+        """The intended action is the model's in the model arm, the default in the holdout arm."""
+        h = holdout()
+        for arm, intended, propensity in (("model", True, 0.8), ("holdout", False, 0.2)):
+            call = call_for(units(h, arm), 0.9, True)
+            h.after(call)
+            assert (call.intended, call.propensity) == (intended, pytest.approx(propensity))
+
     def test_batch(self) -> None:
         """A batch gets arrays of arms and propensities, vetoed where held out."""
         h = holdout(fraction=0.5)
@@ -153,6 +161,8 @@ class TestMechanism:
         assert isinstance(call.propensity, np.ndarray)
         assert call.propensity.tolist() == [0.5] * 40
         assert call.reasons == ["holdout"]
+        assert isinstance(call.intended, np.ndarray)
+        assert call.intended.tolist() == (~held).tolist()
 
 
 class TestBadConfig:
@@ -229,10 +239,36 @@ class TestDecisionLog:
         assert (record.score, record.scale) == (0.9, "probability")
         assert (record.threshold, record.threshold_version) == (pytest.approx(0.5), 1)
         assert record.action is call.act
+        assert record.intended is call.intended
+        assert record.reasons == tuple(call.reasons)
         assert record.arm == call.arm
         assert record.propensity == call.propensity
         assert record.config == log.fingerprint
         assert len(log.fingerprint) == 64
+
+    def test_a_limit_veto_keeps_the_intended_action_and_its_propensity(self) -> None:
+        """A model-arm action vetoed by a limit logs intended=True, its propensity, action=False."""
+        sink = ListSink()
+        h = holdout()
+        log = gr.DecisionLog(sink, holdout=h)
+        cap = gr.ActionLimit("cap", max_actions=1, per="1h")
+
+        @gr.guard(model=MODEL, returns=gr.Probability, holdout=h, limits=[cap], outcomes=log,
+                  threshold=gr.Threshold(0.5, scale=gr.Probability))  # fmt: skip
+        def predict(row: dict[str, int]) -> float:
+            return 0.9
+
+        model_row, held_row = units(h, "model"), units(h, "holdout")
+        acted, vetoed, held = predict(model_row), predict(model_row), predict(held_row)
+        assert (vetoed.act, vetoed.intended, vetoed.reasons) == (False, True, ("limit:cap",))
+        assert vetoed.propensity == pytest.approx(0.8)
+        logged = [(r.intended, r.propensity, r.action, r.reasons, r.arm) for r in sink.records]
+        assert logged == [
+            (True, pytest.approx(0.8), True, (), "model"),
+            (True, pytest.approx(0.8), False, ("limit:cap",), "model"),
+            (False, pytest.approx(0.2), False, ("holdout",), "holdout"),
+        ]
+        assert (acted.act, held.act) == (True, False)
 
     def test_fingerprint_follows_the_configuration(self) -> None:
         """Another holdout configuration gives another fingerprint."""
@@ -422,5 +458,5 @@ class TestDecisionRecord:
     def test_to_dict_has_every_field(self) -> None:
         """to_dict names every field of the record."""
         record = gr.DecisionRecord("a", None, 1.0, "m", "1", 0.5, "probability", None, None,
-                                   None, None, None, "f")  # fmt: skip
+                                   None, None, None, (), None, "f")  # fmt: skip
         assert set(record.to_dict()) == {a.name for a in gr.DecisionRecord.__attrs_attrs__}

@@ -48,7 +48,11 @@ class Call:
         reasons: Why actions were vetoed, e.g. ``"limit:block_card"``.
         arm: The holdout arm (``"model"`` or ``"holdout"``), if a holdout is
             configured; an array of them for a batch.
-        propensity: The probability of the action taken, if randomized.
+        intended: The action the randomized policy chose (the model's in the
+            model arm, the default action in the holdout arm), set by the
+            holdout before action limits or a kill switch may veto it.
+        propensity: The probability of the intended action under the
+            randomization, if randomized.
         degraded: Set when a mechanism's failure policy decided.
         started: ``time.perf_counter()`` when the call began.
     """
@@ -63,6 +67,7 @@ class Call:
     act: bool | NDArray[np.bool_] | None = None
     reasons: list[str] = attrs.Factory(list)
     arm: str | NDArray[np.str_] | None = None
+    intended: bool | NDArray[np.bool_] | None = None
     propensity: float | NDArray[np.float64] | None = None
     degraded: bool = False
     started: float = 0.0

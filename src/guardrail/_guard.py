@@ -310,6 +310,7 @@ class Guard(Generic[S]):
             act=call.act if call.act is not None else False,
             reasons=tuple(call.reasons),
             arm=call.arm,
+            intended=call.intended,
             propensity=call.propensity,
             degraded=call.degraded,
         )

@@ -42,11 +42,16 @@ class Holdout:
     in every process; change the salt to draw a new holdout. Keep the salt
     secret and hard to guess: whoever knows it can predict every unit's arm
     (configurations and reprs show only :attr:`salt_fingerprint`). The
-    holdout arm gets *default_action* instead of the model's decision. Every decision
-    records its arm and the propensity: the probability, under this
-    randomization, of the action that was taken (1 where both arms agree,
-    ``1 - fraction`` for the model's action, ``fraction`` for the holdout's),
-    floored at *propensity_floor* so inverse-propensity weights stay bounded.
+    holdout arm gets *default_action* instead of the model's decision.
+
+    Every decision records its arm, the *intended* action (the model's
+    decision in the model arm, *default_action* in the holdout arm) and its
+    propensity: the probability of the intended action under this
+    randomization (1 where both arms agree, ``1 - fraction`` for the model's
+    action, ``fraction`` for the holdout's), floored at *propensity_floor* so
+    inverse-propensity weights stay bounded. An action limit or a kill switch
+    running later may still veto the intended action; the decision's ``act``
+    is what was done.
 
     Args:
         fraction: The share of units in the holdout arm, in ``[0, 1)``.
@@ -147,7 +152,7 @@ class Holdout:
         return held, [d.hex() for d in digests]
 
     def propensity(self, held: bool, model_act: bool | None) -> float:
-        """The floored probability of the action taken for one row."""
+        """The floored probability of the policy's intended action for one row."""
         f = self.fraction
         if model_act is None:
             p = f if held else 1.0 - f  # no action decided: the arm's probability
@@ -161,12 +166,18 @@ class Holdout:
         """Nothing to do before the predict function runs."""
 
     def after(self, call: Call) -> None:
-        """Set ``call.arm`` and ``call.propensity``; the holdout arm gets the default action."""
+        """Set ``call.arm``, ``call.intended`` and ``call.propensity``.
+
+        The holdout arm gets the default action.
+        """
         if call.batch_size is None:
             held = self.arm(call.inputs) == "holdout"
             act = call.act
             model_act = None if act is None else bool(act)
             call.arm = "holdout" if held else "model"
+            call.intended = (
+                None if model_act is None else self.default_action if held else model_act
+            )
             call.propensity = self.propensity(held, model_act)
             if held and act is not None and act != self.default_action:
                 if self.default_action:
@@ -186,6 +197,7 @@ class Holdout:
             prop = np.where(mask, f, 1.0 - f)
         else:
             acts = np.asarray(act, dtype=np.bool_)
+            call.intended = np.where(mask, self.default_action, acts)
             prop = np.where(acts == self.default_action, 1.0, np.where(mask, f, 1.0 - f))
             if self.default_action:
                 flip = mask & ~acts
@@ -209,6 +221,13 @@ class DecisionRecord:
 
     ``decision_id`` is the prediction id (``"<id>:<row>"`` for a row of a
     batch), the same id :meth:`OutcomeMonitor.record_outcome` joins on.
+    ``intended`` is the action the randomized policy chose (the model's
+    decision in the model arm, the default action in the holdout arm) and
+    ``propensity`` the probability of that intended action; both are
+    ``None`` without a holdout. ``action`` is what was done after action
+    limits and kill switches, and ``reasons`` why an action was vetoed (for
+    a batch, the reasons of any of its rows: compare ``intended`` and
+    ``action`` to see which rows an action limit vetoed).
     """
 
     decision_id: str
@@ -220,8 +239,10 @@ class DecisionRecord:
     scale: str
     threshold: float | None
     threshold_version: int | None
-    action: bool | None
+    intended: bool | None
     propensity: float | None
+    action: bool | None
+    reasons: tuple[str, ...]
     arm: str | None
     config: str
 
@@ -237,8 +258,10 @@ class DecisionRecord:
             "scale": self.scale,
             "threshold": None if self.threshold is None else _float_out(self.threshold),
             "threshold_version": self.threshold_version,
-            "action": self.action,
+            "intended": self.intended,
             "propensity": self.propensity,
+            "action": self.action,
+            "reasons": list(self.reasons),
             "arm": self.arm,
             "config": self.config,
         }
@@ -441,8 +464,14 @@ class DecisionLog:
         arm: object = None,
         propensity: object = None,
         inputs: object = None,
+        intended: object = None,
+        reasons: tuple[str, ...] | list[str] = (),
     ) -> list[DecisionRecord]:
-        """The records for one prediction (one per row of a batch)."""
+        """The records for one prediction (one per row of a batch).
+
+        *act*, *arm*, *intended* and *propensity* are one value or an array
+        over the rows; *reasons* are the decision's veto reasons.
+        """
         raw = prediction.value.value
         ids = row_ids(prediction)
         n = len(ids)
@@ -459,7 +488,8 @@ class DecisionLog:
                 return x.tolist()  # type: ignore[no-any-return]
             return [x] * n
 
-        acts, arms, props = each(act), each(arm), each(propensity)
+        acts, arms, props, intents = each(act), each(arm), each(propensity), each(intended)
+        vetoes = tuple(reasons)
         model = prediction.model
         t_value = None if threshold is None else threshold.value
         t_version = None if threshold is None else threshold.version
@@ -474,8 +504,10 @@ class DecisionLog:
                 scale=prediction.value.scale,
                 threshold=t_value,
                 threshold_version=t_version,
-                action=None if acts[i] is None else bool(acts[i]),
+                intended=None if intents[i] is None else bool(intents[i]),
                 propensity=None if props[i] is None else float(props[i]),
+                action=None if acts[i] is None else bool(acts[i]),
+                reasons=vetoes,
                 arm=arms[i],
                 config=self.fingerprint,
             )
@@ -493,6 +525,8 @@ class DecisionLog:
                     decision.arm,
                     decision.propensity,
                     inputs,
+                    decision.intended,
+                    decision.reasons,
                 )
             else:
                 records = self.records(decision, inputs=inputs)
@@ -536,7 +570,14 @@ class DecisionLog:
             return
         try:
             records = self.records(
-                prediction, call.threshold, call.act, call.arm, call.propensity, call.inputs
+                prediction,
+                call.threshold,
+                call.act,
+                call.arm,
+                call.propensity,
+                call.inputs,
+                call.intended,
+                call.reasons,
             )
         except Exception as e:  # noqa: BLE001 - e.g. the unit function failed
             self._failed(e)

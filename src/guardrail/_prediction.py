@@ -360,9 +360,14 @@ class Decision(Generic[S]):
         reasons: Why an action was vetoed, e.g. ``("limit:block_card",)``.
         arm: The holdout arm (``"model"`` or ``"holdout"``), when one is used;
             an array of them for a batch.
-        propensity: The probability of the action taken, when randomized.
+        propensity: The probability of the *intended* action under the
+            holdout's randomization, when randomized (not of ``act``: an
+            action limit or a kill switch may veto the intended action).
         degraded: True when a mechanism could not answer and its failure
             policy decided instead.
+        intended: The action the randomized policy chose before action
+            limits and kill switches, when a holdout is used: the model's
+            decision in the model arm, the default action in the holdout arm.
     """
 
     prediction: Prediction[S]
@@ -373,6 +378,7 @@ class Decision(Generic[S]):
     arm: str | NDArray[np.str_] | None = None
     propensity: float | NDArray[np.float64] | None = None
     degraded: bool = False
+    intended: bool | NDArray[np.bool_] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (arrays become lists)."""
@@ -387,6 +393,7 @@ class Decision(Generic[S]):
             "act": plain(self.act),
             "reasons": list(self.reasons),
             "arm": plain(self.arm),
+            "intended": plain(self.intended),
             "propensity": plain(self.propensity),
             "degraded": self.degraded,
         }
