@@ -389,7 +389,11 @@ class TestThreadSafety:
         finally:
             sys.setswitchinterval(switch)
         recovered = [e for e in events if isinstance(e, gr.LimitRecovered)]
-        assert sum(e.degraded_decisions for e in recovered) == report.degraded_total
+        # Nothing lost: each degraded decision is in a recovery event, or (if its
+        # count landed just after a recovery) still waiting for the next one.
+        reported = sum(e.degraded_decisions for e in recovered)
+        assert reported + report.outage == report.degraded_total
+        assert reported > 0
         assert all(e.degraded_decisions > 0 for e in recovered)
 
     def test_each_event_loop_keeps_its_async_client(self, redis_server: Any) -> None:

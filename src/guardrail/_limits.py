@@ -993,7 +993,10 @@ class _Reporter:
         if code & RECOVERED:
             with self.lock:
                 outage, self.outage = self.outage, 0
-            emit(LimitRecovered(limit=limit.name, degraded_decisions=outage))
+            # A decision degraded in another thread may not be counted yet: it
+            # stays in self.outage and is reported with the next recovery.
+            if outage:
+                emit(LimitRecovered(limit=limit.name, degraded_decisions=outage))
         if degraded:
             if error is not None and limit.on_error == "open":
                 code = DEGRADED  # a bad key or weight: on_error decides, not the store
