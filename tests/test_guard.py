@@ -557,3 +557,15 @@ class TestPredictionEvents:
         assert event.score == 0.3
         assert 0 < event.duration_s < 1
         assert "123456" not in repr(event.to_fields())
+
+
+class TestBadDocuments:
+    def test_deeply_nested_model_json(self) -> None:
+        """A ModelRef from JSON nested a million deep is a FormatError, not a RecursionError."""
+        with pytest.raises(gr.FormatError):
+            gr.ModelRef.from_json("[" * 1_000_000 + "]" * 1_000_000)
+
+    def test_outcome_monitor_refuses_scores(self) -> None:
+        """An outcome monitor on a Score guard is refused when decorating."""
+        with pytest.raises(gr.ScaleError, match="outcome monitor"):
+            gr.guard(model=MODEL, returns=gr.Score, outcomes=gr.OutcomeMonitor())

@@ -110,13 +110,17 @@ class TestThroughTheGuard:
         assert config.fingerprint == before
 
     def test_monitor_failure_does_not_break_the_call(self) -> None:
-        """An outcome monitor given Scores fails; the guard reports it and returns the decision."""
-        monitor = gr.OutcomeMonitor()
-        threshold = gr.DynamicThreshold(target_rate=0.1, initial=gr.Score(0.0), step=0.1)
+        """An outcome monitor that fails is reported; the guard returns the decision."""
 
-        @gr.guard(model=MODEL, returns=gr.Score, threshold=threshold, outcomes=monitor)
+        class Broken(gr.OutcomeMonitor):
+            def after(self, call: gr.Call) -> None:
+                raise RuntimeError("disk full")
+
+        threshold = gr.DynamicThreshold(target_rate=0.1, initial=gr.Probability(0.5))
+
+        @gr.guard(model=MODEL, returns=gr.Probability, threshold=threshold, outcomes=Broken())
         def predict(row: dict[str, float]) -> float:
-            return 1.0
+            return 0.9
 
         with capture_events() as events:
             decision = predict({"x": 1.0})

@@ -82,6 +82,8 @@ def read_json(path: str) -> Any:
         raise InputError(
             f"{path}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}"
         ) from None
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply") from None
 
 
 _CONFIG_KEYS: Final = frozenset({"format", "name", "model", "returns", "on_out_of_scale"})

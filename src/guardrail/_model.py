@@ -168,7 +168,7 @@ class ModelRef:
         """Read :meth:`to_json` output back."""
         try:
             data = json.loads(text)
-        except (ValueError, TypeError) as e:
+        except (ValueError, TypeError, RecursionError) as e:
             raise FormatError(f"a ModelRef must be valid JSON: {e}") from e
         return cls.from_dict(data)
 

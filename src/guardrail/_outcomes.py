@@ -28,6 +28,7 @@ from ._scales import LogOdds, Probability
 
 if TYPE_CHECKING:
     from ._call import Call
+    from ._guard_config import GuardConfig
     from ._holdout import DecisionLog
     from ._model import ModelRef
     from ._thresholds import DynamicThreshold
@@ -648,6 +649,14 @@ class OutcomeMonitor:
         )
 
     # -- as a mechanism ----------------------------------------------------
+
+    def check_config(self, config: GuardConfig) -> None:
+        """Refuse a guard whose scores have no probability (``Score``)."""
+        if config.returns not in (LogOdds, Probability):
+            raise ScaleError(
+                "an outcome monitor needs LogOdds or Probability predictions: a "
+                f"{config.returns.__name__} has no probability without a calibration"
+            )
 
     def before(self, call: Call) -> None:
         """Nothing to do before the predict function runs."""
