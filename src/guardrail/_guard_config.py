@@ -9,7 +9,7 @@ from typing import Any, Literal
 import attrs
 
 from ._call import Mechanism
-from ._errors import ConfigError, FormatError, ModelMismatchError, ScaleError
+from ._errors import ConfigError, FormatError, ScaleError
 from ._model import ModelRef, canonical_json, fingerprint_bytes
 from ._prediction import Threshold
 from ._scales import SCALES, _Value
@@ -135,14 +135,7 @@ class GuardConfig:
                 f"a {threshold.scale.__name__} threshold cannot decide on "
                 f"{self.returns.__name__} predictions"
             )
-        model = threshold.model
-        if model is not None and (
-            model.name != self.model.name or model.version != self.model.version
-        ):
-            raise ModelMismatchError(
-                f"threshold set for {model.name} {model.version}, "
-                f"guard is for {self.model.name} {self.model.version}"
-            )
+        threshold.check_model(self.model)
 
     def mechanisms(self) -> list[tuple[str, Any]]:
         """(slot, object) for every configured part, in the order they run."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
-import hashlib
 import json
 import os
 import re
@@ -29,12 +28,16 @@ def fingerprint_bytes(data: bytes) -> str:
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"fingerprint_bytes takes bytes, got {type(data).__name__}")
-    return hashlib.sha256(data).hexdigest()
+    from hashlib import sha256  # deferred: a process may never fingerprint anything
+
+    return sha256(data).hexdigest()
 
 
 def fingerprint_file(path: str | os.PathLike[str]) -> str:
     """The sha256 of a file's contents (a model artifact, say), read in chunks."""
-    digest = hashlib.sha256()
+    from hashlib import sha256
+
+    digest = sha256()
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
             digest.update(chunk)

@@ -319,18 +319,24 @@ class Threshold(Generic[S]):
         out.flags.writeable = False
         return out
 
+    def check_model(self, model: ModelRef) -> None:
+        """Raise :class:`~guardrail.ModelMismatchError` unless set for *model*.
+
+        A threshold set for no model accepts any; otherwise name and version
+        must match (a threshold tuned on 3.1.0 says nothing about 3.2.0).
+        """
+        mine = self.model
+        if mine is not None and (model.name != mine.name or model.version != mine.version):
+            raise ModelMismatchError(
+                f"threshold set for {mine.name} {mine.version} cannot decide on "
+                f"predictions of {model.name} {model.version}"
+            )
+
     def decide(self, prediction: Prediction[S]) -> Decision[S]:
         """Compare *prediction* with this threshold: a :class:`Decision`."""
         if not isinstance(prediction, Prediction):
             raise ScaleError(f"decide() takes a Prediction, got {type(prediction).__name__}")
-        model = self.model
-        if model is not None and (
-            prediction.model.name != model.name or prediction.model.version != model.version
-        ):
-            raise ModelMismatchError(
-                f"threshold set for {model.name} {model.version} cannot decide on a "
-                f"prediction of {prediction.model.name} {prediction.model.version}"
-            )
+        self.check_model(prediction.model)
         above = self.admits(prediction.value)
         return Decision(prediction=prediction, threshold=self, above=above, act=above)
 

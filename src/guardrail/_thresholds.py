@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar, cast, o
 
 import numpy as np
 
-from ._errors import ConfigError, FormatError, ModelMismatchError, ScaleError
+from ._errors import ConfigError, FormatError, ScaleError
 from ._events import Event
 from ._hooks import emit
 from ._mechanism_events import ThresholdChanged, ThresholdClampHit, ThresholdFrozen
@@ -508,14 +508,7 @@ class DynamicThreshold(Generic[S]):
         if prediction is None:
             return
         threshold = self._published
-        model = threshold.model
-        if model is not None and (
-            prediction.model.name != model.name or prediction.model.version != model.version
-        ):
-            raise ModelMismatchError(
-                f"threshold {self.name!r} is set for {model.name} {model.version}, "
-                f"not {prediction.model.name} {prediction.model.version}"
-            )
+        threshold.check_model(prediction.model)
         above = threshold.admits(prediction.value)
         call.threshold = threshold
         call.above = above
