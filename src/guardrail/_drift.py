@@ -277,6 +277,18 @@ def _numeric(
         _judge("ks", ks, limits.ks),
         _judge("wasserstein", wasserstein, limits.wasserstein),
         _judge("out_of_range", out_of_range, limits.out_of_range),
+        *_rate_changes(ref, cur, limits),
+    )
+
+
+def _rate_changes(
+    ref: NumericProfile | CategoricalProfile,
+    cur: NumericProfile | CategoricalProfile,
+    limits: DriftThresholds,
+) -> tuple[MetricResult, MetricResult]:
+    """How much more often the feature is missing, or invalid, than in the reference."""
+    nan = math.nan
+    return (
         _judge(
             "missing_rate_change",
             cur.missing_rate - ref.missing_rate if cur.count else nan,
@@ -306,16 +318,7 @@ def _categorical(
         _judge("js", js, limits.js),
         _judge("linf", linf, limits.linf),
         _judge("unseen_share", unseen, limits.unseen_share),
-        _judge(
-            "missing_rate_change",
-            cur.missing_rate - ref.missing_rate if cur.count else nan,
-            limits.missing_rate_change,
-        ),
-        _judge(
-            "invalid_rate_change",
-            cur.invalid_rate - ref.invalid_rate if cur.count else nan,
-            limits.invalid_rate_change,
-        ),
+        *_rate_changes(ref, cur, limits),
     )
 
 
