@@ -63,7 +63,12 @@ class TestErrors:
         [
             (None, "no such file"),
             ("{not json", "malformed JSON at line 1"),
-            ('{"format": 2, "mechanisms": []}', "format 2 is not supported"),
+            (
+                '{"format": "guardrail.guard_config", "version": 2, "name": null, "model": {}, '
+                '"returns": "probability", "features": null, "input_parameter": null, '
+                '"on_out_of_scale": "raise", "mechanisms": []}',
+                "version 2 is not supported",
+            ),
             ('{"hello": 1}', "neither a guard configuration"),
             ('{"name": "fraud", "version": "1", "colour": "red"}', "unknown ModelRef keys"),
             ("[1, 2]", "neither a guard configuration"),

@@ -20,20 +20,23 @@ THRESHOLD = gr.Threshold(0.8, scale=gr.Probability, model=MODEL, version=3)
 
 
 class Recorder:
-    """A mechanism that records what it saw and can veto or fail on demand."""
+    """A mechanism of every role that records what it saw and can veto or fail on demand."""
+
+    kind = "test"
 
     def __init__(self, name: str, *, veto: bool = False, fail: str = "") -> None:
         self.name = name
+        self.source = gr.Source("test", name)
         self.seen: list[tuple[str, Any]] = []
         self.veto = veto
         self.fail = fail
 
-    def before(self, call: gr.Call) -> None:
+    def observe_call(self, call: gr.Call) -> None:
         if self.fail == "before":
             raise RuntimeError("broken before")
-        self.seen.append(("before", call.inputs))
+        self.seen.append(("before", call.inputs.raw))
 
-    def after(self, call: gr.Call) -> None:
+    def _after(self, call: gr.Call) -> None:
         if self.fail == "after":
             raise RuntimeError("broken after")
         if self.fail == "policy":
@@ -41,6 +44,21 @@ class Recorder:
         self.seen.append(("after", call.act))
         if self.veto:
             call.veto(f"veto:{self.name}")
+
+    def decide_call(self, call: gr.Call) -> None:
+        self._after(call)
+
+    def assign_call(self, call: gr.Call) -> None:
+        self._after(call)
+
+    def acquire_call(self, call: gr.Call) -> None:
+        self._after(call)
+
+    def refund_call(self, receipt: object, act: object) -> None:
+        pass
+
+    def record_call(self, call: gr.Call) -> None:
+        self._after(call)
 
 
 @pytest.fixture(autouse=True)
@@ -219,7 +237,7 @@ class TestOutOfScale:
         """With on_out_of_scale='record' the value passes, an event is emitted, no action."""
 
         @gr.guard(
-            model=MODEL, returns=gr.Probability, threshold=THRESHOLD, on_out_of_scale="record"
+            model=MODEL, returns=gr.Probability, threshold=THRESHOLD, on_out_of_scale="report"
         )
         def predict(row: object) -> float:
             return 1.7
@@ -236,7 +254,7 @@ class TestOutOfScale:
     def test_record_string_without_threshold(self) -> None:
         """A string passes through unchanged under 'record'."""
 
-        @gr.guard(model=MODEL, returns=gr.Probability, on_out_of_scale="record")
+        @gr.guard(model=MODEL, returns=gr.Probability, on_out_of_scale="report")
         def predict(row: object) -> Any:
             return "high"
 
@@ -289,9 +307,9 @@ class TestBadConfiguration:
             gr.guard(model=MODEL, returns=gr.Probability, limits=[Recorder("cap")])
 
     def test_mechanism_must_follow_protocol(self) -> None:
-        """A slot given an object without before/after is a ConfigError."""
-        with pytest.raises(gr.ConfigError, match="mechanism"):
-            gr.guard(model=MODEL, returns=gr.Probability, inputs="monitor")
+        """A slot given an object without its role's methods is a ConfigError."""
+        with pytest.raises(gr.ConfigError, match="input monitor"):
+            gr.guard(model=MODEL, returns=gr.Probability, inputs="monitor")  # type: ignore[call-overload]
 
     def test_bad_policy_and_name(self) -> None:
         """Unknown out-of-scale policies and empty names are refused."""
@@ -347,8 +365,8 @@ class TestMechanisms:
         assert p.value == gr.Probability(0.4)
         errors = [e for e in events if isinstance(e, gr.MachineryError)]
         assert len(errors) == 1
-        assert errors[0].component == "monitor"
-        assert "broken" in errors[0].error
+        assert errors[0].source == gr.Source("test", "monitor", gr.guard_of(predict).name, MODEL)
+        assert errors[0].error == "RuntimeError"  # the type only: messages may hold inputs
         assert gr.guard_of(predict).stats().machinery_errors == 1
 
     def test_failed_threshold_step_gives_degraded_no_action(self) -> None:
@@ -381,7 +399,7 @@ class TestMechanisms:
         sizes: list[int | None] = []
 
         class Sizes(Recorder):
-            def before(self, call: gr.Call) -> None:
+            def observe_call(self, call: gr.Call) -> None:
                 sizes.append(call.batch_size)
 
         @gr.guard(model=MODEL, returns=gr.Probability, inputs=Sizes("sizes"))
@@ -431,8 +449,8 @@ class TestMechanismChecks:
 
 
 class TestKillSwitch:
-    def test_guard_kill_stops_actions_not_predictions(self) -> None:
-        """A killed guard still predicts, but no action is taken."""
+    def test_guard_pause_stops_actions_not_predictions(self) -> None:
+        """A paused guard still predicts, but no action is taken."""
         limit = Recorder("cap")
 
         @gr.guard(model=MODEL, returns=gr.Probability, threshold=THRESHOLD, limits=[limit])
@@ -441,29 +459,29 @@ class TestKillSwitch:
 
         g = gr.guard_of(predict)
         with capture_events() as events:
-            g.kill("incident 42")
+            g.pause("incident 42")
             d = predict({})
-            g.revive()
+            g.resume()
         assert d.prediction.value == gr.Probability(0.95)
         assert d.act is False
-        assert d.reasons == ("kill-switch",)
+        assert d.reasons == ("paused",)
         assert limit.seen == [("after", False)]
-        assert [e.killed for e in events if isinstance(e, gr.KillSwitchChanged)] == [True, False]
+        assert [e.paused for e in events if isinstance(e, gr.PauseChanged)] == [True, False]
         assert predict({}).act is True
 
-    def test_global_kill(self) -> None:
-        """kill_all() stops every guard until revive_all()."""
+    def test_global_pause(self) -> None:
+        """pause_all() stops every guard until resume_all()."""
 
         @gr.guard(model=MODEL, returns=gr.Probability, threshold=THRESHOLD)
         def predict(row: object) -> float:
             return 0.95
 
-        gr.kill_all("all hands")
+        gr.pause_all("all hands")
         try:
             assert predict({}).act is False
-            assert gr.guard_of(predict).stats().killed is True
+            assert gr.guard_of(predict).stats().paused is True
         finally:
-            gr.revive_all()
+            gr.resume_all()
         assert predict({}).act is True
 
 

@@ -17,13 +17,16 @@ THRESHOLD = gr.Threshold(0.8, scale=gr.Probability, model=MODEL)
 class Cap:
     """A stand-in mechanism with settings."""
 
+    kind = "limit"
+
     def __init__(self, name: str, max_actions: int) -> None:
         self.name, self.max_actions = name, max_actions
+        self.source = gr.Source("limit", name)
 
-    def before(self, call: gr.Call) -> None:
+    def acquire_call(self, call: gr.Call) -> None:
         pass
 
-    def after(self, call: gr.Call) -> None:
+    def refund_call(self, receipt: object, act: object) -> None:
         pass
 
     def to_dict(self) -> dict[str, Any]:
@@ -47,7 +50,7 @@ class TestGuardConfig:
         c = config()
         with pytest.raises(attrs.exceptions.FrozenInstanceError):
             c.name = "other"  # type: ignore[misc]
-        assert attrs.evolve(c, on_out_of_scale="record").on_out_of_scale == "record"
+        assert attrs.evolve(c, on_out_of_scale="report").on_out_of_scale == "report"
 
     def test_fingerprint_tracks_content(self) -> None:
         """Equal configurations share a fingerprint; a changed threshold changes it."""
@@ -81,12 +84,14 @@ class TestGuardConfig:
             gr.GuardConfig.from_dict(data, mechanisms={"cap": Cap("cap", 6)})
         with pytest.raises(gr.FormatError, match="format"):
             gr.GuardConfig.from_dict(data | {"format": 99}, mechanisms={"cap": Cap("cap", 5)})
+        with pytest.raises(gr.FormatError, match="version"):
+            gr.GuardConfig.from_dict(data | {"version": 2}, mechanisms={"cap": Cap("cap", 5)})
         with pytest.raises(gr.FormatError, match="scale"):
             gr.GuardConfig.from_dict(data | {"returns": "percent"})
 
     def test_duplicate_limit_names(self) -> None:
         """Two limits with one name are refused."""
-        with pytest.raises(gr.ConfigError, match="two limits"):
+        with pytest.raises(gr.ConfigError, match="two limit mechanisms"):
             config(limits=[Cap("cap", 1), Cap("cap", 2)])
 
 
@@ -101,10 +106,10 @@ class TestDiff:
     def test_guard_configs(self) -> None:
         """diff() of two guard configurations names the mechanism and the setting."""
         old = config()
-        new = config(limits=[Cap("cap", 50)], on_out_of_scale="record")
+        new = config(limits=[Cap("cap", 50)], on_out_of_scale="report")
         lines = str(gr.diff(old, new)).splitlines()
         assert "~ mechanisms[cap].settings.max_actions: 5 -> 50" in lines
-        assert "~ on_out_of_scale: 'raise' -> 'record'" in lines
+        assert "~ on_out_of_scale: 'raise' -> 'report'" in lines
         assert len(lines) == 2
 
     def test_refuses_other_things(self) -> None:

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import guardrail as gr
-from guardrail._call import Call, Mechanism
-from guardrail.testing import capture_events
+from guardrail._call import Call
+from guardrail.testing import capture_events, make_call
 
 MODEL = gr.ModelRef(name="fraud", version="3.1.0")
 
@@ -31,10 +31,7 @@ def _quiet() -> None:
 
 
 def call_for(row: Any, p: float, act: bool | None) -> Call:
-    call = Call(guard="g", model=MODEL, inputs=row, batch_size=None)
-    call.prediction = gr.Prediction(gr.Probability(p), MODEL)
-    call.act = act
-    return call
+    return make_call(row, act, prediction=p, model=MODEL, guard="g")
 
 
 class TestAssignment:
@@ -95,14 +92,15 @@ def units(h: gr.Holdout, arm: str) -> dict[str, int]:
 
 class TestMechanism:
     def test_is_a_mechanism(self) -> None:
-        """A Holdout implements the Mechanism protocol."""
-        assert isinstance(holdout(), Mechanism)
+        """A Holdout plays the guard's assigner role."""
+        assert isinstance(holdout(), gr.Assigner)
+        assert not isinstance(holdout(), gr.Limiter)
 
     def test_holdout_arm_gets_the_default_action(self) -> None:
         """In the holdout arm an action is vetoed with reason 'holdout'; propensity = fraction."""
         h = holdout()
         call = call_for(units(h, "holdout"), 0.9, True)
-        h.after(call)
+        h.assign_call(call)
         assert (call.arm, call.act, call.reasons) == ("holdout", False, ["holdout"])
         assert call.propensity == pytest.approx(0.2)
 
@@ -110,7 +108,7 @@ class TestMechanism:
         """In the model arm the decision stands; propensity = 1 - fraction."""
         h = holdout()
         call = call_for(units(h, "model"), 0.9, True)
-        h.after(call)
+        h.assign_call(call)
         assert (call.arm, call.act, call.reasons) == ("model", True, [])
         assert call.propensity == pytest.approx(0.8)
 
@@ -119,21 +117,21 @@ class TestMechanism:
         h = holdout()
         for arm in ("model", "holdout"):
             call = call_for(units(h, arm), 0.1, False)
-            h.after(call)
+            h.assign_call(call)
             assert call.propensity == 1.0
 
     def test_propensity_is_floored(self) -> None:
         """A holdout smaller than the floor records the floor."""
         h = holdout(fraction=0.001, propensity_floor=0.05)
         call = call_for(units(h, "holdout"), 0.9, True)
-        h.after(call)
+        h.assign_call(call)
         assert call.propensity == 0.05
 
     def test_default_action_true(self) -> None:
         """With default_action=True the holdout arm acts."""
         h = holdout(default_action=True)
         call = call_for(units(h, "holdout"), 0.1, False)
-        h.after(call)
+        h.assign_call(call)
         assert call.act is True
         assert call.reasons == ["holdout"]
 
@@ -142,17 +140,15 @@ class TestMechanism:
         h = holdout()
         for arm, intended, propensity in (("model", True, 0.8), ("holdout", False, 0.2)):
             call = call_for(units(h, arm), 0.9, True)
-            h.after(call)
+            h.assign_call(call)
             assert (call.intended, call.propensity) == (intended, pytest.approx(propensity))
 
     def test_batch(self) -> None:
         """A batch gets arrays of arms and propensities, vetoed where held out."""
         h = holdout(fraction=0.5)
         rows = [{"user_id": i} for i in range(40)]
-        call = Call(guard="g", model=MODEL, inputs=rows, batch_size=40)
-        call.prediction = gr.Prediction(gr.Probability(np.full(40, 0.9)), MODEL)
-        call.act = np.ones(40, dtype=bool)
-        h.after(call)
+        call = make_call(rows, [True] * 40, prediction=[0.9] * 40, model=MODEL)
+        h.assign_call(call)
         held = np.array([h.arm(r) == "holdout" for r in rows])
         assert isinstance(call.arm, np.ndarray)
         assert (call.arm == "holdout").tolist() == held.tolist()
@@ -212,14 +208,14 @@ def guarded(log: gr.DecisionLog, h: gr.Holdout, monitor: gr.OutcomeMonitor | Non
             row: Any = None) -> Call:  # fmt: skip
     """Run threshold -> holdout -> outcomes by hand, the way a guard does."""
     threshold = gr.DynamicThreshold(target_rate=0.1, initial=gr.Probability(0.5), model=MODEL)
-    call = Call(guard="g", model=MODEL, inputs=row or {"user_id": 7}, batch_size=None)
-    call.prediction = gr.Prediction(gr.Probability(0.9), MODEL)
-    threshold.after(call)
-    h.after(call)
+    call = make_call(row or {"user_id": 7}, prediction=0.9, model=MODEL, guard="g")
+    threshold.decide_call(call)
+    h.assign_call(call)
+    call.close_decision()
     if monitor is not None:
-        monitor.after(call)
+        monitor.record_call(call)
     else:
-        log.after(call)
+        log.record_call(call)
     return call
 
 

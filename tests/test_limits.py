@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import guardrail as gr
-from guardrail._call import Call, Mechanism
+from guardrail import testing
+from guardrail._call import Call
 from guardrail._limits import _Metrics
 from guardrail.testing import capture_events
 
@@ -382,13 +383,9 @@ class TestConfiguration:
         with pytest.raises(gr.ConfigError, match="buckets"):
             gr.Window(1, 1, buckets=5000)
 
-    def test_limit_is_a_frozen_value(self) -> None:
-        """A limit's configuration cannot be changed after it is made."""
-        import attrs
-
+    def test_limit_windows_are_normalised(self) -> None:
+        """max_actions and per become one Window."""
         limit = gr.ActionLimit("f", max_actions=1, per=1)
-        with pytest.raises(attrs.exceptions.FrozenInstanceError):
-            limit.max_actions = 5  # type: ignore[misc]
         assert limit.windows == (gr.Window(1, 1.0),)
 
 
@@ -571,10 +568,10 @@ class TestInspectionAndKillSwitch:
             limit.resume()
         assert limit.allow()
         assert limit.remaining() == 99
-        switches = [e for e in events if isinstance(e, gr.KillSwitchChanged)]
-        assert [(e.guard, e.killed) for e in switches] == [
-            ("limit:test", True),
-            ("limit:test", False),
+        switches = [e for e in events if isinstance(e, gr.PauseChanged)]
+        assert [(e.source.kind, e.source.name, e.paused) for e in switches] == [
+            ("limit", "test", True),
+            ("limit", "test", False),
         ]
         assert switches[0].reason == "incident 42"
 
@@ -649,26 +646,25 @@ class TestEvents:
 
 
 def make_call(inputs: Any, act: Any) -> Call:
-    batch = len(act) if isinstance(act, np.ndarray) else None
-    return Call(guard="g", model=MODEL, inputs=inputs, batch_size=batch, act=act)
+    return testing.make_call(inputs, act, model=MODEL, guard="g")
 
 
 class TestMechanism:
-    def test_is_a_mechanism(self) -> None:
-        """An ActionLimit implements the guard's Mechanism protocol."""
+    def test_is_a_limiter(self) -> None:
+        """An ActionLimit plays the guard's limiter role, and no other."""
         limit, _ = limit_with_clock()
-        assert isinstance(limit, Mechanism)
-        limit.before(make_call({}, True))
+        assert isinstance(limit, gr.Limiter)
+        assert not isinstance(limit, (gr.InputMonitor, gr.Decider, gr.Assigner, gr.Recorder))
 
     def test_positive_decisions_are_actions(self) -> None:
         """Only positive decisions count; the one past the limit is vetoed with a reason."""
         limit, _ = limit_with_clock(max_actions=1, key=lambda row: row["merchant"])
         row = {"merchant": "m1"}
         negative = make_call(row, False)
-        limit.after(negative)
+        limit.acquire_call(negative)
         first, second = make_call(row, True), make_call(row, True)
-        limit.after(first)
-        limit.after(second)
+        limit.acquire_call(first)
+        limit.acquire_call(second)
         assert negative.act is False
         assert negative.reasons == []
         assert first.act is True
@@ -680,7 +676,7 @@ class TestMechanism:
         limit, _ = limit_with_clock(max_actions=1, key=lambda row: row["merchant"])
         rows = [{"merchant": m} for m in ("a", "a", "b", "c", "b")]
         call = make_call(rows, np.array([True, True, True, False, True]))
-        limit.after(call)
+        limit.acquire_call(call)
         assert call.act.tolist() == [True, False, True, False, False]  # type: ignore[union-attr]
         assert call.reasons == ["limit:test"]
 
@@ -689,7 +685,7 @@ class TestMechanism:
         limit, _ = limit_with_clock(max_actions=2, key=lambda row: str(int(row[0])))
         inputs = np.array([[1.0, 0.3], [1.0, 0.1], [1.0, 0.9], [2.0, 0.2]])
         call = make_call(inputs, np.ones(4, dtype=np.bool_))
-        limit.after(call)
+        limit.acquire_call(call)
         assert call.act.tolist() == [True, True, False, True]  # type: ignore[union-attr]
 
     def test_shadow_in_a_guard_does_not_veto(self) -> None:
@@ -697,25 +693,25 @@ class TestMechanism:
         limit, _ = limit_with_clock(max_actions=1, on_exceed="shadow")
         calls = [make_call({}, True) for _ in range(3)]
         for call in calls:
-            limit.after(call)
+            limit.acquire_call(call)
         assert [c.act for c in calls] == [True, True, True]
 
     def test_raise_in_a_guard(self) -> None:
         """With on_exceed='raise' the guard's call raises the PolicyError."""
         limit, _ = limit_with_clock(max_actions=1, on_exceed="raise")
-        limit.after(make_call({}, True))
+        limit.acquire_call(make_call({}, True))
         with pytest.raises(gr.ActionLimitExceeded):
-            limit.after(make_call({}, True))
+            limit.acquire_call(make_call({}, True))
 
     def test_key_failure_marks_the_call_degraded(self) -> None:
         """A key function failing in a guard vetoes (closed) and marks the call degraded."""
         limit, _ = limit_with_clock(key=lambda row: row["missing"])
         call = make_call({}, True)
-        limit.after(call)
+        limit.acquire_call(call)
         assert call.act is False
         assert call.degraded
         batch = make_call([{}, {}], np.array([True, False]))
-        limit.after(batch)
+        limit.acquire_call(batch)
         assert batch.act.tolist() == [False, False]
         assert batch.degraded
 
@@ -723,8 +719,8 @@ class TestMechanism:
         """A numpy bool scalar decision is one action, like a bool."""
         limit, _ = limit_with_clock(max_actions=1)
         first, second = make_call({}, np.bool_(True)), make_call({}, np.bool_(True))
-        limit.after(first)
-        limit.after(second)
+        limit.acquire_call(first)
+        limit.acquire_call(second)
         assert bool(first.act)
         assert not second.act
         assert second.reasons == ["limit:test"]
@@ -732,5 +728,5 @@ class TestMechanism:
     def test_no_decision_no_count(self) -> None:
         """A call without a decision (act is None) is not an action."""
         limit, _ = limit_with_clock(max_actions=1)
-        limit.after(make_call({}, None))  # type: ignore[arg-type]
+        limit.acquire_call(make_call({}, None))  # type: ignore[arg-type]
         assert limit.remaining() == 1

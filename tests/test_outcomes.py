@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 import guardrail as gr
-from guardrail._call import Call, Mechanism
-from guardrail.testing import capture_events
+from guardrail.testing import capture_events, make_call
 
 MODEL = gr.ModelRef(name="fraud", version="3.1.0")
 
@@ -270,11 +269,9 @@ class TestMechanism:
     def test_after_records_the_call(self) -> None:
         """As a mechanism it records the call's prediction, decision and slice."""
         monitor = gr.OutcomeMonitor(slice=lambda row: row["country"])
-        assert isinstance(monitor, Mechanism)
-        call = Call(guard="g", model=MODEL, inputs={"country": "fr"}, batch_size=None)
-        call.prediction = prediction(0.9)
-        call.act = True
-        monitor.after(call)
+        assert isinstance(monitor, gr.Recorder)
+        call = make_call({"country": "fr"}, True, prediction=prediction(0.9), model=MODEL)
+        monitor.record_call(call)
         monitor.record_outcome(call.prediction.id, 1)
         report = monitor.report()
         assert report.precision == 1.0

@@ -103,7 +103,10 @@ class TestConsume:
         p = gr.Prediction(gr.Probability(0.3), MODEL)
         with capture_events() as events:
             assert p.consume(by="mailer") == gr.Probability(0.3)
-        assert events == [gr.ConsumerUndeclared(model=MODEL, consumer="mailer", prediction_id=p.id)]
+        source = gr.Source("prediction", MODEL.name, None, MODEL)
+        assert events == [
+            gr.ConsumerUndeclared(source=source, consumer="mailer", prediction_id=p.id)
+        ]
 
     def test_undeclared_consumer_refused_by_policy(self) -> None:
         """With on_undeclared_consumer='raise' the consumer is refused."""

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import guardrail as gr
-from guardrail._call import Call, Mechanism
-from guardrail.testing import capture_events, deterministic
+from guardrail._call import Mechanism
+from guardrail.testing import capture_events, deterministic, make_call
 
 MODEL = gr.ModelRef(name="fraud", version="1")
 COUNTRIES = np.array(["FR", "DE", "US", "GB"], dtype=object)
@@ -87,7 +87,7 @@ class TestConfiguration:
             gr.SkewMonitor(reference=gr.Profile([]))
 
     def test_is_a_mechanism(self) -> None:
-        """The monitor implements the Mechanism protocol."""
+        """The monitor plays the guard's input-monitor role."""
         assert isinstance(gr.SkewMonitor(reference=REF), Mechanism)
 
 
@@ -530,23 +530,21 @@ class TestSafety:
 
 class TestMechanism:
     def test_before_reads_a_row_or_a_batch(self) -> None:
-        """before(call) takes call.inputs as a row or, with batch_size, a batch."""
+        """observe_call(call) takes call.inputs as a row or a batch."""
         monitor = gr.SkewMonitor(reference=REF)
-        monitor.before(Call(guard="g", model=MODEL, inputs=GOOD, batch_size=None))
-        batch = rows(10)
-        monitor.before(Call(guard="g", model=MODEL, inputs=batch, batch_size=10))
-        call = Call(guard="g", model=MODEL, inputs=GOOD, batch_size=None)
-        monitor.after(call)
+        assert isinstance(monitor, gr.InputMonitor)
+        assert not isinstance(monitor, (gr.Decider, gr.Limiter, gr.Recorder))
+        monitor.observe_call(make_call(GOOD))
+        call = make_call(rows(10))
+        monitor.observe_call(call)
         assert monitor.serving_profile().rows == 11
         assert call.act is None
 
     def test_before_raises_only_the_policy_error(self) -> None:
-        """Under 'raise', before() raises SchemaViolation for a bad row."""
+        """Under 'raise', observe_call() raises SchemaViolation for a bad row."""
         monitor = gr.SkewMonitor(reference=REF, on_invalid="raise")
         with pytest.raises(gr.SchemaViolation):
-            monitor.before(
-                Call(guard="g", model=MODEL, inputs={**GOOD, "age": None}, batch_size=None)
-            )
+            monitor.observe_call(make_call({**GOOD, "age": None}))
 
 
 class TestInGuard:

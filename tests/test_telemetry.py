@@ -111,14 +111,14 @@ class TestSpans:
         assert inner.parent is not None
         assert inner.parent.span_id == outer.context.span_id
 
-    def test_kill_switch_visible(self, otel: Telemetry) -> None:
-        """A killed guard marks its spans."""
+    def test_pause_visible(self, otel: Telemetry) -> None:
+        """A paused guard marks its spans."""
         predict = guarded(threshold=gr.Threshold(0.1, scale=gr.Probability))
-        gr.guard_of(predict).kill("incident")
+        gr.guard_of(predict).pause("incident")
         predict({"score": 0.9})
         (span,) = otel.spans.get_finished_spans()
-        assert (span.attributes or {})["guardrail.killed"] is True
-        assert (span.attributes or {})["guardrail.reasons"] == ("kill-switch",)
+        assert (span.attributes or {})["guardrail.paused"] is True
+        assert (span.attributes or {})["guardrail.reasons"] == ("paused",)
 
     def test_guard_events_become_span_events(self, otel: Telemetry) -> None:
         """An event emitted during the call is attached to the call's span."""
@@ -126,11 +126,12 @@ class TestSpans:
         class Reports:
             name = "reports"
 
-            def before(self, call: gr.Call) -> None:
+            kind = "test"
+            source = gr.Source("test", "monitor")
+
+            def observe_call(self, call: gr.Call) -> None:
                 gr.Prediction(gr.Probability(0.1), MODEL).consume(by="mailer")
 
-            def after(self, call: gr.Call) -> None:
-                pass
 
         guarded(inputs=Reports())({})
         (span,) = otel.spans.get_finished_spans()
@@ -144,11 +145,12 @@ class TestSpans:
         class Strict:
             name = "schema"
 
-            def before(self, call: gr.Call) -> None:
+            kind = "test"
+            source = gr.Source("test", "monitor")
+
+            def observe_call(self, call: gr.Call) -> None:
                 raise gr.PolicyError("missing feature 'amount'")
 
-            def after(self, call: gr.Call) -> None:
-                pass
 
         with pytest.raises(gr.PolicyError):
             guarded(inputs=Strict())({})
@@ -185,17 +187,18 @@ class TestMetrics:
         class Broken:
             name = "broken"
 
-            def before(self, call: gr.Call) -> None:
+            kind = "test"
+            source = gr.Source("test", "monitor")
+
+            def observe_call(self, call: gr.Call) -> None:
                 raise RuntimeError("boom")
 
-            def after(self, call: gr.Call) -> None:
-                pass
 
         p = guarded(inputs=Broken())({"score": 0.7})
         assert p.value == gr.Probability(0.7)
         (errors,) = otel.metrics()["guardrail.machinery_errors"]
         assert errors.value == 1
-        assert errors.attributes["guardrail.component"] == "broken"
+        assert errors.attributes["guardrail.component"] == "test:broken"
 
 
 class TestBrokenTelemetry:

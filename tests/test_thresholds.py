@@ -16,8 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import guardrail as gr
-from guardrail._call import Call, Mechanism
-from guardrail.testing import capture_events
+from guardrail.testing import capture_events, make_call
 
 MODEL = gr.ModelRef(name="fraud", version="3.1.0")
 OTHER = gr.ModelRef(name="fraud", version="4.0.0")
@@ -54,8 +53,8 @@ class TestCurrent:
         assert current.model is MODEL
 
     def test_is_a_mechanism(self) -> None:
-        """A DynamicThreshold implements the Mechanism protocol."""
-        assert isinstance(dyn(), Mechanism)
+        """A DynamicThreshold plays the guard's decider role."""
+        assert isinstance(dyn(), gr.Decider)
 
 
 class TestUpdate:
@@ -236,8 +235,8 @@ class TestFreeze:
             t.unfreeze()
             t.update(gr.Probability(0.99))
         assert logit(t.tracker.value) == pytest.approx(0.09)
-        frozen = [e for e in events if isinstance(e, gr.ThresholdFrozen)]
-        assert [(e.frozen, e.reason) for e in frozen] == [
+        frozen = [e for e in events if isinstance(e, gr.PauseChanged)]
+        assert [(e.paused, e.reason) for e in frozen] == [
             (True, "incident 42"),
             (False, "unfrozen by hand"),
         ]
@@ -245,11 +244,10 @@ class TestFreeze:
 
 class TestMechanism:
     def test_after_sets_threshold_above_act_then_updates(self) -> None:
-        """after(call) decides with the saved threshold, then moves the tracker."""
+        """decide_call(call) decides with the saved threshold, then moves the tracker."""
         t = dyn(model=MODEL, dead_band=0.0)
-        call = Call(guard="g", model=MODEL, inputs={}, batch_size=None)
-        call.prediction = gr.Prediction(gr.Probability(0.7), MODEL)
-        t.after(call)
+        call = make_call({}, prediction=0.7, model=MODEL)
+        t.decide_call(call)
         assert call.threshold is not None
         assert call.threshold.version == 1
         assert call.above is True
@@ -259,19 +257,17 @@ class TestMechanism:
     def test_after_on_a_batch(self) -> None:
         """A batch gets an array of decisions against one threshold version."""
         t = dyn(dead_band=0.0)
-        call = Call(guard="g", model=MODEL, inputs=np.zeros((3, 2)), batch_size=3)
-        call.prediction = gr.Prediction(gr.Probability(np.array([0.2, 0.6, 0.5])), MODEL)
-        t.after(call)
+        call = make_call(np.zeros((3, 2)), prediction=[0.2, 0.6, 0.5], model=MODEL)
+        t.decide_call(call)
         assert isinstance(call.act, np.ndarray)
         assert call.act.tolist() == [False, True, True]
 
     def test_model_mismatch(self) -> None:
         """A threshold set for one model refuses another model's prediction."""
         t = dyn(model=MODEL)
-        call = Call(guard="g", model=OTHER, inputs={}, batch_size=None)
-        call.prediction = gr.Prediction(gr.Probability(0.7), OTHER)
+        call = make_call({}, prediction=0.7, model=OTHER)
         with pytest.raises(gr.ModelMismatchError):
-            t.after(call)
+            t.decide_call(call)
 
     def test_decide_records_value_and_version(self) -> None:
         """decide() returns a Decision carrying the threshold value and version used."""

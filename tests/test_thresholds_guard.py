@@ -113,7 +113,7 @@ class TestThroughTheGuard:
         """An outcome monitor that fails is reported; the guard returns the decision."""
 
         class Broken(gr.OutcomeMonitor):
-            def after(self, call: gr.Call) -> None:
+            def record_call(self, call: gr.Call) -> None:
                 raise RuntimeError("disk full")
 
         threshold = gr.DynamicThreshold(target_rate=0.1, initial=gr.Probability(0.5))

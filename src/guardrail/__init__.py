@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from ._call import Call, Mechanism
+from ._call import Assigner, Call, Decider, InputMonitor, Limiter, Mechanism, Recorder, Source
 from ._config import configure
 from ._errors import (
     ActionLimitExceeded,
@@ -34,9 +34,9 @@ from ._errors import (
 from ._events import (
     ConsumerUndeclared,
     Event,
-    KillSwitchChanged,
     MachineryError,
     OutOfScale,
+    PauseChanged,
     PredictionMade,
 )
 from ._guard import (
@@ -45,12 +45,13 @@ from ._guard import (
     PredictionOutOfScaleError,
     guard,
     guard_of,
-    kill_all,
+    pause_all,
     registry,
-    revive_all,
+    resume_all,
 )
 from ._guard_config import Change, ConfigDiff, GuardConfig, diff
 from ._hooks import Hook, StructlogHook
+from ._inputs import Inputs
 from ._model import ModelRef, fingerprint_bytes, fingerprint_file
 from ._otel import OpenTelemetryHook
 from ._prediction import Decision, Prediction, Threshold
@@ -76,7 +77,6 @@ if TYPE_CHECKING:
         SkewDetected,
         ThresholdChanged,
         ThresholdClampHit,
-        ThresholdFrozen,
         UpstreamFailure,
     )
     from ._outcomes import OutcomeMonitor, OutcomeReport
@@ -123,7 +123,6 @@ _LAZY = {
     "SkewDetected": "._mechanism_events",
     "ThresholdChanged": "._mechanism_events",
     "ThresholdClampHit": "._mechanism_events",
-    "ThresholdFrozen": "._mechanism_events",
     "UpstreamFailure": "._mechanism_events",
     "OutcomeMonitor": "._outcomes",
     "OutcomeReport": "._outcomes",
@@ -164,6 +163,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ActionLimit",
     "ActionLimitExceeded",
+    "Assigner",
     "CalibrationOutOfRange",
     "Call",
     "CategoricalProfile",
@@ -171,6 +171,7 @@ __all__ = [
     "ConfigDiff",
     "ConfigError",
     "ConsumerUndeclared",
+    "Decider",
     "Decision",
     "DecisionLog",
     "DecisionLogFailed",
@@ -188,9 +189,10 @@ __all__ = [
     "GuardrailError",
     "Holdout",
     "Hook",
+    "InputMonitor",
+    "Inputs",
     "InputsInvalid",
     "JsonLinesSink",
-    "KillSwitchChanged",
     "LabelError",
     "LimitCounter",
     "LimitDegraded",
@@ -198,6 +200,7 @@ __all__ = [
     "LimitNear",
     "LimitRecovered",
     "LimitStore",
+    "Limiter",
     "LogOdds",
     "MachineryError",
     "Mechanism",
@@ -212,6 +215,7 @@ __all__ = [
     "OutcomeMonitor",
     "OutcomeReport",
     "OutcomesLost",
+    "PauseChanged",
     "PolicyError",
     "Prediction",
     "PredictionBiasOutOfRange",
@@ -221,6 +225,7 @@ __all__ = [
     "Profile",
     "ProfileFormatError",
     "ProfileMismatchError",
+    "Recorder",
     "RedisStore",
     "Report",
     "ReportFeature",
@@ -238,11 +243,11 @@ __all__ = [
     "SkewDetected",
     "SkewMonitor",
     "SkewReport",
+    "Source",
     "StructlogHook",
     "Threshold",
     "ThresholdChanged",
     "ThresholdClampHit",
-    "ThresholdFrozen",
     "UndeclaredConsumerError",
     "UpstreamFailure",
     "Window",
@@ -253,8 +258,8 @@ __all__ = [
     "fingerprint_file",
     "guard",
     "guard_of",
-    "kill_all",
     "parse_per",
+    "pause_all",
     "registry",
-    "revive_all",
+    "resume_all",
 ]

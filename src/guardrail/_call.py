@@ -1,112 +1,327 @@
-"""One guarded call as the mechanisms see it, and the protocol they implement.
+"""One guarded call, and the roles the mechanisms of a guard play in it.
 
 A guard runs its mechanisms in a fixed order around the predict function::
 
-    before:  inputs monitor (skew)                    -- sees call.inputs
+    input monitors (skew)            observe_call(call)   sees call.inputs
     predict
-    after:   threshold -> holdout -> limits -> outcomes
+    decider (threshold)              decide_call(call)    sets the action
+    assigner (holdout)               assign_call(call)    may set the arm's action
+    -- from here on the action can only be vetoed --
+    kill switch
+    limiters (action limits)         acquire_call(call)   veto what is over the cap
+                                     refund_call(...)     give back what was not acted on
+    recorders (outcomes, log)        record_call(call)    write down what happened
 
-Each ``after`` reads what the previous ones decided and may veto the action
-(set ``call.act`` to False where it applies and add a reason). A mechanism
-that raises a :class:`~guardrail.PolicyError` stops the call: that is a policy
-the user chose. Any other exception is machinery failing: the guard counts
-and reports it and carries on with the prediction unchanged.
+Each role is a :class:`~typing.Protocol`; a mechanism in the wrong slot is a
+type error and a :class:`~guardrail.errors.ConfigError` when decorating.
+After the deciding steps a mechanism can only :meth:`Call.veto` the action,
+with a reason; nothing re-opens it. A mechanism that raises a
+:class:`~guardrail.errors.PolicyError` stops the call (a policy the user
+chose); any other exception is machinery failing: the guard counts and
+reports it and carries on with the prediction unchanged.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
+import numpy as np
+
+from ._errors import GuardrailError
 
 if TYPE_CHECKING:
-    import numpy as np
     from numpy.typing import NDArray
 
+    from ._inputs import Inputs
     from ._model import ModelRef
     from ._prediction import Prediction, Threshold
 
-__all__ = ["Call", "Mechanism"]
+__all__ = [
+    "Assigner",
+    "Call",
+    "CallStageError",
+    "Decider",
+    "InputMonitor",
+    "Limiter",
+    "Mechanism",
+    "Recorder",
+    "Source",
+    "attach",
+]
+
+#: The call's stages: only while deciding may the action be set.
+DECIDING, VETOING, DONE = 0, 1, 2
 
 
-@attrs.define(slots=True, eq=False)
+class CallStageError(GuardrailError, RuntimeError):
+    """A mechanism tried to set a call's action outside the deciding steps.
+
+    Only the decider and the assigner set the action; after them it can only
+    be vetoed. The guard reports this as its machinery failing.
+    """
+
+
+@attrs.frozen
+class Source:
+    """Who emitted an event: a mechanism's kind and name, its guard and model.
+
+    ``kind`` is the role's family (``"guard"``, ``"limit"``, ``"skew"``,
+    ``"threshold"``, ``"holdout"``, ``"outcomes"``, ``"decision_log"``,
+    ``"process"``, ...). ``guard`` and ``model`` are set once the mechanism
+    serves a guard; a mechanism used on its own has ``guard=None`` and its own
+    model, if it has one.
+    """
+
+    kind: str
+    name: str
+    guard: str | None = None
+    model: ModelRef | None = None
+
+
 class Call:
     """What one guarded call has seen and decided so far.
+
+    Mechanisms read it; they change it only through :meth:`decide` (the
+    decider), :meth:`assign` (the assigner), :meth:`veto` and
+    :meth:`mark_degraded`.
 
     Attributes:
         guard: The guard's name.
         model: The guard's model.
-        inputs: The predict function's first positional argument: one row
-            (a mapping of feature name to value) or a batch (a 2-D numpy
-            array, or a sequence of row mappings).
-        batch_size: ``None`` for one row; the number of rows for a batch.
+        inputs: The call's :class:`~guardrail.mechanisms.Inputs`.
         prediction: Set once the predict function returned.
-        threshold: Set by the threshold step.
+        threshold: Set by the decider.
         above: Where the prediction passed the threshold.
-        act: Where the action will be taken; mechanisms after the threshold
-            may only turn ``True`` into ``False``.
         reasons: Why actions were vetoed, e.g. ``"limit:block_card"``.
         arm: The holdout arm (``"model"`` or ``"holdout"``), if a holdout is
-            configured; an array of them for a batch.
-        intended: The action the randomized policy chose (the model's in the
-            model arm, the default action in the holdout arm), set by the
-            holdout before action limits or a kill switch may veto it.
+            configured; a tuple of them for a batch.
+        intended: The action the randomized policy chose, before any veto.
         propensity: The probability of the intended action under the
             randomization, if randomized.
-        degraded: Set when a mechanism's failure policy decided.
+        degraded: Whether a mechanism's failure policy decided.
         started: ``time.perf_counter()`` when the call began.
     """
 
+    __slots__ = (
+        "_act",
+        "_stage",
+        "above",
+        "arm",
+        "degraded",
+        "guard",
+        "inputs",
+        "intended",
+        "model",
+        "prediction",
+        "propensity",
+        "reasons",
+        "started",
+        "threshold",
+    )
+
     guard: str
     model: ModelRef
-    inputs: Any
-    batch_size: int | None
-    prediction: Prediction[Any] | None = None
-    threshold: Threshold[Any] | None = None
-    above: bool | NDArray[np.bool_] | None = None
-    act: bool | NDArray[np.bool_] | None = None
-    reasons: list[str] = attrs.Factory(list)
-    arm: str | NDArray[np.str_] | None = None
-    intended: bool | NDArray[np.bool_] | None = None
-    propensity: float | NDArray[np.float64] | None = None
-    degraded: bool = False
-    started: float = 0.0
+    inputs: Inputs
+    prediction: Prediction[Any] | None
+    threshold: Threshold[Any] | None
+    above: bool | NDArray[np.bool_] | None
+    reasons: list[str]
+    arm: str | NDArray[np.str_] | None
+    intended: bool | NDArray[np.bool_] | None
+    propensity: float | NDArray[np.float64] | None
+    degraded: bool
+    started: float
+
+    def __init__(self, guard: str, model: ModelRef, inputs: Inputs, started: float = 0.0) -> None:
+        self.guard = guard
+        self.model = model
+        self.inputs = inputs
+        self.prediction = None
+        self.threshold = None
+        self.above = None
+        self._act: bool | NDArray[np.bool_] | None = None
+        self.reasons = []
+        self.arm = None
+        self.intended = None
+        self.propensity = None
+        self.degraded = False
+        self.started = started
+        self._stage = DECIDING
+
+    def __repr__(self) -> str:
+        return f"<Call {self.guard!r} {self.inputs!r} act={self._act!r} reasons={self.reasons}>"
+
+    @property
+    def batch_size(self) -> int | None:
+        """``None`` for one row; the number of rows for a batch."""
+        return self.inputs.batch_size
+
+    @property
+    def act(self) -> bool | NDArray[np.bool_] | None:
+        """Where the action will be taken (read-only: see :meth:`veto`).
+
+        ``None`` before a decider ran; a bool for one row, a read-only bool
+        array for a batch.
+        """
+        return self._act
+
+    def decide(self, threshold: Threshold[Any], above: bool | NDArray[np.bool_]) -> None:
+        """Set the threshold and the action it implies (the decider's step)."""
+        if self._stage != DECIDING:
+            raise CallStageError("the action is decided once, before any veto")
+        self.threshold = threshold
+        self.above = above
+        self._act = _frozen_flags(above)
+
+    def assign(
+        self,
+        arm: str | NDArray[np.str_],
+        intended: bool | NDArray[np.bool_] | None,
+        propensity: float | NDArray[np.float64],
+        act: bool | NDArray[np.bool_] | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Set the holdout arm and, where the arm overrides it, the action.
+
+        The assigner's step: it runs right after the decider, before any veto.
+        """
+        if self._stage != DECIDING:
+            raise CallStageError("the arm is assigned before any veto")
+        self.arm = arm
+        self.intended = intended
+        self.propensity = propensity
+        if act is not None:
+            self._act = _frozen_flags(act)
+        if reason is not None:
+            self.reasons.append(reason)
+
+    def close_decision(self) -> None:
+        """End the deciding steps: from now on the action can only be vetoed."""
+        self._stage = VETOING
 
     def veto(self, reason: str, where: bool | NDArray[np.bool_] = True) -> None:
         """Turn the action off (where *where* is true) and record *reason*.
 
         For a batch, *where* is a bool array over the rows; the reason is
-        recorded once if any row was vetoed.
+        recorded once if any row was vetoed. A vetoed action stays vetoed.
         """
-        act = self.act
+        act = self._act
         if act is None:
             return
+        if self._stage == DECIDING:
+            self._stage = VETOING
         if isinstance(act, bool):
-            if act and where is True:
-                self.act = False
+            if act and bool(np.all(where)):
+                self._act = False
                 self.reasons.append(reason)
             return
         vetoed = act & where
         if vetoed.any():
-            self.act = act & ~vetoed
+            self._act = _frozen_flags(act & ~vetoed)
             self.reasons.append(reason)
+
+    def mark_degraded(self) -> None:
+        """Note that a mechanism's failure policy decided part of this call."""
+        self.degraded = True
+
+
+def _frozen_flags(flags: Any) -> bool | NDArray[np.bool_]:
+    """A bool for one row, a read-only bool array for a batch."""
+    if isinstance(flags, (bool, np.bool_)):
+        return bool(flags)
+    out = np.array(flags, dtype=np.bool_)
+    if out.ndim == 0:
+        return bool(out)
+    out.flags.writeable = False
+    return out
+
+
+# -- the roles -------------------------------------------------------------------------
 
 
 @runtime_checkable
 class Mechanism(Protocol):
-    """A part of a guard (a monitor, a threshold, a holdout, a limit).
+    """What every part of a guard has: a kind, a name and where its events come from.
 
-    ``name`` identifies it in events, span attributes and the registry. A
-    mechanism may also define ``check_config(config)``: it is called once, when a
-    guard is configured with it, and refuses a configuration it cannot serve
-    by raising ``ConfigError`` or ``ScaleError`` (better then than on every
-    call).
+    ``kind`` names the mechanism's family in events (``"limit"``,
+    ``"skew"``, ...); ``name`` identifies it within its guard. When a guard
+    is built it sets ``source`` once (see :func:`attach`): the
+    :class:`Source` stamped on every event the mechanism emits from then on.
     """
 
+    kind: ClassVar[str]
     name: str
+    source: Source
 
-    def before(self, call: Call) -> None:
-        """Look at ``call.inputs`` before the predict function runs."""
 
-    def after(self, call: Call) -> None:
-        """Look at the prediction and the decision so far; may veto."""
+@runtime_checkable
+class InputMonitor(Mechanism, Protocol):
+    """Looks at a call's inputs before the predict function runs (``inputs=``)."""
+
+    def observe_call(self, call: Call) -> None:
+        """Validate or sample ``call.inputs``; raise only as a chosen policy."""
+
+
+@runtime_checkable
+class Decider(Mechanism, Protocol):
+    """Turns a prediction into "act?" (``threshold=``)."""
+
+    def decide_call(self, call: Call) -> None:
+        """Call ``call.decide(threshold, above)`` for ``call.prediction``."""
+
+
+@runtime_checkable
+class Assigner(Mechanism, Protocol):
+    """Assigns each row to an arm of a randomized experiment (``holdout=``)."""
+
+    def assign_call(self, call: Call) -> None:
+        """Call ``call.assign(...)`` with the arms of ``call.inputs``."""
+
+
+@runtime_checkable
+class Limiter(Mechanism, Protocol):
+    """Caps the actions a guard takes (``limits=``).
+
+    :meth:`acquire_call` counts the call's actions, vetoes those past the
+    limit, and returns a receipt (or None when nothing was counted). When the
+    call is over, the guard hands the receipt back to :meth:`refund_call`
+    with the final action, so that what a later step vetoed is given back; or
+    with ``None`` when the call raised, so that everything is given back.
+    """
+
+    def acquire_call(self, call: Call) -> object | None:
+        """Count the call's actions; veto those past the limit."""
+
+    def refund_call(self, receipt: object, act: bool | NDArray[np.bool_] | None) -> None:
+        """Give back what *receipt* counted where *act* is false (all if None)."""
+
+
+@runtime_checkable
+class Recorder(Mechanism, Protocol):
+    """Writes down what a call predicted and decided (``outcomes=``)."""
+
+    def record_call(self, call: Call) -> None:
+        """Record ``call.prediction`` and the decision; never raises."""
+
+
+def attach(mechanism: Any, source: Source) -> None:
+    """Stamp *source* on *mechanism*, refusing a second guard.
+
+    A mechanism serves one guard: its events name that guard. Share a limit's
+    budget between guards through its store, not by sharing the object.
+    """
+    from ._errors import ConfigError
+
+    current: Source | None = getattr(mechanism, "source", None)
+    if (
+        current is not None
+        and current.guard is not None
+        and (current.guard, current.model) != (source.guard, source.model)
+    ):
+        raise ConfigError(
+            f"{type(mechanism).__name__} {current.name!r} already serves guard "
+            f"{current.guard!r}; a mechanism serves one guard (create another, "
+            "sharing a limit's store to share its budget)"
+        )
+    mechanism.source = source

@@ -86,9 +86,6 @@ def read_json(path: str) -> Any:
         raise InputError(f"{path}: JSON nested too deeply") from None
 
 
-_CONFIG_KEYS: Final = frozenset({"format", "name", "model", "returns", "on_out_of_scale"})
-
-
 def _describe_kind(data: object) -> str:
     """'config' or 'model' for a guard configuration or a model reference."""
     if isinstance(data, Mapping) and "mechanisms" in data:
@@ -102,32 +99,9 @@ def _describe_kind(data: object) -> str:
 
 
 def _check_config(data: Mapping[str, Any]) -> None:
-    from ._guard_config import _SLOTS, FORMAT_VERSION
-    from ._model import ModelRef
-    from ._scales import SCALES
+    from ._guard_config import check_description
 
-    version = data.get("format")
-    if version != FORMAT_VERSION:
-        raise FormatError(
-            f"guard configuration format {version!r} is not supported "
-            f"(this guardrail reads format {FORMAT_VERSION})"
-        )
-    keys = set(data)
-    expected = _CONFIG_KEYS | {"mechanisms"}
-    if keys != expected:
-        missing, unknown = sorted(expected - keys), sorted(keys - expected)
-        raise FormatError(f"guard configuration keys: missing {missing}, unknown {unknown}")
-    ModelRef.from_dict(data["model"])
-    if data["returns"] not in SCALES:
-        raise FormatError(f"unknown scale {data['returns']!r}")
-    mechanisms = data["mechanisms"]
-    if not isinstance(mechanisms, list):
-        raise FormatError("mechanisms must be a list")
-    for entry in mechanisms:
-        if not isinstance(entry, Mapping) or set(entry) != {"slot", "type", "name", "settings"}:
-            raise FormatError("a mechanism is described by slot, type, name and settings")
-        if entry["slot"] not in _SLOTS:
-            raise FormatError(f"unknown mechanism slot {entry['slot']!r}")
+    check_description(data)
 
 
 def read_diffable(path: str) -> tuple[str, Mapping[str, Any]]:

@@ -36,18 +36,18 @@ class Config:
     """guardrail's process-wide settings (one instance: ``CONFIG``)."""
 
     __slots__ = (
-        "_counter",
         "_hooks",
-        "_id_prefix",
         "_prediction_hooks",
         "call_hooks",
         "deterministic",
         "hook_errors",
-        "kill_reason",
-        "killed",
+        "id_prefix",
+        "ids",
         "lock",
         "mode",
         "on_undeclared_consumer",
+        "pause_reason",
+        "paused",
     )
 
     def __init__(self) -> None:
@@ -60,29 +60,27 @@ class Config:
         #: change so that a call reads one attribute: UNRESOLVED, OFF, GLOBAL_OTEL
         #: (only if an OpenTelemetry provider is set) or ON.
         self.mode = UNRESOLVED
-        #: The global kill switch (see guardrail.kill_all).
-        self.killed = False
-        self.kill_reason = ""
+        #: The global kill switch (see guardrail.pause_all).
+        self.paused = False
+        self.pause_reason = ""
         self.on_undeclared_consumer: UndeclaredPolicy = "report"
         self.deterministic = False
         self.hook_errors = 0
         self._reset_ids()
 
     def _reset_ids(self) -> None:
-        if self.deterministic:
-            self._id_prefix = "test-"
-        else:
-            self._id_prefix = os.urandom(6).hex() + "-"
-        self._counter = itertools.count(1)
+        #: Prediction ids are this prefix and the next number of ``ids``,
+        #: joined only when read; next() on itertools.count is atomic.
+        self.id_prefix = "test-" if self.deterministic else os.urandom(6).hex() + "-"
+        self.ids = itertools.count(1)
 
     def id_parts(self) -> tuple[int, str]:
         """The next id as (counter, prefix), to be joined only when read."""
-        return next(self._counter), self._id_prefix
+        return next(self.ids), self.id_prefix
 
     def next_id(self) -> str:
         """A process-unique id: a random prefix and a counter (cheap, no uuid)."""
-        # next() on itertools.count is atomic under the GIL.
-        return self._id_prefix + str(next(self._counter))
+        return self.id_prefix + str(next(self.ids))
 
     @property
     def hooks(self) -> tuple[Hook, ...]:

@@ -4,29 +4,39 @@ from __future__ import annotations
 
 import functools
 import inspect
-import itertools
 import math
 import sys
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar, cast, overload
 
 import attrs
 import numpy as np
 from opentelemetry import trace as _trace_state
 from opentelemetry.metrics import _internal as _metrics_state
 
-from ._call import Call, Mechanism
+from ._call import (
+    Assigner,
+    Call,
+    Decider,
+    InputMonitor,
+    Limiter,
+    Recorder,
+    Source,
+    attach,
+)
 from ._config import CONFIG, GLOBAL_OTEL, OFF, UNRESOLVED
 from ._errors import ConfigError, OutOfScaleError, PolicyError, ScaleError
-from ._events import KillSwitchChanged, MachineryError, OutOfScale, PredictionMade
+from ._events import MachineryError, OutOfScale, PauseChanged, PredictionMade
 from ._guard_config import GuardConfig, OutOfScalePolicy
 from ._hooks import emit
+from ._inputs import MISSING, InputBinding, Inputs, bind_inputs
 from ._model import ModelRef, callable_name
 from ._prediction import Decision, Prediction, Threshold
-from ._scales import SCALES, _Value
+from ._scales import SCALES, Value
+from ._speed import Counter, take_over
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -44,13 +54,13 @@ __all__ = [
     "PredictionOutOfScaleError",
     "guard",
     "guard_of",
-    "kill_all",
+    "pause_all",
     "registry",
-    "revive_all",
+    "resume_all",
 ]
 
 P = ParamSpec("P")
-S = TypeVar("S", bound=_Value[Any])
+S = TypeVar("S", bound=Value[Any])
 O = TypeVar("O")  # noqa: E741 - the guarded call's output type
 
 
@@ -86,35 +96,33 @@ class GuardStats:
     name: str
     model: ModelRef
     config_fingerprint: str
-    killed: bool
-    kill_reason: str
+    paused: bool
+    pause_reason: str
     calls: int
     errors: int
     machinery_errors: int
     out_of_scale: int
 
 
-def _count(counter: itertools.count[int]) -> int:
-    """How many times *counter* has been advanced (it starts at 1)."""
-    return int(repr(counter)[6:-1]) - 1
-
-
 class _FixedThreshold:
-    """Adapts a fixed Threshold to the mechanism protocol."""
+    """A fixed Threshold as a decider."""
 
-    name = "threshold"
+    kind: ClassVar[str] = "threshold"
+    __slots__ = ("name", "source", "threshold")
 
     def __init__(self, threshold: Threshold[Any]) -> None:
+        self.name = "threshold"
         self.threshold = threshold
+        self.source = Source("threshold", "threshold")
 
-    def before(self, call: Call) -> None:
-        pass
-
-    def after(self, call: Call) -> None:
+    def decide_call(self, call: Call) -> None:
         threshold = self.threshold
         assert call.prediction is not None
-        above = threshold.admits(call.prediction.value)
-        call.threshold, call.above, call.act = threshold, above, above
+        call.decide(threshold, threshold.admits(call.prediction.value))
+
+
+_PROCESS = Source("process", "guardrail")
+_TELEMETRY = Source("telemetry", "hooks")
 
 
 class Guard(Generic[S]):
@@ -126,9 +134,9 @@ class Guard(Generic[S]):
         prediction = g.run(clf_score, row)
 
     Calls are thread-safe. The guard registers itself (see :func:`registry`)
-    and has a kill switch (:meth:`kill`): while killed, predictions are still
+    and has a kill switch (:meth:`pause`): while paused, predictions are still
     returned but no action is taken (``Decision.act`` is False with reason
-    ``"kill-switch"``).
+    ``"paused"``).
     """
 
     def __init__(self, config: GuardConfig) -> None:
@@ -139,47 +147,59 @@ class Guard(Generic[S]):
         self.model = config.model
         self.scale = config.returns
         self.fingerprint = config.fingerprint
+        self.source = Source("guard", self.name, self.name, self.model)
         self._on_out_of_scale: OutOfScalePolicy = config.on_out_of_scale
-        threshold = config.threshold
-        if isinstance(threshold, Threshold):
-            threshold = _FixedThreshold(threshold)
-        self._decides = threshold is not None
-        self._before = tuple(m for m in (config.inputs,) if m is not None)
-        self._decision_steps = tuple(m for m in (threshold, config.holdout) if m is not None)
-        self._limits = tuple(config.limits)
-        if self._limits:
-            # Limits run as a chain: what a later one denies, earlier ones give back.
-            from ._limits import run_limits
-
-            self._run_limits = run_limits
-        self._after_all = tuple(m for m in (config.outcomes,) if m is not None)
-        self._plain = not (self._before or self._decides or self._after_all)
+        for _, mechanism in config.mechanisms():
+            if not isinstance(mechanism, Threshold):
+                kind = type(mechanism).kind
+                attach(mechanism, Source(kind, mechanism.name, self.name, self.model))
+        decider: Decider | None
+        if isinstance(config.threshold, Threshold):
+            fixed = _FixedThreshold(config.threshold)
+            attach(fixed, Source("threshold", "threshold", self.name, self.model))
+            decider = fixed
+        else:
+            decider = config.threshold
+        self._decider = decider
+        self._decides = decider is not None
+        self._monitors: tuple[InputMonitor, ...] = (
+            () if config.inputs is None else (config.inputs,)
+        )
+        self._assigner: Assigner | None = config.holdout
+        self._limits: tuple[Limiter, ...] = config.limits
+        self._recorders: tuple[Recorder, ...] = config.outcomes
+        self._names = config.features
+        if self._names is None and config.inputs is not None:
+            schema = getattr(config.inputs, "schema", None)
+            self._names = getattr(schema, "names", None)
+        self._plain = not (self._monitors or self._decides or self._recorders)
         self._fixed_only = (
             isinstance(config.threshold, Threshold)
-            and not (self._before or self._after_all or self._limits)
+            and not (self._monitors or self._recorders or self._limits)
             and config.holdout is None
         )
         self._fast = self._plain or self._fixed_only
+        self._bindings: dict[Callable[..., Any], InputBinding] = {}
         self._fast_result = self._bind_fast_result()
-        self._calls = itertools.count(1)
-        self._errors = itertools.count(1)
-        self._machinery_errors = itertools.count(1)
-        self._out_of_scale = itertools.count(1)
-        self.killed = False
-        self.kill_reason = ""
+        self._calls = Counter()
+        self._errors = Counter()
+        self._machinery_errors = Counter()
+        self._out_of_scale = Counter()
+        self.paused = False
+        self.pause_reason = ""
         _register(self)
 
     # -- the kill switch --------------------------------------------------------
 
-    def kill(self, reason: str = "") -> None:
-        """Stop all actions of this guard; predictions are still returned."""
-        self.killed, self.kill_reason = True, reason
-        emit(KillSwitchChanged(guard=self.name, killed=True, reason=reason))
+    def pause(self, reason: str = "") -> None:
+        """Stop all actions of this guard (the kill switch); predictions are still returned."""
+        self.paused, self.pause_reason = True, reason
+        emit(PauseChanged(source=self.source, paused=True, reason=reason))
 
-    def revive(self) -> None:
-        """Undo :meth:`kill`."""
-        self.killed, self.kill_reason = False, ""
-        emit(KillSwitchChanged(guard=self.name, killed=False, reason=""))
+    def resume(self) -> None:
+        """Undo :meth:`pause`."""
+        self.paused, self.pause_reason = False, ""
+        emit(PauseChanged(source=self.source, paused=False, reason=""))
 
     def stats(self) -> GuardStats:
         """A snapshot of this guard's state and counters."""
@@ -187,62 +207,62 @@ class Guard(Generic[S]):
             name=self.name,
             model=self.model,
             config_fingerprint=self.fingerprint,
-            killed=self.killed or CONFIG.killed,
-            kill_reason=self.kill_reason or CONFIG.kill_reason,
-            calls=_count(self._calls),
-            errors=_count(self._errors),
-            machinery_errors=_count(self._machinery_errors),
-            out_of_scale=_count(self._out_of_scale),
+            paused=self.paused or CONFIG.paused,
+            pause_reason=self.pause_reason or CONFIG.pause_reason,
+            calls=self._calls.value(),
+            errors=self._errors.value(),
+            machinery_errors=self._machinery_errors.value(),
+            out_of_scale=self._out_of_scale.value(),
         )
+
+    def _binding(self, fn: Callable[..., Any]) -> InputBinding:
+        binding = self._bindings.get(fn)
+        if binding is None:
+            binding = bind_inputs(fn, self.config.input_parameter)
+            if len(self._bindings) < 64:
+                self._bindings[fn] = binding
+        return binding
 
     # -- running a call -----------------------------------------------------------
 
     def run(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Call ``fn(*args, **kwargs)`` under this guard."""
-        next(self._calls)
-        if self._fast and _quiet():
-            try:
-                raw = fn(*args, **kwargs)
-            except BaseException:
-                next(self._errors)
-                raise
-            if type(raw) is np.ndarray:
-                _take_over(raw)
-            return self._fast_result(raw, args)
-        call, scopes = self._enter(args)
-        error: BaseException | None = None
-        try:
-            self._before_call(call)
-            try:
-                raw = fn(*args, **kwargs)
-            except BaseException:
-                next(self._errors)
-                raise
-            if type(raw) is np.ndarray:
-                _take_over(raw)
-            return self._finish(call, raw)
-        except BaseException as e:
-            error = e
-            raise
-        finally:
-            self._exit(call, scopes, error)
+        return self._run(self._binding(fn), fn, args, kwargs)
 
     async def run_async(
         self, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any
     ) -> Any:
         """Await ``fn(*args, **kwargs)`` under this guard."""
-        next(self._calls)
-        call, scopes = self._enter(args)
-        error: BaseException | None = None
-        try:
-            self._before_call(call)
+        return await self._run_async(self._binding(fn), fn, args, kwargs)
+
+    def _run(
+        self,
+        binding: InputBinding,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        self._calls.add()
+        if self._fast and _quiet():
             try:
-                raw = await fn(*args, **kwargs)
+                raw = fn(*args, **kwargs)
             except BaseException:
-                next(self._errors)
+                self._errors.add()
                 raise
             if type(raw) is np.ndarray:
-                _take_over(raw)
+                take_over(raw)
+            return self._fast_result(raw, binding, args, kwargs)
+        call, scopes = self._enter(binding, args, kwargs)
+        error: BaseException | None = None
+        try:
+            self._observe(call)
+            try:
+                raw = fn(*args, **kwargs)
+            except BaseException:
+                self._errors.add()
+                raise
+            if type(raw) is np.ndarray:
+                take_over(raw)
             return self._finish(call, raw)
         except BaseException as e:
             error = e
@@ -250,23 +270,61 @@ class Guard(Generic[S]):
         finally:
             self._exit(call, scopes, error)
 
-    def _enter(self, args: tuple[Any, ...]) -> tuple[Call, list[tuple[Any, CallScope | None]]]:
-        """Open the call's context and telemetry scopes (never raises)."""
+    async def _run_async(
+        self,
+        binding: InputBinding,
+        fn: Callable[..., Awaitable[Any]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        self._calls.add()
+        call, scopes = self._enter(binding, args, kwargs)
+        error: BaseException | None = None
+        try:
+            self._observe(call)
+            try:
+                raw = await fn(*args, **kwargs)
+            except BaseException:
+                self._errors.add()
+                raise
+            if type(raw) is np.ndarray:
+                take_over(raw)
+            return self._finish(call, raw)
+        except BaseException as e:
+            error = e
+            raise
+        finally:
+            self._exit(call, scopes, error)
+
+    def _inputs(
+        self, binding: InputBinding, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Inputs:
+        raw = binding(args, kwargs)
+        return Inputs.of(None if raw is MISSING else raw, self._names)
+
+    def _enter(
+        self, binding: InputBinding, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[Call, list[tuple[Any, CallScope | None]]]:
+        """Read the inputs; open the call's telemetry scopes (never raises)."""
         if CONFIG.mode == UNRESOLVED:
             _ = CONFIG.hooks  # choose the default hooks now
-        inputs = args[0] if args else None
-        call = Call(self.name, self.model, inputs, _batch_size(inputs), started=_perf())
+        try:
+            inputs = self._inputs(binding, args, kwargs)
+        except Exception as e:  # noqa: BLE001 - unreadable inputs are the caller's, not ours
+            self._machinery_error(self.source, e)
+            inputs = Inputs(None, "row", None)
+        call = Call(self.name, self.model, inputs, started=_perf())
         scopes: list[tuple[Any, CallScope | None]] = []
         for hook in CONFIG.call_hooks:
             try:
                 scopes.append((hook, hook.start_call(self.name, self.fingerprint)))
             except Exception as e:  # noqa: BLE001 - telemetry must not break the call
-                self._machinery_error("telemetry", e)
+                self._machinery_error(_TELEMETRY, e)
         return call, scopes
 
-    def _before_call(self, call: Call) -> None:
-        for mechanism in self._before:
-            self._step(mechanism.before, mechanism, call)
+    def _observe(self, call: Call) -> None:
+        for monitor in self._monitors:
+            self._step(monitor.observe_call, monitor.source, call)
 
     def _finish(self, call: Call, raw: object) -> Any:
         try:
@@ -278,36 +336,44 @@ class Guard(Generic[S]):
         prediction = Prediction._fast(value, self.model)
         call.prediction = prediction
         if not self._decides:
-            for mechanism in self._after_all:
-                self._step(mechanism.after, mechanism, call)
+            call.close_decision()
+            for recorder in self._recorders:
+                self._step(recorder.record_call, recorder.source, call)
             return prediction
         if on_scale:
-            for mechanism in self._decision_steps:
-                self._step(mechanism.after, mechanism, call)
+            decider = self._decider
+            assert decider is not None
+            self._step(decider.decide_call, decider.source, call)
+            assigner = self._assigner
+            if assigner is not None and call.threshold is not None:
+                self._step(assigner.assign_call, assigner.source, call)
         if call.threshold is None:
             # No basis for an action: the value is off its scale, or the
-            # threshold step failed (then the decision is marked degraded).
+            # decider failed (then the decision is marked degraded).
             fixed = self.config.threshold
+            call.close_decision()
             call.threshold = (
                 fixed
                 if isinstance(fixed, Threshold)
                 else Threshold(_neutral(prediction), scale=self.scale, model=self.model)
             )
-            call.above = call.act = _none_like(prediction)
-            call.degraded = on_scale
+            call.above = _none_like(prediction)
+            call.degraded = call.degraded or on_scale
+        call.close_decision()
         if not on_scale:
             call.reasons.append("out-of-scale")
-        if self.killed or CONFIG.killed:
-            call.veto("kill-switch")
+        if self.paused or CONFIG.paused:
+            call.veto("paused")
         if self._limits:
-            self._run_limits(self._limits, call, self._step)
-        for mechanism in self._after_all:
-            self._step(mechanism.after, mechanism, call)
+            self._acquire(call)
+        for recorder in self._recorders:
+            self._step(recorder.record_call, recorder.source, call)
+        act = call.act
         return Decision(
             prediction=prediction,
             threshold=call.threshold,
             above=call.above if call.above is not None else False,
-            act=call.act if call.act is not None else False,
+            act=act if act is not None else _none_like(prediction),
             reasons=tuple(call.reasons),
             arm=call.arm,
             intended=call.intended,
@@ -315,23 +381,57 @@ class Guard(Generic[S]):
             degraded=call.degraded,
         )
 
+    def _acquire(self, call: Call) -> None:
+        """Run the limiters in order; give back what was counted but not acted on.
+
+        An action a later limit denies is not taken, so the budget earlier
+        limits counted for it is refunded; when a limit raises (a policy such
+        as ``on_exceed="raise"``), no action of the call is taken and every
+        count it made is refunded.
+        """
+        receipts: list[tuple[Limiter, object]] = []
+        try:
+            for limit in self._limits:
+                try:
+                    receipt = limit.acquire_call(call)
+                except PolicyError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - machinery never breaks the call
+                    self._machinery_error(limit.source, e)
+                    continue
+                if receipt is not None:
+                    receipts.append((limit, receipt))
+        except BaseException:
+            for limit, receipt in receipts:
+                self._refund(limit, receipt, None)
+            raise
+        if receipts:
+            act = call.act
+            for limit, receipt in receipts:
+                self._refund(limit, receipt, act)
+
+    def _refund(self, limit: Limiter, receipt: object, act: Any) -> None:
+        try:
+            limit.refund_call(receipt, act)
+        except Exception as e:  # noqa: BLE001 - a lost refund only overcounts
+            self._machinery_error(limit.source, e)
+
     def _exit(
         self,
         call: Call,
         scopes: list[tuple[Any, CallScope | None]],
         error: BaseException | None,
     ) -> None:
-        killed = self.killed or CONFIG.killed
+        paused = self.paused or CONFIG.paused
         for hook, scope in reversed(scopes):
             try:
-                hook.end_call(scope, call, error, killed)
+                hook.end_call(scope, call, error, paused)
             except Exception as e:  # noqa: BLE001 - telemetry must not break the call
-                self._machinery_error("telemetry", e)
+                self._machinery_error(_TELEMETRY, e)
         if error is None and call.prediction is not None and CONFIG.prediction_hooks:
             value = call.prediction.value.value
             event = PredictionMade(
-                guard=self.name,
-                model=self.model,
+                source=self.source,
                 scale=self.scale.scale,
                 prediction_id=call.prediction.id,
                 score=value if isinstance(value, float) else None,
@@ -344,26 +444,25 @@ class Guard(Generic[S]):
                 except Exception:  # noqa: BLE001 - a hook must never break the caller
                     CONFIG.hook_errors += 1
 
-    def _step(self, method: Callable[[Call], None], mechanism: object, call: Call) -> None:
+    def _step(self, method: Callable[[Call], Any], source: Source, call: Call) -> None:
         try:
             method(call)
         except PolicyError:
             raise
         except Exception as e:  # noqa: BLE001 - machinery never breaks the call
-            self._machinery_error(str(getattr(mechanism, "name", type(mechanism).__name__)), e)
+            self._machinery_error(source, e)
 
-    def _machinery_error(self, component: str, error: BaseException) -> None:
-        next(self._machinery_errors)
+    def _machinery_error(self, source: Source, error: BaseException) -> None:
+        self._machinery_errors.add()
+        if source.guard is None:
+            source = attrs.evolve(source, guard=self.name, model=self.model)
         for hook in CONFIG.call_hooks:
             try:
-                hook.machinery_error(self.name, component)
+                hook.machinery_error(self.name, f"{source.kind}:{source.name}")
             except Exception:  # noqa: BLE001 - nothing more to do
                 CONFIG.hook_errors += 1
-        emit(
-            MachineryError(
-                guard=self.name, component=component, error=f"{type(error).__name__}: {error}"
-            )
-        )
+        # Only the exception's type: its message may hold raw input values.
+        emit(MachineryError(source=source, error=type(error).__name__))
 
     def _value(self, raw: object) -> Any:
         """The typed value of *raw*, or the out-of-scale policy."""
@@ -373,11 +472,11 @@ class Guard(Generic[S]):
             return self._out_of_scale_value(raw, e)
 
     def _out_of_scale_value(self, raw: object, error: Exception) -> Any:
-        next(self._out_of_scale)
+        self._out_of_scale.add()
         detail = str(error)
         if self._on_out_of_scale == "raise":
             raise PredictionOutOfScaleError(f"{self.name}: {detail}") from error
-        emit(OutOfScale(guard=self.name, model=self.model, scale=self.scale.scale, detail=detail))
+        emit(OutOfScale(source=self.source, scale=self.scale.scale, detail=detail))
         value = _new(self.scale)
         _set(value, "value", raw)  # passed through unchecked, as the policy says
         return value
@@ -398,110 +497,95 @@ class Guard(Generic[S]):
                 f"{callable_name(fn)} is a generator function; guard() needs a function "
                 "that returns its prediction"
             )
+        binding = bind_inputs(fn, self.config.input_parameter)
         fast, quiet = self._fast, _quiet
-        ndarray, take_over = np.ndarray, _take_over
-        calls, errors, result = self._calls, self._errors, self._fast_result
+        ndarray = np.ndarray
+        count_call, count_error = self._calls.add, self._errors.add
+        result = self._fast_result
 
         guarded: Callable[P, Any]
         if inspect.iscoroutinefunction(fn):
-            run_async = self.run_async
+            run_async = self._run_async
 
             async def guarded_async(*args: P.args, **kwargs: P.kwargs) -> Any:
                 if not (fast and quiet()):
-                    return await run_async(fn, *args, **kwargs)
-                next(calls)
+                    return await run_async(binding, fn, args, kwargs)
+                count_call()
                 try:
                     raw = await fn(*args, **kwargs)
                 except BaseException:
-                    next(errors)
+                    count_error()
                     raise
                 if type(raw) is ndarray:
                     take_over(raw)
-                return result(raw, args)
+                return result(raw, binding, args, kwargs)
 
             guarded = guarded_async
         else:
-            run = self.run
+            run = self._run
 
             def guarded_sync(*args: P.args, **kwargs: P.kwargs) -> Any:
                 if not (fast and quiet()):
-                    return run(fn, *args, **kwargs)
-                next(calls)
+                    return run(binding, fn, args, kwargs)
+                count_call()
                 try:
                     raw = fn(*args, **kwargs)
                 except BaseException:
-                    next(errors)
+                    count_error()
                     raise
                 if type(raw) is ndarray:
                     take_over(raw)
-                return result(raw, args)
+                return result(raw, binding, args, kwargs)
 
             guarded = guarded_sync
         guarded = functools.wraps(fn)(guarded)
         _GUARDS_BY_FUNCTION[guarded] = self
         return guarded
 
-    def _bind_fast_result(self) -> Callable[[object, tuple[Any, ...]], Any]:
+    def _bind_fast_result(
+        self,
+    ) -> Callable[[object, InputBinding, tuple[Any, ...], dict[str, Any]], Any]:
         """The prediction (or decision) for *raw*, with the common case inline."""
         config, model, scale, name = CONFIG, self.model, self.scale, self.name
         low, high = _FAST_RANGE[scale.scale]
-        slow_value, finish = self._value, self._finish
+        slow_value, finish, inputs_of = self._value, self._finish, self._inputs
         new, now, make = _new, _now, _tuple_new
         set_scaled = _VALUE_SETTER[scale.scale]
         prediction_cls, decision_cls = Prediction, Decision
         decides = self._fixed_only
-        fixed = self.config.threshold
-        cut = fixed.value if decides else 0.0
-        at_least = not decides or fixed.direction == ">="
+        given = self.config.threshold
+        fixed = cast("Threshold[Any]", given)  # only read when decides
+        cut = given.value if isinstance(given, Threshold) else 0.0
+        at_least = not isinstance(given, Threshold) or given.direction == ">="
         guard = self
 
-        def fast_result(raw: object, args: tuple[Any, ...]) -> Any:
+        def fast_result(
+            raw: object, binding: InputBinding, args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> Any:
             if type(raw) is float and low <= raw <= high:
                 value = new(scale)
                 set_scaled(value, raw)
                 p = make(
                     prediction_cls,
-                    (value, model, next(config._counter), now(), (), config._id_prefix),
+                    (value, model, next(config.ids), now(), (), config.id_prefix),
                 )
                 if not decides:
                     return p
                 above = raw >= cut if at_least else raw <= cut
-                if above and (guard.killed or config.killed):
-                    return decision_cls(p, fixed, above, False, ("kill-switch",))
+                if above and (guard.paused or config.paused):
+                    return decision_cls(p, fixed, above, False, ("paused",))
                 return decision_cls(p, fixed, above, above)
             if not decides:
                 return make(
                     prediction_cls,
-                    (slow_value(raw), model, next(config._counter), now(), (), config._id_prefix),
+                    (slow_value(raw), model, next(config.ids), now(), (), config.id_prefix),
                 )
-            inputs = args[0] if args else None
-            return finish(Call(name, model, inputs, _batch_size(inputs)), raw)
+            return finish(Call(name, model, inputs_of(binding, args, kwargs)), raw)
 
         return fast_result
 
     def __repr__(self) -> str:
         return f"<Guard {self.name!r} model={self.model.name} {self.model.version}>"
-
-
-_getrefcount = getattr(sys, "getrefcount", None)
-
-
-def _take_over(raw: NDArray[Any]) -> None:
-    """Make a result array that nobody else holds read-only, so it needs no copy.
-
-    A typed batch must not change under its prediction, so a value copies any
-    array someone else could still write to. The array a predict function
-    returns is usually a fresh temporary: when the guard's own variable is its
-    only reference (counted: the caller's variable, this argument and
-    getrefcount's own), locking it is as safe as a copy and costs nothing.
-    """
-    if (
-        _getrefcount is not None
-        and _getrefcount(raw) <= 3
-        and raw.base is None
-        and raw.flags.writeable
-    ):
-        raw.flags.writeable = False
 
 
 def _quiet() -> bool:
@@ -538,17 +622,6 @@ def _none_like(prediction: Prediction[Any]) -> bool | NDArray[np.bool_]:
     return False
 
 
-def _batch_size(inputs: object) -> int | None:
-    """Rows in a batch input (a 2-D array, or a list of rows), None for one row."""
-    if isinstance(inputs, np.ndarray):
-        return int(inputs.shape[0]) if inputs.ndim == 2 else None
-    if isinstance(inputs, (list, tuple)) and (
-        not inputs or isinstance(inputs[0], (Mapping, list, tuple, np.ndarray))
-    ):
-        return len(inputs)
-    return None
-
-
 # -- the registry --------------------------------------------------------------------
 
 _REGISTRY_LOCK = threading.Lock()
@@ -579,16 +652,16 @@ def guard_of(fn: Callable[..., Any]) -> Guard[Any]:
         raise ConfigError(f"{callable_name(fn)} is not a guarded function") from None
 
 
-def kill_all(reason: str = "") -> None:
-    """The global kill switch: no guard allows an action until :func:`revive_all`."""
-    CONFIG.killed, CONFIG.kill_reason = True, reason
-    emit(KillSwitchChanged(guard=None, killed=True, reason=reason))
+def pause_all(reason: str = "") -> None:
+    """The global kill switch: no guard allows an action until :func:`resume_all`."""
+    CONFIG.paused, CONFIG.pause_reason = True, reason
+    emit(PauseChanged(source=_PROCESS, paused=True, reason=reason))
 
 
-def revive_all() -> None:
-    """Undo :func:`kill_all` (guards killed one by one stay killed)."""
-    CONFIG.killed, CONFIG.kill_reason = False, ""
-    emit(KillSwitchChanged(guard=None, killed=False, reason=""))
+def resume_all() -> None:
+    """Undo :func:`pause_all` (guards paused one by one stay paused)."""
+    CONFIG.paused, CONFIG.pause_reason = False, ""
+    emit(PauseChanged(source=_PROCESS, paused=False, reason=""))
 
 
 # -- the decorator ---------------------------------------------------------------------
@@ -624,10 +697,12 @@ def guard(
     returns: type[S],
     threshold: None = None,
     name: str | None = None,
-    inputs: object = None,
+    inputs: InputMonitor | None = None,
     holdout: None = None,
-    limits: Sequence[object] = (),
-    outcomes: object = None,
+    limits: Sequence[Limiter] = (),
+    outcomes: Recorder | Sequence[Recorder] = (),
+    features: Sequence[str] | None = None,
+    input_parameter: str | None = None,
     on_out_of_scale: OutOfScalePolicy = "raise",
 ) -> _Decorator[Prediction[S]]: ...
 
@@ -637,12 +712,14 @@ def guard(
     *,
     model: ModelRef,
     returns: type[S],
-    threshold: Threshold[S] | Mechanism,
+    threshold: Threshold[S] | Decider,
     name: str | None = None,
-    inputs: object = None,
-    holdout: object = None,
-    limits: Sequence[object] = (),
-    outcomes: object = None,
+    inputs: InputMonitor | None = None,
+    holdout: Assigner | None = None,
+    limits: Sequence[Limiter] = (),
+    outcomes: Recorder | Sequence[Recorder] = (),
+    features: Sequence[str] | None = None,
+    input_parameter: str | None = None,
     on_out_of_scale: OutOfScalePolicy = "raise",
 ) -> _Decorator[Decision[S]]: ...
 
@@ -651,12 +728,14 @@ def guard(
     *,
     model: ModelRef,
     returns: type[S],
-    threshold: object = None,
+    threshold: Threshold[S] | Decider | None = None,
     name: str | None = None,
-    inputs: object = None,
-    holdout: object = None,
-    limits: Sequence[object] = (),
-    outcomes: object = None,
+    inputs: InputMonitor | None = None,
+    holdout: Assigner | None = None,
+    limits: Sequence[Limiter] = (),
+    outcomes: Recorder | Sequence[Recorder] = (),
+    features: Sequence[str] | None = None,
+    input_parameter: str | None = None,
     on_out_of_scale: OutOfScalePolicy = "raise",
 ) -> _Decorator[Any]:
     """Guard a predict function: typed predictions with provenance, and guardrails.
@@ -667,17 +746,25 @@ def guard(
     :class:`Decision` when a *threshold* is given. Its own exceptions
     propagate unchanged; the guard's machinery failing never does.
 
+    Each mechanism slot takes one role (see :mod:`guardrail.mechanisms`): a
+    mechanism in the wrong slot is a type error and a ``ConfigError``.
+
     Args:
         model: The model whose predictions these are.
         returns: The output's scale: ``gr.Probability``, ``gr.LogOdds`` or
             ``gr.Score``.
-        threshold: A :class:`Threshold` (fixed) or a dynamic threshold.
+        threshold: A :class:`Threshold` (fixed) or a decider such as
+            ``DynamicThreshold``.
         name: The guard's name; the function's qualified name by default.
-        inputs: An input monitor (e.g. ``gr.SkewMonitor``).
+        inputs: An input monitor (e.g. ``SkewMonitor``).
         holdout: A randomized holdout (needs a threshold).
         limits: Action limits (need a threshold).
-        outcomes: An outcome monitor.
-        on_out_of_scale: ``"raise"`` or ``"record"``; see :class:`GuardConfig`.
+        outcomes: Recorders: an outcome monitor, a decision log, or several.
+        features: Names of positional input columns (2-D arrays, rows of
+            values); by default the input monitor's reference features.
+        input_parameter: The parameter holding the inputs; by default the
+            first one after ``self``/``cls``. Keyword calls work either way.
+        on_out_of_scale: ``"raise"`` or ``"report"``; see :class:`GuardConfig`.
 
     >>> import guardrail as gr
     >>> model = gr.ModelRef(name="fraud", version="3.1.0")
@@ -696,6 +783,8 @@ def guard(
         holdout=holdout,
         limits=tuple(limits),
         outcomes=outcomes,
+        features=features,
+        input_parameter=input_parameter,
         on_out_of_scale=on_out_of_scale,
     )
     return _Decorator(config)

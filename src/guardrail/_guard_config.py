@@ -4,21 +4,44 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import attrs
 
-from ._call import Mechanism
+from ._call import Assigner, Decider, InputMonitor, Limiter, Recorder
 from ._errors import ConfigError, FormatError, ScaleError
 from ._model import ModelRef, canonical_json, fingerprint_bytes
 from ._prediction import Threshold
-from ._scales import SCALES, _Value
+from ._scales import SCALES, Value
 
-__all__ = ["Change", "ConfigDiff", "GuardConfig", "describe", "diff"]
+__all__ = [
+    "SLOTS",
+    "Change",
+    "ConfigDiff",
+    "GuardConfig",
+    "check_description",
+    "describe",
+    "diff",
+]
 
-OutOfScalePolicy = Literal["raise", "record"]
+OutOfScalePolicy = Literal["raise", "report"]
+FORMAT = "guardrail.guard_config"
 FORMAT_VERSION = 1
-_SLOTS = ("inputs", "threshold", "holdout", "limits", "outcomes")
+#: The mechanism slots of a guard, in the order they run, and the role each takes.
+SLOTS: dict[str, type] = {
+    "inputs": InputMonitor,
+    "threshold": Decider,
+    "holdout": Assigner,
+    "limits": Limiter,
+    "outcomes": Recorder,
+}
+_ROLE_NAMES = {
+    "inputs": "an input monitor (observe_call), e.g. SkewMonitor",
+    "threshold": "a Threshold or a decider (decide_call), e.g. DynamicThreshold",
+    "holdout": "an assigner (assign_call), e.g. Holdout",
+    "limits": "limiters (acquire_call, refund_call), e.g. ActionLimit",
+    "outcomes": "recorders (record_call), e.g. OutcomeMonitor or DecisionLog",
+}
 
 
 def describe(mechanism: object) -> dict[str, Any]:
@@ -37,12 +60,9 @@ def describe(mechanism: object) -> dict[str, Any]:
     }
 
 
-def _check_mechanism(slot: str, value: object) -> None:
-    if not isinstance(value, Mechanism):
-        raise ConfigError(
-            f"{slot}= takes an object with name, before(call) and after(call) "
-            f"(a guardrail mechanism), got {type(value).__name__}"
-        )
+def _check_role(slot: str, value: object) -> None:
+    if not isinstance(value, SLOTS[slot]):
+        raise ConfigError(f"{slot}= takes {_ROLE_NAMES[slot]}, got {type(value).__name__}")
 
 
 def _check_returns(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -50,12 +70,23 @@ def _check_returns(_: object, attribute: attrs.Attribute[Any], value: object) ->
         raise ScaleError(f"returns= must be gr.Score, gr.LogOdds or gr.Probability, got {value!r}")
 
 
-def _to_limits(value: object) -> tuple[Any, ...]:
+def _to_tuple(value: object) -> tuple[Any, ...]:
     if value is None:
         return ()
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         value = (value,)
     return tuple(value)
+
+
+def _to_names(value: object) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise ConfigError("features= is a sequence of feature names")
+    names = tuple(value)
+    if not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+        raise ConfigError("features= must be distinct, non-empty strings")
+    return names
 
 
 @attrs.frozen
@@ -68,31 +99,43 @@ class GuardConfig:
     is the sha256 of that description in canonical JSON, and
     :func:`guardrail.diff` shows what changed between two configurations.
 
+    Each slot takes a mechanism of one role (see :mod:`guardrail.mechanisms`);
+    a mechanism in the wrong slot is a :class:`~guardrail.errors.ConfigError`.
+
     Args:
         model: The model whose predictions the guard returns.
         returns: The scale of the predict function's output.
         name: The guard's name (the predict function's qualified name when
             decorating and not given).
         inputs: An input monitor (``SkewMonitor``), run before the call.
-        threshold: A ``Threshold`` or a dynamic threshold; with one, the guard
-            returns ``Decision`` instead of ``Prediction``.
-        holdout: A randomized holdout.
-        limits: Action limits, applied to positive decisions.
-        outcomes: An outcome monitor, for late labels.
+        threshold: A ``Threshold`` or a decider (``DynamicThreshold``); with
+            one, the guard returns ``Decision`` instead of ``Prediction``.
+        holdout: An assigner (``Holdout``): a randomized holdout.
+        limits: Limiters (``ActionLimit``), applied to positive decisions in
+            order.
+        outcomes: Recorders (``OutcomeMonitor``, ``DecisionLog``): one or a
+            sequence.
+        features: The names of positional input columns (a 2-D array, rows
+            of values), in order; by default the input monitor's reference
+            features.
+        input_parameter: The predict function's parameter that holds the
+            inputs; by default the first one after ``self``/``cls``.
         on_out_of_scale: What a predict function returning a value off its
             scale gets: ``"raise"`` (``PredictionOutOfScaleError``, the default) or
-            ``"record"`` (an ``OutOfScale`` event; the value passes through
+            ``"report"`` (an ``OutOfScale`` event; the value passes through
             unchecked and no action is taken on it).
     """
 
     model: ModelRef
-    returns: type[_Value[Any]] = attrs.field(validator=_check_returns)
+    returns: type[Value[Any]] = attrs.field(validator=_check_returns)
     name: str | None = None
-    inputs: Any = None
-    threshold: Any = None
-    holdout: Any = None
-    limits: tuple[Any, ...] = attrs.field(default=(), converter=_to_limits)
-    outcomes: Any = None
+    inputs: InputMonitor | None = None
+    threshold: Threshold[Any] | Decider | None = None
+    holdout: Assigner | None = None
+    limits: tuple[Limiter, ...] = attrs.field(default=(), converter=_to_tuple)
+    outcomes: tuple[Recorder, ...] = attrs.field(default=(), converter=_to_tuple)
+    features: tuple[str, ...] | None = attrs.field(default=None, converter=_to_names)
+    input_parameter: str | None = None
     on_out_of_scale: OutOfScalePolicy = "raise"
 
     def __attrs_post_init__(self) -> None:
@@ -100,30 +143,41 @@ class GuardConfig:
             raise ConfigError(f"model= must be a ModelRef, got {type(self.model).__name__}")
         if self.name is not None and (not isinstance(self.name, str) or not self.name):
             raise ConfigError("name= must be a non-empty string")
-        if self.on_out_of_scale not in ("raise", "record"):
+        if self.input_parameter is not None and (
+            not isinstance(self.input_parameter, str) or not self.input_parameter
+        ):
+            raise ConfigError("input_parameter= must be a parameter name")
+        if self.on_out_of_scale not in ("raise", "report"):
             raise ConfigError(
-                f"on_out_of_scale must be 'raise' or 'record', got {self.on_out_of_scale!r}"
+                f"on_out_of_scale must be 'raise' or 'report', got {self.on_out_of_scale!r}"
             )
         threshold = self.threshold
         if threshold is not None and not isinstance(threshold, Threshold):
-            _check_mechanism("threshold", threshold)
-        for slot in ("inputs", "holdout", "outcomes"):
+            _check_role("threshold", threshold)
+        for slot in ("inputs", "holdout"):
             value = getattr(self, slot)
             if value is not None:
-                _check_mechanism(slot, value)
+                _check_role(slot, value)
+        for limit in self.limits:
+            _check_role("limits", limit)
+        for recorder in self.outcomes:
+            _check_role("outcomes", recorder)
         # A dynamic threshold shows its scale and model through current().
         current = getattr(threshold, "current", None)
         self._check_threshold(current() if callable(current) else threshold)
+        # Events name a mechanism by kind and name: two parts may not share both.
+        # (One object may serve two roles, as its own methods for each.)
+        seen: dict[tuple[str, str], int] = {}
+        for _, mechanism in self.mechanisms():
+            if isinstance(mechanism, Threshold):
+                continue
+            key = (type(mechanism).kind, mechanism.name)
+            if seen.setdefault(key, id(mechanism)) != id(mechanism):
+                raise ConfigError(f"two {key[0]} mechanisms of this guard are named {key[1]!r}")
         for _, mechanism in self.mechanisms():
             check = getattr(mechanism, "check_config", None)
             if callable(check):
                 check(self)
-        names = set()
-        for limit in self.limits:
-            _check_mechanism("limits", limit)
-            if limit.name in names:
-                raise ConfigError(f"two limits are named {limit.name!r}")
-            names.add(limit.name)
         if (self.holdout is not None or self.limits) and threshold is None:
             raise ConfigError("holdout= and limits= act on decisions: give the guard a threshold=")
 
@@ -140,21 +194,24 @@ class GuardConfig:
     def mechanisms(self) -> list[tuple[str, Any]]:
         """(slot, object) for every configured part, in the order they run."""
         out: list[tuple[str, Any]] = []
-        for slot in _SLOTS:
+        for slot in SLOTS:
             value = getattr(self, slot)
-            if slot == "limits":
-                out.extend(("limits", limit) for limit in value)
+            if slot in ("limits", "outcomes"):
+                out.extend((slot, m) for m in value)
             elif value is not None:
                 out.append((slot, value))
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready description (format version 1)."""
+        """A JSON-ready description (``format`` and ``version`` first)."""
         return {
-            "format": FORMAT_VERSION,
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
             "name": self.name,
             "model": self.model.to_dict(),
             "returns": self.returns.scale,
+            "features": None if self.features is None else list(self.features),
+            "input_parameter": self.input_parameter,
             "on_out_of_scale": self.on_out_of_scale,
             "mechanisms": [{"slot": slot, **describe(m)} for slot, m in self.mechanisms()],
         }
@@ -178,35 +235,12 @@ class GuardConfig:
         state and cannot be rebuilt from a description: pass the live objects
         in *mechanisms* by name, and each must match its description.
         """
-        keys = {"format", "name", "model", "returns", "on_out_of_scale", "mechanisms"}
-        if not isinstance(data, Mapping):
-            raise FormatError("a guard configuration is a mapping")
-        if set(data) != keys:
-            missing, unknown = keys - set(data), set(data) - keys
-            raise FormatError(
-                f"guard configuration keys: missing {sorted(missing)}, unknown {sorted(unknown)}"
-            )
-        if data["format"] != FORMAT_VERSION:
-            raise FormatError(f"unknown guard configuration format {data['format']!r}")
-        scale = SCALES.get(data["returns"]) if isinstance(data["returns"], str) else None
-        if scale is None:
-            raise FormatError(f"unknown scale {data['returns']!r}")
+        scale = check_description(data)
         model = ModelRef.from_dict(data["model"])
         live = dict(mechanisms or {})
-        slots: dict[str, Any] = {"limits": []}
-        if not isinstance(data["mechanisms"], list):
-            raise FormatError("mechanisms must be a list")
+        slots: dict[str, Any] = {"limits": [], "outcomes": []}
         for entry in data["mechanisms"]:
-            if not isinstance(entry, Mapping) or set(entry) != {
-                "slot",
-                "type",
-                "name",
-                "settings",
-            }:
-                raise FormatError("a mechanism is described by slot, type, name and settings")
             slot = entry["slot"]
-            if slot not in _SLOTS:
-                raise FormatError(f"unknown mechanism slot {slot!r}")
             if entry["type"] == "Threshold":
                 obj: object = _threshold_from(entry["settings"], model)
             else:
@@ -217,8 +251,8 @@ class GuardConfig:
                 obj = live[entry["name"]]
                 if describe(obj) != {k: entry[k] for k in ("type", "name", "settings")}:
                     raise FormatError(f"the live {entry['name']!r} does not match its description")
-            if slot == "limits":
-                slots["limits"].append(obj)
+            if slot in ("limits", "outcomes"):
+                slots[slot].append(obj)
             else:
                 slots[slot] = obj
         try:
@@ -226,11 +260,63 @@ class GuardConfig:
                 model=model,
                 returns=scale,
                 name=data["name"],
+                features=data["features"],
+                input_parameter=data["input_parameter"],
                 on_out_of_scale=data["on_out_of_scale"],
                 **slots,
             )
-        except ConfigError as e:
+        except (ConfigError, ScaleError, TypeError) as e:
             raise FormatError(str(e)) from e
+
+
+_KEYS: Final = frozenset(
+    {
+        "format",
+        "version",
+        "name",
+        "model",
+        "returns",
+        "features",
+        "input_parameter",
+        "on_out_of_scale",
+        "mechanisms",
+    }
+)
+
+
+def check_description(data: object) -> type[Value[Any]]:
+    """Check the shape of a :meth:`GuardConfig.to_dict` document; return its scale.
+
+    Raises :class:`~guardrail.errors.FormatError` on anything else. Live
+    mechanisms are not needed: this is what ``guardrail diff`` reads.
+    """
+    if not isinstance(data, Mapping):
+        raise FormatError("a guard configuration is a mapping")
+    if set(data) != _KEYS:
+        missing, unknown = _KEYS - set(data), set(data) - _KEYS
+        raise FormatError(
+            f"guard configuration keys: missing {sorted(missing)}, unknown {sorted(unknown)}"
+        )
+    if data["format"] != FORMAT:
+        raise FormatError(f"not a guard configuration: format {data['format']!r}")
+    if type(data["version"]) is not int or data["version"] != FORMAT_VERSION:
+        raise FormatError(
+            f"guard configuration version {data['version']!r} is not supported "
+            f"(this guardrail reads version {FORMAT_VERSION})"
+        )
+    scale = SCALES.get(data["returns"]) if isinstance(data["returns"], str) else None
+    if scale is None:
+        raise FormatError(f"unknown scale {data['returns']!r}")
+    ModelRef.from_dict(data["model"])
+    if not isinstance(data["mechanisms"], list):
+        raise FormatError("mechanisms must be a list")
+    for entry in data["mechanisms"]:
+        if not isinstance(entry, Mapping) or set(entry) != {"slot", "type", "name", "settings"}:
+            raise FormatError("a mechanism is described by slot, type, name and settings")
+        slot = entry["slot"]
+        if not isinstance(slot, str) or slot not in SLOTS:
+            raise FormatError(f"unknown mechanism slot {slot!r}")
+    return scale
 
 
 def _threshold_from(settings: object, model: ModelRef) -> Threshold[Any]:

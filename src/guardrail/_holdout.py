@@ -10,16 +10,18 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, Protocol, runtime_checkable
 
 import attrs
 import numpy as np
 
+from ._call import Source
 from ._errors import ConfigError, SinkClosedError, SinkFullError
 from ._hooks import emit
+from ._inputs import rows_of
 from ._mechanism_events import DecisionLogFailed
 from ._model import callable_name, canonical_json, fingerprint_bytes
-from ._outcomes import row_ids, rows_of
+from ._outcomes import row_ids
 from ._prediction import Decision, Prediction, Threshold, _float_out
 
 if TYPE_CHECKING:
@@ -67,6 +69,8 @@ class Holdout:
     True
     """
 
+    kind: ClassVar[str] = "holdout"
+
     def __init__(
         self,
         *,
@@ -96,6 +100,8 @@ class Holdout:
         if not isinstance(name, str) or not name:
             raise ConfigError("name must be a non-empty string")
         self.name = name
+        #: Who emits this holdout's events (set again when a guard takes it).
+        self.source = Source("holdout", name)
         self.fraction = float(fraction)
         self.unit = unit
         self.salt = salt
@@ -162,51 +168,44 @@ class Holdout:
             p = f if held else 1.0 - f
         return max(p, self.propensity_floor)
 
-    def before(self, call: Call) -> None:
-        """Nothing to do before the predict function runs."""
-
-    def after(self, call: Call) -> None:
-        """Set ``call.arm``, ``call.intended`` and ``call.propensity``.
+    def assign_call(self, call: Call) -> None:
+        """The guard's assigner: the arm, intended action and propensity of each row.
 
         The holdout arm gets the default action.
         """
-        if call.batch_size is None:
-            held = self.arm(call.inputs) == "holdout"
-            act = call.act
-            model_act = None if act is None else bool(act)
-            call.arm = "holdout" if held else "model"
-            call.intended = (
-                None if model_act is None else self.default_action if held else model_act
-            )
-            call.propensity = self.propensity(held, model_act)
-            if held and act is not None and act != self.default_action:
-                if self.default_action:
-                    call.act = True
-                    call.reasons.append("holdout")
-                else:
-                    call.veto("holdout")
-            return
-        rows = rows_of(call.inputs, call.batch_size)
-        if rows is None:
-            raise ConfigError("the holdout needs the batch's rows to find their units")
-        mask, _ = self.assign(rows)
-        f = self.fraction
-        call.arm = np.where(mask, "holdout", "model")
+        inputs = call.inputs
         act = call.act
+        reason = None
+        if inputs.batch_size is None:
+            held = self.arm(inputs.raw) == "holdout"
+            model_act = None if act is None else bool(act)
+            new_act: bool | None = None
+            if held and act is not None and act != self.default_action:
+                new_act, reason = self.default_action, "holdout"
+            call.assign(
+                "holdout" if held else "model",
+                None if model_act is None else self.default_action if held else model_act,
+                self.propensity(held, model_act),
+                act=new_act,
+                reason=reason,
+            )
+            return
+        mask, _ = self.assign(inputs.rows())
+        f = self.fraction
+        arm = np.where(mask, "holdout", "model")
         if act is None:
-            prop = np.where(mask, f, 1.0 - f)
-        else:
-            acts = np.asarray(act, dtype=np.bool_)
-            call.intended = np.where(mask, self.default_action, acts)
-            prop = np.where(acts == self.default_action, 1.0, np.where(mask, f, 1.0 - f))
-            if self.default_action:
-                flip = mask & ~acts
-                if flip.any():
-                    call.act = acts | mask
-                    call.reasons.append("holdout")
-            else:
-                call.veto("holdout", mask)
-        call.propensity = np.maximum(prop, self.propensity_floor)
+            call.assign(arm, None, np.maximum(np.where(mask, f, 1.0 - f), self.propensity_floor))
+            return
+        acts = np.asarray(act, dtype=np.bool_)
+        prop = np.where(acts == self.default_action, 1.0, np.where(mask, f, 1.0 - f))
+        flipped = np.where(mask, self.default_action, acts)
+        call.assign(
+            arm,
+            flipped,
+            np.maximum(prop, self.propensity_floor),
+            act=flipped,
+            reason="holdout" if bool((flipped != acts).any()) else None,
+        )
 
     def __repr__(self) -> str:
         return (
@@ -421,6 +420,8 @@ class DecisionLog:
         name: Identifies the log in events.
     """
 
+    kind: ClassVar[str] = "decision_log"
+
     def __init__(
         self,
         sink: DecisionSink,
@@ -439,6 +440,8 @@ class DecisionLog:
         self.sink = sink
         self.holdout = holdout
         self.name = name
+        #: Who emits this log's events (set again when a guard takes it).
+        self.source = Source("decision_log", name)
         try:
             text = canonical_json(
                 {
@@ -476,10 +479,9 @@ class DecisionLog:
         ids = row_ids(prediction)
         n = len(ids)
         scores = [raw] if type(raw) is float else raw.tolist()
-        size = None if type(raw) is float else n
         units: list[str | None] = [None] * n
         if self.holdout is not None:
-            rows = rows_of(inputs, size)
+            rows = rows_of(inputs, n)
             if rows is not None:
                 units = [self.holdout.hashed_unit(row) for row in rows]
 
@@ -558,13 +560,14 @@ class DecisionLog:
 
     def _report(self, reason: Literal["full", "error"], count: int, error: Exception) -> None:
         if count & (count - 1) == 0:  # 1, 2, 4, 8, ...
-            emit(DecisionLogFailed(self.name, reason, count, repr(error)))
+            emit(
+                DecisionLogFailed(
+                    source=self.source, reason=reason, count=count, error=type(error).__name__
+                )
+            )
 
-    def before(self, call: Call) -> None:
-        """Nothing to do before the predict function runs."""
-
-    def after(self, call: Call) -> None:
-        """Write the call's records; never raises."""
+    def record_call(self, call: Call) -> None:
+        """The guard's recorder: write the call's records; never raises."""
         prediction = call.prediction
         if prediction is None:
             return

@@ -23,24 +23,28 @@ import re
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, ParamSpec, Protocol, TypeVar, cast
 
 import attrs
 import numpy as np
 
+from ._call import Source
 from ._errors import ActionLimitExceeded, ConfigError
-from ._events import KillSwitchChanged
+from ._events import PauseChanged
 from ._hooks import emit
 from ._mechanism_events import LimitDegraded, LimitExceeded, LimitNear, LimitRecovered
 from ._model import callable_name
 from ._otel import metrics_configured
 
 if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
     from ._call import Call
 
 __all__ = [
     "ActionLimit",
     "LimitCounter",
+    "Receipt",
     "LimitStore",
     "MemoryStore",
     "Window",
@@ -515,7 +519,7 @@ def _one_of(*choices: str) -> Callable[[object, attrs.Attribute[Any], object], N
     return check
 
 
-@attrs.frozen(eq=False)
+@attrs.define(eq=False)
 class ActionLimit:
     """A cap on how many actions may be taken per window, per key.
 
@@ -576,8 +580,12 @@ class ActionLimit:
     _report: _Reporter = attrs.field(init=False, repr=False)
     _quiet_deny: bool | None = attrs.field(init=False, repr=False)
     _refunds: bool = attrs.field(init=False, repr=False)
+    #: Who emits this limit's events (set again when a guard takes it).
+    source: Source = attrs.field(init=False, repr=False)
+    kind: ClassVar[str] = "limit"
 
     def __attrs_post_init__(self) -> None:
+        self.source = Source("limit", self.name)
         windows = _windows(self)
         object.__setattr__(self, "windows", windows)
         if self.key is not None and not callable(self.key):
@@ -790,12 +798,12 @@ class ActionLimit:
     def pause(self, reason: str = "") -> None:
         """Turn the kill switch on: deny every action until :meth:`resume`."""
         object.__setattr__(self, "_decide", _paused)
-        emit(KillSwitchChanged(guard=f"limit:{self.name}", killed=True, reason=reason))
+        emit(PauseChanged(source=self.source, paused=True, reason=reason))
 
     def resume(self, reason: str = "") -> None:
         """Turn the kill switch off."""
         object.__setattr__(self, "_decide", self._counter.acquire)
-        emit(KillSwitchChanged(guard=f"limit:{self.name}", killed=False, reason=reason))
+        emit(PauseChanged(source=self.source, paused=False, reason=reason))
 
     def to_dict(self) -> dict[str, Any]:
         """The settings, JSON-ready (a guard's configuration fingerprint includes them).
@@ -821,56 +829,56 @@ class ActionLimit:
             "store": store_settings,
         }
 
-    # -- the guard mechanism ----------------------------------------------
+    # -- the guard's limiter role ------------------------------------------
 
-    def before(self, call: Call) -> None:
-        """Nothing: a limit looks at the decision, after the threshold."""
-
-    def after(self, call: Call) -> None:
+    def acquire_call(self, call: Call) -> list[Receipt] | None:
         """Count the call's positive decisions; veto those past the limit.
 
         An action is a positive decision (``call.act``). A denied one becomes
         "don't act" with the reason ``"limit:<name>"``; with
         ``on_exceed="raise"`` the call raises instead, and what the batch's
         earlier rows counted is given back: none of its actions is taken.
+        The key function sees each row as :class:`~guardrail.mechanisms.Inputs`
+        gives it (a dict for a DataFrame's rows). Returns what was counted,
+        for :meth:`refund_call`.
         """
-        if self.on_exceed != "raise" or not self._refunds or not isinstance(call.act, np.ndarray):
-            self._after(call, None)
-            return
-        receipts: list[_Receipt] = []
-        try:
-            self._after(call, receipts)
-        except BaseException:
-            self._refund(receipts)
-            raise
-
-    def _after(self, call: Call, receipts: list[_Receipt] | None) -> None:
-        """:meth:`after`, noting each counted action in *receipts* (if given) for a refund."""
         act = call.act
         if act is None:
-            return
-        if not self._refunds:
-            receipts = None
+            return None
+        receipts: list[Receipt] | None = [] if self._refunds else None
         reason = f"limit:{self.name}"
-        if isinstance(act, (bool, np.bool_)):
-            if act and not self._row_allowed(call, call.inputs, None, receipts):
-                call.act = True  # a numpy scalar would not pass Call.veto's bool check
+        inputs = call.inputs
+        if isinstance(act, bool):
+            if act and not self._row_allowed(call, inputs.row(0), None, receipts):
                 call.veto(reason)
-            return
-        rows = call.inputs
+            return receipts or None
         denied = np.zeros(len(act), dtype=np.bool_)
-        for i in np.flatnonzero(act).tolist():
-            try:
-                row = rows[i]
-            except Exception:  # noqa: BLE001 - no row: the key function cannot run
-                row = None
-            if not self._row_allowed(call, row, i, receipts):
-                denied[i] = True
+        try:
+            for i in np.flatnonzero(act).tolist():
+                try:
+                    row = inputs.row(i)
+                except Exception:  # noqa: BLE001 - no row: the key function cannot run
+                    row = None
+                if not self._row_allowed(call, row, i, receipts):
+                    denied[i] = True
+        except BaseException:
+            if receipts:
+                self._refund(receipts)
+            raise
         if denied.any():
             call.veto(reason, denied)
+        return receipts or None
+
+    def refund_call(self, receipt: object, act: bool | NDArray[np.bool_] | None) -> None:
+        """Give back what *receipt* counted for rows not acted on (all if *act* is None)."""
+        receipts = cast("list[Receipt]", receipt)
+        if act is not None:
+            receipts = [r for r in receipts if not (act if r[0] is None else act[r[0]])]  # type: ignore[index]
+        if receipts:
+            self._refund(receipts)
 
     def _row_allowed(
-        self, call: Call, row: Any, index: int | None, receipts: list[_Receipt] | None
+        self, call: Call, row: Any, index: int | None, receipts: list[Receipt] | None
     ) -> bool:
         if receipts is None:
             code, key, error = self._call_code((row,), {})
@@ -888,10 +896,10 @@ class ActionLimit:
                 self._report.count(0, 0)
             return True
         if code & DEGRADED:
-            call.degraded = True
+            call.mark_degraded()
         return self._report.settle(code, key, error)
 
-    def _refund(self, receipts: list[_Receipt]) -> None:
+    def _refund(self, receipts: list[Receipt]) -> None:
         """Give back what *receipts* counted (never raises: a lost refund only overcounts)."""
         refund = cast(_Refunding, self._counter).refund
         for _, key, weight, mark in receipts:
@@ -901,7 +909,7 @@ class ActionLimit:
 
 
 #: One counted action: its row (None for one row), key, weight and the counter's mark.
-_Receipt = tuple[int | None, str, int, int]
+Receipt = tuple[int | None, str, int, int]
 
 
 class _Refunding(Protocol):
@@ -910,42 +918,6 @@ class _Refunding(Protocol):
     def mark(self) -> int: ...
 
     def refund(self, key: str, weight: int, mark: int) -> None: ...
-
-
-def run_limits(
-    limits: tuple[Any, ...],
-    call: Call,
-    step: Callable[[Callable[[Call], None], object, Call], None],
-) -> None:
-    """A guard's limits, in order: what a later one denies, earlier ones give back.
-
-    An action a later limit denies is not taken, so the budget earlier limits
-    counted for it is refunded; when a limit raises (``on_exceed="raise"``),
-    no action of the call is taken and every count it made is refunded.
-    *step* runs one mechanism's ``after`` the way the guard does (machinery
-    errors reported, policy errors raised).
-    """
-    if len(limits) == 1:
-        step(limits[0].after, limits[0], call)
-        return
-    counted: list[tuple[ActionLimit, list[_Receipt]]] = []
-    try:
-        for limit in limits:
-            if isinstance(limit, ActionLimit) and limit._refunds:
-                receipts: list[_Receipt] = []
-                counted.append((limit, receipts))
-                step(functools.partial(limit._after, receipts=receipts), limit, call)
-            else:
-                step(limit.after, limit, call)
-    except BaseException:
-        for limit, receipts in counted:
-            limit._refund(receipts)
-        raise
-    act = call.act
-    for limit, receipts in counted:
-        vetoed = [r for r in receipts if not (act if r[0] is None else act[r[0]])]  # type: ignore[index]
-        if vetoed:
-            limit._refund(vetoed)
 
 
 def _argument_type_error(name: str, value: object) -> TypeError:
@@ -996,7 +968,7 @@ class _Reporter:
             # A decision degraded in another thread may not be counted yet: it
             # stays in self.outage and is reported with the next recovery.
             if outage:
-                emit(LimitRecovered(limit=limit.name, degraded_decisions=outage))
+                emit(LimitRecovered(source=limit.source, degraded_decisions=outage))
         if degraded:
             if error is not None and limit.on_error == "open":
                 code = DEGRADED  # a bad key or weight: on_error decides, not the store
@@ -1007,7 +979,9 @@ class _Reporter:
             if code & NEAR:
                 emit(
                     LimitNear(
-                        limit=limit.name, key=key_digest(key) if key else None, near=limit.near
+                        source=limit.source,
+                        key=key_digest(key) if key else None,
+                        near=limit.near,
                     )
                 )
             return True
@@ -1016,7 +990,7 @@ class _Reporter:
         if code & 1 and not paused:
             emit(
                 LimitExceeded(
-                    limit=limit.name,
+                    source=limit.source,
                     key=key_digest(key) if key else None,
                     windows=tuple(w.describe() for w in limit.windows),
                     shadow=shadow,
@@ -1047,4 +1021,6 @@ class _Reporter:
             policy = getattr(limit.store, "on_store_error", "closed")
         else:
             policy = limit.on_error
-        emit(LimitDegraded(limit=limit.name, policy=policy, error=error, decisions=decisions))
+        emit(
+            LimitDegraded(source=limit.source, policy=policy, error=error, decisions=decisions)
+        )

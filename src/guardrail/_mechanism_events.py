@@ -11,7 +11,6 @@ from typing import ClassVar, Literal
 import attrs
 
 from ._events import Event, Level
-from ._model import ModelRef
 
 __all__ = [
     "CalibrationOutOfRange",
@@ -27,7 +26,6 @@ __all__ = [
     "SkewDetected",
     "ThresholdChanged",
     "ThresholdClampHit",
-    "ThresholdFrozen",
     "UpstreamFailure",
 ]
 
@@ -43,7 +41,6 @@ class SkewDetected(Event):
 
     kind: ClassVar[str] = "skew.detected"
     level: ClassVar[Level] = "warning"
-    monitor: str
     feature: str
     metric: str
     value: float
@@ -59,7 +56,6 @@ class UpstreamFailure(Event):
 
     kind: ClassVar[str] = "skew.upstream_failure"
     level: ClassVar[Level] = "error"
-    monitor: str
     feature: str
     missing_rate: float
     reference_missing_rate: float
@@ -76,7 +72,6 @@ class InputsInvalid(Event):
 
     kind: ClassVar[str] = "skew.inputs_invalid"
     level: ClassVar[Level] = "warning"
-    monitor: str
     feature: str
     problem: str
     count: int
@@ -91,7 +86,6 @@ class LimitExceeded(Event):
 
     kind: ClassVar[str] = "limit.exceeded"
     level: ClassVar[Level] = "warning"
-    limit: str
     key: str | None
     windows: tuple[str, ...]
     shadow: bool
@@ -104,7 +98,6 @@ class LimitNear(Event):
 
     kind: ClassVar[str] = "limit.near"
     level: ClassVar[Level] = "warning"
-    limit: str
     key: str | None
     near: float
 
@@ -119,7 +112,6 @@ class LimitDegraded(Event):
 
     kind: ClassVar[str] = "limit.degraded"
     level: ClassVar[Level] = "error"
-    limit: str
     policy: str
     error: str
     decisions: int
@@ -131,7 +123,6 @@ class LimitRecovered(Event):
 
     kind: ClassVar[str] = "limit.recovered"
     level: ClassVar[Level] = "info"
-    limit: str
     degraded_decisions: int
 
 
@@ -140,8 +131,6 @@ class ThresholdChanged(Event):
     """A dynamic threshold saved a new value under a new version."""
 
     kind: ClassVar[str] = "threshold.changed"
-    threshold: str
-    model: ModelRef | None
     scale: str
     value: float
     version: int
@@ -158,23 +147,9 @@ class ThresholdClampHit(Event):
 
     kind: ClassVar[str] = "threshold.clamp_hit"
     level: ClassVar[Level] = "warning"
-    threshold: str
-    model: ModelRef | None
     bound: Literal["lower", "upper"]
     value: float
     hits: int
-
-
-@attrs.frozen
-class ThresholdFrozen(Event):
-    """A dynamic threshold was frozen (``frozen=True``) or unfrozen."""
-
-    kind: ClassVar[str] = "threshold.frozen"
-    level: ClassVar[Level] = "warning"
-    threshold: str
-    model: ModelRef | None
-    frozen: bool
-    reason: str
 
 
 @attrs.frozen
@@ -186,8 +161,6 @@ class PredictionBiasOutOfRange(Event):
 
     kind: ClassVar[str] = "outcomes.bias_out_of_range"
     level: ClassVar[Level] = "warning"
-    monitor: str
-    model: ModelRef | None
     slice: str | None
     bias: float
     lower: float
@@ -201,8 +174,6 @@ class CalibrationOutOfRange(Event):
 
     kind: ClassVar[str] = "outcomes.calibration_out_of_range"
     level: ClassVar[Level] = "warning"
-    monitor: str
-    model: ModelRef | None
     ece: float
     bound: float
     outcomes: int
@@ -219,7 +190,6 @@ class OutcomesLost(Event):
 
     kind: ClassVar[str] = "outcomes.lost"
     level: ClassVar[Level] = "warning"
-    monitor: str
     reason: Literal["evicted", "expired", "unmatched"]
     count: int
 
@@ -230,7 +200,6 @@ class RetrainHookFailed(Event):
 
     kind: ClassVar[str] = "outcomes.retrain_hook_failed"
     level: ClassVar[Level] = "error"
-    monitor: str
     error: str
     count: int
 
@@ -245,7 +214,6 @@ class DecisionLogFailed(Event):
 
     kind: ClassVar[str] = "decision_log.failed"
     level: ClassVar[Level] = "error"
-    log: str
     reason: Literal["full", "error"]
     count: int
     error: str

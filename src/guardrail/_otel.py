@@ -197,7 +197,7 @@ def _describe(span: Any, call: Call, killed: bool) -> None:
     if call.batch_size is not None:
         span.set_attribute("guardrail.batch_size", call.batch_size)
     if killed:
-        span.set_attribute("guardrail.killed", True)
+        span.set_attribute("guardrail.paused", True)
     prediction = call.prediction
     if prediction is None:
         return

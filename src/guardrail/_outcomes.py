@@ -7,15 +7,17 @@ import threading
 import time
 from array import array
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import attrs
 import numpy as np
 
+from ._call import Source
 from ._errors import ConfigError, LabelError, ScaleError
 from ._events import Event
 from ._hooks import emit
+from ._inputs import rows_of
 from ._mechanism_events import (
     CalibrationOutOfRange,
     OutcomesLost,
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
     from ._model import ModelRef
     from ._thresholds import DynamicThreshold
 
-__all__ = ["OutcomeMonitor", "OutcomeReport", "row_ids", "rows_of"]
+__all__ = ["OutcomeMonitor", "OutcomeReport", "row_ids"]
 
 #: Slices beyond this many distinct keys are pooled under this key.
 OTHER_SLICE: Final = "(other)"
@@ -45,19 +47,6 @@ def row_ids(prediction: Prediction[Any]) -> list[str]:
     if type(raw) is float:
         return [prediction.id]
     return [f"{prediction.id}:{i}" for i in range(raw.size)]
-
-
-def rows_of(inputs: object, size: int | None) -> Sequence[Any] | None:
-    """The rows of a call's inputs: ``[row]`` for one row, the rows of a batch."""
-    if inputs is None:
-        return None
-    if size is None:
-        return [inputs]
-    if isinstance(inputs, np.ndarray) and inputs.ndim == 2:
-        return list(inputs)
-    if isinstance(inputs, Sequence) and len(inputs) == size:
-        return inputs
-    return None
 
 
 def _probabilities(prediction: Prediction[Any]) -> list[float]:
@@ -189,6 +178,8 @@ class OutcomeMonitor:
     -0.2
     """
 
+    kind: ClassVar[str] = "outcomes"
+
     def __init__(
         self,
         *,
@@ -239,6 +230,8 @@ class OutcomeMonitor:
         if not isinstance(name, str) or not name:
             raise ConfigError("name must be a non-empty string")
         self.name = name
+        #: Who emits this monitor's events (set again when a guard takes it).
+        self.source = Source("outcomes", name)
         self._window = window
         self._ttl = float(ttl)
         self._slice = slice
@@ -391,7 +384,7 @@ class OutcomeMonitor:
         key = self._slice
         if key is None:
             return [None] * n
-        rows = rows_of(inputs, size)
+        rows = rows_of(inputs, n)
         if rows is None:
             with self._lock:
                 self.slice_errors += n
@@ -451,7 +444,7 @@ class OutcomeMonitor:
         after = before + n
         setattr(self, reason, after)
         if before == 0 or after.bit_length() > before.bit_length():
-            return [OutcomesLost(self.name, reason, after)]  # type: ignore[arg-type]
+            return [OutcomesLost(source=self.source, reason=reason, count=after)]  # type: ignore[arg-type]
         return []
 
     def record_outcome(self, prediction_id: str, label: bool | int) -> bool:
@@ -536,7 +529,16 @@ class OutcomeMonitor:
         if key in self._alarms:
             return []
         self._alarms.add(key)
-        return [PredictionBiasOutOfRange(self.name, self._model, key, bias, lo, hi, sums.n)]
+        return [
+            PredictionBiasOutOfRange(
+                source=self._stamped(),
+                slice=key,
+                bias=bias,
+                lower=lo,
+                upper=hi,
+                outcomes=sums.n,
+            )
+        ]
 
     def _check_calibration(self) -> list[Event]:
         if self._ece_bound is None or len(self._joined) < self._min_outcomes:
@@ -549,7 +551,12 @@ class OutcomeMonitor:
             return []
         self._ece_alarm = True
         return [
-            CalibrationOutOfRange(self.name, self._model, ece, self._ece_bound, len(self._joined))
+            CalibrationOutOfRange(
+                source=self._stamped(),
+                ece=ece,
+                bound=self._ece_bound,
+                outcomes=len(self._joined),
+            )
         ]
 
     def _ece(self) -> float:
@@ -583,7 +590,11 @@ class OutcomeMonitor:
                         with self._lock:
                             self.retrain_errors += 1
                             count = self.retrain_errors
-                        emit(RetrainHookFailed(self.name, repr(e), count))
+                        emit(
+                            RetrainHookFailed(
+                                source=self.source, error=type(e).__name__, count=count
+                            )
+                        )
 
     def check(self) -> list[Event]:
         """Check calibration now (bias is checked on every label); returns new alarms."""
@@ -658,18 +669,21 @@ class OutcomeMonitor:
                 f"{config.returns.__name__} has no probability without a calibration"
             )
 
-    def before(self, call: Call) -> None:
-        """Nothing to do before the predict function runs."""
-
-    def after(self, call: Call) -> None:
-        """Record the call's prediction and decision; write the decision log."""
+    def record_call(self, call: Call) -> None:
+        """The guard's recorder: keep the call's prediction and decision; write the log."""
         prediction = call.prediction
         if prediction is None:
             return
         if self._log is not None:
-            self._log.after(call)
-        act = call.act
-        self.record(prediction, act if act is not None else None, call.inputs)
+            self._log.record_call(call)
+        self.record(prediction, call.act, call.inputs)
+
+    def _stamped(self) -> Source:
+        """The source, with the model of the recorded predictions if no guard set one."""
+        source = self.source
+        if source.model is None and self._model is not None:
+            return attrs.evolve(source, model=self._model)
+        return source
 
     def __repr__(self) -> str:
         return f"OutcomeMonitor(name={self.name!r}, window={self._window}, pending={self.pending})"

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, final
 import attrs
 import numpy as np
 
+from ._call import Source
 from ._config import CONFIG
 from ._errors import (
     ConfigError,
@@ -22,7 +23,7 @@ from ._errors import (
 )
 from ._events import ConsumerUndeclared
 from ._model import ModelRef
-from ._scales import SCALES, _Value
+from ._scales import SCALES, Value
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["Decision", "Prediction", "Threshold", "value_from_json", "value_to_json"]
 
 #: The scale-typed value a prediction holds, e.g. ``Probability[float]``.
-S = TypeVar("S", bound=_Value[Any])
+S = TypeVar("S", bound=Value[Any])
 
 _set = object.__setattr__
 _tuple_new = tuple.__new__
@@ -38,7 +39,7 @@ Origin = Literal["fixed", "tuned", "dynamic"]
 Direction = Literal[">=", "<="]
 
 
-def value_to_json(value: _Value[Any]) -> dict[str, Any]:
+def value_to_json(value: Value[Any]) -> dict[str, Any]:
     """``{"scale": ..., "value": float or list}``; ±inf become strings."""
     raw = value.value
     if type(raw) is float:
@@ -46,7 +47,7 @@ def value_to_json(value: _Value[Any]) -> dict[str, Any]:
     return {"scale": value.scale, "value": [_float_out(x) for x in raw.tolist()]}
 
 
-def value_from_json(data: object) -> _Value[Any]:
+def value_from_json(data: object) -> Value[Any]:
     """Read :func:`value_to_json` output back, re-checking the scale."""
     if not isinstance(data, Mapping) or set(data) != {"scale", "value"}:
         raise FormatError("a value is a mapping with exactly 'scale' and 'value'")
@@ -146,7 +147,7 @@ class Prediction(tuple, Generic[S]):  # type: ignore[type-arg]
         created_at: float | None = None,
         upstream: tuple[Prediction[Any], ...] = (),
     ) -> Prediction[S]:
-        if not isinstance(value, _Value):
+        if not isinstance(value, Value):
             raise ScaleError(
                 f"a prediction holds a Score, LogOdds or Probability, got {type(value).__name__}"
             )
@@ -214,7 +215,8 @@ class Prediction(tuple, Generic[S]):  # type: ignore[type-arg]
                 )
             from ._hooks import emit
 
-            emit(ConsumerUndeclared(model=self.model, consumer=by, prediction_id=self.id))
+            source = Source("prediction", self.model.name, None, self.model)
+            emit(ConsumerUndeclared(source=source, consumer=by, prediction_id=self.id))
         return self.value
 
     def to_dict(self) -> dict[str, Any]:

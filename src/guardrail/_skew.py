@@ -13,21 +13,22 @@ from __future__ import annotations
 
 import math
 import random
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
 import attrs
 import numpy as np
 
+from ._call import Source
 from ._config import CONFIG
 from ._drift import DriftThresholds, SkewReport, compare
 from ._errors import ConfigError, SchemaViolation
 from ._events import MachineryError
 from ._hooks import emit
+from ._inputs import Inputs
 from ._mechanism_events import InputsInvalid, SkewDetected, UpstreamFailure
 from ._profile import (
     _NUMBER_TYPES,
@@ -95,6 +96,8 @@ class SkewMonitor:
     guardrail._errors.SchemaViolation: input violates the schema: amount: nan_inf
     """
 
+    kind: ClassVar[str] = "skew"
+
     def __init__(
         self,
         *,
@@ -144,6 +147,8 @@ class SkewMonitor:
             raise ConfigError(f"per_feature names unknown features: {sorted(unknown)}")
 
         self.name = name
+        #: Who emits this monitor's events (set again when a guard takes it).
+        self.source = Source("skew", name)
         self.reference = reference
         self.schema = reference.schema
         self.sample = float(sample)
@@ -222,21 +227,15 @@ class SkewMonitor:
             },
         }
 
-    # -- the Mechanism protocol ---------------------------------------------
+    # -- the guard's input-monitor role -----------------------------------
 
-    def before(self, call: Call) -> None:
-        """Validate and sample ``call.inputs``: a row, or a batch if ``call.batch_size``.
-
-        A pandas DataFrame is a batch too.
-        """
+    def observe_call(self, call: Call) -> None:
+        """Validate and sample the call's inputs: one row, or a batch in one step."""
         inputs = call.inputs
-        if call.batch_size is None and (type(inputs) is dict or not _is_frame(inputs)):
-            self.observe(inputs)
+        if inputs.kind == "row":
+            self.observe(inputs.raw)
         else:
-            self.observe_batch(inputs)
-
-    def after(self, call: Call) -> None:
-        """Nothing to do after the prediction."""
+            self.observe_inputs(inputs)
 
     # -- rows ----------------------------------------------------------------
 
@@ -342,13 +341,26 @@ class SkewMonitor:
     def observe_batch(self, batch: Any) -> None:
         """Validate (under ``"raise"``) and sample a batch, profiled in one step.
 
-        A batch is a 2-D numpy array or a sequence of rows (lists, tuples or
-        1-D arrays) whose values follow the schema's feature order, a sequence
-        of row mappings, a mapping of feature name to a column of values, or a
-        pandas DataFrame.
+        A batch is anything :class:`~guardrail.mechanisms.Inputs` reads as
+        one: a 2-D numpy array or a sequence of rows (lists, tuples or 1-D
+        arrays) whose values follow the schema's feature order, a sequence of
+        row mappings, a mapping of feature name to a column of values, a
+        pandas DataFrame or a pyarrow Table.
         """
         try:
-            columns, rows = self._columns(batch)
+            inputs = Inputs.of(batch, self._names)
+            if inputs.kind == "row" and isinstance(batch, Mapping):
+                # Given as a batch: a mapping is columns, even of unusual ones.
+                inputs = Inputs(batch, "columns", None, self._names)
+        except Exception as e:  # noqa: BLE001 - the predict path is sacred
+            self._failed(e)
+            return
+        self.observe_inputs(inputs)
+
+    def observe_inputs(self, inputs: Inputs) -> None:
+        """Validate (under ``"raise"``) and sample a batch read as :class:`Inputs`."""
+        try:
+            columns, rows = self._columns(inputs)
             if not rows:
                 return
             if self._raise:
@@ -371,20 +383,23 @@ class SkewMonitor:
         except Exception as e:  # noqa: BLE001 - the predict path is sacred
             self._failed(e)
 
-    def _columns(self, batch: Any) -> tuple[dict[str, Any], int]:
+    def _columns(self, inputs: Inputs) -> tuple[dict[str, Any], int]:
         names = self._names
-        if isinstance(batch, np.ndarray):
-            if batch.ndim != 2 or batch.shape[1] != self._width:
-                return self._bad_shape(
-                    "missing" if batch.ndim == 2 and batch.shape[1] < self._width else "type"
-                )
-            return {name: batch[:, j] for j, name in enumerate(names)}, len(batch)
-        if isinstance(batch, Mapping):
+        kind = inputs.kind
+        if kind == "positional":
+            batch = inputs.raw
+            if isinstance(batch, np.ndarray):
+                if batch.shape[1] != self._width:
+                    return self._bad_shape("missing" if batch.shape[1] < self._width else "type")
+                return {name: batch[:, j] for j, name in enumerate(names)}, len(batch)
+            return self._positional_columns(batch)
+        if kind in ("columns", "frame", "arrow"):
+            batch = inputs.columns()
             columns = {name: batch[name] for name in names if name in batch}
             lengths = {len(c) for c in columns.values()}
             if len(lengths) > 1:
                 raise ConfigError("columns of a batch have different lengths")
-            rows = lengths.pop() if lengths else 0
+            rows = lengths.pop() if lengths else len(inputs)
             extra = [key for key in batch if key not in self._keys]
             absent = [name for name in names if name not in batch]
             if self._raise:
@@ -400,11 +415,10 @@ class SkewMonitor:
                 for key in extra:
                     self._add_unexpected_locked(key, rows)
             return columns, rows
-        if isinstance(batch, Sequence) and not isinstance(batch, (str, bytes)):
+        if kind == "rows":
+            batch = inputs.rows()
             if not batch:
                 return {}, 0
-            if isinstance(batch[0], (list, tuple, np.ndarray)):
-                return self._positional_columns(batch)
             getter = self._getter
             try:
                 values = list(map(getter, batch))
@@ -426,12 +440,9 @@ class SkewMonitor:
                         self._count_unexpected(row)
             transposed = list(zip(*values, strict=True))
             return {name: list(transposed[j]) for j, name in enumerate(names)}, len(values)
-        frame = _frame_columns(batch)
-        if frame is not None:
-            return self._columns(frame)
         raise ConfigError(
-            "a batch is a 2-D numpy array, a sequence of rows, a mapping of columns or a "
-            f"pandas DataFrame, got {type(batch).__name__}"
+            "a batch is a 2-D numpy array, a sequence of rows, a mapping of columns, a "
+            f"pandas DataFrame or a pyarrow Table, got {type(inputs.raw).__name__}"
         )
 
     def _positional_columns(self, batch: Sequence[Any]) -> tuple[dict[str, Any], int]:
@@ -561,7 +572,11 @@ class SkewMonitor:
                 ref = self.reference[drift.name]
                 emit(
                     UpstreamFailure(
-                        self.name, drift.name, feature.missing_rate, ref.missing_rate, samples
+                        source=self.source,
+                        feature=drift.name,
+                        missing_rate=feature.missing_rate,
+                        reference_missing_rate=ref.missing_rate,
+                        samples=samples,
                     )
                 )
             # A missing-rate alert is an UpstreamFailure (an error); a warning is skew.
@@ -576,18 +591,18 @@ class SkewMonitor:
                 assert worst.alert is not None
                 emit(
                     SkewDetected(
-                        self.name,
-                        drift.name,
-                        worst.metric,
-                        worst.value,
-                        worst.warn,
-                        worst.alert,
-                        worst.severity,
-                        samples,
+                        source=self.source,
+                        feature=drift.name,
+                        metric=worst.metric,
+                        value=worst.value,
+                        warn=worst.warn,
+                        alert=worst.alert,
+                        severity=worst.severity,
+                        samples=samples,
                     )
                 )
         for (name, problem), count in self._new_violations().items():
-            emit(InputsInvalid(self.name, name, problem, count))
+            emit(InputsInvalid(source=self.source, feature=name, problem=problem, count=count))
         return report
 
     def _new_violations(self) -> dict[tuple[str, str], int]:
@@ -639,7 +654,7 @@ class SkewMonitor:
 
     def _failed(self, error: BaseException) -> None:
         self.errors += 1
-        emit(MachineryError(guard=self.name, component="skew", error=type(error).__name__))
+        emit(MachineryError(source=self.source, error=type(error).__name__))
 
 
 def _problem(spec: FeatureSpec, value: Any) -> str | None:
@@ -656,28 +671,6 @@ def _problem(spec: FeatureSpec, value: Any) -> str | None:
     if spec.low is not None and spec.high is not None and not spec.low <= number <= spec.high:
         return "out_of_range"
     return None
-
-
-def _is_frame(value: Any) -> bool:
-    """Whether *value* is a pandas DataFrame (pandas is never imported for this).
-
-    If pandas is not loaded, nothing can be a DataFrame.
-    """
-    pandas = sys.modules.get("pandas")
-    return pandas is not None and isinstance(value, pandas.DataFrame)
-
-
-def _frame_columns(batch: Any) -> dict[Any, Any] | None:
-    """A pandas DataFrame's columns as numpy arrays; None for anything else."""
-    if not _is_frame(batch):
-        return None
-    columns: dict[Any, Any] = {}
-    for name, series in batch.items():
-        if isinstance(series.dtype, np.dtype):
-            columns[name] = series.to_numpy()
-        else:  # extension dtypes (nullable, string, categorical): NA is a missing value
-            columns[name] = series.to_numpy(dtype=object, na_value=None)
-    return columns
 
 
 def _take(column: Any, keep: Any) -> Any:

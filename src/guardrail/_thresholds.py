@@ -17,17 +17,18 @@ import json
 import math
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Literal, TypeVar, cast, overload
 
 import numpy as np
 
+from ._call import Source
 from ._errors import ConfigError, FormatError, ScaleError
-from ._events import Event
+from ._events import Event, PauseChanged
 from ._hooks import emit
-from ._mechanism_events import ThresholdChanged, ThresholdClampHit, ThresholdFrozen
+from ._mechanism_events import ThresholdChanged, ThresholdClampHit
 from ._model import ModelRef, canonical_json, fingerprint_bytes
 from ._prediction import Decision, Prediction, Threshold
-from ._scales import LogOdds, Probability, Score, _Value
+from ._scales import LogOdds, Probability, Score, Value
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DynamicThreshold"]
 
-S = TypeVar("S", bound=_Value[Any])
+S = TypeVar("S", bound=Value[Any])
 
 FORMAT: Final = "guardrail.dynamic-threshold"
 FORMAT_VERSION: Final = 1
@@ -104,10 +105,12 @@ class DynamicThreshold(Generic[S]):
         "_freeze_reason", "_frozen", "_hi", "_hi_v", "_hold", "_initial", "_lo", "_lo_v",
         "_lock", "_logistic", "_lower", "_published", "_published_t", "_quiet_hi",
         "_quiet_lo", "_rearm", "_release", "_scale", "_seen", "_up", "_up_v", "_upper", "_v",
-        "clamp_hits", "dead_band", "model", "name", "step", "target_rate", "warmup",
+        "clamp_hits", "dead_band", "model", "name", "source", "step", "target_rate", "warmup",
     )  # fmt: skip
 
     name: str
+
+    kind: ClassVar[str] = "threshold"
 
     @overload
     def __init__(
@@ -158,10 +161,10 @@ class DynamicThreshold(Generic[S]):
         self,
         *,
         target_rate: float,
-        initial: _Value[Any],
+        initial: Value[Any],
         step: float | None = None,
-        lower: _Value[Any] | None = None,
-        upper: _Value[Any] | None = None,
+        lower: Value[Any] | None = None,
+        upper: Value[Any] | None = None,
         dead_band: float | None = None,
         warmup: int = 0,
         model: ModelRef | None = None,
@@ -216,6 +219,8 @@ class DynamicThreshold(Generic[S]):
             lo, hi = max(lo, -_LOGIT_LIMIT), min(hi, _LOGIT_LIMIT)
 
         self.name = name
+        #: Who emits this threshold's events (set again when a guard takes it).
+        self.source = Source("threshold", name, None, model)
         self.model = model
         self.target_rate = rate
         self.step = eta
@@ -356,7 +361,7 @@ class DynamicThreshold(Generic[S]):
             self._frozen = True
             self._hold = math.inf
             self._freeze_reason = reason
-        emit(ThresholdFrozen(self.name, self.model, frozen=True, reason=reason))
+        emit(PauseChanged(source=self.source, paused=True, reason=reason))
 
     def unfreeze(self, reason: str = "unfrozen by hand") -> None:
         """Let the threshold move again, from where the tracker stood."""
@@ -366,7 +371,7 @@ class DynamicThreshold(Generic[S]):
             self._frozen = False
             self._hold = self.warmup
             self._freeze_reason = ""
-        emit(ThresholdFrozen(self.name, self.model, frozen=False, reason=reason))
+        emit(PauseChanged(source=self.source, paused=False, reason=reason))
 
     # -- updating --------------------------------------------------------
 
@@ -471,7 +476,11 @@ class DynamicThreshold(Generic[S]):
         self._requiet()
         self.clamp_hits += 1
         native = self._native(self._hi if bound == "upper" else self._lo)
-        return [ThresholdClampHit(self.name, self.model, bound, native, self.clamp_hits)]
+        return [
+            ThresholdClampHit(
+                source=self.source, bound=bound, value=native, hits=self.clamp_hits
+            )
+        ]
 
     def _maybe_rearm(self, t: float) -> None:
         clamp = self._hi if self._at_clamp == "upper" else self._lo
@@ -486,7 +495,10 @@ class DynamicThreshold(Generic[S]):
         threshold = self._published
         out.append(
             ThresholdChanged(
-                self.name, self.model, self._scale.scale, threshold.value, threshold.version
+                source=self.source,
+                scale=self._scale.scale,
+                value=threshold.value,
+                version=threshold.version,
             )
         )
         return out
@@ -499,20 +511,14 @@ class DynamicThreshold(Generic[S]):
         self.update(prediction.value)
         return decision
 
-    def before(self, call: Call) -> None:
-        """Nothing to do before the predict function runs."""
-
-    def after(self, call: Call) -> None:
-        """Set ``call.threshold``, ``call.above`` and ``call.act``; then update."""
+    def decide_call(self, call: Call) -> None:
+        """The guard's decider: decide on ``call.prediction``, then update."""
         prediction = call.prediction
         if prediction is None:
             return
         threshold = self._published
         threshold.check_model(prediction.model)
-        above = threshold.admits(prediction.value)
-        call.threshold = threshold
-        call.above = above
-        call.act = above
+        call.decide(threshold, threshold.admits(prediction.value))
         self.update(prediction.value)
 
     # -- snapshots -------------------------------------------------------
@@ -574,7 +580,7 @@ class DynamicThreshold(Generic[S]):
         _keys(config, set(_CONFIG_KEYS), "the snapshot's config")
         state = data["state"]
         _keys(state, set(_STATE_KEYS), "the snapshot's state")
-        scales: dict[str, type[_Value[Any]]] = {
+        scales: dict[str, type[Value[Any]]] = {
             "probability": Probability,
             "log-odds": LogOdds,
             "score": Score,
