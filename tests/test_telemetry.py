@@ -132,7 +132,6 @@ class TestSpans:
             def observe_call(self, call: gr.Call) -> None:
                 gr.Prediction(gr.Probability(0.1), MODEL).consume(by="mailer")
 
-
         guarded(inputs=Reports())({})
         (span,) = otel.spans.get_finished_spans()
         assert [e.name for e in span.events] == ["consumer.undeclared"]
@@ -150,7 +149,6 @@ class TestSpans:
 
             def observe_call(self, call: gr.Call) -> None:
                 raise gr.PolicyError("missing feature 'amount'")
-
 
         with pytest.raises(gr.PolicyError):
             guarded(inputs=Strict())({})
@@ -192,7 +190,6 @@ class TestMetrics:
 
             def observe_call(self, call: gr.Call) -> None:
                 raise RuntimeError("boom")
-
 
         p = guarded(inputs=Broken())({"score": 0.7})
         assert p.value == gr.Probability(0.7)

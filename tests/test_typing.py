@@ -17,6 +17,7 @@ from mypy import api as mypy_api
 PRELUDE = """\
 import numpy as np
 import guardrail as gr
+import guardrail.testing
 model = gr.ModelRef(name="m", version="1")
 """
 
@@ -64,6 +65,21 @@ REJECTED = {
         "gr.guard(model=model, returns=gr.Probability)(lambda row: 0.5)(1)  # E"
     ),
     "guard_returns_must_be_a_scale": "gr.guard(model=model, returns=float)  # E",
+    "threshold_is_not_a_recorder": (
+        "gr.guard(model=model, returns=gr.Probability, threshold=gr.Threshold(0.5, "
+        "scale=gr.Probability), outcomes=gr.DynamicThreshold(target_rate=0.1, "
+        "initial=gr.Probability(0.9)))  # E"
+    ),
+    "limit_is_not_an_input_monitor": (
+        'gr.guard(model=model, returns=gr.Probability, inputs=gr.ActionLimit("a", '
+        "max_actions=1, per=1))  # E"
+    ),
+    "number_is_not_a_recorder": "gr.guard(model=model, returns=gr.Probability, outcomes=42)  # E",
+    "monitor_is_not_a_limiter": (
+        "gr.guard(model=model, returns=gr.Probability, threshold=gr.Threshold(0.5, "
+        "scale=gr.Probability), limits=[gr.OutcomeMonitor()])  # E"
+    ),
+    "act_is_read_only": "gr.testing.make_call({}, True).act = False  # E",
 }
 
 

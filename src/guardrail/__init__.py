@@ -12,7 +12,17 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from ._call import Assigner, Call, Decider, InputMonitor, Limiter, Mechanism, Recorder, Source
+from ._call import (
+    Assigner,
+    Call,
+    CallStageError,
+    Decider,
+    InputMonitor,
+    Limiter,
+    Mechanism,
+    Recorder,
+    Source,
+)
 from ._config import configure
 from ._errors import (
     ActionLimitExceeded,
@@ -166,6 +176,7 @@ __all__ = [
     "Assigner",
     "CalibrationOutOfRange",
     "Call",
+    "CallStageError",
     "CategoricalProfile",
     "Change",
     "ConfigDiff",

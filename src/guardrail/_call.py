@@ -200,17 +200,25 @@ class Call:
         """End the deciding steps: from now on the action can only be vetoed."""
         self._stage = VETOING
 
+    def close_vetoes(self) -> None:
+        """End the vetoing steps: recorders write down a decision they cannot change."""
+        self._stage = DONE
+
     def veto(self, reason: str, where: bool | NDArray[np.bool_] = True) -> None:
         """Turn the action off (where *where* is true) and record *reason*.
 
         For a batch, *where* is a bool array over the rows; the reason is
         recorded once if any row was vetoed. A vetoed action stays vetoed.
+        Recorders, which run once the decision is final, cannot veto
+        (:class:`CallStageError`).
         """
         act = self._act
         if act is None:
             return
         if self._stage == DECIDING:
             self._stage = VETOING
+        elif self._stage == DONE:
+            raise CallStageError("the decision is final: recorders cannot veto it")
         if isinstance(act, bool):
             if act and bool(np.all(where)):
                 self._act = False

@@ -162,9 +162,7 @@ class Guard(Generic[S]):
             decider = config.threshold
         self._decider = decider
         self._decides = decider is not None
-        self._monitors: tuple[InputMonitor, ...] = (
-            () if config.inputs is None else (config.inputs,)
-        )
+        self._monitors: tuple[InputMonitor, ...] = () if config.inputs is None else (config.inputs,)
         self._assigner: Assigner | None = config.holdout
         self._limits: tuple[Limiter, ...] = config.limits
         self._recorders: tuple[Recorder, ...] = config.outcomes
@@ -336,7 +334,7 @@ class Guard(Generic[S]):
         prediction = Prediction._fast(value, self.model)
         call.prediction = prediction
         if not self._decides:
-            call.close_decision()
+            call.close_vetoes()
             for recorder in self._recorders:
                 self._step(recorder.record_call, recorder.source, call)
             return prediction
@@ -366,6 +364,7 @@ class Guard(Generic[S]):
             call.veto("paused")
         if self._limits:
             self._acquire(call)
+        call.close_vetoes()
         for recorder in self._recorders:
             self._step(recorder.record_call, recorder.source, call)
         act = call.act

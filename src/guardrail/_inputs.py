@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 import numpy as np
 
@@ -157,8 +157,9 @@ class Inputs:
         """The rows, in the form they were given: ``[row]`` for one row.
 
         Rows of a column mapping, a DataFrame or a Table are dicts of feature
-        name to value; positional rows stay sequences (array rows for a 2-D
-        array).
+        name to value, and so are positional rows (a 2-D array, lists of
+        values) when :attr:`names` are known; without names they stay
+        sequences (array rows for a 2-D array).
         """
         rows = self._rows
         if rows is None:
@@ -171,7 +172,9 @@ class Inputs:
             if index != 0:
                 raise IndexError(index)
             return self.raw
-        if self.kind in ("positional", "rows") and self._rows is None:
+        if self._rows is None and (
+            self.kind == "rows" or (self.kind == "positional" and self.names is None)
+        ):
             return self.raw[index]
         return self.rows()[index]
 
@@ -200,17 +203,23 @@ class Inputs:
         raw, kind = self.raw, self.kind
         if kind == "row":
             return [raw]
-        if kind in ("rows", "positional"):
-            return list(raw) if isinstance(raw, np.ndarray) else raw
+        if kind == "rows":
+            return cast("Sequence[Any]", raw)
+        if kind == "positional":
+            names = self.names
+            if names is None or self.width != len(names):
+                return list(raw) if isinstance(raw, np.ndarray) else cast("Sequence[Any]", raw)
+            values = raw.tolist() if isinstance(raw, np.ndarray) else raw
+            return [dict(zip(names, row, strict=True)) for row in values]
         if kind == "frame":
             return list(raw.to_dict("records"))
         if kind == "arrow":
             return list(raw.to_pylist())
         columns = self.columns()
-        names = list(columns)
+        keys = list(columns)
         size = self.batch_size or 0
-        lists = [_as_list(columns[name]) for name in names]
-        return [{name: lists[j][i] for j, name in enumerate(names)} for i in range(size)]
+        lists = [_as_list(columns[key]) for key in keys]
+        return [{key: lists[j][i] for j, key in enumerate(keys)} for i in range(size)]
 
     def _read_columns(self) -> dict[Any, Any]:
         raw, kind = self.raw, self.kind
@@ -224,6 +233,8 @@ class Inputs:
             out: dict[Any, list[Any]] = {}
             size = len(raw)
             for i, row in enumerate(raw):
+                if not isinstance(row, Mapping):
+                    continue  # a malformed row has no values here
                 for key, value in row.items():
                     column = out.get(key)
                     if column is None:
@@ -241,10 +252,10 @@ class Inputs:
                 "positional rows have no feature names: give them to the guard "
                 "(features=...) or use a skew monitor with a reference"
             )
+        if width is None:
+            raise ConfigError("positional rows of different widths have no columns")
         if width != len(names):
-            raise ConfigError(
-                f"positional rows have {width} values, the features are {len(names)}"
-            )
+            raise ConfigError(f"positional rows have {width} values, the features are {len(names)}")
         if isinstance(raw, np.ndarray):
             return {name: raw[:, j] for j, name in enumerate(names)}
         transposed = list(zip(*raw, strict=True))

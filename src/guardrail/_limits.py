@@ -1021,6 +1021,4 @@ class _Reporter:
             policy = getattr(limit.store, "on_store_error", "closed")
         else:
             policy = limit.on_error
-        emit(
-            LimitDegraded(source=limit.source, policy=policy, error=error, decisions=decisions)
-        )
+        emit(LimitDegraded(source=limit.source, policy=policy, error=error, decisions=decisions))

@@ -477,9 +477,7 @@ class DynamicThreshold(Generic[S]):
         self.clamp_hits += 1
         native = self._native(self._hi if bound == "upper" else self._lo)
         return [
-            ThresholdClampHit(
-                source=self.source, bound=bound, value=native, hits=self.clamp_hits
-            )
+            ThresholdClampHit(source=self.source, bound=bound, value=native, hits=self.clamp_hits)
         ]
 
     def _maybe_rearm(self, t: float) -> None:
