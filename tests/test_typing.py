@@ -64,6 +64,8 @@ REJECTED = {
         "gr.guard(model=model, returns=gr.Probability)(lambda row: 0.5)(1)  # E"
     ),
     "guard_returns_must_be_a_scale": "gr.guard(model=model, returns=float)  # E",
+    "profile_is_frozen": ('gr.Profile.from_columns({"x": [1.0]})["x"].count = 0  # E'),
+    "builder_adds_in_place": ('p: gr.Profile = gr.ProfileBuilder().add_columns({"x": [1.0]})  # E'),
 }
 
 
