@@ -233,27 +233,31 @@ def _finite_or_none(value: float) -> float | None:
 # Feature profiles: frozen values
 
 
-def _frozen_array(values: Any, dtype: type[np.generic]) -> Any:
+def _frozen_array(values: Any, dtype: np.dtype[Any]) -> Any:
     """A read-only array that nothing else can write to (copied unless it already is one)."""
     if (
-        isinstance(values, np.ndarray)
-        and values.dtype == dtype
+        type(values) is np.ndarray
+        and values.dtype is dtype
         and values.base is None
         and not values.flags.writeable
     ):
         return values
-    out = np.array(values, dtype=dtype)
-    out.flags.writeable = False
-    return out
+    return _read_only(np.array(values, dtype=dtype))
+
+
+def _read_only(array: Any) -> Any:
+    """Lock an array that nothing else holds, so that a frozen value can take it as it is."""
+    array.flags.writeable = False
+    return array
 
 
 def _frozen_floats(values: Any) -> F64:
-    frozen: F64 = _frozen_array(values, np.float64)
+    frozen: F64 = _frozen_array(values, _F64_DTYPE)
     return frozen
 
 
 def _frozen_counts(values: Any) -> I64:
-    frozen: I64 = _frozen_array(values, np.int64)
+    frozen: I64 = _frozen_array(values, _I64_DTYPE)
     return frozen
 
 
@@ -269,6 +273,8 @@ def _same_float(a: float, b: float) -> bool:
 # Arrays compare by their values; NaN (no min or max yet) equals NaN. Neither is
 # hashed: a hash of the other fields stays consistent with equality.
 _ARRAY_EQ: Final = attrs.cmp_using(eq=np.array_equal)
+_F64_DTYPE: Final = np.dtype(np.float64)
+_I64_DTYPE: Final = np.dtype(np.int64)
 _FLOAT_EQ: Final = attrs.cmp_using(eq=_same_float)
 
 
@@ -376,7 +382,7 @@ class NumericProfile:
         edges_raw = _get(data, "edges", list, where)
         if not all(type(e) in (int, float) and _finite(e) is not None for e in edges_raw):
             raise ProfileFormatError(f"{where}.edges: finite numbers only")
-        edges = np.array(edges_raw, dtype=np.float64)
+        edges = _read_only(np.array(edges_raw, dtype=np.float64))
         if len(edges) > 1 and not (np.diff(edges) > 0).all():
             raise ProfileFormatError(f"{where}.edges: must be strictly increasing")
         counts = {
@@ -393,7 +399,7 @@ class NumericProfile:
             max=_number(data, "max", where, optional=True),
             mean=_number(data, "mean", where),
             m2=_number(data, "m2", where),
-            bins=_counts_list(data, "bins", len(edges) + 1, where),
+            bins=_read_only(_counts_list(data, "bins", len(edges) + 1, where)),
             below=_count(data, "below", where),
             above=_count(data, "above", where),
             tail_low=_number(data, "tail_low", where),
@@ -525,12 +531,71 @@ class CategoricalProfile:
             missing=_count(data, "missing", where),
             invalid=_count(data, "invalid", where),
             other=other,
-            counts=_counts_list(data, "counts", len(categories), where),
+            counts=_read_only(_counts_list(data, "counts", len(categories), where)),
             heavy=heavy,
         )
         if feature.n + feature.missing + feature.invalid != feature.count:
             raise ProfileFormatError(f"{where}: counts do not add up")
         return feature
+
+
+def _moments(
+    n: int, mean: float, m2: float, other_n: int, other_mean: float, other_m2: float
+) -> tuple[int, float, float]:
+    """Count, mean and sum of squared deviations of two parts together (Chan et al.)."""
+    if not n:  # taken as they are, so that a copy is exact
+        return other_n, other_mean, other_m2
+    if not other_n:
+        return n, mean, m2
+    total = n + other_n
+    # Symmetric in the two sides, so that merging is exactly commutative.
+    delta = other_mean - mean
+    return (
+        total,
+        (n * mean + other_n * other_mean) / total,
+        m2 + other_m2 + delta * delta * (n * other_n / total),
+    )
+
+
+def _merge_features(a: FeatureProfile, b: FeatureProfile) -> FeatureProfile:
+    """Two features of the same layout added up, as a new value."""
+    if isinstance(a, NumericProfile):
+        assert isinstance(b, NumericProfile)
+        n, mean, m2 = _moments(a.n, a.mean, a.m2, b.n, b.mean, b.m2)
+        return NumericProfile(
+            name=a.name,
+            edges=a.edges,
+            low=a.low,
+            high=a.high,
+            count=a.count + b.count,
+            missing=a.missing + b.missing,
+            nan=a.nan + b.nan,
+            posinf=a.posinf + b.posinf,
+            neginf=a.neginf + b.neginf,
+            invalid=a.invalid + b.invalid,
+            n=n,
+            min=b.min if not a.n else a.min if not b.n else min(a.min, b.min),
+            max=b.max if not a.n else a.max if not b.n else max(a.max, b.max),
+            mean=mean,
+            m2=m2,
+            bins=_read_only(a.bins + b.bins),
+            below=a.below + b.below,
+            above=a.above + b.above,
+            tail_low=a.tail_low + b.tail_low,
+            tail_high=a.tail_high + b.tail_high,
+        )
+    assert isinstance(b, CategoricalProfile)
+    return CategoricalProfile(
+        name=a.name,
+        categories=a.categories,
+        heavy_k=a.heavy_k,
+        count=a.count + b.count,
+        missing=a.missing + b.missing,
+        invalid=a.invalid + b.invalid,
+        other=a.other + b.other,
+        counts=_read_only(a.counts + b.counts),
+        heavy=_misra_gries(a.heavy, b.heavy, a.heavy_k),
+    )
 
 
 def _misra_gries(a: Mapping[str, int], b: Mapping[str, int], k: int) -> dict[str, int]:
@@ -643,15 +708,7 @@ class _NumericAccumulator:
                 self.above += int(np.count_nonzero(chunk > self.high))
 
     def _merge_moments(self, n: int, mean: float, m2: float) -> None:
-        if not self.n:  # taken as they are, so that a copy is exact
-            self.n, self.mean, self.m2 = n, mean, m2
-            return
-        total = self.n + n
-        # Symmetric in the two sides, so that merging is exactly commutative.
-        delta = mean - self.mean
-        self.m2 = self.m2 + m2 + delta * delta * (self.n * n / total)
-        self.mean = (self.n * self.mean + n * mean) / total
-        self.n = total
+        self.n, self.mean, self.m2 = _moments(self.n, self.mean, self.m2, n, mean, m2)
 
     def _fold(self, other: NumericProfile) -> None:
         """Add a profile on the same layout."""
@@ -1086,13 +1143,7 @@ class Profile:
                 "profiles have different features, bins or categories; build serving "
                 "profiles with reference.builder() or like=reference"
             )
-        out: list[FeatureProfile] = []
-        for mine, theirs in zip(self, other, strict=True):
-            accumulator = mine._accumulator()
-            accumulator._fold(mine)  # type: ignore[arg-type]
-            accumulator._fold(theirs)  # type: ignore[arg-type]
-            out.append(accumulator._build())
-        return Profile(out)
+        return Profile(map(_merge_features, self._features, other._features))
 
     # -- serializing ---------------------------------------------------------
 
