@@ -300,6 +300,15 @@ def main() -> None:
         repeat=15,
         baseline="whylogs view.merge" if whylogs else None,
     )
+    serving_builder = ref.builder()
+    serving_builder.add_columns(serve)
+    suite.time(
+        "ProfileBuilder.build (a snapshot)",
+        serving_builder.build,
+        number=50,
+        repeat=15,
+        baseline="Profile.merge",
+    )
     text = ref.to_json()
     if whylogs:
         suite.add("whylogs DatasetProfileView.deserialize", whylogs["load"])

@@ -104,7 +104,7 @@ class TestMetrics:
     def test_empty_serving_profile_is_not_a_drift(self) -> None:
         """With no serving rows the distances are NaN and nothing is flagged."""
         ref, _ = reference(1_000)
-        report = gr.compare(ref, ref.empty())
+        report = gr.compare(ref, ref.builder().build())
         assert report.severity == "ok"
         assert np.isnan(report["amount"]["psi"])
         json.loads(report.to_json())
@@ -142,7 +142,7 @@ class TestThresholds:
         """Naming a feature the reference lacks is a ConfigError."""
         ref, _ = reference(100)
         with pytest.raises(gr.ConfigError):
-            gr.compare(ref, ref.empty(), per_feature={"nope": gr.DriftThresholds()})
+            gr.compare(ref, ref.builder().build(), per_feature={"nope": gr.DriftThresholds()})
 
 
 class TestReport:
@@ -165,7 +165,7 @@ class TestReport:
     def test_text_lists_underutilized_features(self) -> None:
         """Underutilized reference features appear in the text form."""
         ref = gr.Profile.from_columns({"c": np.zeros(10)})
-        assert "underutilized: c (constant)" in gr.compare(ref, ref.empty()).to_text()
+        assert "underutilized: c (constant)" in gr.compare(ref, ref.builder().build()).to_text()
 
     def test_json_form(self) -> None:
         """The JSON form is valid, versioned and carries every metric."""

@@ -7,6 +7,7 @@ import math
 import tracemalloc
 from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -210,7 +211,7 @@ class TestBadInput:
         profile = gr.Profile.from_columns({"x": np.array([]), "c": np.array([], dtype=object)})
         assert profile.rows == 0
         assert gr.Profile.from_json(profile.to_json()).to_json() == profile.to_json()
-        report = gr.compare(profile, profile.empty())
+        report = gr.compare(profile, profile.builder().build())
         assert report.severity == "ok"
 
     def test_strings_in_a_numeric_array_for_a_numeric_feature(self) -> None:
@@ -220,14 +221,15 @@ class TestBadInput:
 
     def test_a_million_distinct_categories_keep_memory_bounded(self) -> None:
         """1M distinct new strings leave at most heavy_hitters entries behind."""
-        serving = REFERENCE.empty()
+        builder = REFERENCE.builder()
         values = np.array([f"id-{i}" for i in range(1_000_000)], dtype=object)
         tracemalloc.start()
         try:
-            serving._add_columns({"country": values})
+            builder.add_columns({"country": values})
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
+        serving = builder.build()
         feature = serving["country"]
         assert isinstance(feature, CategoricalProfile)
         assert feature.other == 1_000_000
@@ -237,13 +239,13 @@ class TestBadInput:
 
     def test_heavy_hitters_find_a_frequent_new_category(self) -> None:
         """A new value that is 10% of the traffic survives among 100k distinct others."""
-        serving = REFERENCE.empty()
+        builder = REFERENCE.builder()
         noise = [f"n{i}" for i in range(90_000)]
         values = np.array(noise + ["XX"] * 10_000, dtype=object)
         np.random.default_rng(0).shuffle(values)
         for start in range(0, len(values), 7_000):
-            serving._add_columns({"country": values[start : start + 7_000]})
-        feature = serving["country"]
+            builder.add_columns({"country": values[start : start + 7_000]})
+        feature = builder.build()["country"]
         assert isinstance(feature, CategoricalProfile)
         assert "XX" in feature.heavy
         assert 10_000 - feature.heavy_error <= feature.heavy["XX"] <= 10_000
@@ -446,3 +448,140 @@ class TestJSON:
         text = gr.Profile.from_columns(data).to_json()
         assert len(text) < 100_000
         assert math.isfinite(json.loads(text)["features"][0]["mean"])
+
+
+class TestProfileBuilder:
+    def test_fresh_builder_builds_what_from_columns_builds(self) -> None:
+        """A fresh builder given columns builds a profile equal to Profile.from_columns."""
+        data = training_columns()
+        builder = gr.ProfileBuilder(bins=10)
+        builder.add_columns(data)
+        assert builder.build() == gr.Profile.from_columns(data, bins=10)
+
+    def test_builder_on_a_layout_builds_what_like_builds(self) -> None:
+        """reference.builder() given columns builds what from_columns(like=reference) does."""
+        data = training_columns(seed=1)
+        builder = REFERENCE.builder()
+        builder.add_columns(data)
+        assert builder.build() == gr.Profile.from_columns(data, like=REFERENCE)
+
+    def test_add_rows_matches_from_rows(self) -> None:
+        """add_rows takes row mappings; a key a row lacks counts as missing."""
+        rows = [{"x": 1.0, "c": "a"}, {"x": 2.5}, {"c": "b", "x": None}]
+        builder = gr.ProfileBuilder()
+        builder.add_rows(rows)
+        assert builder.names == ("x", "c")
+        assert builder.build() == gr.Profile.from_rows(rows)
+        assert builder.build()["c"].missing == 1
+
+    def test_pandas_and_arrow_columns(self) -> None:
+        """pandas Series and pyarrow arrays are columns too, nullable values counted missing."""
+        pd = pytest.importorskip("pandas")
+        pa = pytest.importorskip("pyarrow")
+        builder = gr.ProfileBuilder()
+        builder.add_columns(
+            {"x": pd.Series([1, None, 3], dtype="Int64"), "c": pa.array(["a", None, "b"])}
+        )
+        profile = builder.build()
+        assert (profile["x"].n, profile["x"].missing) == (2, 1)
+        assert (profile["c"].n, profile["c"].missing) == (2, 1)
+
+    def test_a_profile_cannot_be_changed(self) -> None:
+        """Profiles and their features are frozen, and their arrays read-only."""
+        profile = gr.Profile.from_columns(training_columns(100))
+        numeric, categorical = profile["amount"], profile["country"]
+        assert isinstance(numeric, NumericProfile)
+        assert isinstance(categorical, CategoricalProfile)
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            numeric.count = 0  # type: ignore[misc]
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            profile._features = ()  # type: ignore[misc]
+        for array in (numeric.bins, numeric.edges, categorical.counts):
+            with pytest.raises(ValueError, match="read-only"):
+                array[0] = 1
+        with pytest.raises(TypeError):
+            categorical.heavy["new"] = 1  # type: ignore[index]
+        assert not hasattr(profile, "empty")
+
+    def test_a_built_profile_does_not_change_as_the_builder_goes_on(self) -> None:
+        """Adding after build() leaves the profile built earlier as it was."""
+        builder = REFERENCE.builder()
+        builder.add_columns({"amount": [1.0, 2.0], "country": ["FR", "XX"]})
+        first = builder.build()
+        before = first.to_json()
+        builder.add_columns({"amount": [3.0] * 5, "country": ["YY"] * 5})
+        assert first.to_json() == before
+        assert (first.rows, builder.build().rows) == (2, 7)
+
+    def test_a_profile_shares_no_array_with_its_builder(self) -> None:
+        """Built arrays are copies: the builder's own keep counting."""
+        builder = REFERENCE.builder()
+        builder.add_columns({"amount": [1.0]})
+        built = builder.build()["amount"]
+        assert isinstance(built, NumericProfile)
+        assert built.bins.base is None
+        assert not built.bins.flags.writeable
+
+    def test_profiles_are_hashable_values(self) -> None:
+        """Equal profiles are equal and hash equal; a JSON round trip gives an equal one."""
+        profile = gr.Profile.from_columns(training_columns(500))
+        again = gr.Profile.from_json(profile.to_json())
+        assert again == profile
+        assert hash(again) == hash(profile)
+        assert profile != REFERENCE
+
+    def test_empty_features_compare_equal(self) -> None:
+        """Features without values (min and max NaN) still equal themselves."""
+        profile = REFERENCE.builder().build()
+        assert profile == REFERENCE.builder().build()
+        assert profile == gr.Profile.from_json(profile.to_json())
+
+    def test_add_profile_folds_a_profile_on_the_same_layout(self) -> None:
+        """add_profile adds a profile's counts; a fresh builder takes its layout exactly."""
+        part = gr.Profile.from_columns(training_columns(300, seed=2), like=REFERENCE)
+        builder = gr.ProfileBuilder()
+        builder.add_profile(part)
+        assert builder.build() == part
+        builder.add_profile(part)
+        assert builder.build() == part.merge(part)
+
+    def test_add_profile_refuses_another_layout(self) -> None:
+        """A profile with other bins or features is a ProfileMismatchError."""
+        builder = REFERENCE.builder()
+        with pytest.raises(gr.ProfileMismatchError):
+            builder.add_profile(gr.Profile.from_columns({"amount": np.arange(5.0)}))
+        with pytest.raises(TypeError):
+            builder.add_profile({"amount": 1})  # type: ignore[arg-type]
+
+    def test_bad_input_is_a_config_error(self) -> None:
+        """Options, non-mappings and columns of different lengths are refused."""
+        with pytest.raises(gr.ConfigError):
+            gr.ProfileBuilder(bins=0)
+        builder = gr.ProfileBuilder()
+        with pytest.raises(gr.ConfigError):
+            builder.add_columns([1.0, 2.0])  # type: ignore[arg-type]
+        with pytest.raises(gr.ConfigError):
+            builder.add_rows([1.0])  # type: ignore[list-item]
+        with pytest.raises(gr.ConfigError):
+            builder.add_columns({"a": [1.0], "b": [1.0, 2.0]})
+
+    def test_an_empty_builder_builds_an_empty_profile(self) -> None:
+        """Before any data a fresh builder has no features and builds an empty profile."""
+        builder = gr.ProfileBuilder()
+        assert (builder.names, builder.rows, len(builder.build())) == ((), 0, 0)
+        assert repr(builder) == "ProfileBuilder(features=[], rows=0)"
+
+    @settings(max_examples=40, deadline=None)
+    @given(columns(), columns())
+    def test_merging_built_profiles_equals_building_everything(
+        self, first: dict[str, list[Any]], second: dict[str, list[Any]]
+    ) -> None:
+        """Profiles built from two parts and merged equal one builder given both parts."""
+        one, two, both = REFERENCE.builder(), REFERENCE.builder(), REFERENCE.builder()
+        one.add_columns(first)
+        two.add_columns(second)
+        both.add_columns(first)
+        both.add_columns(second)
+        merged = one.build().merge(two.build())
+        assert comparable(merged, heavy=False) == comparable(both.build(), heavy=False)
+        assert merged.compatible(both.build())

@@ -90,7 +90,14 @@ if TYPE_CHECKING:
         UpstreamFailure,
     )
     from ._outcomes import OutcomeMonitor, OutcomeReport
-    from ._profile import CategoricalProfile, FeatureSpec, NumericProfile, Profile, Schema
+    from ._profile import (
+        CategoricalProfile,
+        FeatureSpec,
+        NumericProfile,
+        Profile,
+        ProfileBuilder,
+        Schema,
+    )
     from ._redis import RedisStore
     from ._report import (
         Report,
@@ -140,6 +147,7 @@ _LAZY = {
     "FeatureSpec": "._profile",
     "NumericProfile": "._profile",
     "Profile": "._profile",
+    "ProfileBuilder": "._profile",
     "Schema": "._profile",
     "RedisStore": "._redis",
     "Report": "._report",
@@ -234,6 +242,7 @@ __all__ = [
     "PredictionOutOfScaleError",
     "Probability",
     "Profile",
+    "ProfileBuilder",
     "ProfileFormatError",
     "ProfileMismatchError",
     "Recorder",

@@ -344,7 +344,7 @@ def compare(
     Args:
         reference: The training-time profile.
         serving: A profile built on the reference's layout
-            (``reference.empty()``, ``like=reference`` or a monitor's).
+            (``reference.builder()``, ``like=reference`` or a monitor's).
         thresholds: The (warn, alert) levels for every feature.
         per_feature: Levels for named features, overriding *thresholds*.
     """

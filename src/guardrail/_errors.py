@@ -60,7 +60,7 @@ class ProfileFormatError(FormatError):
 class ProfileMismatchError(GuardrailError, ValueError):
     """Two profiles do not share features, bins and categories, so cannot be combined.
 
-    Build serving profiles with ``reference.empty()`` (or ``like=reference``)
+    Build serving profiles with ``reference.builder()`` (or ``like=reference``)
     so that they share the reference's layout.
     """
 

@@ -3,8 +3,12 @@
 A reference profile is built from training data; it fixes, per numeric
 feature, bin edges at the data's quantiles, and per categorical feature the
 known categories. Serving profiles are built on the same layout
-(``reference.empty()``), so that comparing them is a few array operations and
+(``reference.builder()``), so that comparing them is a few array operations and
 merging them is addition.
+
+A :class:`Profile` and its per-feature parts are frozen values; the counting
+happens in a :class:`ProfileBuilder` (mutable, with one private accumulator
+per feature), whose :meth:`~ProfileBuilder.build` takes a snapshot.
 
 Numeric bins are counted by comparing a chunk of values with each edge
 (a handful of vectorized passes): on 20 edges that is several times faster
@@ -19,8 +23,10 @@ from __future__ import annotations
 import heapq
 import json
 import math
+import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, ClassVar, Final, Literal, TypeAlias
 
 import attrs
@@ -35,6 +41,7 @@ __all__ = [
     "FeatureSpec",
     "NumericProfile",
     "Profile",
+    "ProfileBuilder",
     "Schema",
 ]
 
@@ -223,58 +230,91 @@ def _finite_or_none(value: float) -> float | None:
 
 
 # ---------------------------------------------------------------------------
-# Feature profiles
+# Feature profiles: frozen values
 
 
+def _frozen_array(values: Any, dtype: np.dtype[Any]) -> Any:
+    """A read-only array that nothing else can write to (copied unless it already is one)."""
+    if (
+        type(values) is np.ndarray
+        and values.dtype is dtype
+        and values.base is None
+        and not values.flags.writeable
+    ):
+        return values
+    return _read_only(np.array(values, dtype=dtype))
+
+
+def _read_only(array: Any) -> Any:
+    """Lock an array that nothing else holds, so that a frozen value can take it as it is."""
+    array.flags.writeable = False
+    return array
+
+
+def _frozen_floats(values: Any) -> F64:
+    frozen: F64 = _frozen_array(values, _F64_DTYPE)
+    return frozen
+
+
+def _frozen_counts(values: Any) -> I64:
+    frozen: I64 = _frozen_array(values, _I64_DTYPE)
+    return frozen
+
+
+def _frozen_mapping(values: Mapping[str, int]) -> Mapping[str, int]:
+    return MappingProxyType(dict(values))
+
+
+def _same_float(a: float, b: float) -> bool:
+    """Equal, with NaN (no value) equal to NaN."""
+    return a == b or (a != a and b != b)
+
+
+# Arrays compare by their values; NaN (no min or max yet) equals NaN. Neither is
+# hashed: a hash of the other fields stays consistent with equality.
+_ARRAY_EQ: Final = attrs.cmp_using(eq=np.array_equal)
+_F64_DTYPE: Final = np.dtype(np.float64)
+_I64_DTYPE: Final = np.dtype(np.int64)
+_FLOAT_EQ: Final = attrs.cmp_using(eq=_same_float)
+
+
+@attrs.frozen(kw_only=True)
 class NumericProfile:
-    """The summary of one numeric feature.
+    """The summary of one numeric feature (a value: read-only, arrays included).
 
     Counts: ``count`` (every row seen), ``missing`` (None or absent),
     ``nan``, ``posinf``, ``neginf``, ``invalid`` (a value of the wrong type,
     such as a string) and ``n`` (finite values). Over the finite values:
-    ``min``, ``max``, ``mean``, ``variance`` (merged with Chan et al.'s
-    formula), ``bins`` (counts between the reference's quantile ``edges``;
-    the first and last bins are open-ended) and ``below`` / ``above`` (how
-    many were outside the reference range ``[low, high]``); ``tail_low`` /
-    ``tail_high`` are the sums of the values in the two outer bins.
+    ``min``, ``max`` (NaN when ``n`` is 0), ``mean``, ``variance`` (merged
+    with Chan et al.'s formula), ``bins`` (counts between the reference's
+    quantile ``edges``; the first and last bins are open-ended) and ``below``
+    / ``above`` (how many were outside the reference range ``[low, high]``);
+    ``tail_low`` / ``tail_high`` are the sums of the values in the two outer
+    bins.
     """
 
     kind: ClassVar[Kind] = "numeric"
-    __slots__ = (
-        "above",
-        "below",
-        "bins",
-        "count",
-        "edges",
-        "high",
-        "invalid",
-        "low",
-        "m2",
-        "max",
-        "mean",
-        "min",
-        "missing",
-        "n",
-        "name",
-        "nan",
-        "neginf",
-        "posinf",
-        "tail_high",
-        "tail_low",
-    )
 
-    def __init__(self, name: str, edges: F64, low: float, high: float) -> None:
-        self.name = name
-        self.edges = edges
-        self.low = low
-        self.high = high
-        self.count = self.missing = self.nan = self.posinf = self.neginf = 0
-        self.invalid = self.n = self.below = self.above = 0
-        self.min = self.max = math.nan
-        self.mean = 0.0
-        self.m2 = 0.0
-        self.tail_low = self.tail_high = 0.0
-        self.bins: I64 = np.zeros(len(edges) + 1, dtype=np.int64)
+    name: str
+    edges: F64 = attrs.field(converter=_frozen_floats, eq=_ARRAY_EQ, hash=False)
+    low: float
+    high: float
+    count: int
+    missing: int
+    nan: int
+    posinf: int
+    neginf: int
+    invalid: int
+    n: int
+    min: float = attrs.field(eq=_FLOAT_EQ, hash=False)
+    max: float = attrs.field(eq=_FLOAT_EQ, hash=False)
+    mean: float
+    m2: float
+    bins: I64 = attrs.field(converter=_frozen_counts, eq=_ARRAY_EQ, hash=False)
+    below: int
+    above: int
+    tail_low: float
+    tail_high: float
 
     @property
     def variance(self) -> float:
@@ -299,8 +339,327 @@ class NumericProfile:
     def _layout(self) -> tuple[Any, ...]:
         return ("numeric", self.name, self.edges.tobytes(), self.low, self.high)
 
-    def _empty(self) -> NumericProfile:
-        return NumericProfile(self.name, self.edges, self.low, self.high)
+    def _accumulator(self) -> _NumericAccumulator:
+        """An empty accumulator on exactly this layout."""
+        return _NumericAccumulator(self.name, self.edges, self.low, self.high)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (see :meth:`Profile.to_dict`)."""
+        return {
+            "name": self.name,
+            "kind": "numeric",
+            "count": self.count,
+            "missing": self.missing,
+            "nan": self.nan,
+            "posinf": self.posinf,
+            "neginf": self.neginf,
+            "invalid": self.invalid,
+            "n": self.n,
+            "min": _finite_or_none(self.min),
+            "max": _finite_or_none(self.max),
+            "mean": self.mean,
+            "m2": self.m2,
+            "low": self.low,
+            "high": self.high,
+            "edges": self.edges.tolist(),
+            "bins": self.bins.tolist(),
+            "below": self.below,
+            "above": self.above,
+            "tail_low": self.tail_low,
+            "tail_high": self.tail_high,
+        }
+
+    _KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"name", "kind", "count", "missing", "nan", "posinf", "neginf", "invalid", "n", "min",
+         "max", "mean", "m2", "low", "high", "edges", "bins", "below", "above", "tail_low",
+         "tail_high"}
+    )  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str) -> NumericProfile:
+        """Read :meth:`to_dict` output back, strictly."""
+        _only_keys(data, cls._KEYS, where)
+        edges_raw = _get(data, "edges", list, where)
+        if not all(type(e) in (int, float) and _finite(e) is not None for e in edges_raw):
+            raise ProfileFormatError(f"{where}.edges: finite numbers only")
+        edges = _read_only(np.array(edges_raw, dtype=np.float64))
+        if len(edges) > 1 and not (np.diff(edges) > 0).all():
+            raise ProfileFormatError(f"{where}.edges: must be strictly increasing")
+        counts = {
+            key: _count(data, key, where)
+            for key in ("count", "missing", "nan", "posinf", "neginf", "invalid", "n")
+        }
+        feature = cls(
+            name=_get(data, "name", str, where),
+            edges=edges,
+            low=_number(data, "low", where),
+            high=_number(data, "high", where),
+            **counts,
+            min=_number(data, "min", where, optional=True),
+            max=_number(data, "max", where, optional=True),
+            mean=_number(data, "mean", where),
+            m2=_number(data, "m2", where),
+            bins=_read_only(_counts_list(data, "bins", len(edges) + 1, where)),
+            below=_count(data, "below", where),
+            above=_count(data, "above", where),
+            tail_low=_number(data, "tail_low", where),
+            tail_high=_number(data, "tail_high", where),
+        )
+        parts = (
+            feature.missing
+            + feature.nan
+            + feature.posinf
+            + feature.neginf
+            + feature.invalid
+            + feature.n
+        )
+        if parts != feature.count or int(feature.bins.sum()) != feature.n:
+            raise ProfileFormatError(f"{where}: counts do not add up")
+        if feature.below + feature.above > feature.n or feature.m2 < 0:
+            raise ProfileFormatError(f"{where}: inconsistent statistics")
+        if feature.n and (math.isnan(feature.min) or math.isnan(feature.max)):
+            raise ProfileFormatError(f"{where}: min and max are required when n > 0")
+        return feature
+
+
+@attrs.frozen(kw_only=True)
+class CategoricalProfile:
+    """The summary of one categorical (string) feature (a value: read-only).
+
+    ``counts`` are the counts of the reference's known ``categories``;
+    ``other`` counts every other value, and ``heavy`` names the most frequent
+    of those (a Misra-Gries summary of at most ``heavy_k`` entries: each
+    count is low by at most :attr:`heavy_error`). ``missing`` counts None,
+    NaN and absent values; ``invalid`` values that are not strings.
+    """
+
+    kind: ClassVar[Kind] = "categorical"
+
+    name: str
+    categories: tuple[str, ...]
+    heavy_k: int
+    count: int
+    missing: int
+    invalid: int
+    other: int
+    counts: I64 = attrs.field(converter=_frozen_counts, eq=_ARRAY_EQ, hash=False)
+    heavy: Mapping[str, int] = attrs.field(converter=_frozen_mapping, hash=False)
+
+    @property
+    def n(self) -> int:
+        """Rows with a string value."""
+        return int(self.counts.sum()) + self.other
+
+    @property
+    def missing_rate(self) -> float:
+        """Share of rows that were missing."""
+        return self.missing / self.count if self.count else 0.0
+
+    @property
+    def invalid_rate(self) -> float:
+        """Share of rows whose value was not a string."""
+        return self.invalid / self.count if self.count else 0.0
+
+    @property
+    def heavy_error(self) -> float:
+        """How much any ``heavy`` count (or an absent one) may undercount."""
+        return (self.other - sum(self.heavy.values())) / (self.heavy_k + 1)
+
+    def _layout(self) -> tuple[Any, ...]:
+        return ("categorical", self.name, self.categories, self.heavy_k)
+
+    def _accumulator(self) -> _CategoricalAccumulator:
+        """An empty accumulator on exactly this layout."""
+        return _CategoricalAccumulator(self.name, self.categories, self.heavy_k)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (see :meth:`Profile.to_dict`)."""
+        return {
+            "name": self.name,
+            "kind": "categorical",
+            "count": self.count,
+            "missing": self.missing,
+            "invalid": self.invalid,
+            "categories": list(self.categories),
+            "counts": self.counts.tolist(),
+            "other": self.other,
+            "heavy_k": self.heavy_k,
+            "heavy": [[v, c] for v, c in sorted(self.heavy.items())],
+        }
+
+    _KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"name", "kind", "count", "missing", "invalid", "categories", "counts", "other",
+         "heavy_k", "heavy"}
+    )  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str) -> CategoricalProfile:
+        """Read :meth:`to_dict` output back, strictly."""
+        _only_keys(data, cls._KEYS, where)
+        categories = _get(data, "categories", list, where)
+        if not all(isinstance(c, str) for c in categories) or len(set(categories)) != len(
+            categories
+        ):
+            raise ProfileFormatError(f"{where}.categories: distinct strings only")
+        heavy_k = _count(data, "heavy_k", where)
+        if heavy_k < 1:
+            raise ProfileFormatError(f"{where}.heavy_k: must be at least 1")
+        known = set(categories)
+        other = _count(data, "other", where)
+        heavy_raw = _get(data, "heavy", list, where)
+        if len(heavy_raw) > heavy_k:
+            raise ProfileFormatError(f"{where}.heavy: more than heavy_k entries")
+        heavy: dict[str, int] = {}
+        for item in heavy_raw:
+            if (
+                not isinstance(item, list)
+                or len(item) != 2
+                or not isinstance(item[0], str)
+                or type(item[1]) is not int
+                or item[1] <= 0
+                or item[0] in known
+            ):
+                raise ProfileFormatError(f"{where}.heavy: [new category, count > 0] pairs")
+            heavy[item[0]] = item[1]
+        if len(heavy) != len(heavy_raw) or sum(heavy.values()) > other:
+            raise ProfileFormatError(f"{where}.heavy: inconsistent with 'other'")
+        feature = cls(
+            name=_get(data, "name", str, where),
+            categories=tuple(categories),
+            heavy_k=heavy_k,
+            count=_count(data, "count", where),
+            missing=_count(data, "missing", where),
+            invalid=_count(data, "invalid", where),
+            other=other,
+            counts=_read_only(_counts_list(data, "counts", len(categories), where)),
+            heavy=heavy,
+        )
+        if feature.n + feature.missing + feature.invalid != feature.count:
+            raise ProfileFormatError(f"{where}: counts do not add up")
+        return feature
+
+
+def _moments(
+    n: int, mean: float, m2: float, other_n: int, other_mean: float, other_m2: float
+) -> tuple[int, float, float]:
+    """Count, mean and sum of squared deviations of two parts together (Chan et al.)."""
+    if not n:  # taken as they are, so that a copy is exact
+        return other_n, other_mean, other_m2
+    if not other_n:
+        return n, mean, m2
+    total = n + other_n
+    # Symmetric in the two sides, so that merging is exactly commutative.
+    delta = other_mean - mean
+    return (
+        total,
+        (n * mean + other_n * other_mean) / total,
+        m2 + other_m2 + delta * delta * (n * other_n / total),
+    )
+
+
+def _merge_features(a: FeatureProfile, b: FeatureProfile) -> FeatureProfile:
+    """Two features of the same layout added up, as a new value."""
+    if isinstance(a, NumericProfile):
+        assert isinstance(b, NumericProfile)
+        n, mean, m2 = _moments(a.n, a.mean, a.m2, b.n, b.mean, b.m2)
+        return NumericProfile(
+            name=a.name,
+            edges=a.edges,
+            low=a.low,
+            high=a.high,
+            count=a.count + b.count,
+            missing=a.missing + b.missing,
+            nan=a.nan + b.nan,
+            posinf=a.posinf + b.posinf,
+            neginf=a.neginf + b.neginf,
+            invalid=a.invalid + b.invalid,
+            n=n,
+            min=b.min if not a.n else a.min if not b.n else min(a.min, b.min),
+            max=b.max if not a.n else a.max if not b.n else max(a.max, b.max),
+            mean=mean,
+            m2=m2,
+            bins=_read_only(a.bins + b.bins),
+            below=a.below + b.below,
+            above=a.above + b.above,
+            tail_low=a.tail_low + b.tail_low,
+            tail_high=a.tail_high + b.tail_high,
+        )
+    assert isinstance(b, CategoricalProfile)
+    return CategoricalProfile(
+        name=a.name,
+        categories=a.categories,
+        heavy_k=a.heavy_k,
+        count=a.count + b.count,
+        missing=a.missing + b.missing,
+        invalid=a.invalid + b.invalid,
+        other=a.other + b.other,
+        counts=_read_only(a.counts + b.counts),
+        heavy=_misra_gries(a.heavy, b.heavy, a.heavy_k),
+    )
+
+
+def _misra_gries(a: Mapping[str, int], b: Mapping[str, int], k: int) -> dict[str, int]:
+    """Merge two Misra-Gries summaries (or a summary and exact counts), keep k.
+
+    Agarwal et al., "Mergeable Summaries" (PODS 2012): add the counters, then
+    subtract the (k+1)-th largest from all and drop those left at zero.
+    """
+    merged = dict(a)
+    for value, count in b.items():
+        merged[value] = merged.get(value, 0) + count
+    if len(merged) <= k:
+        return merged
+    cut = heapq.nlargest(k + 1, merged.values())[-1]
+    return {v: c - cut for v, c in merged.items() if c > cut}
+
+
+FeatureProfile: TypeAlias = NumericProfile | CategoricalProfile
+
+
+# ---------------------------------------------------------------------------
+# Feature accumulators: the mutable state behind a ProfileBuilder
+
+
+@attrs.define(eq=False, init=False)
+class _NumericAccumulator:
+    """Counts, moments and bins of one numeric feature, updated in place."""
+
+    name: str
+    edges: F64
+    low: float
+    high: float
+    count: int
+    missing: int
+    nan: int
+    posinf: int
+    neginf: int
+    invalid: int
+    n: int
+    below: int
+    above: int
+    min: float
+    max: float
+    mean: float
+    m2: float
+    tail_low: float
+    tail_high: float
+    bins: I64
+
+    def __init__(self, name: str, edges: F64, low: float, high: float) -> None:
+        self.name = name
+        self.edges = _frozen_floats(edges)  # shared by every profile built on this layout
+        self.low = low
+        self.high = high
+        self.count = self.missing = self.nan = self.posinf = self.neginf = 0
+        self.invalid = self.n = self.below = self.above = 0
+        self.min = self.max = math.nan
+        self.mean = 0.0
+        self.m2 = 0.0
+        self.tail_low = self.tail_high = 0.0
+        self.bins = np.zeros(len(edges) + 1, dtype=np.int64)
+
+    def _layout(self) -> tuple[Any, ...]:
+        return ("numeric", self.name, self.edges.tobytes(), self.low, self.high)
 
     def _add(self, values: F64, missing: int = 0, invalid: int = 0) -> None:
         """Fold a column of values in: one vectorized pass per chunk."""
@@ -349,14 +708,10 @@ class NumericProfile:
                 self.above += int(np.count_nonzero(chunk > self.high))
 
     def _merge_moments(self, n: int, mean: float, m2: float) -> None:
-        total = self.n + n
-        # Symmetric in the two sides, so that merging is exactly commutative.
-        delta = mean - self.mean
-        self.m2 = self.m2 + m2 + delta * delta * (self.n * n / total)
-        self.mean = (self.n * self.mean + n * mean) / total
-        self.n = total
+        self.n, self.mean, self.m2 = _moments(self.n, self.mean, self.m2, n, mean, m2)
 
-    def _merge(self, other: NumericProfile) -> None:
+    def _fold(self, other: NumericProfile) -> None:
+        """Add a profile on the same layout."""
         self.count += other.count
         self.missing += other.missing
         self.nan += other.nan
@@ -365,7 +720,7 @@ class NumericProfile:
         self.invalid += other.invalid
         self.below += other.below
         self.above += other.above
-        self.bins = self.bins + other.bins
+        self.bins += other.bins
         self.tail_low += other.tail_low
         self.tail_high += other.tail_high
         if other.n:
@@ -373,105 +728,45 @@ class NumericProfile:
             self.max = other.max if not self.n else max(self.max, other.max)
             self._merge_moments(other.n, other.mean, other.m2)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (see :meth:`Profile.to_dict`)."""
-        return {
-            "name": self.name,
-            "kind": "numeric",
-            "count": self.count,
-            "missing": self.missing,
-            "nan": self.nan,
-            "posinf": self.posinf,
-            "neginf": self.neginf,
-            "invalid": self.invalid,
-            "n": self.n,
-            "min": _finite_or_none(self.min),
-            "max": _finite_or_none(self.max),
-            "mean": self.mean,
-            "m2": self.m2,
-            "low": self.low,
-            "high": self.high,
-            "edges": self.edges.tolist(),
-            "bins": self.bins.tolist(),
-            "below": self.below,
-            "above": self.above,
-            "tail_low": self.tail_low,
-            "tail_high": self.tail_high,
-        }
-
-    _KEYS: ClassVar[frozenset[str]] = frozenset(
-        {"name", "kind", "count", "missing", "nan", "posinf", "neginf", "invalid", "n", "min",
-         "max", "mean", "m2", "low", "high", "edges", "bins", "below", "above", "tail_low",
-         "tail_high"}
-    )  # fmt: skip
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str) -> NumericProfile:
-        """Read :meth:`to_dict` output back, strictly."""
-        _only_keys(data, cls._KEYS, where)
-        edges_raw = _get(data, "edges", list, where)
-        if not all(type(e) in (int, float) and _finite(e) is not None for e in edges_raw):
-            raise ProfileFormatError(f"{where}.edges: finite numbers only")
-        edges = np.array(edges_raw, dtype=np.float64)
-        if len(edges) > 1 and not (np.diff(edges) > 0).all():
-            raise ProfileFormatError(f"{where}.edges: must be strictly increasing")
-        feature = cls(
-            _get(data, "name", str, where),
-            edges,
-            _number(data, "low", where),
-            _number(data, "high", where),
+    def _build(self) -> NumericProfile:
+        return NumericProfile(
+            name=self.name,
+            edges=self.edges,
+            low=self.low,
+            high=self.high,
+            count=self.count,
+            missing=self.missing,
+            nan=self.nan,
+            posinf=self.posinf,
+            neginf=self.neginf,
+            invalid=self.invalid,
+            n=self.n,
+            min=self.min,
+            max=self.max,
+            mean=self.mean,
+            m2=self.m2,
+            bins=self.bins,  # copied: the accumulator keeps counting into its own
+            below=self.below,
+            above=self.above,
+            tail_low=self.tail_low,
+            tail_high=self.tail_high,
         )
-        for key in ("count", "missing", "nan", "posinf", "neginf", "invalid", "n"):
-            setattr(feature, key, _count(data, key, where))
-        feature.below = _count(data, "below", where)
-        feature.above = _count(data, "above", where)
-        feature.mean = _number(data, "mean", where)
-        feature.m2 = _number(data, "m2", where)
-        feature.tail_low = _number(data, "tail_low", where)
-        feature.tail_high = _number(data, "tail_high", where)
-        feature.bins = _counts_list(data, "bins", len(edges) + 1, where)
-        feature.min = _number(data, "min", where, optional=True)
-        feature.max = _number(data, "max", where, optional=True)
-        parts = (
-            feature.missing
-            + feature.nan
-            + feature.posinf
-            + feature.neginf
-            + feature.invalid
-            + feature.n
-        )
-        if parts != feature.count or int(feature.bins.sum()) != feature.n:
-            raise ProfileFormatError(f"{where}: counts do not add up")
-        if feature.below + feature.above > feature.n or feature.m2 < 0:
-            raise ProfileFormatError(f"{where}: inconsistent statistics")
-        if feature.n and (math.isnan(feature.min) or math.isnan(feature.max)):
-            raise ProfileFormatError(f"{where}: min and max are required when n > 0")
-        return feature
 
 
-class CategoricalProfile:
-    """The summary of one categorical (string) feature.
+@attrs.define(eq=False, init=False)
+class _CategoricalAccumulator:
+    """Known-category counts and the heavy-hitter summary of one feature, updated in place."""
 
-    ``counts`` are the counts of the reference's known ``categories``;
-    ``other`` counts every other value, and ``heavy`` names the most frequent
-    of those (a Misra-Gries summary of at most ``heavy_k`` entries: each
-    count is low by at most :attr:`heavy_error`). ``missing`` counts None,
-    NaN and absent values; ``invalid`` values that are not strings.
-    """
-
-    kind: ClassVar[Kind] = "categorical"
-    __slots__ = (
-        "_index",
-        "categories",
-        "count",
-        "counts",
-        "heavy",
-        "heavy_k",
-        "invalid",
-        "missing",
-        "name",
-        "other",
-    )
+    name: str
+    categories: tuple[str, ...]
+    heavy_k: int
+    count: int
+    missing: int
+    invalid: int
+    other: int
+    counts: I64
+    heavy: dict[str, int]
+    _index: dict[str, int]
 
     def __init__(self, name: str, categories: tuple[str, ...], heavy_k: int) -> None:
         self.name = name
@@ -479,34 +774,11 @@ class CategoricalProfile:
         self._index = {c: i for i, c in enumerate(categories)}
         self.heavy_k = heavy_k
         self.count = self.missing = self.invalid = self.other = 0
-        self.counts: I64 = np.zeros(len(categories), dtype=np.int64)
-        self.heavy: dict[str, int] = {}
-
-    @property
-    def n(self) -> int:
-        """Rows with a string value."""
-        return int(self.counts.sum()) + self.other
-
-    @property
-    def missing_rate(self) -> float:
-        """Share of rows that were missing."""
-        return self.missing / self.count if self.count else 0.0
-
-    @property
-    def invalid_rate(self) -> float:
-        """Share of rows whose value was not a string."""
-        return self.invalid / self.count if self.count else 0.0
-
-    @property
-    def heavy_error(self) -> float:
-        """How much any ``heavy`` count (or an absent one) may undercount."""
-        return (self.other - sum(self.heavy.values())) / (self.heavy_k + 1)
+        self.counts = np.zeros(len(categories), dtype=np.int64)
+        self.heavy = {}
 
     def _layout(self) -> tuple[Any, ...]:
         return ("categorical", self.name, self.categories, self.heavy_k)
-
-    def _empty(self) -> CategoricalProfile:
-        return CategoricalProfile(self.name, self.categories, self.heavy_k)
 
     def _add(self, counts: Mapping[str, int], missing: int = 0, invalid: int = 0) -> None:
         index = self._index
@@ -525,91 +797,30 @@ class CategoricalProfile:
             self.other += sum(new.values())
             self.heavy = _misra_gries(self.heavy, new, self.heavy_k)
 
-    def _merge(self, other: CategoricalProfile) -> None:
+    def _fold(self, other: CategoricalProfile) -> None:
+        """Add a profile on the same layout."""
         self.count += other.count
         self.missing += other.missing
         self.invalid += other.invalid
         self.other += other.other
-        self.counts = self.counts + other.counts
+        self.counts += other.counts
         self.heavy = _misra_gries(self.heavy, other.heavy, self.heavy_k)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (see :meth:`Profile.to_dict`)."""
-        return {
-            "name": self.name,
-            "kind": "categorical",
-            "count": self.count,
-            "missing": self.missing,
-            "invalid": self.invalid,
-            "categories": list(self.categories),
-            "counts": self.counts.tolist(),
-            "other": self.other,
-            "heavy_k": self.heavy_k,
-            "heavy": [[v, c] for v, c in sorted(self.heavy.items())],
-        }
-
-    _KEYS: ClassVar[frozenset[str]] = frozenset(
-        {"name", "kind", "count", "missing", "invalid", "categories", "counts", "other",
-         "heavy_k", "heavy"}
-    )  # fmt: skip
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str) -> CategoricalProfile:
-        """Read :meth:`to_dict` output back, strictly."""
-        _only_keys(data, cls._KEYS, where)
-        categories = _get(data, "categories", list, where)
-        if not all(isinstance(c, str) for c in categories) or len(set(categories)) != len(
-            categories
-        ):
-            raise ProfileFormatError(f"{where}.categories: distinct strings only")
-        heavy_k = _count(data, "heavy_k", where)
-        if heavy_k < 1:
-            raise ProfileFormatError(f"{where}.heavy_k: must be at least 1")
-        feature = cls(_get(data, "name", str, where), tuple(categories), heavy_k)
-        feature.count = _count(data, "count", where)
-        feature.missing = _count(data, "missing", where)
-        feature.invalid = _count(data, "invalid", where)
-        feature.other = _count(data, "other", where)
-        feature.counts = _counts_list(data, "counts", len(categories), where)
-        heavy = _get(data, "heavy", list, where)
-        if len(heavy) > heavy_k:
-            raise ProfileFormatError(f"{where}.heavy: more than heavy_k entries")
-        for item in heavy:
-            if (
-                not isinstance(item, list)
-                or len(item) != 2
-                or not isinstance(item[0], str)
-                or type(item[1]) is not int
-                or item[1] <= 0
-                or item[0] in feature._index
-            ):
-                raise ProfileFormatError(f"{where}.heavy: [new category, count > 0] pairs")
-            feature.heavy[item[0]] = item[1]
-        if len(feature.heavy) != len(heavy) or sum(feature.heavy.values()) > feature.other:
-            raise ProfileFormatError(f"{where}.heavy: inconsistent with 'other'")
-        if feature.n + feature.missing + feature.invalid != feature.count:
-            raise ProfileFormatError(f"{where}: counts do not add up")
-        return feature
+    def _build(self) -> CategoricalProfile:
+        return CategoricalProfile(
+            name=self.name,
+            categories=self.categories,
+            heavy_k=self.heavy_k,
+            count=self.count,
+            missing=self.missing,
+            invalid=self.invalid,
+            other=self.other,
+            counts=self.counts,  # copied, as are the heavy hitters
+            heavy=self.heavy,
+        )
 
 
-def _misra_gries(a: Mapping[str, int], b: Mapping[str, int], k: int) -> dict[str, int]:
-    """Merge two Misra-Gries summaries (or a summary and exact counts), keep k.
-
-    Agarwal et al., "Mergeable Summaries" (PODS 2012): add the counters, then
-    subtract the (k+1)-th largest from all and drop those left at zero.
-    """
-    merged = dict(a)
-    for value, count in b.items():
-        merged[value] = merged.get(value, 0) + count
-    if len(merged) <= k:
-        return merged
-    cut = heapq.nlargest(k + 1, merged.values())[-1]
-    return {v: c - cut for v, c in merged.items() if c > cut}
-
-
-FeatureProfile: TypeAlias = NumericProfile | CategoricalProfile
-
-
+_Accumulator: TypeAlias = _NumericAccumulator | _CategoricalAccumulator
 # ---------------------------------------------------------------------------
 # Schema
 
@@ -670,12 +881,19 @@ class Schema:
 # Profile
 
 
+def _feature_tuple(features: Iterable[FeatureProfile]) -> tuple[FeatureProfile, ...]:
+    return tuple(features)
+
+
+@attrs.frozen(repr=False)
 class Profile:
     """Per-feature summaries of a data set: counts, moments, bins, categories.
 
-    Build a reference at training time from whatever holds the data; build
-    serving profiles on its layout with :meth:`empty` (or ``like=``); merge
-    any number of profiles that share a layout; store them as versioned JSON.
+    A profile is a value: it never changes, and :meth:`merge` returns a new
+    one. Build a reference at training time from whatever holds the data;
+    build serving profiles on its layout with :meth:`builder` (or ``like=``);
+    merge any number of profiles that share a layout; store them as versioned
+    JSON.
 
     >>> import numpy as np, guardrail as gr
     >>> ref = gr.Profile.from_columns({
@@ -686,48 +904,52 @@ class Profile:
     ('amount', 'country')
     >>> ref["amount"].mean, ref["country"].categories
     (49.5, ('DE', 'FR'))
-    >>> gr.Profile.from_json(ref.to_json()).to_json() == ref.to_json()
+    >>> gr.Profile.from_json(ref.to_json()) == ref
     True
     """
 
-    __slots__ = ("_features",)
+    _features: tuple[FeatureProfile, ...] = attrs.field(converter=_feature_tuple)
+    _by_name: Mapping[str, FeatureProfile] = attrs.field(
+        init=False, eq=False, hash=False, repr=False
+    )
 
-    def __init__(self, features: Iterable[FeatureProfile]) -> None:
-        self._features: dict[str, FeatureProfile] = {}
-        for feature in features:
-            if feature.name in self._features:
+    def __attrs_post_init__(self) -> None:
+        by_name: dict[str, FeatureProfile] = {}
+        for feature in self._features:
+            if feature.name in by_name:
                 raise ConfigError(f"feature {feature.name!r} appears twice")
-            self._features[feature.name] = feature
+            by_name[feature.name] = feature
+        object.__setattr__(self, "_by_name", by_name)
 
     # -- reading -------------------------------------------------------------
 
     def __getitem__(self, name: str) -> FeatureProfile:
-        return self._features[name]
+        return self._by_name[name]
 
     def __iter__(self) -> Iterator[FeatureProfile]:
-        return iter(self._features.values())
+        return iter(self._features)
 
     def __len__(self) -> int:
         return len(self._features)
 
     def __repr__(self) -> str:
-        return f"Profile(features={list(self._features)}, rows={self.rows})"
+        return f"Profile(features={list(self.names)}, rows={self.rows})"
 
     @property
     def names(self) -> tuple[str, ...]:
         """The feature names, in order."""
-        return tuple(self._features)
+        return tuple(self._by_name)
 
     @property
     def rows(self) -> int:
         """How many rows the profile has seen."""
-        return max((f.count for f in self._features.values()), default=0)
+        return max((f.count for f in self._features), default=0)
 
     @property
     def schema(self) -> Schema:
         """The schema: names, kinds, observed ranges and known categories."""
         specs = []
-        for f in self._features.values():
+        for f in self._features:
             if isinstance(f, NumericProfile):
                 specs.append(
                     FeatureSpec(f.name, "numeric", _finite_or_none(f.min), _finite_or_none(f.max))
@@ -743,7 +965,7 @@ class Profile:
         missing), ``"constant"`` (one value, or one category).
         """
         out = []
-        for f in self._features.values():
+        for f in self._features:
             if f.count and f.n == 0:
                 out.append((f.name, "all_missing"))
                 continue
@@ -771,9 +993,10 @@ class Profile:
         """Profile a mapping of column name to values (numpy arrays, lists).
 
         Args:
-            columns: Column name to 1-D values. Numeric dtypes (and object
-                columns that hold mostly numbers) become numeric features;
-                the rest categorical.
+            columns: Column name to 1-D values: numpy arrays, lists, pandas
+                Series or pyarrow arrays. Numeric dtypes (and object columns
+                that hold mostly numbers) become numeric features; the rest
+                categorical.
             like: Reuse this profile's features, bins and categories (for a
                 serving profile, or for one partition of a large reference:
                 profile each partition ``like`` a profile of a sample, then
@@ -786,27 +1009,9 @@ class Profile:
         """
         if not isinstance(columns, Mapping):
             raise ConfigError(f"columns must be a mapping, got {type(columns).__name__}")
-        if like is not None:
-            profile = like.empty()
-            profile._add_columns(columns)
-            return profile
-        _check_build_options(bins, max_categories, heavy_hitters)
-        lengths = {len(v) for v in columns.values()}
-        if len(lengths) > 1:
-            raise ConfigError(f"columns have different lengths: {sorted(lengths)}")
-        features: list[FeatureProfile] = []
-        for name, values in columns.items():
-            if not isinstance(name, str) or not name:
-                raise ConfigError(f"feature names are non-empty strings, got {name!r}")
-            if _infer_kind(values) == "numeric":
-                x, missing, invalid = _numeric_column(values)
-                features.append(_new_numeric(name, x, missing, invalid, bins))
-            else:
-                counts, missing, invalid = _count_values(values)
-                features.append(
-                    _new_categorical(name, counts, missing, invalid, max_categories, heavy_hitters)
-                )
-        return cls(features)
+        builder = _builder(like, bins, max_categories, heavy_hitters)
+        builder.add_columns(columns)
+        return builder.build()
 
     @classmethod
     def from_array(
@@ -848,24 +1053,9 @@ class Profile:
         Without ``like`` the features are the keys seen, in order of first
         appearance; a row that lacks one counts it as missing.
         """
-        rows = list(rows)
-        if like is not None:
-            names = like.names
-        else:
-            seen: dict[str, None] = {}
-            for row in rows:
-                if not isinstance(row, Mapping):
-                    raise ConfigError(f"rows must be mappings, got {type(row).__name__}")
-                seen.update(dict.fromkeys(row))
-            names = tuple(seen)
-        columns = {name: [row.get(name) for row in rows] for name in names}
-        return cls.from_columns(
-            columns,
-            like=like,
-            bins=bins,
-            max_categories=max_categories,
-            heavy_hitters=heavy_hitters,
-        )
+        builder = _builder(like, bins, max_categories, heavy_hitters)
+        builder.add_rows(rows)
+        return builder.build()
 
     @classmethod
     def from_pandas(
@@ -885,7 +1075,9 @@ class Profile:
         if not isinstance(frame, pd.DataFrame):
             raise ConfigError(f"from_pandas takes a DataFrame, got {type(frame).__name__}")
         columns = {str(name): _PandasColumn(frame[name]) for name in frame.columns}
-        return cls._from_wrapped(columns, like, bins, max_categories, heavy_hitters)
+        builder = _builder(like, bins, max_categories, heavy_hitters)
+        builder.add_columns(columns)
+        return builder.build()
 
     @classmethod
     def from_arrow(
@@ -905,74 +1097,30 @@ class Profile:
         if not isinstance(table, pa.Table):
             raise ConfigError(f"from_arrow takes a pyarrow Table, got {type(table).__name__}")
         columns = {name: _ArrowColumn(table.column(name)) for name in table.column_names}
-        return cls._from_wrapped(columns, like, bins, max_categories, heavy_hitters)
+        builder = _builder(like, bins, max_categories, heavy_hitters)
+        builder.add_columns(columns)
+        return builder.build()
 
-    @classmethod
-    def _from_wrapped(
-        cls,
-        columns: Mapping[str, _Wrapped],
-        like: Profile | None,
-        bins: int,
-        max_categories: int,
-        heavy_hitters: int,
-    ) -> Profile:
-        if like is not None:
-            profile = like.empty()
-        else:
-            _check_build_options(bins, max_categories, heavy_hitters)
-            features: list[FeatureProfile] = []
-            for name, column in columns.items():
-                if column.numeric:
-                    x, missing, invalid = column.as_numeric()
-                    features.append(_new_numeric(name, x, missing, invalid, bins))
-                else:
-                    counts, missing, invalid = column.as_counts()
-                    features.append(
-                        _new_categorical(
-                            name, counts, missing, invalid, max_categories, heavy_hitters
-                        )
-                    )
-            return cls(features)
-        profile._add_columns(columns)
-        return profile
-
-    def empty(self) -> Profile:
-        """An empty profile on this profile's layout (bins, categories).
+    def builder(self) -> ProfileBuilder:
+        """An empty builder on this profile's layout (bins, categories).
 
         Its reference range is this profile's observed range, so that
         ``below`` / ``above`` count values outside what this profile saw.
-        """
-        features: list[FeatureProfile] = []
-        for f in self._features.values():
-            if isinstance(f, NumericProfile) and f.n:
-                features.append(NumericProfile(f.name, f.edges, f.min, f.max))
-            else:
-                features.append(f._empty())
-        return Profile(features)
 
-    def _add_columns(self, columns: Mapping[str, Any]) -> None:
-        """Fold columns into this profile (features it lacks are ignored)."""
-        lengths = {len(v) for v in columns.values()}
-        if len(lengths) > 1:
-            raise ConfigError(f"columns have different lengths: {sorted(lengths)}")
-        rows = lengths.pop() if lengths else 0
-        for name, feature in self._features.items():
-            values = columns.get(name)
-            if values is None:
-                if isinstance(feature, NumericProfile):
-                    feature._add(np.empty(0, np.float64), missing=rows)
-                else:
-                    feature._add({}, missing=rows)
-            elif isinstance(feature, NumericProfile):
-                if isinstance(values, _Wrapped):
-                    feature._add(*values.as_numeric())
-                else:
-                    feature._add(*_numeric_column(values))
-            elif isinstance(values, _Wrapped):
-                feature._add(*values.as_counts())
+        >>> import numpy as np, guardrail as gr
+        >>> ref = gr.Profile.from_columns({"amount": np.arange(100.0)})
+        >>> serving = ref.builder()
+        >>> serving.add_columns({"amount": [5.0, 150.0]})
+        >>> serving.build()["amount"].above
+        1
+        """
+        accumulators: list[_Accumulator] = []
+        for f in self._features:
+            if isinstance(f, NumericProfile) and f.n:
+                accumulators.append(_NumericAccumulator(f.name, f.edges, f.min, f.max))
             else:
-                for start in range(0, len(values), _CHUNK * 4):
-                    feature._add(*_count_values(values[start : start + _CHUNK * 4]))
+                accumulators.append(f._accumulator())
+        return ProfileBuilder._on_layout(accumulators)
 
     # -- combining -----------------------------------------------------------
 
@@ -993,19 +1141,9 @@ class Profile:
         if not self.compatible(other):
             raise ProfileMismatchError(
                 "profiles have different features, bins or categories; build serving "
-                "profiles with reference.empty() or like=reference"
+                "profiles with reference.builder() or like=reference"
             )
-        out = self.copy()
-        for mine, theirs in zip(out, other, strict=True):
-            mine._merge(theirs)  # type: ignore[arg-type]
-        return out
-
-    def copy(self) -> Profile:
-        """A copy of this profile (same layout, same counts)."""
-        out = Profile(f._empty() for f in self)
-        for mine, theirs in zip(out, self, strict=True):
-            mine._merge(theirs)  # type: ignore[arg-type]
-        return out
+        return Profile(map(_merge_features, self._features, other._features))
 
     # -- serializing ---------------------------------------------------------
 
@@ -1014,7 +1152,7 @@ class Profile:
         return {
             "format": FORMAT,
             "version": VERSION,
-            "features": [f.to_dict() for f in self._features.values()],
+            "features": [f.to_dict() for f in self._features],
         }
 
     def to_json(self) -> str:
@@ -1065,6 +1203,198 @@ class Profile:
         return cls.from_dict(data)
 
 
+def _builder(
+    like: Profile | None, bins: int, max_categories: int, heavy_hitters: int
+) -> ProfileBuilder:
+    if like is None:
+        return ProfileBuilder(bins=bins, max_categories=max_categories, heavy_hitters=heavy_hitters)
+    if not isinstance(like, Profile):
+        raise ConfigError(f"like must be a Profile, got {type(like).__name__}")
+    return like.builder()
+
+
+# ---------------------------------------------------------------------------
+# ProfileBuilder
+
+
+@attrs.define(eq=False, init=False, repr=False)
+class ProfileBuilder:
+    """Accumulates data into a profile; :meth:`build` takes a :class:`Profile` of it.
+
+    A builder is mutable state, a :class:`Profile` the value it yields:
+    building takes a snapshot, and the builder can go on accumulating
+    afterwards without changing what it built.
+
+    ``ProfileBuilder()`` starts a fresh profile: the first data added fixes
+    its layout (the features, their bin edges at that data's quantiles and
+    their known categories), as :meth:`Profile.from_columns` does. A builder
+    on an existing layout comes from :meth:`Profile.builder`, for serving
+    data to compare with a reference. Once the layout is fixed, columns it
+    does not know are ignored and features the data lacks count as missing.
+
+    A builder is not thread-safe: share one between threads only under a
+    lock of your own (:class:`~guardrail.SkewMonitor` holds one for its
+    builders). Profiles it has built are immutable and safe to share.
+
+    Args:
+        bins: Quantile bins per numeric feature of a fresh layout.
+        max_categories: Known categories kept per categorical feature of a
+            fresh layout (the most frequent of the first data added).
+        heavy_hitters: Entries in the summary of new categories.
+
+    >>> import numpy as np, guardrail as gr
+    >>> builder = gr.ProfileBuilder()
+    >>> builder.add_columns({"amount": np.arange(100.0)})
+    >>> first = builder.build()
+    >>> builder.add_rows([{"amount": 7.0}, {"amount": None}])
+    >>> first.rows, builder.build().rows, builder.build()["amount"].missing
+    (100, 102, 1)
+    """
+
+    _features: dict[str, _Accumulator] | None
+    _bins: int
+    _max_categories: int
+    _heavy_hitters: int
+
+    def __init__(self, *, bins: int = 20, max_categories: int = 100, heavy_hitters: int = 64):
+        _check_build_options(bins, max_categories, heavy_hitters)
+        self._features = None
+        self._bins = bins
+        self._max_categories = max_categories
+        self._heavy_hitters = heavy_hitters
+
+    @classmethod
+    def _on_layout(cls, accumulators: Iterable[_Accumulator]) -> ProfileBuilder:
+        builder = cls()
+        builder._features = {a.name: a for a in accumulators}
+        return builder
+
+    def __repr__(self) -> str:
+        return f"ProfileBuilder(features={list(self.names)}, rows={self.rows})"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The feature names, in order (none before a fresh builder's first data)."""
+        return () if self._features is None else tuple(self._features)
+
+    @property
+    def rows(self) -> int:
+        """How many rows have been added."""
+        features = self._features or {}
+        return max((f.count for f in features.values()), default=0)
+
+    def add_columns(self, columns: Mapping[str, Any]) -> None:
+        """Add a mapping of feature name to a column of values.
+
+        Columns are 1-D numpy arrays, lists, pandas Series or pyarrow arrays
+        of the same length (see :meth:`Profile.from_columns`).
+        """
+        if not isinstance(columns, Mapping):
+            raise ConfigError(f"columns must be a mapping, got {type(columns).__name__}")
+        columns = {name: _wrap(values) for name, values in columns.items()}
+        lengths = {len(v) for v in columns.values()}
+        if len(lengths) > 1:
+            raise ConfigError(f"columns have different lengths: {sorted(lengths)}")
+        rows = lengths.pop() if lengths else 0
+        if self._features is None:
+            self._features = self._first_layout(columns)
+            return
+        for name, feature in self._features.items():
+            values = columns.get(name)
+            if values is None:
+                if isinstance(feature, _NumericAccumulator):
+                    feature._add(np.empty(0, np.float64), missing=rows)
+                else:
+                    feature._add({}, missing=rows)
+            elif isinstance(feature, _NumericAccumulator):
+                if isinstance(values, _Wrapped):
+                    feature._add(*values.as_numeric())
+                else:
+                    feature._add(*_numeric_column(values))
+            elif isinstance(values, _Wrapped):
+                feature._add(*values.as_counts())
+            else:
+                for start in range(0, len(values), _CHUNK * 4):
+                    feature._add(*_count_values(values[start : start + _CHUNK * 4]))
+
+    def add_rows(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Add row mappings (feature name to value); a key a row lacks is missing there.
+
+        A fresh builder takes its features from the keys seen, in order of
+        first appearance.
+        """
+        rows = list(rows)
+        for row in rows:
+            if not isinstance(row, Mapping):
+                raise ConfigError(f"rows must be mappings, got {type(row).__name__}")
+        if self._features is not None:
+            names = tuple(self._features)
+        else:
+            seen: dict[str, None] = {}
+            for row in rows:
+                seen.update(dict.fromkeys(row))
+            names = tuple(seen)
+        self.add_columns({name: [row.get(name) for row in rows] for name in names})
+
+    def add_profile(self, profile: Profile) -> None:
+        """Add a profile built on this builder's layout (a fresh builder takes the profile's)."""
+        if not isinstance(profile, Profile):
+            raise TypeError(f"can only add a Profile, got {type(profile).__name__}")
+        if self._features is None:
+            self._features = {f.name: f._accumulator() for f in profile}
+        if tuple(self._features) != profile.names or not all(
+            a._layout() == f._layout()
+            for a, f in zip(self._features.values(), profile, strict=True)
+        ):
+            raise ProfileMismatchError(
+                "the profile has different features, bins or categories than the builder"
+            )
+        for accumulator, feature in zip(self._features.values(), profile, strict=True):
+            accumulator._fold(feature)  # type: ignore[arg-type]
+
+    def build(self) -> Profile:
+        """A profile of everything added so far (the builder keeps accumulating)."""
+        return Profile(f._build() for f in (self._features or {}).values())
+
+    def _first_layout(self, columns: Mapping[str, Any]) -> dict[str, _Accumulator]:
+        """Accumulators with bins and categories taken from the data, the data added."""
+        features: dict[str, _Accumulator] = {}
+        for name, values in columns.items():
+            if not isinstance(name, str) or not name:
+                raise ConfigError(f"feature names are non-empty strings, got {name!r}")
+            numeric = (
+                values.numeric if isinstance(values, _Wrapped) else _infer_kind(values) == "numeric"
+            )
+            if numeric:
+                x, missing, invalid = (
+                    values.as_numeric() if isinstance(values, _Wrapped) else _numeric_column(values)
+                )
+                features[name] = _new_numeric(name, x, missing, invalid, self._bins)
+            else:
+                counts, missing, invalid = (
+                    values.as_counts() if isinstance(values, _Wrapped) else _count_values(values)
+                )
+                features[name] = _new_categorical(
+                    name, counts, missing, invalid, self._max_categories, self._heavy_hitters
+                )
+        return features
+
+
+def _wrap(values: Any) -> Any:
+    """pandas and pyarrow columns wrapped for reading without Python objects; others as given."""
+    if isinstance(values, (np.ndarray, list, _Wrapped)):
+        return values
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(values, pandas.Series):
+        return _PandasColumn(values)
+    pyarrow = sys.modules.get("pyarrow")
+    if pyarrow is not None and isinstance(values, pyarrow.ChunkedArray):
+        return _ArrowColumn(values)
+    if pyarrow is not None and isinstance(values, pyarrow.Array):
+        return _ArrowColumn(pyarrow.chunked_array([values]))
+    return values
+
+
 def _check_build_options(bins: int, max_categories: int, heavy_hitters: int) -> None:
     for name, value, least in (
         ("bins", bins, 1),
@@ -1075,7 +1405,7 @@ def _check_build_options(bins: int, max_categories: int, heavy_hitters: int) -> 
             raise ConfigError(f"{name} must be an integer >= {least}, got {value!r}")
 
 
-def _new_numeric(name: str, x: F64, missing: int, invalid: int, bins: int) -> NumericProfile:
+def _new_numeric(name: str, x: F64, missing: int, invalid: int, bins: int) -> _NumericAccumulator:
     is_finite = np.isfinite(x)
     finite = x if is_finite.all() else x[is_finite]
     if len(finite):
@@ -1089,7 +1419,7 @@ def _new_numeric(name: str, x: F64, missing: int, invalid: int, bins: int) -> Nu
         edges = edges[(edges > low) & (edges <= high)]
     else:
         edges, low, high = np.empty(0, np.float64), 0.0, 0.0
-    feature = NumericProfile(name, edges.astype(np.float64), low, high)
+    feature = _NumericAccumulator(name, edges, low, high)
     feature._add(x, missing, invalid)
     return feature
 
@@ -1101,9 +1431,9 @@ def _new_categorical(
     invalid: int,
     max_categories: int,
     heavy_k: int,
-) -> CategoricalProfile:
+) -> _CategoricalAccumulator:
     top = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:max_categories]
-    feature = CategoricalProfile(name, tuple(sorted(v for v, _ in top)), heavy_k)
+    feature = _CategoricalAccumulator(name, tuple(sorted(v for v, _ in top)), heavy_k)
     feature._add(counts, missing, invalid)
     return feature
 

@@ -196,8 +196,8 @@ class SkewMonitor:
 
         self._lock = threading.Lock()
         self._buffer: list[tuple[Any, ...]] = []
-        self._window = reference.empty()
-        self._total = reference.empty()
+        self._window = reference.builder()
+        self._total = reference.builder()
         self._window_rows = 0
         self._window_started = self._clock()
         self._deadline = math.inf if self.seconds is None else self._window_started + self.seconds
@@ -373,7 +373,7 @@ class SkewMonitor:
                 columns = {name: _take(col, keep) for name, col in columns.items()}
                 rows = len(keep)
             with self._lock:
-                self._window._add_columns(columns)
+                self._window.add_columns(columns)
                 self._window_rows += rows
                 due = self._flush_locked()
             if due is not None:
@@ -508,11 +508,9 @@ class SkewMonitor:
         if buffer:
             self._buffer = []
             columns = list(zip(*buffer, strict=True))
-            for feature, values in zip(self._window, columns, strict=True):
-                if isinstance(feature, NumericProfile):
-                    feature._add(*_numeric_column(list(values)))
-                else:
-                    feature._add(*_count_values(list(values)))
+            self._window.add_columns(
+                {name: list(values) for name, values in zip(self._names, columns, strict=True)}
+            )
             self._window_rows += len(buffer)
         rows = self._window_rows
         # Flush exactly when the window fills, so checks land on `every`.
@@ -525,9 +523,9 @@ class SkewMonitor:
         return None
 
     def _rotate_locked(self, now: float) -> Profile:
-        window = self._window
-        self._total = self._total.merge(window)
-        self._window = self.reference.empty()
+        window = self._window.build()
+        self._total.add_profile(window)
+        self._window = self.reference.builder()
         self._window_rows = 0
         self._window_started = now
         self._deadline = math.inf if self.seconds is None else now + self.seconds
@@ -622,7 +620,7 @@ class SkewMonitor:
             out[(name, "missing")] = count
         for name, count in self._unexpected.items():
             out[(name, "unexpected")] = count
-        merged = self._total.merge(self._window)
+        merged = self._total.build().merge(self._window.build())
         for f in merged:
             if isinstance(f, NumericProfile):
                 values = {
@@ -650,7 +648,7 @@ class SkewMonitor:
         """Everything sampled so far, as one profile (for export and fleet merging)."""
         with self._lock:
             self._flush_locked_no_check()
-            return self._total.merge(self._window)
+            return self._total.build().merge(self._window.build())
 
     def _failed(self, error: BaseException) -> None:
         self.errors += 1

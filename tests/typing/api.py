@@ -89,3 +89,12 @@ dynamic_decision = dynamic.decide(prediction)
 dynamic_version: int = dynamic_decision.threshold.version
 score_dynamic = gr.DynamicThreshold(target_rate=0.1, initial=gr.Score(2.0), step=0.5)
 score_dynamic.update(gr.Score(np.array([1.0, 3.0])))
+
+# Profiles are values built by a mutable builder.
+reference = gr.Profile.from_columns({"amount": np.arange(100.0)})
+serving_builder: gr.ProfileBuilder = reference.builder()
+serving_builder.add_columns({"amount": [1.0, 2.0]})
+serving_builder.add_rows([{"amount": 3.0}])
+serving_builder.add_profile(reference)
+serving: gr.Profile = serving_builder.build()
+fleet: gr.Profile = serving.merge(serving)
