@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ._config import CONFIG
+from ._config import CONFIG, configure, get_config
 from ._events import Event
 
 __all__ = ["CapturingHook", "capture_events", "deterministic"]
@@ -43,12 +43,12 @@ def capture_events() -> Iterator[list[Event]]:
     The previous hooks are restored on exit. Prediction events are included.
     """
     hook = CapturingHook()
-    previous = CONFIG._hooks
-    CONFIG.set_hooks([hook])
+    previous = get_config().hooks
+    configure(hooks=[hook])
     try:
         yield hook.events
     finally:
-        CONFIG.set_hooks(previous)
+        configure(hooks=previous)
 
 
 @contextmanager
