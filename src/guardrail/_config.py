@@ -17,12 +17,10 @@ import threading
 from collections.abc import Iterable
 from typing import Literal
 
-import attrs
-
 from ._errors import ConfigError
 from ._protocols import CallHook, Hook
 
-__all__ = ["CONFIG", "Config", "Settings", "configure", "default_hooks", "get_config"]
+__all__ = ["CONFIG", "Config", "UndeclaredPolicy", "configure", "default_hooks"]
 
 UndeclaredPolicy = Literal["report", "raise"]
 
@@ -142,39 +140,6 @@ def default_hooks() -> tuple[Hook, ...]:
 CONFIG = Config()
 # A forked child must not hand out the ids its parent already used.
 os.register_at_fork(after_in_child=CONFIG._reset_ids)
-
-
-@attrs.frozen
-class Settings:
-    """guardrail's process-wide settings, as :func:`get_config` returns them.
-
-    Each field is an argument of :func:`configure`, so settings saved with
-    ``get_config()`` are restored with
-    ``configure(**attrs.asdict(saved, recurse=False))``.
-
-    Attributes:
-        hooks: The active hooks (the defaults once resolved; empty when
-            instrumentation is off).
-        on_undeclared_consumer: ``"report"`` or ``"raise"``.
-    """
-
-    hooks: tuple[Hook, ...]
-    on_undeclared_consumer: UndeclaredPolicy
-
-
-def get_config() -> Settings:
-    """The active process-wide settings (the default hooks are resolved if still unset).
-
-    >>> from guardrail.instrumentation import configure, get_config
-    >>> saved = get_config()
-    >>> configure(hooks=[])
-    >>> get_config().hooks
-    ()
-    >>> configure(hooks=saved.hooks)
-    >>> get_config() == saved
-    True
-    """
-    return Settings(hooks=CONFIG.hooks, on_undeclared_consumer=CONFIG.on_undeclared_consumer)
 
 
 def configure(

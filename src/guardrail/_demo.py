@@ -28,7 +28,6 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
-from ._config import configure, get_config
 from ._drift import compare
 from ._events import Event
 from ._guard import guard
@@ -50,6 +49,7 @@ from ._report import Report, ReportSeries, ReportTable
 from ._scales import Probability
 from ._skew import SkewMonitor
 from ._thresholds import DynamicThreshold
+from .instrumentation import configure, get_config
 
 __all__ = ["DemoResult", "run", "simulate"]
 

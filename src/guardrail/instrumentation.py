@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from types import FunctionType
 
-from ._config import Settings, configure, get_config
+from ._config import configure
 from ._events import (
     ConsumerUndeclared,
     Event,
@@ -46,6 +46,7 @@ from ._mechanism_events import (
 )
 from ._otel import OpenTelemetryHook
 from ._protocols import CallHook, Hook
+from ._settings import Settings, get_config
 from ._structlog import StructlogHook
 
 __all__ = [

@@ -15,8 +15,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ._config import CONFIG, configure, get_config
+from ._config import CONFIG
 from ._events import Event
+from .instrumentation import configure, get_config
 
 __all__ = ["CapturingHook", "capture_events", "deterministic"]
 
