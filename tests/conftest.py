@@ -10,17 +10,17 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 
-from guardrail._config import CONFIG
+from guardrail.instrumentation import configure, get_config
 
 
 @pytest.fixture(autouse=True)
 def _fresh_config() -> Iterator[None]:
-    hooks, policy = CONFIG._hooks, CONFIG.on_undeclared_consumer
+    saved = get_config()
     yield
-    CONFIG.set_hooks(hooks)
-    CONFIG.on_undeclared_consumer = policy
+    configure(**attrs.asdict(saved, recurse=False))
 
 
 def free_port() -> int:

@@ -43,3 +43,20 @@ class TestDocs:
         pages = {p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")}
         missing = sorted(pages - nav)
         assert missing == []
+
+
+class TestCodeBlocks:
+    @pytest.mark.parametrize("page", ["how-to/opentelemetry.md", "concepts/monitoring.md"])
+    def test_python_blocks_run(self, page: str) -> None:
+        """The page's Python blocks run, in order, in a fresh interpreter."""
+        text = (ROOT / "docs" / page).read_text(encoding="utf-8")
+        blocks = re.findall(r"^```python\n(.*?)^```", text, re.M | re.S)
+        assert blocks
+        done = subprocess.run(
+            [sys.executable, "-c", "\n".join(blocks)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 import guardrail as gr
 from guardrail import testing
 from guardrail._call import Call
-from guardrail._limits import _Metrics
 from guardrail.testing import capture_events
 
 MODEL = gr.ModelRef(name="fraud", version="1")
@@ -603,15 +602,15 @@ class TestEvents:
         for event in events:
             assert "merchant-7" not in str(event.to_fields())
 
-    def test_otel_counters(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """allowed / denied / degraded are counted when a meter provider is set."""
-        from opentelemetry.metrics import _internal as state
+    def test_otel_counters(self) -> None:
+        """allowed / denied / degraded are counted by the OpenTelemetry hook."""
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
         reader = InMemoryMetricReader()
-        monkeypatch.setattr(state, "_METER_PROVIDER", MeterProvider(metric_readers=[reader]))
-        monkeypatch.setattr(_Metrics, "instruments", None)
+        gr.configure(
+            hooks=[gr.OpenTelemetryHook(meter_provider=MeterProvider(metric_readers=[reader]))]
+        )
         limit, _ = limit_with_clock(max_actions=2, key=lambda row: row["m"])
 
         @limit.guard
@@ -632,8 +631,8 @@ class TestEvents:
         assert totals["guardrail.limit.denied"] == 3
         assert totals["guardrail.limit.degraded"] == 1
 
-    def test_limits_read_the_meter_provider_through_otel(self) -> None:
-        """Limits ask _otel whether metrics are on, never OpenTelemetry's private state."""
+    def test_limits_count_through_the_hooks(self) -> None:
+        """Limits count through the hooks, never through OpenTelemetry's private state."""
         import pathlib
 
         import guardrail._limits
@@ -641,8 +640,7 @@ class TestEvents:
 
         for module in (guardrail._limits, guardrail._redis):
             source = pathlib.Path(str(module.__file__)).read_text()
-            assert "_METER_PROVIDER" not in source
-            assert "opentelemetry.metrics import _internal" not in source
+            assert "opentelemetry" not in source
 
 
 def make_call(inputs: Any, act: Any) -> Call:

@@ -19,6 +19,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from structlog.testing import capture_logs
 
 import guardrail as gr
+from guardrail.instrumentation import get_config
 
 MODEL = gr.ModelRef(name="fraud", version="3.1.0", consumers=("card-blocker",))
 
@@ -203,7 +204,7 @@ class TestBrokenTelemetry:
         """A call hook that raises is counted; the prediction is returned."""
 
         class Exploding:
-            explicit = True
+            needs_sdk = False
 
             def emit(self, event: gr.Event) -> None:
                 raise RuntimeError("exporter down")
@@ -215,6 +216,9 @@ class TestBrokenTelemetry:
                 raise RuntimeError("exporter down")
 
             def machinery_error(self, *args: object) -> None:
+                raise RuntimeError("exporter down")
+
+            def add(self, *args: object) -> None:
                 raise RuntimeError("exporter down")
 
         gr.configure(hooks=[Exploding()])
@@ -247,11 +251,12 @@ class TestNoSDK:
     def test_default_hooks_with_no_sdk_take_the_fast_path(self) -> None:
         """With the default hooks and no SDK set, a guarded call opens no span."""
         gr.configure(hooks=None)
-        p = guarded()({"score": 0.5})
+        predict = guarded()
+        hook = next(h for h in get_config().hooks if isinstance(h, gr.OpenTelemetryHook))
+        hook.start_call = None  # type: ignore[method-assign]  # would fail if called
+        p = predict({"score": 0.5})
         assert p.value == gr.Probability(0.5)
-        from guardrail._config import CONFIG, GLOBAL_OTEL
-
-        assert CONFIG.mode == GLOBAL_OTEL
+        assert gr.guard_of(predict).stats().machinery_errors == 0
 
     def test_global_sdk_set_after_decorating_is_picked_up(self) -> None:
         """Setting the global tracer provider after decorating starts spans (own process)."""

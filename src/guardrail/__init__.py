@@ -60,16 +60,19 @@ from ._guard import (
     resume_all,
 )
 from ._guard_config import Change, ConfigDiff, GuardConfig, diff
-from ._hooks import Hook, StructlogHook
 from ._inputs import Inputs
 from ._model import ModelRef, fingerprint_bytes, fingerprint_file
 from ._otel import OpenTelemetryHook
 from ._prediction import Decision, Prediction, Threshold
+from ._protocols import Hook
 from ._scales import LogOdds, Probability, Score
+from ._structlog import StructlogHook
+from ._version import __version__ as __version__
 
 # The mechanisms load on first use: a process that only types its predictions
 # does not pay for profiles, limits or thresholds at import.
 if TYPE_CHECKING:
+    from . import instrumentation as instrumentation
     from ._drift import DriftThresholds, FeatureDrift, MetricResult, SkewReport, compare
     from ._holdout import DecisionLog, DecisionRecord, DecisionSink, Holdout, JsonLinesSink
     from ._limits import ActionLimit, LimitCounter, LimitStore, MemoryStore, Window, parse_per
@@ -164,6 +167,8 @@ _LAZY = {
 if not TYPE_CHECKING:  # mypy sees the imports above; a typo stays a type error
 
     def __getattr__(name: str) -> object:
+        if name == "instrumentation":  # the public submodule, loaded on first use
+            return importlib.import_module(".instrumentation", __name__)
         module = _LAZY.get(name)
         if module is None:
             raise AttributeError(f"module 'guardrail' has no attribute {name!r}")
@@ -173,10 +178,8 @@ if not TYPE_CHECKING:  # mypy sees the imports above; a typo stays a type error
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | {"instrumentation"})
 
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ActionLimit",

@@ -1,7 +1,12 @@
 """Process-wide settings: one locked object, read by guards at call time.
 
 Hooks are chosen lazily: the defaults are resolved on the first event, so
-``import guardrail`` configures nothing.
+``import guardrail`` configures nothing. Hooks are sorted by what they do
+(call hooks, prediction hooks) once, when they are set, so that a call reads
+one attribute.
+
+This module imports no module that imports it: the protocols come from
+``_protocols`` and the default hooks from ``_structlog`` and ``_otel``.
 """
 
 from __future__ import annotations
@@ -10,14 +15,12 @@ import itertools
 import os
 import threading
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
 from ._errors import ConfigError
+from ._protocols import CallHook, Hook
 
-if TYPE_CHECKING:
-    from ._hooks import Hook
-
-__all__ = ["CONFIG", "Config", "configure"]
+__all__ = ["CONFIG", "Config", "UndeclaredPolicy", "configure", "default_hooks"]
 
 UndeclaredPolicy = Literal["report", "raise"]
 
@@ -44,6 +47,7 @@ class Config:
         "id_prefix",
         "ids",
         "lock",
+        "metrics_mode",
         "mode",
         "on_undeclared_consumer",
         "pause_reason",
@@ -54,12 +58,14 @@ class Config:
         self.lock = threading.Lock()
         self._hooks: tuple[Hook, ...] | None = None
         self._prediction_hooks: tuple[Hook, ...] = ()
-        #: Hooks that open a scope around each call (OpenTelemetryHook).
-        self.call_hooks: tuple[Any, ...] = ()
+        #: Hooks that open a scope around each call and take metrics (CallHook).
+        self.call_hooks: tuple[CallHook, ...] = ()
         #: What a guarded call must do about telemetry, decided when the hooks
         #: change so that a call reads one attribute: UNRESOLVED, OFF, GLOBAL_OTEL
-        #: (only if an OpenTelemetry provider is set) or ON.
+        #: (only if an OpenTelemetry SDK is set) or ON.
         self.mode = UNRESOLVED
+        #: The same for the counters of mechanisms (no prediction events there).
+        self.metrics_mode = UNRESOLVED
         #: The global kill switch (see guardrail.pause_all).
         self.paused = False
         self.pause_reason = ""
@@ -87,8 +93,6 @@ class Config:
         """The active hooks; the defaults are resolved on first access."""
         hooks = self._hooks
         if hooks is None:
-            from ._hooks import default_hooks
-
             self.set_hooks(default_hooks(), only_if_unset=True)
             hooks = self._hooks
             assert hooks is not None
@@ -107,19 +111,28 @@ class Config:
                 return
             if hooks is None:
                 self._hooks, self._prediction_hooks, self.call_hooks = None, (), ()
-                self.mode = UNRESOLVED
+                self.mode = self.metrics_mode = UNRESOLVED
                 return
             self._hooks = tuple(hooks)
             self._prediction_hooks = tuple(
                 h for h in self._hooks if getattr(h, "wants_predictions", False)
             )
-            self.call_hooks = tuple(h for h in self._hooks if hasattr(h, "start_call"))
-            if self._prediction_hooks or any(getattr(h, "explicit", True) for h in self.call_hooks):
-                self.mode = ON
-            elif self.call_hooks:
-                self.mode = GLOBAL_OTEL
+            self.call_hooks = tuple(h for h in self._hooks if isinstance(h, CallHook))
+            if not self.call_hooks:
+                self.metrics_mode = OFF
+            elif all(h.needs_sdk for h in self.call_hooks):
+                self.metrics_mode = GLOBAL_OTEL
             else:
-                self.mode = OFF
+                self.metrics_mode = ON
+            self.mode = ON if self._prediction_hooks else self.metrics_mode
+
+
+def default_hooks() -> tuple[Hook, ...]:
+    """structlog for events, OpenTelemetry (global providers) for spans and metrics."""
+    from ._otel import OpenTelemetryHook
+    from ._structlog import StructlogHook
+
+    return (StructlogHook(), OpenTelemetryHook())
 
 
 CONFIG = Config()
@@ -135,9 +148,11 @@ def configure(
     """Change guardrail's process-wide settings; what is not passed stays.
 
     Args:
-        hooks: The hooks that receive events. ``None`` restores the defaults
+        hooks: The hooks that receive events (:class:`Hook`); those that are
+            also a :class:`CallHook` open a scope around each guarded call and
+            take the mechanisms' counters. ``None`` restores the defaults
             (structlog and OpenTelemetry); an empty list turns instrumentation
-            off entirely.
+            off entirely: no span, no metric, no log line.
         on_undeclared_consumer: What :meth:`Prediction.consume` does when the
             consumer is not declared by the model: ``"report"`` (emit
             :class:`ConsumerUndeclared`, the default) or ``"raise"``
@@ -151,8 +166,7 @@ def configure(
         if hooks is not None:
             hooks = tuple(hooks)
             for hook in hooks:
-                if not callable(getattr(hook, "emit", None)):
-                    raise ConfigError(f"a hook needs an emit(event) method: {hook!r}")
+                _check_hook(hook)
         CONFIG.set_hooks(hooks)
     if not isinstance(on_undeclared_consumer, _Unset):
         if on_undeclared_consumer not in ("report", "raise"):
@@ -161,3 +175,15 @@ def configure(
                 f"got {on_undeclared_consumer!r}"
             )
         CONFIG.on_undeclared_consumer = on_undeclared_consumer
+
+
+_CALL_HOOK_MEMBERS = ("needs_sdk", "start_call", "end_call", "machinery_error", "add")
+
+
+def _check_hook(hook: object) -> None:
+    if not isinstance(hook, Hook) or not callable(hook.emit):
+        raise ConfigError(f"a hook needs an emit(event) method: {hook!r}")
+    if hasattr(hook, "start_call") and not isinstance(hook, CallHook):
+        # Half a call hook would silently be treated as an event hook: say what is missing.
+        missing = [name for name in _CALL_HOOK_MEMBERS if not hasattr(hook, name)]
+        raise ConfigError(f"a call hook needs {', '.join(missing)} too (see CallHook): {hook!r}")

@@ -28,7 +28,6 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
-from ._config import CONFIG
 from ._drift import compare
 from ._events import Event
 from ._guard import guard
@@ -50,6 +49,7 @@ from ._report import Report, ReportSeries, ReportTable
 from ._scales import Probability
 from ._skew import SkewMonitor
 from ._thresholds import DynamicThreshold
+from .instrumentation import configure, get_config
 
 __all__ = ["DemoResult", "run", "simulate"]
 
@@ -318,8 +318,8 @@ def simulate(
         return 1.0 / (1.0 + math.exp(-z))
 
     timeline = _Timeline(clock)
-    previous = CONFIG._hooks
-    CONFIG.set_hooks([timeline])
+    previous = get_config().hooks
+    configure(hooks=[timeline])
     bar = Progress(requests, "serving", stream=progress, unit="requests")
     history: list[tuple[float, float]] = [(0, threshold.current().value)]
     pending: collections.deque[tuple[int, str, bool]] = collections.deque()
@@ -347,7 +347,7 @@ def simulate(
                 bar.update(i, note=f"threshold {threshold.current().value:.3f}")
         monitor.check()
     finally:
-        CONFIG.set_hooks(previous)
+        configure(hooks=previous)
         bar.update(requests)
         bar.close()
     history.append((requests, threshold.current().value))

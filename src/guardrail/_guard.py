@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar, ca
 
 import attrs
 import numpy as np
-from opentelemetry import trace as _trace_state
-from opentelemetry.metrics import _internal as _metrics_state
 
 from ._call import (
     Assigner,
@@ -34,6 +32,7 @@ from ._guard_config import GuardConfig, OutOfScalePolicy
 from ._hooks import emit
 from ._inputs import MISSING, InputBinding, Inputs, bind_inputs
 from ._model import ModelRef, callable_name
+from ._otel import sdk_configured
 from ._prediction import Decision, Prediction, Threshold
 from ._scales import SCALES, Value
 from ._speed import Counter, take_over
@@ -590,15 +589,11 @@ class Guard(Generic[S]):
 def _quiet() -> bool:
     """True when nothing records telemetry, so a call needs no context.
 
-    Decided by one attribute when hooks are off, and by two globals of the
-    OpenTelemetry API when only the default (global-provider) hook is on.
+    Decided by one attribute when hooks are off, and by whether an
+    OpenTelemetry SDK is set when only hooks that need one are on.
     """
     mode = CONFIG.mode
-    return mode == OFF or (
-        mode == GLOBAL_OTEL
-        and _trace_state._TRACER_PROVIDER is None
-        and _metrics_state._METER_PROVIDER is None
-    )
+    return mode == OFF or (mode == GLOBAL_OTEL and not sdk_configured())
 
 
 def _as_raw(raw: object) -> object:

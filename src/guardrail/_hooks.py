@@ -1,28 +1,15 @@
-"""The hook protocol, event delivery, and the structlog hook."""
+"""Delivery to the configured hooks: events, and the mechanisms' counters."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Mapping
 
-from ._config import CONFIG
+from ._config import CONFIG, GLOBAL_OTEL, OFF, UNRESOLVED
 from ._events import Event
+from ._otel import sdk_configured
+from ._protocols import CallHook, Hook
 
-__all__ = ["Hook", "StructlogHook", "default_hooks", "emit"]
-
-
-@runtime_checkable
-class Hook(Protocol):
-    """Receives guardrail's events.
-
-    A hook is any object with an ``emit(event)`` method. A hook with a true
-    ``wants_predictions`` attribute also receives one
-    :class:`~guardrail.PredictionMade` per guarded call; the others receive
-    only the events that say something happened (a limit tripped, skew was
-    detected, ...). A hook that raises is counted and otherwise ignored.
-    """
-
-    def emit(self, event: Event) -> None:
-        """Handle one event."""
+__all__ = ["CallHook", "Hook", "add", "emit", "metrics_configured"]
 
 
 def emit(event: Event) -> None:
@@ -34,35 +21,28 @@ def emit(event: Event) -> None:
             CONFIG.hook_errors += 1
 
 
-class StructlogHook:
-    """Logs events through structlog, at the event's level.
+def metrics_configured() -> bool:
+    """True if a configured hook takes counters now.
 
-    Args:
-        logger: The structlog logger to use; ``structlog.get_logger("guardrail")``
-            by default (looked up on first use, so importing configures nothing).
-        predictions: Log one line per prediction too (off by default: at
-            serving rates that is a lot of lines).
+    The one branch a mechanism's hot path pays when nothing is recorded:
+    with no call hook (``configure(hooks=[])``) one attribute is read; with
+    only the default OpenTelemetry hook, whether an SDK is set.
     """
-
-    def __init__(self, logger: Any = None, *, predictions: bool = False) -> None:
-        self._logger = logger
-        self.wants_predictions = predictions
-
-    def emit(self, event: Event) -> None:
-        """Log *event* as ``event.kind`` with its fields."""
-        logger = self._logger
-        if logger is None:
-            import structlog
-
-            logger = self._logger = structlog.get_logger("guardrail")
-        getattr(logger, event.level)(event.kind, **event.to_fields())
-
-    def __repr__(self) -> str:
-        return f"StructlogHook(predictions={self.wants_predictions})"
+    mode = CONFIG.metrics_mode
+    if mode == OFF:
+        return False
+    if mode == GLOBAL_OTEL:
+        return sdk_configured()
+    if mode == UNRESOLVED:
+        _ = CONFIG.hooks  # choose the default hooks now
+        return metrics_configured()
+    return True
 
 
-def default_hooks() -> tuple[Hook, ...]:
-    """structlog for events, OpenTelemetry for spans and metrics."""
-    from ._otel import OpenTelemetryHook
-
-    return (StructlogHook(), OpenTelemetryHook())
+def add(instrument: str, amount: int, attributes: Mapping[str, str]) -> None:
+    """Add *amount* to the counter *instrument* of every call hook (see :meth:`CallHook.add`)."""
+    for hook in CONFIG.call_hooks:
+        try:
+            hook.add(instrument, amount, attributes)
+        except Exception:  # noqa: BLE001 - a hook must never break the caller
+            CONFIG.hook_errors += 1

@@ -31,10 +31,9 @@ import numpy as np
 from ._call import Source
 from ._errors import ActionLimitExceeded, ConfigError
 from ._events import PauseChanged
-from ._hooks import emit
+from ._hooks import add, emit, metrics_configured
 from ._mechanism_events import LimitDegraded, LimitExceeded, LimitNear, LimitRecovered
 from ._model import callable_name
-from ._otel import metrics_configured
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -455,32 +454,12 @@ def key_digest(key: str) -> str:
     return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
-class _Metrics:
-    """OpenTelemetry counters, created on first use once a meter provider is set."""
-
-    instruments: tuple[Any, Any, Any] | None = None
-
-    @classmethod
-    def get(cls) -> tuple[Any, Any, Any]:
-        instruments = cls.instruments
-        if instruments is None:
-            from opentelemetry import metrics
-
-            meter = metrics.get_meter("guardrail")
-            instruments = cls.instruments = (
-                meter.create_counter(
-                    "guardrail.limit.allowed", unit="{action}", description="actions allowed"
-                ),
-                meter.create_counter(
-                    "guardrail.limit.denied", unit="{action}", description="actions denied"
-                ),
-                meter.create_counter(
-                    "guardrail.limit.degraded",
-                    unit="{decision}",
-                    description="decisions made by a failure policy",
-                ),
-            )
-        return instruments
+#: The counters a limit adds to through the hooks (the OpenTelemetry hook makes them counters).
+_ALLOWED, _DENIED, _DEGRADED = (
+    "guardrail.limit.allowed",
+    "guardrail.limit.denied",
+    "guardrail.limit.degraded",
+)
 
 
 def _default_store() -> LimitStore:
@@ -947,14 +926,11 @@ class _Reporter:
         )
 
     def count(self, code: int, degraded: int) -> None:
-        allowed, denied, degraded_counter = _Metrics.get()
+        """Count one decision through the hooks (callers check metrics_configured() first)."""
         attributes = {"guardrail.limit": self.limit.name}
-        if code & DENY:
-            denied.add(1, attributes)
-        else:
-            allowed.add(1, attributes)
+        add(_DENIED if code & DENY else _ALLOWED, 1, attributes)
         if degraded:
-            degraded_counter.add(1, attributes)
+            add(_DEGRADED, 1, attributes)
 
     def settle(self, code: int, key: str, error: str | None) -> bool:
         """Report a decision that was not a plain allow; apply on_exceed."""

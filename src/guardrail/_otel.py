@@ -1,44 +1,72 @@
 """OpenTelemetry: the hook, and the cheap test for "is an SDK configured?".
 
-guardrail depends on ``opentelemetry-api`` only. With no SDK configured every
-API call is a no-op, but not a free one (starting a no-op span costs several
-microseconds), so guards ask :func:`sdk_configured` first: one global read.
+guardrail depends on ``opentelemetry-api`` only, through its public API. With
+no SDK configured every API call is a no-op, but not a free one (starting a
+no-op span costs several microseconds), so guards ask :func:`sdk_configured`
+first.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from opentelemetry import context as otel_context
-from opentelemetry import metrics, trace
-from opentelemetry.metrics import _internal as _metrics_state
+from opentelemetry import environment_variables, metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ._events import Event
+from ._version import __version__
 
 if TYPE_CHECKING:
     from ._call import Call
 
-__all__ = ["CallScope", "OpenTelemetryHook", "metrics_configured", "sdk_configured"]
+__all__ = ["CallScope", "OpenTelemetryHook", "sdk_configured"]
 
 _SCOPE = "guardrail"
 _HISTOGRAM_SAMPLE = 64
 
+#: Whether the environment names a provider the API will load on first use;
+#: read by the first check (as the SDK's auto-configuration reads it at start).
+_provider_in_environment: bool | None = None
+
 
 def sdk_configured() -> bool:
-    """True once a global tracer provider is set (``trace.set_tracer_provider``).
+    """True once an OpenTelemetry SDK is set for traces or metrics.
 
-    ``trace.get_tracer_provider()`` would answer too, but it reads the
-    environment on every call (about a microsecond); the global it falls back
-    on is what we read instead.
+    That is: a global tracer or meter provider was set
+    (``trace.set_tracer_provider`` / ``metrics.set_meter_provider``), or the
+    environment names one (``OTEL_PYTHON_TRACER_PROVIDER`` /
+    ``OTEL_PYTHON_METER_PROVIDER``), which the API then loads on first use.
+
+    This is the one place that reads the API's globals: the public
+    ``trace.get_tracer_provider()`` answers too, but reads the environment on
+    every call (about a microsecond), and this runs on every guarded call.
+    An API version without those globals is asked through its public
+    functions instead. The environment is read once, by the first check.
     """
-    return trace._TRACER_PROVIDER is not None
-
-
-def metrics_configured() -> bool:
-    """True once a global meter provider is set (``metrics.set_meter_provider``)."""
-    return _metrics_state._METER_PROVIDER is not None
+    try:
+        if trace._TRACER_PROVIDER is not None or metrics._internal._METER_PROVIDER is not None:
+            return True
+    except AttributeError:
+        tracer_provider = trace.get_tracer_provider()
+        meter_provider = metrics.get_meter_provider()
+        return not isinstance(
+            tracer_provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+        ) or not (
+            # The API's own providers (the proxy, the no-op one) live in its package.
+            isinstance(meter_provider, metrics.NoOpMeterProvider)
+            or type(meter_provider).__module__.startswith("opentelemetry.metrics")
+        )
+    global _provider_in_environment
+    if _provider_in_environment is None:
+        _provider_in_environment = (
+            environment_variables.OTEL_PYTHON_TRACER_PROVIDER in os.environ
+            or environment_variables.OTEL_PYTHON_METER_PROVIDER in os.environ
+        )
+    return _provider_in_environment
 
 
 class CallScope:
@@ -51,7 +79,7 @@ class CallScope:
 
 
 class OpenTelemetryHook:
-    """Spans, metrics and span events through the OpenTelemetry API.
+    """Spans, metrics and span events through the OpenTelemetry API (a :class:`CallHook`).
 
     One span (kind ``INTERNAL``) per guarded call, carrying the model, the
     output scale, the configuration fingerprint and, for one row, the score;
@@ -59,15 +87,19 @@ class OpenTelemetryHook:
     predictions per model and version (``guardrail.predictions``), a
     histogram of scores (``guardrail.score``; up to 64 evenly spaced scores
     of a batch), a counter of machinery errors
-    (``guardrail.machinery_errors``) and a counter of events by kind
-    (``guardrail.events``).
+    (``guardrail.machinery_errors``), a counter of events by kind
+    (``guardrail.events``) and the mechanisms' counters, such as the action
+    limits' ``guardrail.limit.allowed``, ``guardrail.limit.denied`` and
+    ``guardrail.limit.degraded`` (attribute ``guardrail.limit``).
+
+    The tracer and the meter are named ``guardrail``, with guardrail's version.
 
     Args:
         tracer_provider: Use this provider instead of the global one.
         meter_provider: Use this provider instead of the global one.
 
     With neither given, the global providers are used and nothing is paid
-    until one is set.
+    until an SDK is set (:attr:`needs_sdk` is true).
     """
 
     wants_predictions = False
@@ -76,31 +108,48 @@ class OpenTelemetryHook:
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
         self._tracer: Any = None
+        self._meter: Any = None
         self._instruments: tuple[Any, Any, Any, Any] | None = None
+        self._counters: dict[str, Any] = {}
 
     @property
     def explicit(self) -> bool:
         """True if this hook was given its own providers."""
         return self._tracer_provider is not None or self._meter_provider is not None
 
+    @property
+    def needs_sdk(self) -> bool:
+        """True if this hook uses the global providers (it records once an SDK is set)."""
+        return not self.explicit
+
     def _tracing(self) -> bool:
         return self._tracer_provider is not None or sdk_configured()
 
     def _metering(self) -> bool:
-        return self._meter_provider is not None or metrics_configured()
+        return self._meter_provider is not None or sdk_configured()
 
     def _get_tracer(self) -> Any:
         tracer = self._tracer
         if tracer is None:
             provider = self._tracer_provider or trace.get_tracer_provider()
-            tracer = self._tracer = provider.get_tracer(_SCOPE)
+            tracer = self._tracer = provider.get_tracer(_SCOPE, __version__)
         return tracer
+
+    def _get_meter(self) -> Any:
+        meter = self._meter
+        if meter is None:
+            provider = self._meter_provider
+            meter = self._meter = (
+                metrics.get_meter(_SCOPE, __version__)
+                if provider is None
+                else provider.get_meter(_SCOPE, __version__)
+            )
+        return meter
 
     def _get_instruments(self) -> tuple[Any, Any, Any, Any]:
         instruments = self._instruments
         if instruments is None:
-            provider = self._meter_provider
-            meter = metrics.get_meter(_SCOPE) if provider is None else provider.get_meter(_SCOPE)
+            meter = self._get_meter()
             instruments = self._instruments = (
                 meter.create_counter(
                     "guardrail.predictions", unit="{prediction}", description="guarded predictions"
@@ -117,6 +166,17 @@ class OpenTelemetryHook:
             )
         return instruments
 
+    def _counter(self, instrument: str) -> Any:
+        counter = self._counters.get(instrument)
+        if counter is None:
+            unit, description = _COUNTERS.get(instrument, ("", ""))
+            counter = self._get_meter().create_counter(
+                instrument, unit=unit, description=description
+            )
+            # setdefault: two threads may create it; the meter returns the same series.
+            counter = self._counters.setdefault(instrument, counter)
+        return counter
+
     # -- per call ---------------------------------------------------------------
 
     def start_call(self, guard: str, config_fingerprint: str) -> CallScope | None:
@@ -131,7 +191,7 @@ class OpenTelemetryHook:
         return CallScope(self, span, token)
 
     def end_call(
-        self, scope: CallScope | None, call: Call, error: BaseException | None, killed: bool
+        self, scope: CallScope | None, call: Call, error: BaseException | None, paused: bool
     ) -> None:
         """Record the call's outcome on its span and in the metrics, then close it."""
         model = call.model
@@ -139,7 +199,7 @@ class OpenTelemetryHook:
             span = scope.span
             try:
                 if span.is_recording():
-                    _describe(span, call, killed)
+                    _describe(span, call, paused)
                     if error is not None:
                         span.record_exception(error)
                         span.set_status(Status(StatusCode.ERROR, type(error).__name__))
@@ -172,6 +232,11 @@ class OpenTelemetryHook:
                 1, {"guardrail.guard": guard, "guardrail.component": component}
             )
 
+    def add(self, instrument: str, amount: int, attributes: Mapping[str, str]) -> None:
+        """Add *amount* to the OpenTelemetry counter *instrument* (created on first use)."""
+        if self._metering():
+            self._counter(instrument).add(amount, attributes)
+
     # -- events -------------------------------------------------------------------
 
     def emit(self, event: Event) -> None:
@@ -189,14 +254,14 @@ class OpenTelemetryHook:
         return f"OpenTelemetryHook(explicit={self.explicit})"
 
 
-def _describe(span: Any, call: Call, killed: bool) -> None:
+def _describe(span: Any, call: Call, paused: bool) -> None:
     """Set the span attributes that describe a finished call (never raw inputs)."""
     model = call.model
     span.set_attribute("guardrail.model.name", model.name)
     span.set_attribute("guardrail.model.version", model.version)
     if call.batch_size is not None:
         span.set_attribute("guardrail.batch_size", call.batch_size)
-    if killed:
+    if paused:
         span.set_attribute("guardrail.paused", True)
     prediction = call.prediction
     if prediction is None:
@@ -208,8 +273,9 @@ def _describe(span: Any, call: Call, killed: bool) -> None:
     if isinstance(raw, float):
         span.set_attribute("guardrail.score", raw)
     if call.threshold is not None:
-        span.set_attribute("guardrail.threshold.value", call.threshold.value)
-        span.set_attribute("guardrail.threshold.version", call.threshold.version)
+        # float() and int(): a threshold may hold numpy scalars, which OpenTelemetry refuses.
+        span.set_attribute("guardrail.threshold.value", float(call.threshold.value))
+        span.set_attribute("guardrail.threshold.version", int(call.threshold.version))
     act = call.act
     if isinstance(act, bool):
         span.set_attribute("guardrail.act", act)
@@ -217,21 +283,44 @@ def _describe(span: Any, call: Call, killed: bool) -> None:
         span.set_attribute("guardrail.act_count", int(np.count_nonzero(act)))
     if call.reasons:
         span.set_attribute("guardrail.reasons", list(call.reasons))
-    if call.arm is not None:
-        span.set_attribute("guardrail.arm", call.arm)
+    arm = call.arm
+    if isinstance(arm, str):
+        span.set_attribute("guardrail.arm", arm)
+    elif arm is not None:  # a batch: an array of arms
+        span.set_attribute("guardrail.holdout_count", int(np.count_nonzero(arm == "holdout")))
     if call.degraded:
         span.set_attribute("guardrail.degraded", True)
 
 
+#: Units and descriptions of the counters mechanisms add to through :meth:`add`.
+_COUNTERS = {
+    "guardrail.limit.allowed": ("{action}", "actions allowed"),
+    "guardrail.limit.denied": ("{action}", "actions denied"),
+    "guardrail.limit.degraded": ("{decision}", "decisions made by a failure policy"),
+}
+
+_PLAIN = (str, bool, int, float)
+
+
 def _attributes(fields: dict[str, Any]) -> dict[str, Any]:
-    """Keep only values OpenTelemetry accepts as attributes."""
+    """Keep values OpenTelemetry accepts as attributes; write the others as text.
+
+    Accepted are str, bool, int and float, and lists of one of those types
+    (numpy scalars are not: they become text too, except float64, a float).
+    """
     out: dict[str, Any] = {}
     for key, value in fields.items():
         if value is None:
             continue
-        plain = isinstance(value, (str, bool, int, float))
-        if plain or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        if type(value) in _PLAIN or (isinstance(value, list) and _homogeneous(value)):
             out[f"guardrail.{key}"] = value
+        elif isinstance(value, float):  # numpy.float64
+            out[f"guardrail.{key}"] = float(value)
         else:
             out[f"guardrail.{key}"] = str(value)
     return out
+
+
+def _homogeneous(values: list[Any]) -> bool:
+    kinds = {type(v) for v in values}
+    return len(kinds) <= 1 and kinds <= set(_PLAIN)

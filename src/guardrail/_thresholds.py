@@ -205,11 +205,11 @@ class DynamicThreshold(Generic[S]):
 
         self._scale: type[S] = cast("type[S]", scale)
         self._logistic = scale is Probability
-        start = self._internal(cast(float, initial.value))
+        start = self._to_tracking(cast(float, initial.value))
         if not math.isfinite(start):
             raise ConfigError(f"initial must be strictly inside its scale, got {initial!r}")
-        lo = -math.inf if lower is None else self._internal(cast(float, lower.value))
-        hi = math.inf if upper is None else self._internal(cast(float, upper.value))
+        lo = -math.inf if lower is None else self._to_tracking(cast(float, lower.value))
+        hi = math.inf if upper is None else self._to_tracking(cast(float, upper.value))
         if not lo <= start <= hi:
             raise ConfigError(f"the clamps [{lower!r}, {upper!r}] exclude initial {initial!r}")
         if self._logistic:
@@ -256,7 +256,7 @@ class DynamicThreshold(Generic[S]):
 
     # -- conversions -----------------------------------------------------
 
-    def _internal(self, native: float) -> float:
+    def _to_tracking(self, native: float) -> float:
         """A value on the prediction's scale -> the tracking scale."""
         if not self._logistic:
             return native

@@ -25,6 +25,7 @@ from ._inputs import Inputs
 from ._model import ModelRef
 from ._prediction import Prediction, Threshold
 from ._scales import Probability
+from .instrumentation import configure, get_config
 
 __all__ = ["CapturingHook", "capture_events", "deterministic", "make_call"]
 
@@ -53,12 +54,12 @@ def capture_events() -> Iterator[list[Event]]:
     The previous hooks are restored on exit. Prediction events are included.
     """
     hook = CapturingHook()
-    previous = CONFIG._hooks
-    CONFIG.set_hooks([hook])
+    previous = get_config().hooks
+    configure(hooks=[hook])
     try:
         yield hook.events
     finally:
-        CONFIG.set_hooks(previous)
+        configure(hooks=previous)
 
 
 @contextmanager
