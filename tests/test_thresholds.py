@@ -53,6 +53,23 @@ class TestCurrent:
         assert current.scale is gr.Probability
         assert current.model is MODEL
 
+    @pytest.mark.parametrize("initial", [0.9, 0.1, 0.3, 0.7, 0.999, 1e-6])
+    def test_publishes_the_initial_value_exactly(self, initial: float) -> None:
+        """A threshold created at p publishes exactly p, also after a restart."""
+        t = dyn(initial=gr.Probability(initial))
+        assert t.current().value == initial
+        assert t.tracker.value == pytest.approx(initial)
+        assert gr.DynamicThreshold.restore(t.snapshot_json()).current().value == initial
+
+    def test_publishes_a_clamp_exactly(self) -> None:
+        """A threshold held at a clamp publishes the clamp's configured value."""
+        t = dyn(upper=gr.Probability(0.7), dead_band=0.0)
+        with capture_events() as events:
+            for _ in range(50):
+                t.update(gr.Probability(0.99))
+        assert t.current().value == 0.7
+        assert [e.value for e in events if isinstance(e, gr.ThresholdClampHit)] == [0.7]
+
     def test_is_a_mechanism(self) -> None:
         """A DynamicThreshold implements the Mechanism protocol."""
         assert isinstance(dyn(), Mechanism)

@@ -101,7 +101,7 @@ class DynamicThreshold(Generic[S]):
 
     __slots__ = (
         "__weakref__", "_acquire", "_at_clamp", "_band_hi", "_band_lo", "_down", "_down_v",
-        "_freeze_reason", "_frozen", "_hi", "_hi_v", "_hold", "_initial", "_lo", "_lo_v",
+        "_exact", "_freeze_reason", "_frozen", "_hi", "_hi_v", "_hold", "_initial", "_lo", "_lo_v",
         "_lock", "_logistic", "_lower", "_published", "_published_t", "_quiet_hi",
         "_quiet_lo", "_rearm", "_release", "_scale", "_seen", "_up", "_up_v", "_upper", "_v",
         "clamp_hits", "dead_band", "model", "name", "step", "target_rate", "warmup",
@@ -241,6 +241,14 @@ class DynamicThreshold(Generic[S]):
         else:
             self._up_v, self._down_v = self._up, self._down
             self._lo_v, self._hi_v = lo, hi
+        # The configured values, exactly: converting them to the tracking scale
+        # and back would publish 0.8999999999999999 for a threshold set at 0.9.
+        self._exact = {start: self._initial}
+        for clamp, internal, v in ((self._lower, lo, self._lo_v), (self._upper, hi, self._hi_v)):
+            if clamp is not None:
+                self._exact[internal] = clamp
+                # A clamped tracker reads back as log(exp(clamp)).
+                self._exact[math.log(v) if self._logistic else v] = clamp
         self._lock = threading.Lock()
         self._acquire = self._lock.acquire
         self._release = self._lock.release
@@ -263,6 +271,11 @@ class DynamicThreshold(Generic[S]):
 
     def _native(self, internal: float) -> float:
         return _sigmoid(internal) if self._logistic else internal
+
+    def _published_value(self, internal: float) -> float:
+        """Like :meth:`_native`, but the initial value and the clamps come back exact."""
+        exact = self._exact.get(internal)
+        return self._native(internal) if exact is None else exact
 
     def _restore_state(
         self,
@@ -288,7 +301,11 @@ class DynamicThreshold(Generic[S]):
 
     def _set_published(self, t: float, version: int) -> None:
         self._published = Threshold(
-            self._native(t), scale=self._scale, model=self.model, origin="dynamic", version=version
+            self._published_value(t),
+            scale=self._scale,
+            model=self.model,
+            origin="dynamic",
+            version=version,
         )
         self._published_t = t
         lo, hi = t - self.dead_band, t + self.dead_band
@@ -470,7 +487,7 @@ class DynamicThreshold(Generic[S]):
         self._at_clamp = bound
         self._requiet()
         self.clamp_hits += 1
-        native = self._native(self._hi if bound == "upper" else self._lo)
+        native = self._published_value(self._hi if bound == "upper" else self._lo)
         return [ThresholdClampHit(self.name, self.model, bound, native, self.clamp_hits)]
 
     def _maybe_rearm(self, t: float) -> None:
