@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import numpy as np
 
+from ._call import Mechanism
 from ._errors import ConfigError, LabelError, ScaleError
 from ._events import Event
 from ._hooks import emit
@@ -174,7 +175,8 @@ class OutcomeMonitor:
             Exceptions from it are counted and reported.
         thresholds: Dynamic thresholds frozen when bias leaves its bounds (a
             rate tracker would otherwise chase a broken model).
-        log: A :class:`DecisionLog` written with every recorded decision.
+        log: A :class:`DecisionLog` (or another mechanism) whose ``after(call)``
+            runs with every recorded decision.
         clock: Returns seconds; ``time.monotonic`` by default.
         name: Identifies the monitor in events.
 
@@ -207,7 +209,6 @@ class OutcomeMonitor:
         clock: Callable[[], float] = time.monotonic,
         name: str = "outcomes",
     ) -> None:
-        from ._holdout import DecisionLog
         from ._thresholds import DynamicThreshold
 
         for key, n in (
@@ -234,8 +235,10 @@ class OutcomeMonitor:
         dyn = tuple(thresholds)
         if not all(isinstance(t, DynamicThreshold) for t in dyn):
             raise ConfigError("thresholds must hold DynamicThreshold objects")
-        if log is not None and not isinstance(log, DecisionLog):
-            raise ConfigError("log must be a DecisionLog")
+        # Checked as a mechanism, not as a DecisionLog: _holdout builds on this
+        # module (row ids, rows of a call), so this one does not import it.
+        if log is not None and not isinstance(log, Mechanism):
+            raise ConfigError("log must be a DecisionLog (a mechanism with after(call))")
         if not isinstance(name, str) or not name:
             raise ConfigError("name must be a non-empty string")
         self.name = name
