@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import guardrail as gr
 from guardrail._call import Call, Mechanism
-from guardrail._limits import _Metrics
+from guardrail._limits import Metrics
 from guardrail.testing import capture_events
 
 MODEL = gr.ModelRef(name="fraud", version="1")
@@ -614,7 +614,7 @@ class TestEvents:
 
         reader = InMemoryMetricReader()
         monkeypatch.setattr(state, "_METER_PROVIDER", MeterProvider(metric_readers=[reader]))
-        monkeypatch.setattr(_Metrics, "instruments", None)
+        monkeypatch.setattr(Metrics, "instruments", None)
         limit, _ = limit_with_clock(max_actions=2, key=lambda row: row["m"])
 
         @limit.guard

@@ -236,7 +236,7 @@ def _read_profile(path: str) -> Any:
 def _compare(args: argparse.Namespace) -> int:
     from ._drift import compare
     from ._errors import ProfileMismatchError
-    from ._report import Report, _profile_violations
+    from ._report import Report, profile_violations
 
     reference = _read_profile(args.reference)
     if args.serving.lower().endswith(".json"):
@@ -268,7 +268,7 @@ def _compare(args: argparse.Namespace) -> int:
         print(report.to_json(), file=args.out)
     else:
         print(report.to_text(), file=args.out)
-        for (feature, problem), count in sorted(_profile_violations(reference, serving).items()):
+        for (feature, problem), count in sorted(profile_violations(reference, serving).items()):
             print(f"schema: {feature}: {count:,} {problem.replace('_', ' ')}", file=args.out)
         if args.html is not None:
             print(f"report: {Path(args.html).resolve()}", file=args.out)

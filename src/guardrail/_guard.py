@@ -26,7 +26,8 @@ from ._guard_config import GuardConfig, OutOfScalePolicy
 from ._hooks import emit
 from ._model import ModelRef, callable_name
 from ._prediction import Decision, Prediction, Threshold
-from ._scales import SCALES, _Value
+from ._scales import SCALES
+from ._scales import ScaleValue as _Value
 
 if TYPE_CHECKING:
     from typing import TypeAlias

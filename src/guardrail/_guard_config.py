@@ -12,7 +12,8 @@ from ._call import Mechanism
 from ._errors import ConfigError, FormatError, ScaleError
 from ._model import ModelRef, canonical_json, fingerprint_bytes
 from ._prediction import Threshold
-from ._scales import SCALES, _Value
+from ._scales import SCALES
+from ._scales import ScaleValue as _Value
 
 __all__ = ["Change", "ConfigDiff", "GuardConfig", "describe", "diff"]
 

@@ -65,7 +65,7 @@ FULL = 32  # a new key found the memory store at max_keys: the limit's on_error 
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PER = re.compile(r"^\s*(\d+(?:\.\d+)?)?\s*(ms|s|m|h|d|w)\s*$")
-_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 #: The shortest window: one millisecond.
 MIN_PER = 0.001
 
@@ -451,7 +451,7 @@ def key_digest(key: str) -> str:
     return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
-class _Metrics:
+class Metrics:
     """OpenTelemetry counters, created on first use once a meter provider is set."""
 
     instruments: tuple[Any, Any, Any] | None = None
@@ -503,7 +503,7 @@ def _to_tuple(value: object) -> tuple[Any, ...]:
 
 
 def _check_name(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str) or not _NAME.match(value):
+    if not isinstance(value, str) or not NAME_PATTERN.match(value):
         raise ConfigError(f"a limit name is 1-100 letters, digits, '_', '.' or '-', got {value!r}")
 
 
@@ -975,7 +975,7 @@ class _Reporter:
         )
 
     def count(self, code: int, degraded: int) -> None:
-        allowed, denied, degraded_counter = _Metrics.get()
+        allowed, denied, degraded_counter = Metrics.get()
         attributes = {"guardrail.limit": self.limit.name}
         if code & DENY:
             denied.add(1, attributes)

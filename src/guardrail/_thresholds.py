@@ -27,7 +27,7 @@ from ._hooks import emit
 from ._mechanism_events import ThresholdChanged, ThresholdClampHit, ThresholdFrozen
 from ._model import ModelRef, canonical_json, fingerprint_bytes
 from ._prediction import Decision, Prediction, Threshold
-from ._scales import LogOdds, Probability, Score, _Value
+from ._scales import LogOdds, Probability, ScaleValue, Score
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DynamicThreshold"]
 
-S = TypeVar("S", bound=_Value[Any])
+S = TypeVar("S", bound=ScaleValue[Any])
 
 FORMAT: Final = "guardrail.dynamic-threshold"
 FORMAT_VERSION: Final = 1
@@ -158,10 +158,10 @@ class DynamicThreshold(Generic[S]):
         self,
         *,
         target_rate: float,
-        initial: _Value[Any],
+        initial: ScaleValue[Any],
         step: float | None = None,
-        lower: _Value[Any] | None = None,
-        upper: _Value[Any] | None = None,
+        lower: ScaleValue[Any] | None = None,
+        upper: ScaleValue[Any] | None = None,
         dead_band: float | None = None,
         warmup: int = 0,
         model: ModelRef | None = None,
@@ -591,7 +591,7 @@ class DynamicThreshold(Generic[S]):
         _keys(config, set(_CONFIG_KEYS), "the snapshot's config")
         state = data["state"]
         _keys(state, set(_STATE_KEYS), "the snapshot's state")
-        scales: dict[str, type[_Value[Any]]] = {
+        scales: dict[str, type[ScaleValue[Any]]] = {
             "probability": Probability,
             "log-odds": LogOdds,
             "score": Score,
