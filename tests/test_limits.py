@@ -382,14 +382,31 @@ class TestConfiguration:
         with pytest.raises(gr.ConfigError, match="buckets"):
             gr.Window(1, 1, buckets=5000)
 
-    def test_limit_is_a_frozen_value(self) -> None:
-        """A limit's configuration cannot be changed after it is made."""
-        import attrs
-
+    def test_settings_are_read_only(self) -> None:
+        """A limit's settings cannot be changed after it is made."""
         limit = gr.ActionLimit("f", max_actions=1, per=1)
-        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        with pytest.raises(AttributeError):
             limit.max_actions = 5  # type: ignore[misc]
+        with pytest.raises(AttributeError):
+            limit.extra = 1  # type: ignore[attr-defined]
         assert limit.windows == (gr.Window(1, 1.0),)
+
+    def test_a_limit_is_state_compared_by_identity(self) -> None:
+        """Two limits with the same settings count apart, so they are not equal."""
+        a, b = gr.ActionLimit("f", max_actions=1, per=1), gr.ActionLimit("f", max_actions=1, per=1)
+        assert a == a
+        assert a != b
+        assert len({a, b}) == 2
+
+    def test_repr_shows_the_settings(self) -> None:
+        """The repr names every setting, as the constructor takes them."""
+        limit = gr.ActionLimit("f", max_actions=2, per="1h")
+        assert repr(limit) == (
+            "ActionLimit(name='f', max_actions=2, per='1h', "
+            "windows=(Window(max_actions=2, per=3600.0, buckets=10),), key=None, weight=1, "
+            "on_exceed='fallback', fallback=None, near=0.8, "
+            "store=MemoryStore(max_keys=1000000), on_error='closed')"
+        )
 
 
 class TestOnExceed:
