@@ -439,18 +439,18 @@ class TestOnExceed:
         assert calls == ["a", "a", "b"]
         assert block_card.__name__ == "block_card"
 
-    def test_shadow_allows_and_reports(self) -> None:
-        """Shadow mode lets every action through and sends the exceeded alert."""
-        limit, _ = limit_with_clock(max_actions=1, on_exceed="shadow")
+    def test_report_allows_and_reports(self) -> None:
+        """on_exceed="report" lets every action through and sends the exceeded alert."""
+        limit, _ = limit_with_clock(max_actions=1, on_exceed="report")
         with capture_events() as events:
             assert all(limit.allow() for _ in range(4))
         exceeded = [e for e in events if isinstance(e, gr.LimitExceeded)]
         assert len(exceeded) == 1
         assert exceeded[0].shadow
 
-    def test_denied_actions_in_shadow_mode_are_not_counted(self) -> None:
-        """Shadow mode counts what enforcement would have counted."""
-        limit, clock = limit_with_clock(max_actions=2, per="10s", on_exceed="shadow")
+    def test_reported_denials_are_not_counted(self) -> None:
+        """on_exceed="report" counts what enforcement would have counted."""
+        limit, clock = limit_with_clock(max_actions=2, per="10s", on_exceed="report")
         for _ in range(5):
             limit.allow()
         clock.advance(11)
@@ -709,9 +709,9 @@ class TestMechanism:
         limit.after(call)
         assert call.act.tolist() == [True, True, False, True]  # type: ignore[union-attr]
 
-    def test_shadow_in_a_guard_does_not_veto(self) -> None:
-        """In shadow mode the decision stays positive."""
-        limit, _ = limit_with_clock(max_actions=1, on_exceed="shadow")
+    def test_report_in_a_guard_does_not_veto(self) -> None:
+        """Under on_exceed="report" the decision stays positive."""
+        limit, _ = limit_with_clock(max_actions=1, on_exceed="report")
         calls = [make_call({}, True) for _ in range(3)]
         for call in calls:
             limit.after(call)

@@ -50,7 +50,7 @@ __all__ = [
 P = ParamSpec("P")
 R = TypeVar("R")
 
-OnExceed = Literal["raise", "fallback", "shadow"]
+OnExceed = Literal["raise", "fallback", "report"]
 OnError = Literal["closed", "open"]
 
 # Decision codes returned by a counter: small ints, so the allow path builds nothing.
@@ -521,7 +521,7 @@ class ActionLimit:
         on_exceed: ``"fallback"`` (default: skip the action; a decorated
             function returns *fallback*, a guard's decision becomes "don't
             act"), ``"raise"`` (:class:`~guardrail.ActionLimitExceeded`) or
-            ``"shadow"`` (allow, but report: for rolling a limit out).
+            ``"report"`` (allow, but report the denial: for rolling a limit out).
         fallback: What a decorated action function returns when denied.
         near: Send :class:`~guardrail.LimitNear` when a key's use crosses
             this fraction of a window.
@@ -567,7 +567,7 @@ class ActionLimit:
             raise ConfigError(
                 f"a limit name is 1-100 letters, digits, '_', '.' or '-', got {name!r}"
             )
-        _one_of("on_exceed", on_exceed, "fallback", "raise", "shadow")
+        _one_of("on_exceed", on_exceed, "fallback", "raise", "report")
         _one_of("on_error", on_error, "closed", "open")
         windows = _windows_of(max_actions, per, windows)
         if key is not None and not callable(key):
@@ -603,7 +603,7 @@ class ActionLimit:
         self._decide: Callable[[str, int], int] = counter.acquire
         self._unit = unit
         self._report = _Reporter(self, smallest)
-        self._quiet_deny: bool | None = {"fallback": False, "shadow": True, "raise": None}[
+        self._quiet_deny: bool | None = {"fallback": False, "report": True, "raise": None}[
             on_exceed
         ]
         self._refunds = callable(getattr(counter, "mark", None)) and callable(
@@ -644,7 +644,7 @@ class ActionLimit:
 
     @property
     def on_exceed(self) -> OnExceed:
-        """What a denial does: ``"fallback"``, ``"raise"`` or ``"shadow"``."""
+        """What a denial does: ``"fallback"``, ``"raise"`` or ``"report"``."""
         return self._on_exceed
 
     @property
@@ -682,7 +682,7 @@ class ActionLimit:
         """Count one action (or *weight*) for *key* if it fits; may it go ahead?
 
         Applies ``on_exceed``: ``"fallback"`` returns False, ``"raise"``
-        raises :class:`~guardrail.ActionLimitExceeded`, ``"shadow"`` returns
+        raises :class:`~guardrail.ActionLimitExceeded`, ``"report"`` returns
         True and reports. *key* is the key function's kind of output.
 
         A *key* that is not a str or a *weight* that is not an int is a
@@ -777,7 +777,7 @@ class ActionLimit:
         """Decorate an action function: each call is one action (or *weight*).
 
         A denied call does not run the function: it returns ``fallback``,
-        raises :class:`~guardrail.ActionLimitExceeded` or, in shadow mode,
+        raises :class:`~guardrail.ActionLimitExceeded` or, with ``on_exceed="report"``,
         runs anyway and is reported. Works on ``async def`` functions too.
 
         >>> import guardrail as gr
@@ -1079,7 +1079,7 @@ class _Reporter:
                     )
                 )
             return True
-        shadow = limit.on_exceed == "shadow"
+        report_only = limit.on_exceed == "report"
         paused = bool(code & PAUSED)
         if code & 1 and not paused:
             emit(
@@ -1087,11 +1087,11 @@ class _Reporter:
                     limit=limit.name,
                     key=key_digest(key) if key else None,
                     windows=tuple(w.describe() for w in limit.windows),
-                    shadow=shadow,
+                    shadow=report_only,
                     degraded=bool(degraded),
                 )
             )
-        if shadow:
+        if report_only:
             return True
         if limit.on_exceed == "raise":
             raise ActionLimitExceeded(

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SkewMonitor"]
 
-InvalidPolicy = Literal["record", "raise"]
+InvalidPolicy = Literal["report", "raise"]
 PROBLEMS: Final = ("missing", "unexpected", "type", "nan_inf", "out_of_range")
 _BLOCK: Final = 1_024
 _MAX_UNEXPECTED_NAMES: Final = 64
@@ -67,7 +67,7 @@ class SkewMonitor:
         sample: The share of inputs folded into the serving profile, in
             (0, 1]. Draws are seeded (reproducible) when *seed* is given or
             :func:`guardrail.testing.deterministic` is active.
-        on_invalid: ``"record"`` counts schema violations of the sampled
+        on_invalid: ``"report"`` counts schema violations of the sampled
             inputs (in the profile and in :meth:`violations`) and reports them
             at each check; ``"raise"`` checks every input and raises
             :class:`~guardrail.SchemaViolation` before the model runs.
@@ -100,7 +100,7 @@ class SkewMonitor:
         *,
         reference: Profile,
         sample: float = 1.0,
-        on_invalid: InvalidPolicy = "record",
+        on_invalid: InvalidPolicy = "report",
         checks: Iterable[str] = PROBLEMS,
         every: int = 10_000,
         seconds: float | None = 60.0,
@@ -117,8 +117,8 @@ class SkewMonitor:
             raise ConfigError(f"sample must be a number in (0, 1], got {sample!r}")
         if not 0 < sample <= 1:
             raise ConfigError(f"sample must be in (0, 1], got {sample!r}")
-        if on_invalid not in ("record", "raise"):
-            raise ConfigError(f"on_invalid must be 'record' or 'raise', got {on_invalid!r}")
+        if on_invalid not in ("report", "raise"):
+            raise ConfigError(f"on_invalid must be 'report' or 'raise', got {on_invalid!r}")
         checks = frozenset(checks)
         if not checks <= set(PROBLEMS):
             raise ConfigError(f"unknown checks {sorted(checks - set(PROBLEMS))}; use {PROBLEMS}")
