@@ -184,8 +184,8 @@ class TestAlarms:
             monitor.record(pred, inputs={"country": "fr"})
             monitor.record_outcome(pred.id, y)
 
-    def test_bias_out_of_range_alarms_freezes_and_asks_to_retrain(self) -> None:
-        """Biased predictions fire one alarm, freeze the thresholds and call the hook."""
+    def test_bias_out_of_range_alarms_pauses_and_asks_to_retrain(self) -> None:
+        """Biased predictions fire one alarm, pause the thresholds and call the hook."""
         threshold = gr.DynamicThreshold(target_rate=0.01, initial=gr.Probability(0.9))
         asked: list[gr.Event] = []
         monitor = gr.OutcomeMonitor(
@@ -198,7 +198,7 @@ class TestAlarms:
         assert len(alarms) == 1  # once on crossing, not on every label
         assert alarms[0].slice is None
         assert alarms[0].bias == pytest.approx(0.3, abs=0.1)
-        assert threshold.frozen
+        assert threshold.paused
         assert asked == alarms
 
     def test_bias_by_slice_alarms(self) -> None:
@@ -220,7 +220,7 @@ class TestAlarms:
                 monitor.record(pred)
                 monitor.record_outcome(pred.id, i % 10 < 3)
         assert events == []
-        assert not threshold.frozen
+        assert not threshold.paused
 
     def test_calibration_alarm(self) -> None:
         """Predictions far from their labels' frequency by bin exceed the ECE bound."""

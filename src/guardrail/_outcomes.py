@@ -173,7 +173,7 @@ class OutcomeMonitor:
         on_retrain: Called with the alarm event when bias or calibration
             leaves its bounds: the hook for "production metrics say retrain".
             Exceptions from it are counted and reported.
-        thresholds: Dynamic thresholds frozen when bias leaves its bounds (a
+        thresholds: Dynamic thresholds paused when bias leaves its bounds (a
             rate tracker would otherwise chase a broken model).
         log: A :class:`DecisionLog` (or another mechanism) whose ``after(call)``
             runs with every recorded decision.
@@ -334,7 +334,7 @@ class OutcomeMonitor:
 
     @property
     def thresholds(self) -> tuple[DynamicThreshold[Any], ...]:
-        """Dynamic thresholds frozen when bias leaves its bounds."""
+        """Dynamic thresholds paused when bias leaves its bounds."""
         return self._thresholds
 
     @property
@@ -569,12 +569,12 @@ class OutcomeMonitor:
         return total / n
 
     def _react(self, events: list[Event]) -> None:
-        """Freeze thresholds on bias alarms; call the retraining hook on any alarm."""
+        """Pause thresholds on bias alarms; call the retraining hook on any alarm."""
         for event in events:
             if isinstance(event, PredictionBiasOutOfRange):
                 where = "overall" if event.slice is None else f"slice {event.slice!r}"
                 for threshold in self._thresholds:
-                    threshold.freeze(
+                    threshold.pause(
                         f"{self.name}: prediction bias {event.bias:+.3f} out of range ({where})"
                     )
             if isinstance(event, (PredictionBiasOutOfRange, CalibrationOutOfRange)):
