@@ -1,11 +1,12 @@
-"""The serving side of skew detection: a monitor that samples inputs into a
-window profile, validates them against the reference schema and compares
-the window with the reference now and then.
+"""The serving side of skew detection: a monitor that samples inputs into the
+current profile (the rows since the last check), validates them against the
+reference schema and compares the current profile with the reference now and
+then.
 
 The per-row path does as little as it can: a sampling draw, one
 ``itemgetter`` call and a list append. Sampled rows are profiled in blocks of
-up to 1,024 (one vectorized step per column), and the comparison runs when a
-window is full or old enough, checked lazily on the calls themselves: there
+up to 1,024 (one vectorized step per column), and the comparison runs when the
+current profile holds enough rows or is old enough, checked lazily on the calls themselves: there
 is no timer thread.
 """
 
@@ -74,16 +75,18 @@ class SkewMonitor:
         checks: The problems that count as violations (default: all of
             ``"missing"``, ``"unexpected"``, ``"type"``, ``"nan_inf"``,
             ``"out_of_range"``).
-        every: Compare once the window holds this many sampled rows.
-        seconds: ...or once the window is this old (and holds at least
+        every: Compare once the current profile (the sampled rows since the
+            last check) holds this many rows.
+        seconds: ...or once it is this old (and holds at least
             *min_samples* rows); ``None`` to compare by count only.
-        min_samples: The fewest rows a window needs to be compared on time.
+        min_samples: The fewest rows the current profile needs to be
+            compared on time.
         thresholds: Drift levels for every feature.
         per_feature: Drift levels for named features.
         name: The monitor's name in events.
         seed: Seed the sampling draws.
-        clock: Returns seconds, for the window's age; ``time.monotonic`` by
-            default.
+        clock: Returns seconds, for the current profile's age;
+            ``time.monotonic`` by default.
 
     >>> import numpy as np, guardrail as gr
     >>> ref = gr.Profile.from_columns({"amount": np.arange(1000.0)})
@@ -489,10 +492,10 @@ class SkewMonitor:
         if found:
             raise SchemaViolation(tuple(found))
 
-    # -- windows and checks --------------------------------------------------
+    # -- the current profile and checks ---------------------------------------
 
     def _flush_locked(self) -> Profile | None:
-        """Profile the buffered rows; hand back the window if it is due for a check."""
+        """Profile the buffered rows; hand back the current profile if a check is due."""
         buffer = self._buffer
         if buffer:
             self._buffer = []
@@ -504,7 +507,7 @@ class SkewMonitor:
                     feature._add(*_count_values(list(values)))
             self._window_rows += len(buffer)
         rows = self._window_rows
-        # Flush exactly when the window fills, so checks land on `every`.
+        # Flush exactly when the current profile fills, so checks land on `every`.
         self._block = max(1, min(_BLOCK, self.every - rows))
         now = self._clock()
         if rows >= self.every or (now >= self._deadline and rows >= self.min_samples):
@@ -523,10 +526,10 @@ class SkewMonitor:
         return window
 
     def check(self) -> SkewReport | None:
-        """Compare the current window with the reference now, and start a new one.
+        """Compare the current profile with the reference now, and start a new one.
 
         Returns the report (also kept as :attr:`last_report`), or None when
-        the window is empty.
+        no row was sampled since the last check.
         """
         try:
             with self._lock:
