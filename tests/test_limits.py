@@ -20,13 +20,13 @@ MODEL = gr.ModelRef(name="fraud", version="1")
 
 
 class Clock:
-    """A controllable monotonic clock in nanoseconds."""
+    """A controllable monotonic clock, read in seconds and kept in nanoseconds (``now``)."""
 
     def __init__(self, start: int = 10**12) -> None:
         self.now = start
 
-    def __call__(self) -> int:
-        return self.now
+    def __call__(self) -> float:
+        return self.now / 1e9
 
     def advance(self, seconds: float) -> None:
         self.now += round(seconds * 1e9)
@@ -330,13 +330,14 @@ class TestConfiguration:
             ({"max_actions": -3, "per": "1m"}, "max_actions"),
             ({"max_actions": 2.5, "per": "1m"}, "max_actions"),
             ({"max_actions": True, "per": "1m"}, "max_actions"),
-            ({"max_actions": 5, "per": 0}, "at least"),
-            ({"max_actions": 5, "per": "0s"}, "at least"),
+            ({"max_actions": 5, "per": 0}, "positive"),
+            ({"max_actions": 5, "per": "0s"}, "positive"),
+            ({"max_actions": 5, "per": "0.5ms"}, "at least"),
             ({"max_actions": 5, "per": "fortnight"}, "cannot read"),
             ({"max_actions": 5, "per": "1y"}, "cannot read"),
             ({"max_actions": 5, "per": float("inf")}, "finite"),
             ({"max_actions": 5, "per": None}, "needs max_actions"),
-            ({"max_actions": 5, "per": [1]}, "a window is"),
+            ({"max_actions": 5, "per": [1]}, "the window is"),
             ({"max_actions": 5, "per": "1m", "weight": 6}, "above the limit"),
             ({"max_actions": 5, "per": "1m", "weight": 0}, "weight"),
             ({"max_actions": 5, "per": "1m", "on_exceed": "ignore"}, "on_exceed"),
@@ -364,11 +365,11 @@ class TestConfiguration:
 
     def test_windows_parse(self) -> None:
         """Window lengths read as seconds or as number-and-unit strings."""
-        assert gr.parse_per("1m") == 60.0
-        assert gr.parse_per("1.5h") == 5400.0
-        assert gr.parse_per("d") == 86400.0
-        assert gr.parse_per(" 250ms ") == 0.25
-        assert gr.parse_per(2) == 2.0
+        assert gr.Window(1, "1m").per == 60.0
+        assert gr.Window(1, "1.5h").per == 5400.0
+        assert gr.Window(1, "d").per == 86400.0
+        assert gr.Window(1, " 250ms ").per == 0.25
+        assert gr.Window(1, 2).per == 2.0
 
     def test_weight_above_a_second_window_is_refused(self) -> None:
         """A weight must fit every window, not just the first."""

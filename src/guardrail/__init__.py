@@ -60,8 +60,9 @@ from ._scales import LogOdds, Probability, Score
 # does not pay for profiles, limits or thresholds at import.
 if TYPE_CHECKING:
     from ._drift import DriftThresholds, FeatureDrift, MetricResult, SkewReport, compare
+    from ._durations import parse_duration
     from ._holdout import DecisionLog, DecisionRecord, DecisionSink, Holdout, JsonLinesSink
-    from ._limits import ActionLimit, LimitCounter, LimitStore, MemoryStore, Window, parse_per
+    from ._limits import ActionLimit, LimitCounter, LimitStore, MemoryStore, Window
     from ._mechanism_events import (
         CalibrationOutOfRange,
         DecisionLogFailed,
@@ -99,6 +100,7 @@ _LAZY = {
     "MetricResult": "._drift",
     "SkewReport": "._drift",
     "compare": "._drift",
+    "parse_duration": "._durations",
     "DecisionLog": "._holdout",
     "DecisionRecord": "._holdout",
     "DecisionSink": "._holdout",
@@ -109,7 +111,6 @@ _LAZY = {
     "LimitStore": "._limits",
     "MemoryStore": "._limits",
     "Window": "._limits",
-    "parse_per": "._limits",
     "CalibrationOutOfRange": "._mechanism_events",
     "DecisionLogFailed": "._mechanism_events",
     "InputsInvalid": "._mechanism_events",
@@ -254,7 +255,7 @@ __all__ = [
     "guard",
     "guard_of",
     "kill_all",
-    "parse_per",
+    "parse_duration",
     "registry",
     "revive_all",
 ]

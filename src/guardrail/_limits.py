@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol, TypeVar, ca
 import attrs
 import numpy as np
 
+from ._durations import parse_duration
 from ._errors import ActionLimitExceeded, ConfigError
 from ._events import KillSwitchChanged
 from ._hooks import emit
@@ -44,7 +45,6 @@ __all__ = [
     "LimitStore",
     "MemoryStore",
     "Window",
-    "parse_per",
 ]
 
 P = ParamSpec("P")
@@ -63,37 +63,16 @@ PAUSED = 8  # denied by the limit's kill switch
 RECOVERED = 16  # the store answered again after degraded decisions
 FULL = 32  # a new key found the memory store at max_keys: the limit's on_error decides
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_PER = re.compile(r"^\s*(\d+(?:\.\d+)?)?\s*(ms|s|m|h|d|w)\s*$")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 #: The shortest window: one millisecond.
 MIN_PER = 0.001
 
 
-def parse_per(per: object) -> float:
-    """A window length in seconds, from seconds or a string like ``"1m"``.
-
-    Units: ``ms``, ``s``, ``m``, ``h``, ``d``, ``w``; a number may precede the
-    unit (``"90s"``, ``"1.5h"``); a unit alone means one of it (``"h"``).
-
-    >>> parse_per("1h"), parse_per(30), parse_per("500ms")
-    (3600.0, 30.0, 0.5)
-    """
-    if isinstance(per, str):
-        match = _PER.match(per)
-        if match is None:
-            raise ConfigError(
-                f"cannot read the window {per!r}: use seconds or a string like '30s', '1m', "
-                "'1h', '1d'"
-            )
-        number, unit = match.groups()
-        seconds = (float(number) if number else 1.0) * _UNITS[unit]
-    elif isinstance(per, (int, float)) and not isinstance(per, bool):
-        seconds = float(per)
-    else:
-        raise ConfigError(f"a window is seconds or a string like '1m', got {per!r}")
-    if not math.isfinite(seconds) or seconds < MIN_PER:
-        raise ConfigError(f"a window must be at least {MIN_PER} s and finite, got {per!r}")
+def _window_length(per: object) -> float:
+    """A window's length in seconds (see :func:`~guardrail.parse_duration`), at least 1 ms."""
+    seconds = parse_duration(per, name="the window")
+    if seconds < MIN_PER:
+        raise ConfigError(f"a window must be at least {MIN_PER} s, got {per!r}")
     return seconds
 
 
@@ -129,7 +108,7 @@ class Window:
     """
 
     max_actions: int = attrs.field(validator=_check_max)
-    per: float = attrs.field(converter=parse_per)
+    per: float = attrs.field(converter=_window_length)
     buckets: int = attrs.field(default=10, kw_only=True, validator=_check_buckets)
 
     @property
@@ -183,8 +162,10 @@ class MemoryStore:
     bytes per window (10 buckets) besides the key string itself.
 
     Args:
-        clock: Nanoseconds from a monotonic clock (``time.monotonic_ns`` by
-            default); tests pass a controllable one.
+        clock: Seconds from a monotonic clock (``time.monotonic`` by
+            default); tests pass a controllable one. Counts are kept in
+            integer nanoseconds: the default clock is read as
+            ``time.monotonic_ns``, another one is converted on each reading.
         max_keys: The most keys one limit keeps (keys come from inputs, so
             this bounds memory whatever the traffic). A decision for a new key
             when the limit already holds *max_keys* active keys cannot be
@@ -195,17 +176,29 @@ class MemoryStore:
     """
 
     def __init__(
-        self, *, clock: Callable[[], int] = time.monotonic_ns, max_keys: int = 1_000_000
+        self, *, clock: Callable[[], float] = time.monotonic, max_keys: int = 1_000_000
     ) -> None:
+        if not callable(clock):
+            raise ConfigError(f"clock must be a function returning seconds, got {clock!r}")
         self.clock = clock
         self.max_keys = _positive_int("max_keys", max_keys)
+        self._clock_ns = time.monotonic_ns if clock is time.monotonic else _in_ns(clock)
 
     def bind(self, name: str, windows: tuple[Window, ...], near: float) -> MemoryCounter:
         """A fresh counter for one limit."""
-        return MemoryCounter(windows, near, self.clock, max_keys=self.max_keys)
+        return MemoryCounter(windows, near, self._clock_ns, max_keys=self.max_keys)
 
     def __repr__(self) -> str:
         return f"MemoryStore(max_keys={self.max_keys})"
+
+
+def _in_ns(clock: Callable[[], float]) -> Callable[[], int]:
+    """A clock in seconds, read in integer nanoseconds."""
+
+    def clock_ns() -> int:
+        return round(clock() * 1e9)
+
+    return clock_ns
 
 
 def _near_at(window: Window, near: float) -> int:
@@ -227,12 +220,12 @@ class MemoryCounter:
         self,
         windows: tuple[Window, ...],
         near: float,
-        clock: Callable[[], int],
+        clock_ns: Callable[[], int],
         *,
         max_keys: int = 1_000_000,
     ) -> None:
         self.windows = windows
-        self.clock = clock
+        self.clock = clock_ns
         self.lock = threading.Lock()
         self.states: dict[str, Any] = {}
         self.max_keys = max_keys
