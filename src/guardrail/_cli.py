@@ -91,13 +91,15 @@ _CONFIG_KEYS: Final = frozenset({"format", "name", "model", "returns", "on_out_o
 
 def _describe_kind(data: object) -> str:
     """'config' or 'model' for a guard configuration or a model reference."""
+    from ._model import FORMAT as MODEL_FORMAT
+
     if isinstance(data, Mapping) and "mechanisms" in data:
         return "config"
-    if isinstance(data, Mapping) and "name" in data and "version" in data:
+    if isinstance(data, Mapping) and data.get("format") == MODEL_FORMAT:
         return "model"
     raise FormatError(
         "neither a guard configuration (GuardConfig.to_dict()) nor a model reference "
-        "(ModelRef.to_dict())"
+        "(ModelRef.to_json())"
     )
 
 
@@ -140,7 +142,8 @@ def read_diffable(path: str) -> tuple[str, Mapping[str, Any]]:
         if kind == "config":
             _check_config(data)
         else:
-            ModelRef.from_dict(data)
+            ModelRef.from_document(data)
+            data = data["model"]  # compared field by field
     except (FormatError, ConfigError) as e:
         raise InputError(f"{path}: {e}") from None
     return kind, data
