@@ -90,7 +90,7 @@ def bench_outcomes(suite: Suite) -> None:
         bare.pop(ids[i])
 
     suite.time("bare dict insert + pop", bare_join, number=n // 10, repeat=10)
-    monitor = gr.OutcomeMonitor(window=n, slice=None)
+    monitor = gr.OutcomeMonitor(capacity=n, slice=None)
     it2 = itertools.cycle(range(n))
 
     def join() -> None:

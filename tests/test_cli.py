@@ -49,8 +49,10 @@ class TestDiff:
 
     def test_model_references(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """Two model references are compared field by field."""
-        a = write(tmp_path / "a.json", MODEL.to_dict())
-        b = write(tmp_path / "b.json", gr.ModelRef(name="fraud", version="3.2.0").to_dict())
+        a = write(tmp_path / "a.json", json.loads(MODEL.to_json()))
+        b = write(
+            tmp_path / "b.json", json.loads(gr.ModelRef(name="fraud", version="3.2.0").to_json())
+        )
         assert main(["diff", a, b]) == EXIT_FOUND
         out = capsys.readouterr().out
         assert "~ version: '3.1.0' -> '3.2.0'" in out
@@ -70,7 +72,13 @@ class TestErrors:
                 "version 2 is not supported",
             ),
             ('{"hello": 1}', "neither a guard configuration"),
-            ('{"name": "fraud", "version": "1", "colour": "red"}', "unknown ModelRef keys"),
+            (
+                '{"format": "guardrail.model_ref", "version": 1, '
+                '"model": {"name": "fraud", "version": "1", "colour": "red"}}',
+                "unknown ModelRef keys",
+            ),
+            ('{"format": "guardrail.model_ref", "version": 2, "model": {}}', "version 2"),
+            ('{"name": "fraud", "version": "1"}', "neither a guard configuration"),
             ("[1, 2]", "neither a guard configuration"),
         ],
     )
@@ -85,7 +93,7 @@ class TestErrors:
         bad = tmp_path / "bad.json"
         if content is not None:
             bad.write_text(content, encoding="utf-8")
-        good = write(tmp_path / "good.json", MODEL.to_dict())
+        good = write(tmp_path / "good.json", json.loads(MODEL.to_json()))
         assert main(["diff", str(bad), good]) == EXIT_INPUT
         err = capsys.readouterr().err
         assert err.count("\n") == 1
@@ -97,7 +105,7 @@ class TestErrors:
     ) -> None:
         """A configuration is not compared with a model reference."""
         a = write(tmp_path / "a.json", config())
-        b = write(tmp_path / "b.json", MODEL.to_dict())
+        b = write(tmp_path / "b.json", json.loads(MODEL.to_json()))
         assert main(["diff", a, b]) == EXIT_INPUT
         assert "is a guard configuration but" in capsys.readouterr().err
 

@@ -401,7 +401,7 @@ class TestEventsNameTheirSource:
         monitor = gr.SkewMonitor(reference=REF, sample=1.0, every=20)
         threshold = gr.DynamicThreshold(target_rate=0.1, initial=gr.Probability(0.5))
         limit = gr.ActionLimit("block", max_actions=1, per="1h")
-        outcomes = gr.OutcomeMonitor(window=1)
+        outcomes = gr.OutcomeMonitor(capacity=1)
 
         @gr.guard(
             model=MODEL,

@@ -20,13 +20,13 @@ MODEL = gr.ModelRef(name="fraud", version="1")
 
 
 class Clock:
-    """A controllable monotonic clock in nanoseconds."""
+    """A controllable monotonic clock, read in seconds and kept in nanoseconds (``now``)."""
 
     def __init__(self, start: int = 10**12) -> None:
         self.now = start
 
-    def __call__(self) -> int:
-        return self.now
+    def __call__(self) -> float:
+        return self.now / 1e9
 
     def advance(self, seconds: float) -> None:
         self.now += round(seconds * 1e9)
@@ -330,13 +330,14 @@ class TestConfiguration:
             ({"max_actions": -3, "per": "1m"}, "max_actions"),
             ({"max_actions": 2.5, "per": "1m"}, "max_actions"),
             ({"max_actions": True, "per": "1m"}, "max_actions"),
-            ({"max_actions": 5, "per": 0}, "at least"),
-            ({"max_actions": 5, "per": "0s"}, "at least"),
+            ({"max_actions": 5, "per": 0}, "positive"),
+            ({"max_actions": 5, "per": "0s"}, "positive"),
+            ({"max_actions": 5, "per": "0.5ms"}, "at least"),
             ({"max_actions": 5, "per": "fortnight"}, "cannot read"),
             ({"max_actions": 5, "per": "1y"}, "cannot read"),
             ({"max_actions": 5, "per": float("inf")}, "finite"),
             ({"max_actions": 5, "per": None}, "needs max_actions"),
-            ({"max_actions": 5, "per": [1]}, "a window is"),
+            ({"max_actions": 5, "per": [1]}, "the window is"),
             ({"max_actions": 5, "per": "1m", "weight": 6}, "above the limit"),
             ({"max_actions": 5, "per": "1m", "weight": 0}, "weight"),
             ({"max_actions": 5, "per": "1m", "on_exceed": "ignore"}, "on_exceed"),
@@ -364,11 +365,11 @@ class TestConfiguration:
 
     def test_windows_parse(self) -> None:
         """Window lengths read as seconds or as number-and-unit strings."""
-        assert gr.parse_per("1m") == 60.0
-        assert gr.parse_per("1.5h") == 5400.0
-        assert gr.parse_per("d") == 86400.0
-        assert gr.parse_per(" 250ms ") == 0.25
-        assert gr.parse_per(2) == 2.0
+        assert gr.Window(1, "1m").per == 60.0
+        assert gr.Window(1, "1.5h").per == 5400.0
+        assert gr.Window(1, "d").per == 86400.0
+        assert gr.Window(1, " 250ms ").per == 0.25
+        assert gr.Window(1, 2).per == 2.0
 
     def test_weight_above_a_second_window_is_refused(self) -> None:
         """A weight must fit every window, not just the first."""
@@ -382,10 +383,31 @@ class TestConfiguration:
         with pytest.raises(gr.ConfigError, match="buckets"):
             gr.Window(1, 1, buckets=5000)
 
-    def test_limit_windows_are_normalised(self) -> None:
-        """max_actions and per become one Window."""
+    def test_settings_are_read_only(self) -> None:
+        """A limit's settings cannot be changed after it is made."""
         limit = gr.ActionLimit("f", max_actions=1, per=1)
+        with pytest.raises(AttributeError):
+            limit.max_actions = 5  # type: ignore[misc]
+        with pytest.raises(AttributeError):
+            limit.extra = 1  # type: ignore[attr-defined]
         assert limit.windows == (gr.Window(1, 1.0),)
+
+    def test_a_limit_is_state_compared_by_identity(self) -> None:
+        """Two limits with the same settings count apart, so they are not equal."""
+        a, b = gr.ActionLimit("f", max_actions=1, per=1), gr.ActionLimit("f", max_actions=1, per=1)
+        assert a == a
+        assert a != b
+        assert len({a, b}) == 2
+
+    def test_repr_shows_the_settings(self) -> None:
+        """The repr names every setting, as the constructor takes them."""
+        limit = gr.ActionLimit("f", max_actions=2, per="1h")
+        assert repr(limit) == (
+            "ActionLimit(name='f', max_actions=2, per='1h', "
+            "windows=(Window(max_actions=2, per=3600.0, buckets=10),), key=None, weight=1, "
+            "on_exceed='fallback', fallback=None, near=0.8, "
+            "store=MemoryStore(max_keys=1000000), on_error='closed')"
+        )
 
 
 class TestOnExceed:
@@ -418,18 +440,18 @@ class TestOnExceed:
         assert calls == ["a", "a", "b"]
         assert block_card.__name__ == "block_card"
 
-    def test_shadow_allows_and_reports(self) -> None:
-        """Shadow mode lets every action through and sends the exceeded alert."""
-        limit, _ = limit_with_clock(max_actions=1, on_exceed="shadow")
+    def test_report_allows_and_reports(self) -> None:
+        """on_exceed="report" lets every action through and sends the exceeded alert."""
+        limit, _ = limit_with_clock(max_actions=1, on_exceed="report")
         with capture_events() as events:
             assert all(limit.allow() for _ in range(4))
         exceeded = [e for e in events if isinstance(e, gr.LimitExceeded)]
         assert len(exceeded) == 1
         assert exceeded[0].shadow
 
-    def test_denied_actions_in_shadow_mode_are_not_counted(self) -> None:
-        """Shadow mode counts what enforcement would have counted."""
-        limit, clock = limit_with_clock(max_actions=2, per="10s", on_exceed="shadow")
+    def test_reported_denials_are_not_counted(self) -> None:
+        """on_exceed="report" counts what enforcement would have counted."""
+        limit, clock = limit_with_clock(max_actions=2, per="10s", on_exceed="report")
         for _ in range(5):
             limit.allow()
         clock.advance(11)
@@ -686,9 +708,9 @@ class TestMechanism:
         limit.acquire_call(call)
         assert call.act.tolist() == [True, True, False, True]  # type: ignore[union-attr]
 
-    def test_shadow_in_a_guard_does_not_veto(self) -> None:
-        """In shadow mode the decision stays positive."""
-        limit, _ = limit_with_clock(max_actions=1, on_exceed="shadow")
+    def test_report_in_a_guard_does_not_veto(self) -> None:
+        """Under on_exceed="report" the decision stays positive."""
+        limit, _ = limit_with_clock(max_actions=1, on_exceed="report")
         calls = [make_call({}, True) for _ in range(3)]
         for call in calls:
             limit.acquire_call(call)

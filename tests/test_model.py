@@ -33,7 +33,9 @@ class TestModelRef:
         model = full_model()
         assert gr.ModelRef.from_dict(model.to_dict()) == model
         assert gr.ModelRef.from_json(model.to_json()) == model
-        json.loads(model.to_json())
+        document = json.loads(model.to_json())
+        assert (document["format"], document["version"]) == ("guardrail.model_ref", 1)
+        assert document["model"] == model.to_dict()
 
     def test_is_hashable_and_frozen(self) -> None:
         """Models can be dict keys and cannot be changed."""
@@ -79,7 +81,15 @@ class TestModelRef:
         with pytest.raises(gr.FormatError, match="version"):
             gr.ModelRef.from_dict({"name": "m"})
 
-    @pytest.mark.parametrize("text", ["{", "[]", '"x"', '{"name": "m", "version": 1}'])
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "{", "[]", '"x"', '{"name": "m", "version": "1"}',
+            '{"format": "guardrail.model_ref", "version": 1, "model": {"name": "m", "version": 1}}',
+            '{"format": "guardrail.model_ref", "version": 2, "model": {"name": "m"}}',
+            '{"format": "guardrail.profile", "version": 1, "model": {"name": "m"}}',
+        ],
+    )  # fmt: skip
     def test_from_json_refuses_malformed(self, text: str) -> None:
         """Malformed JSON or wrong shapes are a FormatError."""
         with pytest.raises(gr.FormatError):

@@ -93,9 +93,9 @@ class TestJoin:
             monitor.record_outcome(pred.id, y)
         assert monitor.report().precision == pytest.approx(2 / 3)
 
-    def test_window_bounds_the_statistics(self) -> None:
-        """Only the last *window* labelled predictions are counted."""
-        monitor = gr.OutcomeMonitor(window=2)
+    def test_capacity_bounds_the_statistics(self) -> None:
+        """Only the last *capacity* labelled predictions are counted."""
+        monitor = gr.OutcomeMonitor(capacity=2)
         for p, y in ((0.9, 0), (0.5, 1), (0.5, 1)):
             pred = prediction(p)
             monitor.record(pred)
@@ -106,9 +106,9 @@ class TestJoin:
 
 
 class TestLosses:
-    def test_full_window_evicts_oldest_and_counts(self) -> None:
-        """Beyond *window* waiting predictions the oldest is dropped, counted and reported."""
-        monitor = gr.OutcomeMonitor(window=3)
+    def test_full_capacity_evicts_oldest_and_counts(self) -> None:
+        """Beyond *capacity* waiting predictions the oldest is dropped, counted and reported."""
+        monitor = gr.OutcomeMonitor(capacity=3)
         preds = [prediction(0.5) for _ in range(5)]
         with capture_events() as events:
             for p in preds:
@@ -119,6 +119,11 @@ class TestLosses:
         assert monitor.record_outcome(preds[4].id, 1)
         lost = [(e.reason, e.count) for e in events if isinstance(e, gr.OutcomesLost)]
         assert lost == [("evicted", 1), ("evicted", 2)]
+
+    def test_ttl_reads_a_duration(self) -> None:
+        """ttl takes seconds or a duration string, like every length of time."""
+        assert gr.OutcomeMonitor(ttl="1h").ttl == 3600.0
+        assert gr.OutcomeMonitor().ttl == 7 * 86400.0
 
     def test_ttl_expires_and_counts(self) -> None:
         """A prediction older than the ttl is dropped and its late label is unmatched."""
@@ -183,8 +188,8 @@ class TestAlarms:
             monitor.record(pred, inputs={"country": "fr"})
             monitor.record_outcome(pred.id, y)
 
-    def test_bias_out_of_range_alarms_freezes_and_asks_to_retrain(self) -> None:
-        """Biased predictions fire one alarm, freeze the thresholds and call the hook."""
+    def test_bias_out_of_range_alarms_pauses_and_asks_to_retrain(self) -> None:
+        """Biased predictions fire one alarm, pause the thresholds and call the hook."""
         threshold = gr.DynamicThreshold(target_rate=0.01, initial=gr.Probability(0.9))
         asked: list[gr.Event] = []
         monitor = gr.OutcomeMonitor(
@@ -197,7 +202,7 @@ class TestAlarms:
         assert len(alarms) == 1  # once on crossing, not on every label
         assert alarms[0].slice is None
         assert alarms[0].bias == pytest.approx(0.3, abs=0.1)
-        assert threshold.frozen
+        assert threshold.paused
         assert asked == alarms
 
     def test_bias_by_slice_alarms(self) -> None:
@@ -219,7 +224,7 @@ class TestAlarms:
                 monitor.record(pred)
                 monitor.record_outcome(pred.id, i % 10 < 3)
         assert events == []
-        assert not threshold.frozen
+        assert not threshold.paused
 
     def test_calibration_alarm(self) -> None:
         """Predictions far from their labels' frequency by bin exceed the ECE bound."""
@@ -332,12 +337,12 @@ class TestCountersUnderThreads:
 class TestSettings:
     @pytest.mark.parametrize(
         "setting",
-        ["window", "ttl", "slice", "bias_bounds", "ece_bound", "bins", "min_outcomes",
+        ["capacity", "ttl", "slice", "bias_bounds", "ece_bound", "bins", "min_outcomes",
          "check_every", "max_slices", "on_retrain", "thresholds", "log"],
     )  # fmt: skip
     def test_settings_are_read_only(self, setting: str) -> None:
-        """A setting cannot be changed after construction (the windows are sized from it)."""
-        monitor = gr.OutcomeMonitor(window=100)
+        """A setting cannot be changed after construction (the buffers are sized from it)."""
+        monitor = gr.OutcomeMonitor(capacity=100)
         before = monitor.to_dict()
         with pytest.raises(AttributeError):
             setattr(monitor, setting, 10)
@@ -348,9 +353,9 @@ class TestBadConfig:
     @pytest.mark.parametrize(
         "kw",
         [
-            {"window": 0},
+            {"capacity": 0},
             {"ttl": 0},
-            {"ttl": "1h"},
+            {"ttl": "soon"},
             {"bias_bounds": (0.1, -0.1)},
             {"bias_bounds": 0.1},
             {"ece_bound": 1.5},
@@ -362,6 +367,6 @@ class TestBadConfig:
         ],
     )
     def test_bad_values(self, kw: dict[str, Any]) -> None:
-        """Bad windows, ttls, bounds, keys, hooks and thresholds are ConfigErrors."""
+        """Bad capacities, ttls, bounds, keys, hooks and thresholds are ConfigErrors."""
         with pytest.raises(gr.ConfigError):
             gr.OutcomeMonitor(**kw)

@@ -147,7 +147,7 @@ class TestValidation:
         assert monitor.errors == 0
 
     def test_complex_numbers_are_counted_as_wrong_type(self) -> None:
-        """Under 'record', a numpy complex value is wrong-typed, not cast to its real part."""
+        """Under 'report', a numpy complex value is wrong-typed, not cast to its real part."""
         monitor = gr.SkewMonitor(reference=REF)
         monitor.observe({**GOOD, "amount": np.complex128(100.0)})
         monitor.observe_batch({"amount": [np.complex128(100.0)], "age": [40.0], "country": ["FR"]})
@@ -171,7 +171,7 @@ class TestValidation:
             monitor.observe([1, 2, 3])  # type: ignore[arg-type]
 
     def test_record_policy_counts_and_never_raises(self) -> None:
-        """Under 'record' every problem is counted, none raised."""
+        """Under 'report' every problem is counted, none raised."""
         monitor = gr.SkewMonitor(reference=REF)
         bad = [
             {"amount": None, "age": 40.0, "country": "FR"},

@@ -1,4 +1,4 @@
-"""DynamicThreshold: a rate tracker on the log-odds scale, clamped, versioned, freezable."""
+"""DynamicThreshold: a rate tracker on the log-odds scale, clamped, versioned, pausable."""
 
 from __future__ import annotations
 
@@ -51,6 +51,23 @@ class TestCurrent:
         assert current.origin == "dynamic"
         assert current.scale is gr.Probability
         assert current.model is MODEL
+
+    @pytest.mark.parametrize("initial", [0.9, 0.1, 0.3, 0.7, 0.999, 1e-6])
+    def test_publishes_the_initial_value_exactly(self, initial: float) -> None:
+        """A threshold created at p publishes exactly p, also after a restart."""
+        t = dyn(initial=gr.Probability(initial))
+        assert t.current().value == initial
+        assert t.tracker.value == pytest.approx(initial)
+        assert gr.DynamicThreshold.restore(t.snapshot_json()).current().value == initial
+
+    def test_publishes_a_clamp_exactly(self) -> None:
+        """A threshold held at a clamp publishes the clamp's configured value."""
+        t = dyn(upper=gr.Probability(0.7), dead_band=0.0)
+        with capture_events() as events:
+            for _ in range(50):
+                t.update(gr.Probability(0.99))
+        assert t.current().value == 0.7
+        assert [e.value for e in events if isinstance(e, gr.ThresholdClampHit)] == [0.7]
 
     def test_is_a_mechanism(self) -> None:
         """A DynamicThreshold plays the guard's decider role."""
@@ -221,24 +238,24 @@ class TestBatch:
         assert t.tracker.value == pytest.approx(frozen, abs=1e-9)
 
 
-class TestFreeze:
-    def test_frozen_threshold_does_not_move(self) -> None:
-        """While frozen, scores are counted and the threshold stays; unfreeze resumes."""
+class TestPause:
+    def test_paused_threshold_does_not_move(self) -> None:
+        """While paused, scores are counted and the threshold stays; resume() lets it move."""
         t = dyn(dead_band=0.0)
         with capture_events() as events:
-            t.freeze("incident 42")
+            t.pause("incident 42")
             t.update(gr.Probability(0.99))
             t.update(gr.Probability(np.full(10, 0.99)))
-            assert t.frozen
+            assert t.paused
             assert t.tracker.value == pytest.approx(0.5)
             assert t.seen == 11
-            t.unfreeze()
+            t.resume()
             t.update(gr.Probability(0.99))
         assert logit(t.tracker.value) == pytest.approx(0.09)
-        frozen = [e for e in events if isinstance(e, gr.PauseChanged)]
-        assert [(e.paused, e.reason) for e in frozen] == [
+        switched = [e for e in events if isinstance(e, gr.PauseChanged)]
+        assert [(e.paused, e.reason) for e in switched] == [
             (True, "incident 42"),
-            (False, "unfrozen by hand"),
+            (False, "resumed by hand"),
         ]
 
 
@@ -304,16 +321,16 @@ class TestSnapshot:
         t = dyn(model=MODEL, upper=gr.Probability(0.8), warmup=2, dead_band=0.05)
         for p in (0.9, 0.9, 0.9, 0.2, 0.95):
             t.update(gr.Probability(p))
-        t.freeze("checking")
+        t.pause("checking")
         back = gr.DynamicThreshold.restore(t.snapshot_json())
         assert back.current() == t.current()
         assert back.tracker.value == pytest.approx(t.tracker.value)
-        assert back.frozen
+        assert back.paused
         assert back.seen == t.seen
         assert back.snapshot() == t.snapshot()
         assert gr.DynamicThreshold.restore(t.snapshot()).snapshot() == t.snapshot()
-        t.unfreeze()
-        back.unfreeze()
+        t.resume()
+        back.resume()
         for p in (0.99, 0.99, 0.1):
             t.update(gr.Probability(p))
             back.update(gr.Probability(p))
@@ -331,14 +348,14 @@ class TestSnapshot:
     def test_snapshot_is_versioned_json(self) -> None:
         """The snapshot names its format and version."""
         data = json.loads(dyn().snapshot_json())
-        assert data["format"] == "guardrail.dynamic-threshold"
-        assert data["format_version"] == 1
+        assert data["format"] == "guardrail.dynamic_threshold"
+        assert data["version"] == 2
 
     @pytest.mark.parametrize(
         ("path", "value"),
         [
             ((), {"extra": 1}),
-            (("format_version",), 2),
+            (("version",), 1),
             (("format",), "something.else"),
             (("config", "scale"), "kelvin"),
             (("config", "target_rate"), 1.5),
@@ -346,7 +363,7 @@ class TestSnapshot:
             (("state", "tracker"), "NaN"),
             (("state", "version"), 0),
             (("state", "seen"), -1),
-            (("state", "frozen"), "yes"),
+            (("state", "paused"), "yes"),
             (("state", "at_clamp"), "sideways"),
             (("state",), {"tracker": 0.0}),
         ],

@@ -74,8 +74,9 @@ from ._version import __version__ as __version__
 if TYPE_CHECKING:
     from . import instrumentation as instrumentation
     from ._drift import DriftThresholds, FeatureDrift, MetricResult, SkewReport, compare
+    from ._durations import parse_duration
     from ._holdout import DecisionLog, DecisionRecord, DecisionSink, Holdout, JsonLinesSink
-    from ._limits import ActionLimit, LimitCounter, LimitStore, MemoryStore, Window, parse_per
+    from ._limits import ActionLimit, LimitCounter, LimitStore, MemoryStore, Window
     from ._mechanism_events import (
         CalibrationOutOfRange,
         DecisionLogFailed,
@@ -119,6 +120,7 @@ _LAZY = {
     "MetricResult": "._drift",
     "SkewReport": "._drift",
     "compare": "._drift",
+    "parse_duration": "._durations",
     "DecisionLog": "._holdout",
     "DecisionRecord": "._holdout",
     "DecisionSink": "._holdout",
@@ -129,7 +131,6 @@ _LAZY = {
     "LimitStore": "._limits",
     "MemoryStore": "._limits",
     "Window": "._limits",
-    "parse_per": "._limits",
     "CalibrationOutOfRange": "._mechanism_events",
     "DecisionLogFailed": "._mechanism_events",
     "InputsInvalid": "._mechanism_events",
@@ -281,7 +282,7 @@ __all__ = [
     "fingerprint_file",
     "guard",
     "guard_of",
-    "parse_per",
+    "parse_duration",
     "pause_all",
     "registry",
     "resume_all",

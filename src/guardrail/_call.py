@@ -259,8 +259,12 @@ class Mechanism(Protocol):
     """
 
     kind: ClassVar[str]
-    name: str
     source: Source
+
+    @property
+    def name(self) -> str:
+        """The mechanism's name, unique among its guard's mechanisms of its kind."""
+        ...
 
 
 @runtime_checkable

@@ -88,13 +88,15 @@ def read_json(path: str) -> Any:
 
 def _describe_kind(data: object) -> str:
     """'config' or 'model' for a guard configuration or a model reference."""
+    from ._model import FORMAT as MODEL_FORMAT
+
     if isinstance(data, Mapping) and "mechanisms" in data:
         return "config"
-    if isinstance(data, Mapping) and "name" in data and "version" in data:
+    if isinstance(data, Mapping) and data.get("format") == MODEL_FORMAT:
         return "model"
     raise FormatError(
         "neither a guard configuration (GuardConfig.to_dict()) nor a model reference "
-        "(ModelRef.to_dict())"
+        "(ModelRef.to_json())"
     )
 
 
@@ -114,7 +116,8 @@ def read_diffable(path: str) -> tuple[str, Mapping[str, Any]]:
         if kind == "config":
             _check_config(data)
         else:
-            ModelRef.from_dict(data)
+            ModelRef.from_document(data)
+            data = data["model"]  # compared field by field
     except (FormatError, ConfigError) as e:
         raise InputError(f"{path}: {e}") from None
     return kind, data
@@ -210,7 +213,7 @@ def _read_profile(path: str) -> Any:
 def _compare(args: argparse.Namespace) -> int:
     from ._drift import compare
     from ._errors import ProfileMismatchError
-    from ._report import Report, _profile_violations
+    from ._report import Report, profile_violations
 
     reference = _read_profile(args.reference)
     if args.serving.lower().endswith(".json"):
@@ -242,7 +245,7 @@ def _compare(args: argparse.Namespace) -> int:
         print(report.to_json(), file=args.out)
     else:
         print(report.to_text(), file=args.out)
-        for (feature, problem), count in sorted(_profile_violations(reference, serving).items()):
+        for (feature, problem), count in sorted(profile_violations(reference, serving).items()):
             print(f"schema: {feature}: {count:,} {problem.replace('_', ' ')}", file=args.out)
         if args.html is not None:
             print(f"report: {Path(args.html).resolve()}", file=args.out)

@@ -215,9 +215,6 @@ class _Clock:
     def seconds(self) -> float:
         return self.request * SECONDS_PER_REQUEST
 
-    def nanoseconds(self) -> int:
-        return int(self.request * SECONDS_PER_REQUEST * 1e9)
-
 
 class _Timeline:
     """A hook that keeps each event with the request it happened at."""
@@ -290,11 +287,11 @@ def simulate(
         max_actions=max(4, requests // 1_300),
         per="1h",
         key=lambda row: row["merchant"],
-        store=MemoryStore(clock=clock.nanoseconds),
+        store=MemoryStore(clock=clock.seconds),
     )
     outcomes = OutcomeMonitor(
-        window=max(1_000, requests // 8),
-        ttl=4 * 3600.0,
+        capacity=max(1_000, requests // 8),
+        ttl="4h",
         slice=lambda row: row["country"],
         bias_bounds=(-0.02, 0.02),
         ece_bound=None,

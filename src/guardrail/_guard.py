@@ -34,7 +34,7 @@ from ._inputs import MISSING, InputBinding, Inputs, bind_inputs
 from ._model import ModelRef, callable_name
 from ._otel import sdk_configured
 from ._prediction import Decision, Prediction, Threshold
-from ._scales import SCALES, Value
+from ._scales import SCALES, ScaleValue
 from ._speed import Counter, take_over
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 P = ParamSpec("P")
-S = TypeVar("S", bound=Value[Any])
+S = TypeVar("S", bound=ScaleValue[Any])
 O = TypeVar("O")  # noqa: E741 - the guarded call's output type
 
 

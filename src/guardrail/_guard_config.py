@@ -12,7 +12,7 @@ from ._call import Assigner, Decider, InputMonitor, Limiter, Recorder
 from ._errors import ConfigError, FormatError, ScaleError
 from ._model import ModelRef, canonical_json, fingerprint_bytes
 from ._prediction import Threshold
-from ._scales import SCALES, Value
+from ._scales import SCALES, ScaleValue
 
 __all__ = [
     "SLOTS",
@@ -127,7 +127,7 @@ class GuardConfig:
     """
 
     model: ModelRef
-    returns: type[Value[Any]] = attrs.field(validator=_check_returns)
+    returns: type[ScaleValue[Any]] = attrs.field(validator=_check_returns)
     name: str | None = None
     inputs: InputMonitor | None = None
     threshold: Threshold[Any] | Decider | None = None
@@ -284,7 +284,7 @@ _KEYS: Final = frozenset(
 )
 
 
-def check_description(data: object) -> type[Value[Any]]:
+def check_description(data: object) -> type[ScaleValue[Any]]:
     """Check the shape of a :meth:`GuardConfig.to_dict` document; return its scale.
 
     Raises :class:`~guardrail.errors.FormatError` on anything else. Live

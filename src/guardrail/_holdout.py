@@ -22,7 +22,7 @@ from ._inputs import rows_of
 from ._mechanism_events import DecisionLogFailed
 from ._model import callable_name, canonical_json, fingerprint_bytes
 from ._outcomes import row_ids
-from ._prediction import Decision, Prediction, Threshold, _float_out
+from ._prediction import Decision, Prediction, Threshold, json_float
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -253,9 +253,9 @@ class DecisionRecord:
             "timestamp": self.timestamp,
             "model": self.model,
             "model_version": self.model_version,
-            "score": _float_out(self.score),
+            "score": json_float(self.score),
             "scale": self.scale,
-            "threshold": None if self.threshold is None else _float_out(self.threshold),
+            "threshold": None if self.threshold is None else json_float(self.threshold),
             "threshold_version": self.threshold_version,
             "intended": self.intended,
             "propensity": self.propensity,

@@ -22,13 +22,14 @@ import math
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, ParamSpec, Protocol, TypeVar, cast
 
 import attrs
 import numpy as np
 
 from ._call import Source
+from ._durations import parse_duration
 from ._errors import ActionLimitExceeded, ConfigError
 from ._events import PauseChanged
 from ._hooks import add, emit, metrics_configured
@@ -47,13 +48,12 @@ __all__ = [
     "LimitStore",
     "MemoryStore",
     "Window",
-    "parse_per",
 ]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-OnExceed = Literal["raise", "fallback", "shadow"]
+OnExceed = Literal["raise", "fallback", "report"]
 OnError = Literal["closed", "open"]
 
 # Decision codes returned by a counter: small ints, so the allow path builds nothing.
@@ -66,37 +66,16 @@ PAUSED = 8  # denied by the limit's kill switch
 RECOVERED = 16  # the store answered again after degraded decisions
 FULL = 32  # a new key found the memory store at max_keys: the limit's on_error decides
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_PER = re.compile(r"^\s*(\d+(?:\.\d+)?)?\s*(ms|s|m|h|d|w)\s*$")
-_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
 #: The shortest window: one millisecond.
 MIN_PER = 0.001
 
 
-def parse_per(per: object) -> float:
-    """A window length in seconds, from seconds or a string like ``"1m"``.
-
-    Units: ``ms``, ``s``, ``m``, ``h``, ``d``, ``w``; a number may precede the
-    unit (``"90s"``, ``"1.5h"``); a unit alone means one of it (``"h"``).
-
-    >>> parse_per("1h"), parse_per(30), parse_per("500ms")
-    (3600.0, 30.0, 0.5)
-    """
-    if isinstance(per, str):
-        match = _PER.match(per)
-        if match is None:
-            raise ConfigError(
-                f"cannot read the window {per!r}: use seconds or a string like '30s', '1m', "
-                "'1h', '1d'"
-            )
-        number, unit = match.groups()
-        seconds = (float(number) if number else 1.0) * _UNITS[unit]
-    elif isinstance(per, (int, float)) and not isinstance(per, bool):
-        seconds = float(per)
-    else:
-        raise ConfigError(f"a window is seconds or a string like '1m', got {per!r}")
-    if not math.isfinite(seconds) or seconds < MIN_PER:
-        raise ConfigError(f"a window must be at least {MIN_PER} s and finite, got {per!r}")
+def _window_length(per: object) -> float:
+    """A window's length in seconds (see :func:`~guardrail.parse_duration`), at least 1 ms."""
+    seconds = parse_duration(per, name="the window")
+    if seconds < MIN_PER:
+        raise ConfigError(f"a window must be at least {MIN_PER} s, got {per!r}")
     return seconds
 
 
@@ -132,7 +111,7 @@ class Window:
     """
 
     max_actions: int = attrs.field(validator=_check_max)
-    per: float = attrs.field(converter=parse_per)
+    per: float = attrs.field(converter=_window_length)
     buckets: int = attrs.field(default=10, kw_only=True, validator=_check_buckets)
 
     @property
@@ -186,8 +165,10 @@ class MemoryStore:
     bytes per window (10 buckets) besides the key string itself.
 
     Args:
-        clock: Nanoseconds from a monotonic clock (``time.monotonic_ns`` by
-            default); tests pass a controllable one.
+        clock: Seconds from a monotonic clock (``time.monotonic`` by
+            default); tests pass a controllable one. Counts are kept in
+            integer nanoseconds: the default clock is read as
+            ``time.monotonic_ns``, another one is converted on each reading.
         max_keys: The most keys one limit keeps (keys come from inputs, so
             this bounds memory whatever the traffic). A decision for a new key
             when the limit already holds *max_keys* active keys cannot be
@@ -198,17 +179,29 @@ class MemoryStore:
     """
 
     def __init__(
-        self, *, clock: Callable[[], int] = time.monotonic_ns, max_keys: int = 1_000_000
+        self, *, clock: Callable[[], float] = time.monotonic, max_keys: int = 1_000_000
     ) -> None:
+        if not callable(clock):
+            raise ConfigError(f"clock must be a function returning seconds, got {clock!r}")
         self.clock = clock
         self.max_keys = _positive_int("max_keys", max_keys)
+        self._clock_ns = time.monotonic_ns if clock is time.monotonic else _in_ns(clock)
 
     def bind(self, name: str, windows: tuple[Window, ...], near: float) -> MemoryCounter:
         """A fresh counter for one limit."""
-        return MemoryCounter(windows, near, self.clock, max_keys=self.max_keys)
+        return MemoryCounter(windows, near, self._clock_ns, max_keys=self.max_keys)
 
     def __repr__(self) -> str:
         return f"MemoryStore(max_keys={self.max_keys})"
+
+
+def _in_ns(clock: Callable[[], float]) -> Callable[[], int]:
+    """A clock in seconds, read in integer nanoseconds."""
+
+    def clock_ns() -> int:
+        return round(clock() * 1e9)
+
+    return clock_ns
 
 
 def _near_at(window: Window, near: float) -> int:
@@ -230,12 +223,12 @@ class MemoryCounter:
         self,
         windows: tuple[Window, ...],
         near: float,
-        clock: Callable[[], int],
+        clock_ns: Callable[[], int],
         *,
         max_keys: int = 1_000_000,
     ) -> None:
         self.windows = windows
-        self.clock = clock
+        self.clock = clock_ns
         self.lock = threading.Lock()
         self.states: dict[str, Any] = {}
         self.max_keys = max_keys
@@ -462,43 +455,27 @@ _ALLOWED, _DENIED, _DEGRADED = (
 )
 
 
-def _default_store() -> LimitStore:
-    return MemoryStore()
-
-
-def _windows(limit: ActionLimit) -> tuple[Window, ...]:
-    if limit.windows:
-        if limit.max_actions is not None or limit.per is not None:
+def _windows_of(
+    max_actions: int | None, per: float | str | None, windows: object
+) -> tuple[Window, ...]:
+    if not isinstance(windows, (list, tuple)):
+        raise ConfigError(f"windows must be a list of Window values, got {windows!r}")
+    if windows:
+        if max_actions is not None or per is not None:
             raise ConfigError("give either max_actions and per, or windows, not both")
-        windows = tuple(limit.windows)
         if not all(isinstance(w, Window) for w in windows):
             raise ConfigError("windows must hold Window values")
-        return windows
-    if limit.max_actions is None or limit.per is None:
+        return tuple(windows)
+    if max_actions is None or per is None:
         raise ConfigError("an ActionLimit needs max_actions and per (or windows)")
-    return (Window(limit.max_actions, limit.per),)
+    return (Window(max_actions, per),)
 
 
-def _to_tuple(value: object) -> tuple[Any, ...]:
-    if isinstance(value, (list, tuple)):
-        return tuple(value)
-    raise ConfigError(f"windows must be a list of Window values, got {value!r}")
+def _one_of(name: str, value: object, *choices: str) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {choices}, got {value!r}")
 
 
-def _check_name(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str) or not _NAME.match(value):
-        raise ConfigError(f"a limit name is 1-100 letters, digits, '_', '.' or '-', got {value!r}")
-
-
-def _one_of(*choices: str) -> Callable[[object, attrs.Attribute[Any], object], None]:
-    def check(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if value not in choices:
-            raise ConfigError(f"{attribute.name} must be one of {choices}, got {value!r}")
-
-    return check
-
-
-@attrs.define(eq=False)
 class ActionLimit:
     """A cap on how many actions may be taken per window, per key.
 
@@ -520,7 +497,7 @@ class ActionLimit:
         on_exceed: ``"fallback"`` (default: skip the action; a decorated
             function returns *fallback*, a guard's decision becomes "don't
             act"), ``"raise"`` (:class:`~guardrail.ActionLimitExceeded`) or
-            ``"shadow"`` (allow, but report: for rolling a limit out).
+            ``"report"`` (allow, but report the denial: for rolling a limit out).
         fallback: What a decorated action function returns when denied.
         near: Send :class:`~guardrail.LimitNear` when a key's use crosses
             this fraction of a window.
@@ -538,62 +515,147 @@ class ActionLimit:
     0
     """
 
-    name: str = attrs.field(validator=_check_name)
-    max_actions: int | None = attrs.field(default=None, kw_only=True)
-    per: float | str | None = attrs.field(default=None, kw_only=True)
-    windows: tuple[Window, ...] = attrs.field(default=(), kw_only=True, converter=_to_tuple)
-    key: Callable[..., str] | None = attrs.field(default=None, kw_only=True)
-    weight: int | Callable[..., int] = attrs.field(default=1, kw_only=True)
-    on_exceed: OnExceed = attrs.field(
-        default="fallback", kw_only=True, validator=_one_of("fallback", "raise", "shadow")
-    )
-    fallback: Any = attrs.field(default=None, kw_only=True)
-    near: float = attrs.field(default=0.8, kw_only=True)
-    store: LimitStore = attrs.field(factory=_default_store, kw_only=True)
-    on_error: OnError = attrs.field(
-        default="closed", kw_only=True, validator=_one_of("closed", "open")
-    )
-    _counter: LimitCounter = attrs.field(init=False, repr=False)
-    _decide: Callable[[str, int], int] = attrs.field(init=False, repr=False)
-    _unit: int = attrs.field(init=False, repr=False)
-    _report: _Reporter = attrs.field(init=False, repr=False)
-    _quiet_deny: bool | None = attrs.field(init=False, repr=False)
-    _refunds: bool = attrs.field(init=False, repr=False)
-    #: Who emits this limit's events (set again when a guard takes it).
-    source: Source = attrs.field(init=False, repr=False)
-    kind: ClassVar[str] = "limit"
+    # State, not a value: pause() and resume() switch the decision function,
+    # and two limits with the same settings still count apart (equality is
+    # identity). The settings are read-only properties.
+    __slots__ = (
+        "__weakref__", "_counter", "_decide", "_fallback", "_key", "_max_actions", "_name",
+        "_near", "_on_error", "_on_exceed", "_per", "_quiet_deny", "_refunds", "_report",
+        "_store", "_unit", "_weight", "_windows", "source",
+    )  # fmt: skip
 
-    def __attrs_post_init__(self) -> None:
-        self.source = Source("limit", self.name)
-        windows = _windows(self)
-        object.__setattr__(self, "windows", windows)
-        if self.key is not None and not callable(self.key):
-            raise ConfigError(f"key must be a callable returning a str, got {self.key!r}")
+    kind: ClassVar[str] = "limit"
+    #: Who emits this limit's events (set again when a guard takes it).
+    source: Source
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        max_actions: int | None = None,
+        per: float | str | None = None,
+        windows: Sequence[Window] = (),
+        key: Callable[..., str] | None = None,
+        weight: int | Callable[..., int] = 1,
+        on_exceed: OnExceed = "fallback",
+        fallback: Any = None,
+        near: float = 0.8,
+        store: LimitStore | None = None,
+        on_error: OnError = "closed",
+    ) -> None:
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+            raise ConfigError(
+                f"a limit name is 1-100 letters, digits, '_', '.' or '-', got {name!r}"
+            )
+        _one_of("on_exceed", on_exceed, "fallback", "raise", "report")
+        _one_of("on_error", on_error, "closed", "open")
+        windows = _windows_of(max_actions, per, windows)
+        if key is not None and not callable(key):
+            raise ConfigError(f"key must be a callable returning a str, got {key!r}")
         smallest = min(w.max_actions for w in windows)
-        if callable(self.weight):
+        if callable(weight):
             unit = 1
         else:
-            unit = _positive_int("weight", self.weight)
+            unit = _positive_int("weight", weight)
             if unit > smallest:
                 raise ConfigError(
                     f"weight {unit} is above the limit ({smallest}): every action would be denied"
                 )
-        near = self.near
         if isinstance(near, bool) or not isinstance(near, (int, float)) or not 0 < near <= 1:
             raise ConfigError(f"near must be a fraction in (0, 1], got {near!r}")
-        if not callable(getattr(self.store, "bind", None)):
-            raise ConfigError(f"store must be a MemoryStore or RedisStore, got {self.store!r}")
-        counter = self.store.bind(self.name, windows, float(near))
-        object.__setattr__(self, "_counter", counter)
-        object.__setattr__(self, "_decide", counter.acquire)
-        object.__setattr__(self, "_unit", unit)
-        object.__setattr__(self, "_report", _Reporter(self, smallest))
-        quiet = {"fallback": False, "shadow": True, "raise": None}[self.on_exceed]
-        object.__setattr__(self, "_quiet_deny", quiet)
-        refunds = callable(getattr(counter, "mark", None)) and callable(
+        if store is None:
+            store = MemoryStore()
+        elif not callable(getattr(store, "bind", None)):
+            raise ConfigError(f"store must be a MemoryStore or RedisStore, got {store!r}")
+        self._name = name
+        self.source = Source("limit", name)
+        self._max_actions = max_actions
+        self._per = per
+        self._windows = windows
+        self._key = key
+        self._weight = weight
+        self._on_exceed: OnExceed = on_exceed
+        self._fallback = fallback
+        self._near = near
+        self._store = store
+        self._on_error: OnError = on_error
+        counter = store.bind(name, windows, float(near))
+        self._counter: LimitCounter = counter
+        self._decide: Callable[[str, int], int] = counter.acquire
+        self._unit = unit
+        self._report = _Reporter(self, smallest)
+        self._quiet_deny: bool | None = {"fallback": False, "report": True, "raise": None}[
+            on_exceed
+        ]
+        self._refunds = callable(getattr(counter, "mark", None)) and callable(
             getattr(counter, "refund", None)
         )
-        object.__setattr__(self, "_refunds", refunds)
+
+    # -- settings -----------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """Names the limit in events, metrics and veto reasons."""
+        return self._name
+
+    @property
+    def max_actions(self) -> int | None:
+        """The cap per window, as given (``None`` when *windows* were given)."""
+        return self._max_actions
+
+    @property
+    def per(self) -> float | str | None:
+        """The window, as given (``None`` when *windows* were given)."""
+        return self._per
+
+    @property
+    def windows(self) -> tuple[Window, ...]:
+        """Every window that applies (one made of *max_actions* and *per*, or *windows*)."""
+        return self._windows
+
+    @property
+    def key(self) -> Callable[..., str] | None:
+        """Which budget an action uses; ``None``: one budget for every action."""
+        return self._key
+
+    @property
+    def weight(self) -> int | Callable[..., int]:
+        """Actions counted per call: an int, or a function of the call's arguments."""
+        return self._weight
+
+    @property
+    def on_exceed(self) -> OnExceed:
+        """What a denial does: ``"fallback"``, ``"raise"`` or ``"report"``."""
+        return self._on_exceed
+
+    @property
+    def fallback(self) -> Any:
+        """What a decorated action function returns when denied."""
+        return self._fallback
+
+    @property
+    def near(self) -> float:
+        """The fraction of a window whose crossing sends :class:`~guardrail.LimitNear`."""
+        return self._near
+
+    @property
+    def store(self) -> LimitStore:
+        """Where the counts are kept."""
+        return self._store
+
+    @property
+    def on_error(self) -> OnError:
+        """What an undecidable call gets: ``"closed"`` (deny) or ``"open"`` (allow)."""
+        return self._on_error
+
+    def __repr__(self) -> str:
+        return (
+            f"ActionLimit(name={self._name!r}, max_actions={self._max_actions!r}, "
+            f"per={self._per!r}, windows={self._windows!r}, key={self._key!r}, "
+            f"weight={self._weight!r}, on_exceed={self._on_exceed!r}, "
+            f"fallback={self._fallback!r}, near={self._near!r}, store={self._store!r}, "
+            f"on_error={self._on_error!r})"
+        )
 
     # -- deciding ---------------------------------------------------------
 
@@ -601,7 +663,7 @@ class ActionLimit:
         """Count one action (or *weight*) for *key* if it fits; may it go ahead?
 
         Applies ``on_exceed``: ``"fallback"`` returns False, ``"raise"``
-        raises :class:`~guardrail.ActionLimitExceeded`, ``"shadow"`` returns
+        raises :class:`~guardrail.ActionLimitExceeded`, ``"report"`` returns
         True and reports. *key* is the key function's kind of output.
 
         A *key* that is not a str or a *weight* that is not an int is a
@@ -654,7 +716,7 @@ class ActionLimit:
 
     def _key_and_weight(self, args: Any, kwargs: Any) -> tuple[str, int, str | None]:
         """The key and weight of one call; an error message instead of raising."""
-        key_fn, weight = self.key, self.weight
+        key_fn, weight = self._key, self._weight
         key = ""
         try:
             if key_fn is not None:
@@ -677,7 +739,7 @@ class ActionLimit:
         return self._decide(key, weight), key, None
 
     def _call_allowed(self, args: Any, kwargs: Any) -> bool:
-        if self.key is None and not callable(self.weight):
+        if self._key is None and not callable(self._weight):
             return self.allow()
         code, key, error = self._call_code(args, kwargs)
         if code == 0:
@@ -696,7 +758,7 @@ class ActionLimit:
         """Decorate an action function: each call is one action (or *weight*).
 
         A denied call does not run the function: it returns ``fallback``,
-        raises :class:`~guardrail.ActionLimitExceeded` or, in shadow mode,
+        raises :class:`~guardrail.ActionLimitExceeded` or, with ``on_exceed="report"``,
         runs anyway and is reported. Works on ``async def`` functions too.
 
         >>> import guardrail as gr
@@ -707,7 +769,7 @@ class ActionLimit:
         >>> send_sms("ada"), send_sms("bob")
         ('sent to ada', 'skipped')
         """
-        fallback = self.fallback
+        fallback = self._fallback
         if inspect.iscoroutinefunction(fn):
             afn = cast(Callable[..., Awaitable[Any]], fn)
 
@@ -720,8 +782,8 @@ class ActionLimit:
             return cast(Callable[P, R], limited_async)
 
         allowed = self._call_allowed
-        key_fn = self.key
-        if key_fn is None or callable(self.weight):
+        key_fn = self._key
+        if key_fn is None or callable(self._weight):
 
             @functools.wraps(fn)
             def limited(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -776,12 +838,12 @@ class ActionLimit:
 
     def pause(self, reason: str = "") -> None:
         """Turn the kill switch on: deny every action until :meth:`resume`."""
-        object.__setattr__(self, "_decide", _paused)
+        self._decide = _paused
         emit(PauseChanged(source=self.source, paused=True, reason=reason))
 
     def resume(self, reason: str = "") -> None:
         """Turn the kill switch off."""
-        object.__setattr__(self, "_decide", self._counter.acquire)
+        self._decide = self._counter.acquire
         emit(PauseChanged(source=self.source, paused=False, reason=reason))
 
     def to_dict(self) -> dict[str, Any]:
@@ -961,7 +1023,7 @@ class _Reporter:
                     )
                 )
             return True
-        shadow = limit.on_exceed == "shadow"
+        report_only = limit.on_exceed == "report"
         paused = bool(code & PAUSED)
         if code & 1 and not paused:
             emit(
@@ -969,11 +1031,11 @@ class _Reporter:
                     source=limit.source,
                     key=key_digest(key) if key else None,
                     windows=tuple(w.describe() for w in limit.windows),
-                    shadow=shadow,
+                    shadow=report_only,
                     degraded=bool(degraded),
                 )
             )
-        if shadow:
+        if report_only:
             return True
         if limit.on_exceed == "raise":
             raise ActionLimitExceeded(

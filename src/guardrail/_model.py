@@ -18,6 +18,9 @@ __all__ = ["ModelRef", "callable_name", "canonical_json", "fingerprint_bytes", "
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _CHUNK: Final = 1 << 20
+#: The document :meth:`ModelRef.to_json` writes.
+FORMAT: Final = "guardrail.model_ref"
+VERSION: Final = 1
 
 
 def fingerprint_bytes(data: bytes) -> str:
@@ -108,9 +111,10 @@ class ModelRef:
     """The model that made a prediction: its identity and where it came from.
 
     Frozen and hashable; round-trips through :meth:`to_dict` / :meth:`from_dict`
-    and JSON. *consumers* are the systems allowed to act on its predictions
-    (see :meth:`guardrail.Prediction.consume`); an empty tuple declares none
-    and so allows any.
+    (the bare fields, as other documents embed them) and :meth:`to_json` /
+    :meth:`from_json` (a document of its own). *consumers* are the systems
+    allowed to act on its predictions (see :meth:`guardrail.Prediction.consume`);
+    an empty tuple declares none and so allows any.
 
     >>> model = ModelRef(name="fraud", version="3.1.0", consumers=("card-blocker",))
     >>> ModelRef.from_dict(model.to_dict()) == model
@@ -163,22 +167,42 @@ class ModelRef:
             raise FormatError(str(e)) from e
 
     def to_json(self) -> str:
-        """The canonical JSON form (sorted keys): equal models, equal text."""
-        return canonical_json(self.to_dict())
+        """A document in canonical JSON (sorted keys): equal models, equal text.
+
+        ``{"format": "guardrail.model_ref", "version": 1, "model": to_dict()}``.
+        """
+        return canonical_json({"format": FORMAT, "version": VERSION, "model": self.to_dict()})
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ModelRef:
-        """Read :meth:`to_json` output back."""
+        """Read :meth:`to_json` output back; another format or version is a FormatError."""
         try:
             data = json.loads(text)
         except (ValueError, TypeError, RecursionError) as e:
             raise FormatError(f"a ModelRef must be valid JSON: {e}") from e
-        return cls.from_dict(data)
+        return cls.from_document(data)
+
+    @classmethod
+    def from_document(cls, data: object) -> ModelRef:
+        """Read the parsed JSON of :meth:`to_json` back, strictly."""
+        if not isinstance(data, Mapping) or set(data) != {"format", "version", "model"}:
+            raise FormatError(
+                f'a model reference document is {{"format": "{FORMAT}", "version": {VERSION}, '
+                '"model": {...}}'
+            )
+        if data["format"] != FORMAT:
+            raise FormatError(f"not a model reference: format {data['format']!r}")
+        if data["version"] != VERSION:
+            raise FormatError(
+                f"unsupported model reference version {data['version']!r}; "
+                f"this guardrail reads version {VERSION}"
+            )
+        return cls.from_dict(data["model"])
 
     @property
     def fingerprint(self) -> str:
-        """The sha256 of the canonical JSON form."""
-        return fingerprint_bytes(self.to_json().encode())
+        """The sha256 of the canonical JSON of :meth:`to_dict`."""
+        return fingerprint_bytes(canonical_json(self.to_dict()).encode())
 
     def declares(self, consumer: str) -> bool:
         """True if *consumer* may act on this model's predictions."""

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 import attrs
 import numpy as np
 
-from ._call import Source
+from ._call import Mechanism, Source
+from ._durations import parse_duration
 from ._errors import ConfigError, LabelError, ScaleError
 from ._events import Event
 from ._hooks import emit
@@ -95,7 +96,7 @@ class OutcomeReport:
     """What the joined outcomes say, from :meth:`OutcomeMonitor.report`.
 
     Attributes:
-        outcomes: Labelled predictions in the metrics window.
+        outcomes: Labelled predictions the statistics cover (at most *capacity*).
         pending: Predictions waiting for their label.
         mean_prediction: Mean predicted probability over the labelled ones.
         mean_label: Mean observed label.
@@ -104,7 +105,7 @@ class OutcomeReport:
         ece: Expected calibration error with equal-count bins.
         precision: Mean label among rows whose decision was to act
             (``nan`` when none acted).
-        evicted: Predictions dropped unlabelled because the window was full.
+        evicted: Predictions dropped unlabelled because *capacity* were waiting.
         expired: Predictions dropped unlabelled because they outlived the ttl.
         unmatched: Labels for unknown or already expired prediction ids.
     """
@@ -139,15 +140,16 @@ class OutcomeMonitor:
 
     Record each prediction (:meth:`record`, or as the last mechanism of a
     guard); when its outcome is known, :meth:`record_outcome` with the same
-    id. Unlabelled predictions wait in a bounded window: at most *window* of
-    them, for at most *ttl* seconds; what falls out is counted and reported
+    id. Unlabelled predictions wait, at most *capacity* of them, for at most
+    *ttl*; what falls out is counted and reported
     (:class:`~guardrail.OutcomesLost`), never silently lost. Statistics cover
-    the last *window* labelled predictions.
+    the last *capacity* labelled predictions.
 
     Args:
-        window: The most predictions kept waiting, and the most labelled ones
-            the statistics cover.
-        ttl: Seconds a prediction waits for its label.
+        capacity: The most predictions kept waiting for a label, and the
+            most labelled ones the statistics cover.
+        ttl: How long a prediction waits for its label: seconds, or a
+            duration such as ``"30d"``.
         slice: A key function on one input row (``lambda row: row["country"]``)
             for bias by slice; at most *max_slices* keys, others pooled.
         bias_bounds: ``(lower, upper)`` for ``mean prediction - mean label``.
@@ -156,19 +158,20 @@ class OutcomeMonitor:
         min_outcomes: Labelled predictions (overall, or in a slice) needed
             before an alarm can fire.
         check_every: Calibration is checked every this many labels (bias is
-            checked on every label); by default a tenth of the window, so
+            checked on every label); by default a tenth of *capacity*, so
             the sort it needs costs a few operations per label.
         on_retrain: Called with the alarm event when bias or calibration
             leaves its bounds: the hook for "production metrics say retrain".
             Exceptions from it are counted and reported.
-        thresholds: Dynamic thresholds frozen when bias leaves its bounds (a
+        thresholds: Dynamic thresholds paused when bias leaves its bounds (a
             rate tracker would otherwise chase a broken model).
-        log: A :class:`DecisionLog` written with every recorded decision.
+        log: A :class:`DecisionLog` (or another mechanism) whose ``after(call)``
+            runs with every recorded decision.
         clock: Returns seconds; ``time.monotonic`` by default.
         name: Identifies the monitor in events.
 
     >>> import guardrail as gr
-    >>> monitor = gr.OutcomeMonitor(window=1000, ttl=3600)
+    >>> monitor = gr.OutcomeMonitor(capacity=1000, ttl="1h")
     >>> model = gr.ModelRef(name="fraud", version="1")
     >>> p = gr.Prediction(gr.Probability(0.8), model)
     >>> monitor.record(p)
@@ -183,8 +186,8 @@ class OutcomeMonitor:
     def __init__(
         self,
         *,
-        window: int = 100_000,
-        ttl: float = 7 * 24 * 3600.0,
+        capacity: int = 100_000,
+        ttl: float | str = "7d",
         slice: Callable[[Any], object] | None = None,  # noqa: A002 - the user's word
         bias_bounds: tuple[float, float] = (-0.05, 0.05),
         ece_bound: float | None = 0.1,
@@ -198,11 +201,10 @@ class OutcomeMonitor:
         clock: Callable[[], float] = time.monotonic,
         name: str = "outcomes",
     ) -> None:
-        from ._holdout import DecisionLog
         from ._thresholds import DynamicThreshold
 
         for key, n in (
-            ("window", window),
+            ("capacity", capacity),
             ("bins", bins),
             ("min_outcomes", min_outcomes),
             ("check_every", 1 if check_every is None else check_every),
@@ -210,8 +212,7 @@ class OutcomeMonitor:
         ):
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise ConfigError(f"{key} must be a positive int, got {n!r}")
-        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0:
-            raise ConfigError(f"ttl must be a positive number of seconds, got {ttl!r}")
+        ttl_seconds = parse_duration(ttl, name="ttl")
         if slice is not None and not callable(slice):
             raise ConfigError("slice must be a function of one input row")
         if ece_bound is not None and (
@@ -225,21 +226,23 @@ class OutcomeMonitor:
         dyn = tuple(thresholds)
         if not all(isinstance(t, DynamicThreshold) for t in dyn):
             raise ConfigError("thresholds must hold DynamicThreshold objects")
-        if log is not None and not isinstance(log, DecisionLog):
-            raise ConfigError("log must be a DecisionLog")
+        # Checked as a mechanism, not as a DecisionLog: _holdout builds on this
+        # module (row ids, rows of a call), so this one does not import it.
+        if log is not None and not isinstance(log, Mechanism):
+            raise ConfigError("log must be a DecisionLog (a mechanism with after(call))")
         if not isinstance(name, str) or not name:
             raise ConfigError("name must be a non-empty string")
         self.name = name
         #: Who emits this monitor's events (set again when a guard takes it).
         self.source = Source("outcomes", name)
-        self._window = window
-        self._ttl = float(ttl)
+        self._capacity = capacity
+        self._ttl = ttl_seconds
         self._slice = slice
         self._bias_bounds = _check_bounds("bias_bounds", bias_bounds)
         self._ece_bound = None if ece_bound is None else float(ece_bound)
         self._bins = bins
         self._min_outcomes = min_outcomes
-        self._check_every = max(100, window // 10) if check_every is None else check_every
+        self._check_every = max(100, capacity // 10) if check_every is None else check_every
         self._max_slices = max_slices
         self._on_retrain = on_retrain
         self._thresholds = dyn
@@ -250,12 +253,12 @@ class OutcomeMonitor:
         self._pending: OrderedDict[str, tuple[float, bool | None, str | None, float]] = (
             OrderedDict()
         )
-        # (probability, label, acted, slice), the last *window* labelled ones
+        # (probability, label, acted, slice), the last *capacity* labelled ones
         self._joined: deque[tuple[float, int, bool | None, str | None]] = deque()
         # The same predictions and labels as arrays (a ring), for the calibration sort.
         # (array.array: cheap item writes, read by numpy without a copy)
-        self._ring_p = array("d", bytes(8 * window))
-        self._ring_y = array("d", bytes(8 * window))
+        self._ring_p = array("d", bytes(8 * capacity))
+        self._ring_y = array("d", bytes(8 * capacity))
         self._ring_next = 0
         self._all = _Sums()
         self._slices: dict[str, _Sums] = {}
@@ -270,12 +273,12 @@ class OutcomeMonitor:
         self.slice_errors = 0
         self.retrain_errors = 0
 
-    # -- settings (read-only: the windows are sized from them) -------------
+    # -- settings (read-only: the buffers are sized from them) -------------
 
     @property
-    def window(self) -> int:
+    def capacity(self) -> int:
         """The most predictions kept waiting, and the most labelled ones the statistics cover."""
-        return self._window
+        return self._capacity
 
     @property
     def ttl(self) -> float:
@@ -324,7 +327,7 @@ class OutcomeMonitor:
 
     @property
     def thresholds(self) -> tuple[DynamicThreshold[Any], ...]:
-        """Dynamic thresholds frozen when bias leaves its bounds."""
+        """Dynamic thresholds paused when bias leaves its bounds."""
         return self._thresholds
 
     @property
@@ -371,7 +374,7 @@ class OutcomeMonitor:
             # Recorded again: it is now the newest, or _expire would stop behind it.
             pending.move_to_end(prediction_id)
             events = None
-            if len(pending) > self._window:
+            if len(pending) > self._capacity:
                 pending.popitem(last=False)
                 events = self._lost("evicted", 1)
             if self._oldest() < now - self._ttl:
@@ -416,7 +419,7 @@ class OutcomeMonitor:
             for i, p, a, s in zip(ids, probabilities, acts, slices, strict=True):
                 pending[i] = (p, a, s, now)
                 pending.move_to_end(i)
-            over = len(pending) - self._window
+            over = len(pending) - self._capacity
             if over > 0:
                 for _ in range(over):
                     pending.popitem(last=False)
@@ -483,9 +486,9 @@ class OutcomeMonitor:
         return next(iter(self._pending.values()))[3]
 
     def _join(self, p: float, y: int, act: bool | None, key: str | None) -> list[Event]:
-        """Add one labelled prediction to the window and check bias (lock held)."""
+        """Add one labelled prediction to the statistics and check bias (lock held)."""
         joined = self._joined
-        if len(joined) >= self._window:
+        if len(joined) >= self._capacity:
             old_p, old_y, _, old_key = joined.popleft()
             self._subtract(self._all, old_p, old_y)
             if old_key is not None:
@@ -496,7 +499,7 @@ class OutcomeMonitor:
         i = self._ring_next
         self._ring_p[i] = p
         self._ring_y[i] = y
-        self._ring_next = 0 if i + 1 == self._window else i + 1
+        self._ring_next = 0 if i + 1 == self._capacity else i + 1
         events = self._add(self._all, None, p, y)
         if key is not None:
             sums = self._slices.get(key)
@@ -573,12 +576,12 @@ class OutcomeMonitor:
         return total / n
 
     def _react(self, events: list[Event]) -> None:
-        """Freeze thresholds on bias alarms; call the retraining hook on any alarm."""
+        """Pause thresholds on bias alarms; call the retraining hook on any alarm."""
         for event in events:
             if isinstance(event, PredictionBiasOutOfRange):
                 where = "overall" if event.slice is None else f"slice {event.slice!r}"
                 for threshold in self._thresholds:
-                    threshold.freeze(
+                    threshold.pause(
                         f"{self.name}: prediction bias {event.bias:+.3f} out of range ({where})"
                     )
             if isinstance(event, (PredictionBiasOutOfRange, CalibrationOutOfRange)):
@@ -614,7 +617,7 @@ class OutcomeMonitor:
 
         return {
             "name": self.name,
-            "window": self._window,
+            "capacity": self._capacity,
             "ttl": self._ttl,
             "slice": named(self._slice),
             "bias_bounds": list(self._bias_bounds),
@@ -686,4 +689,6 @@ class OutcomeMonitor:
         return source
 
     def __repr__(self) -> str:
-        return f"OutcomeMonitor(name={self.name!r}, window={self._window}, pending={self.pending})"
+        return (
+            f"OutcomeMonitor(name={self.name!r}, capacity={self._capacity}, pending={self.pending})"
+        )

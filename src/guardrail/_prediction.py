@@ -23,7 +23,7 @@ from ._errors import (
 )
 from ._events import ConsumerUndeclared
 from ._model import ModelRef
-from ._scales import SCALES, Value
+from ._scales import SCALES, ScaleValue
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["Decision", "Prediction", "Threshold", "value_from_json", "value_to_json"]
 
 #: The scale-typed value a prediction holds, e.g. ``Probability[float]``.
-S = TypeVar("S", bound=Value[Any])
+S = TypeVar("S", bound=ScaleValue[Any])
 
 _set = object.__setattr__
 _tuple_new = tuple.__new__
@@ -39,15 +39,15 @@ Origin = Literal["fixed", "tuned", "dynamic"]
 Direction = Literal[">=", "<="]
 
 
-def value_to_json(value: Value[Any]) -> dict[str, Any]:
+def value_to_json(value: ScaleValue[Any]) -> dict[str, Any]:
     """``{"scale": ..., "value": float or list}``; ±inf become strings."""
     raw = value.value
     if type(raw) is float:
-        return {"scale": value.scale, "value": _float_out(raw)}
-    return {"scale": value.scale, "value": [_float_out(x) for x in raw.tolist()]}
+        return {"scale": value.scale, "value": json_float(raw)}
+    return {"scale": value.scale, "value": [json_float(x) for x in raw.tolist()]}
 
 
-def value_from_json(data: object) -> Value[Any]:
+def value_from_json(data: object) -> ScaleValue[Any]:
     """Read :func:`value_to_json` output back, re-checking the scale."""
     if not isinstance(data, Mapping) or set(data) != {"scale", "value"}:
         raise FormatError("a value is a mapping with exactly 'scale' and 'value'")
@@ -63,7 +63,7 @@ def value_from_json(data: object) -> Value[Any]:
         raise FormatError(f"bad {cls.scale} value: {e}") from e
 
 
-def _float_out(x: float) -> float | str:
+def json_float(x: float) -> float | str:
     return x if math.isfinite(x) else repr(x)  # "inf", "-inf" ("nan" cannot occur)
 
 
@@ -147,7 +147,7 @@ class Prediction(tuple, Generic[S]):  # type: ignore[type-arg]
         created_at: float | None = None,
         upstream: tuple[Prediction[Any], ...] = (),
     ) -> Prediction[S]:
-        if not isinstance(value, Value):
+        if not isinstance(value, ScaleValue):
             raise ScaleError(
                 f"a prediction holds a Score, LogOdds or Probability, got {type(value).__name__}"
             )
@@ -345,7 +345,7 @@ class Threshold(Generic[S]):
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {
-            "value": _float_out(self.value),
+            "value": json_float(self.value),
             "scale": self.scale.scale,
             "model": None if self.model is None else self.model.to_dict(),
             "origin": self.origin,

@@ -54,18 +54,18 @@ I64: TypeAlias = NDArray[np.int64]
 _EDGE_SAMPLE: Final = 100_000
 _CHUNK: Final = 65_536
 _NEARLY_ALL_MISSING: Final = 0.95
-_NUMBER_TYPES: Final = frozenset(
+NUMBER_TYPES: Final = frozenset(
     {float, int, bool, np.float64, np.float32, np.float16, np.int64, np.int32, np.int16,
      np.int8, np.uint64, np.uint32, np.uint16, np.uint8, np.bool_}
 )  # fmt: skip
-_REAL: Final = (int, float, np.integer, np.floating, np.bool_)
+REAL: Final = (int, float, np.integer, np.floating, np.bool_)
 
 
 # ---------------------------------------------------------------------------
 # Columns: turning whatever the user has into values, missing and invalid counts
 
 
-def _numeric_column(values: Any) -> tuple[F64, int, int]:
+def numeric_column(values: Any) -> tuple[F64, int, int]:
     """Finite-or-not float64 values, the number of missing (None) and of wrong-typed."""
     if isinstance(values, np.ndarray):
         if values.ndim != 1:
@@ -81,29 +81,29 @@ def _numeric_column(values: Any) -> tuple[F64, int, int]:
     elif not isinstance(values, list):
         values = list(values)
     types = set(map(type, values))
-    if types <= _NUMBER_TYPES:
+    if types <= NUMBER_TYPES:
         try:
             return np.array(values, dtype=np.float64), 0, 0
         except OverflowError:
-            return np.array([_to_float(v) for v in values], dtype=np.float64), 0, 0
+            return np.array([to_float(v) for v in values], dtype=np.float64), 0, 0
     missing = values.count(None) if type(None) in types else 0
-    kept = [v for v in values if type(v) in _NUMBER_TYPES]
+    kept = [v for v in values if type(v) in NUMBER_TYPES]
     if len(kept) + missing < len(values):
         # Subclasses of numbers (say, an IntEnum) count as numbers; strings and
         # complex numbers never.
-        kept = [v for v in values if v is not None and isinstance(v, _REAL)]
+        kept = [v for v in values if v is not None and isinstance(v, REAL)]
     invalid = len(values) - len(kept) - missing
-    return np.array([_to_float(v) for v in kept], dtype=np.float64), missing, invalid
+    return np.array([to_float(v) for v in kept], dtype=np.float64), missing, invalid
 
 
-def _to_float(value: Any) -> float:
+def to_float(value: Any) -> float:
     try:
         return float(value)
     except OverflowError:  # an int beyond float range is infinite as a float
         return math.inf if value > 0 else -math.inf
 
 
-def _count_values(values: Any) -> tuple[dict[str, int], int, int]:
+def count_values(values: Any) -> tuple[dict[str, int], int, int]:
     """Counts per category, the number of missing (None, NaN) and of wrong-typed."""
     if isinstance(values, np.ndarray):
         if values.ndim != 1:
@@ -1310,12 +1310,12 @@ class ProfileBuilder:
                 if isinstance(values, _Wrapped):
                     feature._add(*values.as_numeric())
                 else:
-                    feature._add(*_numeric_column(values))
+                    feature._add(*numeric_column(values))
             elif isinstance(values, _Wrapped):
                 feature._add(*values.as_counts())
             else:
                 for start in range(0, len(values), _CHUNK * 4):
-                    feature._add(*_count_values(values[start : start + _CHUNK * 4]))
+                    feature._add(*count_values(values[start : start + _CHUNK * 4]))
 
     def add_rows(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Add row mappings (feature name to value); a key a row lacks is missing there.
@@ -1367,12 +1367,12 @@ class ProfileBuilder:
             )
             if numeric:
                 x, missing, invalid = (
-                    values.as_numeric() if isinstance(values, _Wrapped) else _numeric_column(values)
+                    values.as_numeric() if isinstance(values, _Wrapped) else numeric_column(values)
                 )
                 features[name] = _new_numeric(name, x, missing, invalid, self._bins)
             else:
                 counts, missing, invalid = (
-                    values.as_counts() if isinstance(values, _Wrapped) else _count_values(values)
+                    values.as_counts() if isinstance(values, _Wrapped) else count_values(values)
                 )
                 features[name] = _new_categorical(
                     name, counts, missing, invalid, self._max_categories, self._heavy_hitters
@@ -1474,7 +1474,7 @@ class _PandasColumn(_Wrapped):
             na = s.isna().to_numpy()
             missing = int(na.sum())
             return s[~na].to_numpy(dtype=np.float64), missing, 0
-        return _numeric_column(s.to_numpy(dtype=object))
+        return numeric_column(s.to_numpy(dtype=object))
 
     def as_counts(self) -> tuple[dict[str, int], int, int]:
         counts: dict[str, int] = {}

@@ -19,9 +19,9 @@ from typing import Any, Literal
 
 from ._errors import ConfigError
 from ._limits import (
-    _NAME,
     DEGRADED,
     DENY,
+    NAME_PATTERN,
     RECOVERED,
     MemoryCounter,
     Window,
@@ -230,7 +230,7 @@ class RedisStore:
             import redis.asyncio
         except ImportError as e:  # pragma: no cover - the extra is installed in tests
             raise ConfigError("RedisStore needs redis: pip install 'guardrail[redis]'") from e
-        if not isinstance(namespace, str) or not _NAME.match(namespace):
+        if not isinstance(namespace, str) or not NAME_PATTERN.match(namespace):
             raise ConfigError(
                 f"a namespace is 1-100 letters, digits, '_', '.' or '-', got {namespace!r}"
             )

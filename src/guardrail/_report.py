@@ -304,7 +304,7 @@ class Report:
                     (
                         violations
                         if violations is not None
-                        else _profile_violations(reference, serving)
+                        else profile_violations(reference, serving)
                     ).items()
                 )
             ],
@@ -355,7 +355,7 @@ _PROBLEM_COUNTS: Final = (
 )
 
 
-def _profile_violations(reference: Any, serving: Any) -> dict[tuple[str, str], int]:
+def profile_violations(reference: Any, serving: Any) -> dict[tuple[str, str], int]:
     """Problems the serving profile counted where the reference counted none."""
     if reference is None or serving is None:
         return {}

@@ -84,7 +84,7 @@ def _eq_key(value: float | NDArray[np.float64]) -> object:
     return value if isinstance(value, float) else _BatchKey(value)
 
 
-class Value(Generic[V]):
+class ScaleValue(Generic[V]):
     """Behaviour shared by the scale classes; not part of the public API."""
 
     __slots__ = ()
@@ -106,7 +106,7 @@ class Value(Generic[V]):
 
 @final
 @attrs.frozen(init=False, repr=False)
-class Score(Value[V]):
+class Score(ScaleValue[V]):
     """A model score on a scale of its own (a margin, a rank, a regression).
 
     Any finite real number; NaN and infinities are refused. A score has no
@@ -139,7 +139,7 @@ class Score(Value[V]):
 
 @final
 @attrs.frozen(init=False, repr=False)
-class LogOdds(Value[V]):
+class LogOdds(ScaleValue[V]):
     """The log-odds ``log(p / (1 - p))`` of an event.
 
     Log-odds add (combining independent evidence) and scale by a float.
@@ -213,7 +213,7 @@ class LogOdds(Value[V]):
 
 @final
 @attrs.frozen(init=False, repr=False)
-class Probability(Value[V]):
+class Probability(ScaleValue[V]):
     """A probability in ``[0, 1]``.
 
     Probabilities do not add; convert to :class:`LogOdds` to combine
@@ -263,7 +263,7 @@ class Probability(Value[V]):
         return _trusted(LogOdds, out)
 
 
-_AnyValue = TypeVar("_AnyValue", bound=Value[Any])
+_AnyValue = TypeVar("_AnyValue", bound=ScaleValue[Any])
 
 
 def _trusted(cls: type[_AnyValue], value: object) -> _AnyValue:
@@ -273,7 +273,7 @@ def _trusted(cls: type[_AnyValue], value: object) -> _AnyValue:
     return self
 
 
-def _mix(verb: str, left: Value[Any], right: object) -> ScaleError:
+def _mix(verb: str, left: ScaleValue[Any], right: object) -> ScaleError:
     return ScaleError(
         f"cannot {verb} {type(left).__name__} and {type(right).__name__}: they are on different "
         "scales; convert one explicitly (to_probability() / to_log_odds())"
@@ -281,4 +281,4 @@ def _mix(verb: str, left: Value[Any], right: object) -> ScaleError:
 
 
 #: Scale classes by their ``scale`` name, for reading serialized values.
-SCALES: dict[str, type[Value[Any]]] = {cls.scale: cls for cls in (Score, LogOdds, Probability)}
+SCALES: dict[str, type[ScaleValue[Any]]] = {cls.scale: cls for cls in (Score, LogOdds, Probability)}

@@ -1,11 +1,12 @@
-"""The serving side of skew detection: a monitor that samples inputs into a
-window profile, validates them against the reference schema and compares
-the window with the reference now and then.
+"""The serving side of skew detection: a monitor that samples inputs into the
+current profile (the rows since the last check), validates them against the
+reference schema and compares the current profile with the reference now and
+then.
 
 The per-row path does as little as it can: a sampling draw, one
 ``itemgetter`` call and a list append. Sampled rows are profiled in blocks of
-up to 1,024 (one vectorized step per column), and the comparison runs when a
-window is full or old enough, checked lazily on the calls themselves: there
+up to 1,024 (one vectorized step per column), and the comparison runs when the
+current profile holds enough rows or is old enough, checked lazily on the calls themselves: there
 is no timer thread.
 """
 
@@ -31,15 +32,15 @@ from ._hooks import emit
 from ._inputs import Inputs
 from ._mechanism_events import InputsInvalid, SkewDetected, UpstreamFailure
 from ._profile import (
-    _NUMBER_TYPES,
-    _REAL,
+    NUMBER_TYPES,
+    REAL,
     CategoricalProfile,
     FeatureSpec,
     NumericProfile,
     Profile,
-    _count_values,
-    _numeric_column,
-    _to_float,
+    count_values,
+    numeric_column,
+    to_float,
 )
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SkewMonitor"]
 
-InvalidPolicy = Literal["record", "raise"]
+InvalidPolicy = Literal["report", "raise"]
 PROBLEMS: Final = ("missing", "unexpected", "type", "nan_inf", "out_of_range")
 _BLOCK: Final = 1_024
 _MAX_UNEXPECTED_NAMES: Final = 64
@@ -68,23 +69,25 @@ class SkewMonitor:
         sample: The share of inputs folded into the serving profile, in
             (0, 1]. Draws are seeded (reproducible) when *seed* is given or
             :func:`guardrail.testing.deterministic` is active.
-        on_invalid: ``"record"`` counts schema violations of the sampled
+        on_invalid: ``"report"`` counts schema violations of the sampled
             inputs (in the profile and in :meth:`violations`) and reports them
             at each check; ``"raise"`` checks every input and raises
             :class:`~guardrail.SchemaViolation` before the model runs.
         checks: The problems that count as violations (default: all of
             ``"missing"``, ``"unexpected"``, ``"type"``, ``"nan_inf"``,
             ``"out_of_range"``).
-        every: Compare once the window holds this many sampled rows.
-        seconds: ...or once the window is this old (and holds at least
+        every: Compare once the current profile (the sampled rows since the
+            last check) holds this many rows.
+        seconds: ...or once it is this old (and holds at least
             *min_samples* rows); ``None`` to compare by count only.
-        min_samples: The fewest rows a window needs to be compared on time.
+        min_samples: The fewest rows the current profile needs to be
+            compared on time.
         thresholds: Drift levels for every feature.
         per_feature: Drift levels for named features.
         name: The monitor's name in events.
         seed: Seed the sampling draws.
-        clock: Returns seconds, for the window's age; ``time.monotonic`` by
-            default.
+        clock: Returns seconds, for the current profile's age;
+            ``time.monotonic`` by default.
 
     >>> import numpy as np, guardrail as gr
     >>> ref = gr.Profile.from_columns({"amount": np.arange(1000.0)})
@@ -103,7 +106,7 @@ class SkewMonitor:
         *,
         reference: Profile,
         sample: float = 1.0,
-        on_invalid: InvalidPolicy = "record",
+        on_invalid: InvalidPolicy = "report",
         checks: Iterable[str] = PROBLEMS,
         every: int = 10_000,
         seconds: float | None = 60.0,
@@ -120,8 +123,8 @@ class SkewMonitor:
             raise ConfigError(f"sample must be a number in (0, 1], got {sample!r}")
         if not 0 < sample <= 1:
             raise ConfigError(f"sample must be in (0, 1], got {sample!r}")
-        if on_invalid not in ("record", "raise"):
-            raise ConfigError(f"on_invalid must be 'record' or 'raise', got {on_invalid!r}")
+        if on_invalid not in ("report", "raise"):
+            raise ConfigError(f"on_invalid must be 'report' or 'raise', got {on_invalid!r}")
         checks = frozenset(checks)
         if not checks <= set(PROBLEMS):
             raise ConfigError(f"unknown checks {sorted(checks - set(PROBLEMS))}; use {PROBLEMS}")
@@ -303,7 +306,7 @@ class SkewMonitor:
                 for name, low, high in self._ranges:
                     value = row[name]
                     # Other types (complex, Decimal) may compare in range: the slow path decides.
-                    if type(value) not in _NUMBER_TYPES or not low <= value <= high:
+                    if type(value) not in NUMBER_TYPES or not low <= value <= high:
                         break
                 else:
                     for name in self._categorical_names:
@@ -474,7 +477,7 @@ class SkewMonitor:
             if isinstance(column, np.ndarray) and column.ndim != 1:
                 found.append((spec.name, "type"))  # a column of rows, not of values
             elif spec.kind == "numeric":
-                x, missing, invalid = _numeric_column(column)
+                x, missing, invalid = numeric_column(column)
                 if missing:
                     found.append((spec.name, "missing"))
                 if invalid:
@@ -491,7 +494,7 @@ class SkewMonitor:
                 ):
                     found.append((spec.name, "out_of_range"))
             else:
-                _, missing, invalid = _count_values(column)
+                _, missing, invalid = count_values(column)
                 if missing:
                     found.append((spec.name, "missing"))
                 if invalid:
@@ -500,10 +503,10 @@ class SkewMonitor:
         if found:
             raise SchemaViolation(tuple(found))
 
-    # -- windows and checks --------------------------------------------------
+    # -- the current profile and checks ---------------------------------------
 
     def _flush_locked(self) -> Profile | None:
-        """Profile the buffered rows; hand back the window if it is due for a check."""
+        """Profile the buffered rows; hand back the current profile if a check is due."""
         buffer = self._buffer
         if buffer:
             self._buffer = []
@@ -513,7 +516,7 @@ class SkewMonitor:
             )
             self._window_rows += len(buffer)
         rows = self._window_rows
-        # Flush exactly when the window fills, so checks land on `every`.
+        # Flush exactly when the current profile fills, so checks land on `every`.
         self._block = max(1, min(_BLOCK, self.every - rows))
         now = self._clock()
         if rows >= self.every or (now >= self._deadline and rows >= self.min_samples):
@@ -532,10 +535,10 @@ class SkewMonitor:
         return window
 
     def check(self) -> SkewReport | None:
-        """Compare the current window with the reference now, and start a new one.
+        """Compare the current profile with the reference now, and start a new one.
 
         Returns the report (also kept as :attr:`last_report`), or None when
-        the window is empty.
+        no row was sampled since the last check.
         """
         try:
             with self._lock:
@@ -661,9 +664,9 @@ def _problem(spec: FeatureSpec, value: Any) -> str | None:
         return "missing"
     if spec.kind == "categorical":
         return None if isinstance(value, str) else "type"
-    if not isinstance(value, _REAL):  # strings, complex numbers, other objects
+    if not isinstance(value, REAL):  # strings, complex numbers, other objects
         return "type"
-    number = _to_float(value)  # an int beyond float range is infinite, as in profiles
+    number = to_float(value)  # an int beyond float range is infinite, as in profiles
     if not math.isfinite(number):
         return "nan_inf"
     if spec.low is not None and spec.high is not None and not spec.low <= number <= spec.high:

@@ -28,7 +28,7 @@ from ._hooks import emit
 from ._mechanism_events import ThresholdChanged, ThresholdClampHit
 from ._model import ModelRef, canonical_json, fingerprint_bytes
 from ._prediction import Decision, Prediction, Threshold
-from ._scales import LogOdds, Probability, Score, Value
+from ._scales import LogOdds, Probability, ScaleValue, Score
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -37,10 +37,10 @@ if TYPE_CHECKING:
 
 __all__ = ["DynamicThreshold"]
 
-S = TypeVar("S", bound=Value[Any])
+S = TypeVar("S", bound=ScaleValue[Any])
 
-FORMAT: Final = "guardrail.dynamic-threshold"
-FORMAT_VERSION: Final = 1
+FORMAT: Final = "guardrail.dynamic_threshold"
+FORMAT_VERSION: Final = 2
 _DEFAULT_STEP: Final = 0.1
 _LOGIT_LIMIT: Final = 700.0
 _Bound = Literal["lower", "upper"]
@@ -102,8 +102,8 @@ class DynamicThreshold(Generic[S]):
 
     __slots__ = (
         "__weakref__", "_acquire", "_at_clamp", "_band_hi", "_band_lo", "_down", "_down_v",
-        "_freeze_reason", "_frozen", "_hi", "_hi_v", "_hold", "_initial", "_lo", "_lo_v",
-        "_lock", "_logistic", "_lower", "_published", "_published_t", "_quiet_hi",
+        "_exact", "_hi", "_hi_v", "_hold", "_initial", "_lo", "_lo_v", "_lock", "_logistic",
+        "_lower", "_pause_reason", "_paused", "_published", "_published_t", "_quiet_hi",
         "_quiet_lo", "_rearm", "_release", "_scale", "_seen", "_up", "_up_v", "_upper", "_v",
         "clamp_hits", "dead_band", "model", "name", "source", "step", "target_rate", "warmup",
     )  # fmt: skip
@@ -161,10 +161,10 @@ class DynamicThreshold(Generic[S]):
         self,
         *,
         target_rate: float,
-        initial: Value[Any],
+        initial: ScaleValue[Any],
         step: float | None = None,
-        lower: Value[Any] | None = None,
-        upper: Value[Any] | None = None,
+        lower: ScaleValue[Any] | None = None,
+        upper: ScaleValue[Any] | None = None,
         dead_band: float | None = None,
         warmup: int = 0,
         model: ModelRef | None = None,
@@ -246,12 +246,20 @@ class DynamicThreshold(Generic[S]):
         else:
             self._up_v, self._down_v = self._up, self._down
             self._lo_v, self._hi_v = lo, hi
+        # The configured values, exactly: converting them to the tracking scale
+        # and back would publish 0.8999999999999999 for a threshold set at 0.9.
+        self._exact = {start: self._initial}
+        for clamp, internal, v in ((self._lower, lo, self._lo_v), (self._upper, hi, self._hi_v)):
+            if clamp is not None:
+                self._exact[internal] = clamp
+                # A clamped tracker reads back as log(exp(clamp)).
+                self._exact[math.log(v) if self._logistic else v] = clamp
         self._lock = threading.Lock()
         self._acquire = self._lock.acquire
         self._release = self._lock.release
         self._restore_state(
-            tracker=start, published=start, version=1, seen=0, frozen=False,
-            freeze_reason="", clamp_hits=0, at_clamp=None,
+            tracker=start, published=start, version=1, seen=0, paused=False,
+            pause_reason="", clamp_hits=0, at_clamp=None,
         )  # fmt: skip
 
     # -- conversions -----------------------------------------------------
@@ -269,6 +277,11 @@ class DynamicThreshold(Generic[S]):
     def _native(self, internal: float) -> float:
         return _sigmoid(internal) if self._logistic else internal
 
+    def _published_value(self, internal: float) -> float:
+        """Like :meth:`_native`, but the initial value and the clamps come back exact."""
+        exact = self._exact.get(internal)
+        return self._native(internal) if exact is None else exact
+
     def _restore_state(
         self,
         *,
@@ -276,8 +289,8 @@ class DynamicThreshold(Generic[S]):
         published: float,
         version: int,
         seen: int,
-        frozen: bool,
-        freeze_reason: str,
+        paused: bool,
+        pause_reason: str,
         clamp_hits: int,
         at_clamp: _Bound | None,
     ) -> None:
@@ -285,15 +298,19 @@ class DynamicThreshold(Generic[S]):
         self._at_clamp: _Bound | None = at_clamp
         self._set_published(published, version)
         self._seen = seen
-        self._frozen = frozen
-        # Scores up to this count do not move the threshold (warm-up; all while frozen).
-        self._hold: float = math.inf if frozen else self.warmup
-        self._freeze_reason = freeze_reason
+        self._paused = paused
+        # Scores up to this count do not move the threshold (warm-up; all while paused).
+        self._hold: float = math.inf if paused else self.warmup
+        self._pause_reason = pause_reason
         self.clamp_hits = clamp_hits
 
     def _set_published(self, t: float, version: int) -> None:
         self._published = Threshold(
-            self._native(t), scale=self._scale, model=self.model, origin="dynamic", version=version
+            self._published_value(t),
+            scale=self._scale,
+            model=self.model,
+            origin="dynamic",
+            version=version,
         )
         self._published_t = t
         lo, hi = t - self.dead_band, t + self.dead_band
@@ -321,13 +338,13 @@ class DynamicThreshold(Generic[S]):
         return self._scale(self._native(self._t))
 
     @property
-    def frozen(self) -> bool:
-        """True while updates are ignored."""
-        return self._frozen
+    def paused(self) -> bool:
+        """True while updates are ignored (see :meth:`pause`)."""
+        return self._paused
 
     @property
     def seen(self) -> int:
-        """The number of scores seen, including those ignored while frozen."""
+        """The number of scores seen, including those ignored while paused."""
         return self._seen
 
     @property
@@ -351,26 +368,26 @@ class DynamicThreshold(Generic[S]):
         """The sha256 of the canonical JSON of :attr:`config`."""
         return fingerprint_bytes(canonical_json(self.config).encode())
 
-    # -- freezing --------------------------------------------------------
+    # -- pausing ---------------------------------------------------------
 
-    def freeze(self, reason: str = "frozen by hand") -> None:
-        """Stop the threshold from moving; scores are still counted."""
+    def pause(self, reason: str = "paused by hand") -> None:
+        """Stop the threshold from moving until :meth:`resume`; scores are still counted."""
         with self._lock:
-            if self._frozen:
+            if self._paused:
                 return
-            self._frozen = True
+            self._paused = True
             self._hold = math.inf
-            self._freeze_reason = reason
+            self._pause_reason = reason
         emit(PauseChanged(source=self.source, paused=True, reason=reason))
 
-    def unfreeze(self, reason: str = "unfrozen by hand") -> None:
+    def resume(self, reason: str = "resumed by hand") -> None:
         """Let the threshold move again, from where the tracker stood."""
         with self._lock:
-            if not self._frozen:
+            if not self._paused:
                 return
-            self._frozen = False
+            self._paused = False
             self._hold = self.warmup
-            self._freeze_reason = ""
+            self._pause_reason = ""
         emit(PauseChanged(source=self.source, paused=False, reason=reason))
 
     # -- updating --------------------------------------------------------
@@ -378,7 +395,7 @@ class DynamicThreshold(Generic[S]):
     def update(self, value: S) -> None:
         """Move the tracker with one score, or with a batch in one step.
 
-        Frozen or warming up, the score is counted and the threshold stays.
+        Paused or warming up, the score is counted and the threshold stays.
         """
         if type(value) is not self._scale:
             raise ScaleError(
@@ -439,7 +456,7 @@ class DynamicThreshold(Generic[S]):
         with self._lock:
             before = self._seen
             self._seen += raw.size
-            if self._frozen:
+            if self._paused:
                 return
             skip = self.warmup - before
             if skip >= raw.size:
@@ -475,7 +492,7 @@ class DynamicThreshold(Generic[S]):
         self._at_clamp = bound
         self._requiet()
         self.clamp_hits += 1
-        native = self._native(self._hi if bound == "upper" else self._lo)
+        native = self._published_value(self._hi if bound == "upper" else self._lo)
         return [
             ThresholdClampHit(source=self.source, bound=bound, value=native, hits=self.clamp_hits)
         ]
@@ -533,14 +550,14 @@ class DynamicThreshold(Generic[S]):
                 "saved": self._published_t,
                 "version": self._published.version,
                 "seen": self._seen,
-                "frozen": self._frozen,
-                "freeze_reason": self._freeze_reason,
+                "paused": self._paused,
+                "pause_reason": self._pause_reason,
                 "clamp_hits": self.clamp_hits,
                 "at_clamp": self._at_clamp,
             }
         return {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            "version": FORMAT_VERSION,
             "config": self.config,
             "state": state,
         }
@@ -553,9 +570,9 @@ class DynamicThreshold(Generic[S]):
     def restore(cls, data: Mapping[str, Any] | str | bytes) -> DynamicThreshold[Any]:
         """Rebuild a threshold from a :meth:`snapshot` (a dict or its JSON text).
 
-        It resumes where it was: value, version, tracker, scores seen, frozen.
+        It resumes where it was: value, version, tracker, scores seen, paused.
         Invalid JSON, unknown, missing or mistyped keys, another format or
-        format version, and a state outside the clamps are
+        version, and a state outside the clamps are
         :class:`~guardrail.FormatError`.
         """
         if isinstance(data, (str, bytes)):
@@ -566,19 +583,19 @@ class DynamicThreshold(Generic[S]):
             except RecursionError as e:
                 raise FormatError("a snapshot's JSON is nested too deeply") from e
             return cls.restore(cast(Mapping[str, Any], loaded))
-        _keys(data, {"format", "format_version", "config", "state"}, "a snapshot")
+        _keys(data, {"format", "version", "config", "state"}, "a snapshot")
         if data["format"] != FORMAT:
             raise FormatError(f"not a dynamic threshold snapshot: format {data['format']!r}")
-        if data["format_version"] != FORMAT_VERSION:
+        if data["version"] != FORMAT_VERSION:
             raise FormatError(
-                f"unsupported snapshot format_version {data['format_version']!r}; "
-                f"this version reads {FORMAT_VERSION}"
+                f"unsupported snapshot version {data['version']!r}; "
+                f"this guardrail reads version {FORMAT_VERSION}"
             )
         config = data["config"]
         _keys(config, set(_CONFIG_KEYS), "the snapshot's config")
         state = data["state"]
         _keys(state, set(_STATE_KEYS), "the snapshot's state")
-        scales: dict[str, type[Value[Any]]] = {
+        scales: dict[str, type[ScaleValue[Any]]] = {
             "probability": Probability,
             "log-odds": LogOdds,
             "score": Score,
@@ -613,8 +630,8 @@ class DynamicThreshold(Generic[S]):
         version = _int(state["version"], "version")
         if version < 1:
             raise FormatError("snapshot version must be >= 1")
-        if not isinstance(state["frozen"], bool) or not isinstance(state["freeze_reason"], str):
-            raise FormatError("snapshot frozen must be a bool and freeze_reason a string")
+        if not isinstance(state["paused"], bool) or not isinstance(state["pause_reason"], str):
+            raise FormatError("snapshot paused must be a bool and pause_reason a string")
         if state["at_clamp"] not in (None, "lower", "upper"):
             raise FormatError("snapshot at_clamp must be null, 'lower' or 'upper'")
         threshold._restore_state(
@@ -622,8 +639,8 @@ class DynamicThreshold(Generic[S]):
             published=saved,
             version=version,
             seen=_int(state["seen"], "seen"),
-            frozen=state["frozen"],
-            freeze_reason=state["freeze_reason"],
+            paused=state["paused"],
+            pause_reason=state["pause_reason"],
             clamp_hits=_int(state["clamp_hits"], "clamp_hits"),
             at_clamp=state["at_clamp"],
         )
@@ -633,7 +650,7 @@ class DynamicThreshold(Generic[S]):
         t = self._published
         return (
             f"DynamicThreshold(name={self.name!r}, target_rate={self.target_rate}, "
-            f"value={t.value!r}, version={t.version}, frozen={self._frozen})"
+            f"value={t.value!r}, version={t.version}, paused={self._paused})"
         )
 
 
@@ -642,7 +659,7 @@ _CONFIG_KEYS: Final = (
     "dead_band", "warmup", "model",
 )  # fmt: skip
 _STATE_KEYS: Final = (
-    "tracker", "saved", "version", "seen", "frozen", "freeze_reason", "clamp_hits", "at_clamp",
+    "tracker", "saved", "version", "seen", "paused", "pause_reason", "clamp_hits", "at_clamp",
 )  # fmt: skip
 
 
