@@ -19,7 +19,7 @@ import pandas as pd
 from _harness import Suite, machine
 
 import guardrail as gr
-from guardrail._files import read_data
+from guardrail._app.files import read_data
 
 ROWS = 200_000
 
@@ -74,12 +74,12 @@ def main() -> None:
     )
     baseline = gr.Profile.from_columns(columns)
     skew = gr.compare(baseline, serving)
-    report = gr.Report.from_skew(skew, reference=baseline, serving=serving)
+    report = gr.skew.Report.from_skew(skew, reference=baseline, serving=serving)
     render = Suite("HTML report, 30 numeric features with histograms")
     render.time("gr.compare (30 features)", lambda: gr.compare(baseline, serving), number=20)
     render.time(
         "Report.from_skew + to_html",
-        lambda: gr.Report.from_skew(skew, reference=baseline, serving=serving).to_html(),
+        lambda: gr.skew.Report.from_skew(skew, reference=baseline, serving=serving).to_html(),
         number=20,
         baseline="gr.compare (30 features)",
     )

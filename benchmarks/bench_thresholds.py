@@ -121,13 +121,13 @@ def bench_holdout(suite: Suite) -> None:
 
 def bench_log(suite: Suite) -> None:
     model = gr.ModelRef(name="fraud", version="1")
-    record = gr.DecisionRecord("abc-1", "0123456789abcdef", 1.0, "fraud", "1", 0.3,
+    record = gr.holdout.DecisionRecord("abc-1", "0123456789abcdef", 1.0, "fraud", "1", 0.3,
                                "probability", 0.9, 3, False, 0.95, False, (), "model",
                                "f" * 64)  # fmt: skip
     plain = record.to_dict()
     suite.time("bare json.dumps of a record dict", lambda: json.dumps(plain), number=20_000)
     with tempfile.TemporaryDirectory() as tmp:
-        sink = gr.JsonLinesSink(os.path.join(tmp, "d.jsonl"))
+        sink = gr.holdout.JsonLinesSink(os.path.join(tmp, "d.jsonl"))
         log = gr.DecisionLog(sink)
         decision = gr.Threshold(0.9, scale=gr.Probability).decide(
             gr.Prediction(gr.Probability(0.3), model)

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
+import types
+
+import pytest
 
 import guardrail as gr
+
+PUBLIC_MODULES = [
+    "guardrail.errors",
+    "guardrail.guards",
+    "guardrail.holdout",
+    "guardrail.instrumentation",
+    "guardrail.limits",
+    "guardrail.mechanisms",
+    "guardrail.outcomes",
+    "guardrail.skew",
+    "guardrail.testing",
+    "guardrail.thresholds",
+]
 
 
 class TestPublicAPI:
@@ -18,11 +35,56 @@ class TestPublicAPI:
         public = {
             name
             for name in dir(gr)
-            if not name.startswith("_")
-            and name not in {"annotations", "testing", "TYPE_CHECKING"}
-            and not isinstance(getattr(gr, name), type(sys))
+            if not name.startswith("_") and not isinstance(getattr(gr, name), type(sys))
         }
         assert public == set(gr.__all__)
+
+    def test_the_top_level_is_short(self) -> None:
+        """dir(guardrail) shows about 30 names and the public modules by family."""
+        assert 25 <= len(gr.__all__) <= 40
+        modules = {n for n in dir(gr) if isinstance(getattr(gr, n), type(sys))}
+        assert modules == {
+            "errors",
+            "guards",
+            "holdout",
+            "instrumentation",
+            "limits",
+            "mechanisms",
+            "outcomes",
+            "skew",
+            "testing",
+            "thresholds",
+        }
+
+    @pytest.mark.parametrize("module", PUBLIC_MODULES)
+    def test_public_modules_are_sorted_and_report_themselves(self, module: str) -> None:
+        """Each public module's __all__ is sorted, and its names report a public module."""
+        public = importlib.import_module(module)
+        assert public.__all__ == sorted(public.__all__)
+        for name in public.__all__:
+            value = getattr(public, name)
+            if isinstance(value, (type, types.FunctionType)):
+                expected = "guardrail" if name in gr.__all__ else module
+                assert value.__module__ == expected, name
+
+    def test_top_level_names_report_the_top_level(self) -> None:
+        """A name offered at the top level reports guardrail, not a private module."""
+        for name in gr.__all__:
+            value = getattr(gr, name)
+            if isinstance(value, (type, types.FunctionType)):
+                assert value.__module__ == "guardrail", name
+
+    def test_every_exception_ends_in_error(self) -> None:
+        """Every exception class is named ...Error and lives in guardrail.errors."""
+        import guardrail.errors
+
+        for module in PUBLIC_MODULES:
+            public = importlib.import_module(module)
+            for name in public.__all__:
+                value = getattr(public, name)
+                if isinstance(value, type) and issubclass(value, BaseException):
+                    assert name.endswith("Error"), name
+                    assert name in guardrail.errors.__all__, name
 
     def test_everything_public_has_a_docstring(self) -> None:
         """Each public name carries a docstring."""
@@ -44,7 +106,7 @@ import sys, guardrail as gr
 lazy = ["_drift", "_holdout", "_limits", "_outcomes", "_profile", "_redis", "_skew",
         "_thresholds", "_mechanism_events"]
 assert not [m for m in lazy if "guardrail." + m in sys.modules]
-assert gr.ActionLimit.__module__ == "guardrail._limits"
+assert gr.ActionLimit.__module__ == "guardrail"
 assert "guardrail._limits" in sys.modules
 print("lazy")
 """
@@ -93,9 +155,10 @@ class TestEvents:
         import attrs
 
         events = [
-            getattr(gr, name)
-            for name in gr.__all__
-            if isinstance(getattr(gr, name), type) and issubclass(getattr(gr, name), gr.Event)
+            getattr(gr.instrumentation, name)
+            for name in gr.instrumentation.__all__
+            if isinstance(getattr(gr.instrumentation, name), type)
+            and issubclass(getattr(gr.instrumentation, name), gr.instrumentation.Event)
         ]
         assert len(events) > 10
         for cls in events:
@@ -109,6 +172,7 @@ class TestEvents:
         kinds = [
             getattr(gr, name).kind
             for name in gr.__all__
-            if isinstance(getattr(gr, name), type) and issubclass(getattr(gr, name), gr.Event)
+            if isinstance(getattr(gr, name), type)
+            and issubclass(getattr(gr, name), gr.instrumentation.Event)
         ]
         assert len(kinds) == len(set(kinds))

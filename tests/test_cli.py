@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import guardrail as gr
-from guardrail._cli import EXIT_FOUND, EXIT_INPUT, EXIT_OK, EXIT_USAGE, main
+from guardrail._app.cli import EXIT_FOUND, EXIT_INPUT, EXIT_OK, EXIT_USAGE, main
 
 MODEL = gr.ModelRef(name="fraud", version="3.1.0", consumers=("card-blocker",))
 

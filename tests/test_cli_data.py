@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import guardrail as gr
-from guardrail._cli import EXIT_FOUND, EXIT_INPUT, EXIT_OK, EXIT_OUTPUT, main
+from guardrail._app.cli import EXIT_FOUND, EXIT_INPUT, EXIT_OK, EXIT_OUTPUT, main
 
 
 def write_csv(

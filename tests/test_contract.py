@@ -99,7 +99,7 @@ class TestEveryShapeOneBehaviour:
 
         with capture_events() as events:
             decision = predict(SHAPES[shape])
-        assert not [e for e in events if isinstance(e, gr.MachineryError)]
+        assert not [e for e in events if isinstance(e, gr.instrumentation.MachineryError)]
         assert np.asarray(decision.act).tolist() == m.expected_act()
         assert m.monitor.serving_profile().rows == N
         assert m.outcomes.pending == N
@@ -173,14 +173,14 @@ class TestInputs:
     def test_one_row_shapes(self) -> None:
         """A mapping of values, a 1-D array and other objects are one row."""
         for raw in ({"a": 1.0}, np.zeros(3), "text", 42, None, {}):
-            inputs = gr.Inputs.of(raw)
+            inputs = gr.mechanisms.Inputs.of(raw)
             assert inputs.batch_size is None
             assert inputs.rows() == [raw]
 
     def test_batches_agree(self) -> None:
         """Every batch shape gives the same rows and columns."""
         for shape, raw in SHAPES.items():
-            inputs = gr.Inputs.of(raw, REF.names)
+            inputs = gr.mechanisms.Inputs.of(raw, REF.names)
             assert inputs.batch_size == N, shape
             assert [dict(r) for r in inputs.rows()] == ROWS, shape
             for name in REF.names:
@@ -190,7 +190,7 @@ class TestInputs:
 
     def test_positional_rows_without_names(self) -> None:
         """Without names, positional rows stay sequences and have no columns."""
-        inputs = gr.Inputs.of([[1.0, 2.0], [3.0, 4.0]])
+        inputs = gr.mechanisms.Inputs.of([[1.0, 2.0], [3.0, 4.0]])
         assert inputs.rows() == [[1.0, 2.0], [3.0, 4.0]]
         assert inputs.column("a") is None
         with pytest.raises(gr.ConfigError, match="feature names"):
@@ -198,13 +198,13 @@ class TestInputs:
 
     def test_positional_rows_of_another_width(self) -> None:
         """Rows narrower than the names are no columns (a ConfigError), not a crash."""
-        inputs = gr.Inputs.of(np.zeros((2, 2)), ("a", "b", "c"))
+        inputs = gr.mechanisms.Inputs.of(np.zeros((2, 2)), ("a", "b", "c"))
         with pytest.raises(gr.ConfigError, match="2 values"):
             inputs.columns()
 
     def test_uneven_column_mapping_is_one_row(self) -> None:
         """A mapping whose lists differ in length is a row (of list values), not a batch."""
-        assert gr.Inputs.of({"a": [1, 2], "b": [3]}).batch_size is None
+        assert gr.mechanisms.Inputs.of({"a": [1, 2], "b": [3]}).batch_size is None
 
     @settings(max_examples=300, deadline=None)
     @given(
@@ -219,7 +219,7 @@ class TestInputs:
     )
     def test_never_raises_but_config_error(self, raw: Any) -> None:
         """Any JSON-like input is read as a row or a batch; reading raises only ConfigError."""
-        inputs = gr.Inputs.of(raw, ("a", "b"))
+        inputs = gr.mechanisms.Inputs.of(raw, ("a", "b"))
         assert len(inputs) >= 0
         for read in (inputs.rows, inputs.columns):
             with contextlib.suppress(gr.ConfigError):
@@ -239,12 +239,12 @@ class Adversary:
 
     def __init__(self, name: str, behaviour: str, mask: list[bool]) -> None:
         self.name = name
-        self.source = gr.Source("test", name)
+        self.source = gr.mechanisms.Source("test", name)
         self.behaviour = behaviour
         self.mask = np.array(mask)
         self.seen: list[list[bool]] = []
 
-    def _act(self, call: gr.Call) -> None:
+    def _act(self, call: gr.mechanisms.Call) -> None:
         act = call.act
         assert act is not None
         self.seen.append(np.asarray(act).tolist())
@@ -262,13 +262,13 @@ class Adversary:
         elif behaviour == "raise":
             raise RuntimeError("broken")
 
-    def acquire_call(self, call: gr.Call) -> None:
+    def acquire_call(self, call: gr.mechanisms.Call) -> None:
         self._act(call)
 
     def refund_call(self, receipt: object, act: object) -> None:
         pass
 
-    def record_call(self, call: gr.Call) -> None:
+    def record_call(self, call: gr.mechanisms.Call) -> None:
         self._act(call)
 
 
@@ -331,7 +331,7 @@ class TestVetoOnly:
         call.veto("second")
         assert call.act is False
         assert call.reasons == ["first"]
-        with pytest.raises(gr.CallStageError):
+        with pytest.raises(gr.errors.CallStageError):
             call.decide(gr.Threshold(0.0, scale=gr.Probability), True)
         with pytest.raises(AttributeError):
             call.act = True  # type: ignore[misc]
@@ -388,7 +388,7 @@ class TestEventsNameTheirSource:
         """Skew, limit, threshold, outcome, log and pause events carry guard and model."""
 
         class BrokenSink:
-            def write(self, record: gr.DecisionRecord) -> None:
+            def write(self, record: gr.holdout.DecisionRecord) -> None:
                 raise OSError("disk gone")
 
             def flush(self) -> None:
@@ -449,4 +449,4 @@ class TestEventsNameTheirSource:
             limit.allow()
             limit.allow()
         assert {e.kind for e in events} == {"limit.near", "limit.exceeded"}
-        assert {e.source for e in events} == {gr.Source("limit", "alone")}
+        assert {e.source for e in events} == {gr.mechanisms.Source("limit", "alone")}

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import guardrail
-from guardrail._cli import main
-from guardrail._demo import DemoResult, run, simulate
+from guardrail._app.cli import main
+from guardrail._app.demo import DemoResult, run, simulate
 
 REQUESTS = 3_000
 
@@ -114,7 +114,7 @@ class TestDemoCommand:
             " 'fastapi', 'redis', 'opentelemetry.sdk'}:\n"
             "            raise ImportError(name)\n"
             "sys.meta_path.insert(0, Block())\n"
-            "from guardrail._cli import main\n"
+            "from guardrail._app.cli import main\n"
             "raise SystemExit(main(['demo', '--requests', '2000', '--report', sys.argv[1]]))\n"
         )
         done = subprocess.run(

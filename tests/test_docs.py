@@ -32,7 +32,7 @@ class TestDocs:
         )
         assert done.returncode == 0, done.stderr[-3000:]
         reference = (site / "reference" / "index.html").read_text(encoding="utf-8")
-        for name in ("guardrail.guard", "guardrail.Prediction", "guardrail.Report"):
+        for name in ("guardrail.guard", "guardrail.Prediction", "guardrail.skew.Report"):
             assert f'id="{name}"' in reference
         assert (site / "benchmarks" / "index.html").exists()
 

@@ -116,14 +116,14 @@ class TestThresholds:
         ref, _ = reference()
         current = serving(ref, shift=3.0)
         assert gr.compare(ref, current)["amount"].severity == "warn"
-        loose = gr.DriftThresholds(psi=(0.5, 1.0), js=None, wasserstein=(0.5, 1.0))
+        loose = gr.skew.DriftThresholds(psi=(0.5, 1.0), js=None, wasserstein=(0.5, 1.0))
         report = gr.compare(ref, current, per_feature={"amount": loose})
         assert report["amount"].severity == "ok"
 
     def test_none_reports_without_deciding(self) -> None:
         """A metric whose levels are None is reported but never flags."""
         ref, _ = reference()
-        off = gr.DriftThresholds(
+        off = gr.skew.DriftThresholds(
             psi=None, js=None, wasserstein=None, linf=None, unseen_share=None, out_of_range=None
         )
         report = gr.compare(ref, serving(ref, shift=30.0), thresholds=off)
@@ -136,13 +136,13 @@ class TestThresholds:
     def test_bad_levels_are_config_errors(self, levels: Any) -> None:
         """Levels must be (warn, alert) with 0 <= warn <= alert, finite."""
         with pytest.raises(gr.ConfigError):
-            gr.DriftThresholds(psi=levels)
+            gr.skew.DriftThresholds(psi=levels)
 
     def test_unknown_feature_in_per_feature(self) -> None:
         """Naming a feature the reference lacks is a ConfigError."""
         ref, _ = reference(100)
         with pytest.raises(gr.ConfigError):
-            gr.compare(ref, ref.builder().build(), per_feature={"nope": gr.DriftThresholds()})
+            gr.compare(ref, ref.builder().build(), per_feature={"nope": gr.skew.DriftThresholds()})
 
 
 class TestReport:
@@ -182,9 +182,9 @@ class TestReport:
         """Comparing with a profile built on other bins is a ProfileMismatchError."""
         ref, _ = reference(1_000)
         other, _ = reference(1_000, seed=9)
-        with pytest.raises(gr.ProfileMismatchError):
+        with pytest.raises(gr.errors.ProfileMismatchError):
             gr.compare(ref, other)
-        with pytest.raises(gr.ProfileMismatchError):
+        with pytest.raises(gr.errors.ProfileMismatchError):
             gr.compare(ref, gr.Profile.from_columns({"amount": [1.0]}))
         with pytest.raises(TypeError):
             gr.compare(ref, None)  # type: ignore[arg-type]

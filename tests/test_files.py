@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import guardrail as gr
-from guardrail._files import read_data
+from guardrail._app.files import read_data
 
 
 def write(path: Path, text: str) -> Path:
@@ -72,14 +72,14 @@ class TestCSV:
     )
     def test_malformed(self, tmp_path: Path, text: str, message: str) -> None:
         """A malformed CSV is a FormatError that says what is wrong."""
-        with pytest.raises(gr.FormatError, match=message):
+        with pytest.raises(gr.errors.FormatError, match=message):
             read_data(write(tmp_path / "d.csv", text))
 
     def test_not_utf8(self, tmp_path: Path) -> None:
         """Bytes that are not UTF-8 are a FormatError, not a UnicodeDecodeError."""
         path = tmp_path / "d.csv"
         path.write_bytes(b"a\n\xff\xfe\n")
-        with pytest.raises(gr.FormatError, match="not a readable CSV"):
+        with pytest.raises(gr.errors.FormatError, match="not a readable CSV"):
             read_data(path)
 
     def test_progress_bar_on_large_files(self, tmp_path: Path) -> None:
@@ -103,7 +103,7 @@ class TestNpy:
         named = read_data(tmp_path / "x.npy", names=["a", "b"])
         assert named.columns is not None
         assert named.columns["b"].tolist() == [1.0, 3.0, 5.0]
-        with pytest.raises(gr.FormatError, match="1 names given for 2 columns"):
+        with pytest.raises(gr.errors.FormatError, match="1 names given for 2 columns"):
             read_data(tmp_path / "x.npy", names=["a"])
 
     def test_structured(self, tmp_path: Path) -> None:
@@ -115,13 +115,13 @@ class TestNpy:
     def test_object_arrays_are_refused(self, tmp_path: Path) -> None:
         """An object array would need pickle: refused."""
         np.save(tmp_path / "o.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
-        with pytest.raises(gr.FormatError, match="pickled objects are refused"):
+        with pytest.raises(gr.errors.FormatError, match="pickled objects are refused"):
             read_data(tmp_path / "o.npy")
 
     def test_garbage(self, tmp_path: Path) -> None:
         """A file that is not .npy inside is a FormatError."""
         path = write(tmp_path / "g.npy", "hello")
-        with pytest.raises(gr.FormatError, match=r"not a readable \.npy"):
+        with pytest.raises(gr.errors.FormatError, match=r"not a readable \.npy"):
             read_data(path)
 
 
@@ -139,14 +139,14 @@ class TestParquet:
         """A file that is not Parquet inside is a FormatError."""
         pytest.importorskip("pyarrow")
         path = write(tmp_path / "g.parquet", "hello")
-        with pytest.raises(gr.FormatError, match="not a readable Parquet"):
+        with pytest.raises(gr.errors.FormatError, match="not a readable Parquet"):
             read_data(path)
 
 
 class TestOther:
     def test_unknown_suffix(self, tmp_path: Path) -> None:
         """A suffix that names no known kind is a FormatError listing the known ones."""
-        with pytest.raises(gr.FormatError, match=r"unknown kind of data file '\.xlsx'"):
+        with pytest.raises(gr.errors.FormatError, match=r"unknown kind of data file '\.xlsx'"):
             read_data(write(tmp_path / "d.xlsx", "x"))
 
     def test_missing_file(self, tmp_path: Path) -> None:

@@ -26,17 +26,17 @@ class Recorder:
 
     def __init__(self, name: str, *, veto: bool = False, fail: str = "") -> None:
         self.name = name
-        self.source = gr.Source("test", name)
+        self.source = gr.mechanisms.Source("test", name)
         self.seen: list[tuple[str, Any]] = []
         self.veto = veto
         self.fail = fail
 
-    def observe_call(self, call: gr.Call) -> None:
+    def observe_call(self, call: gr.mechanisms.Call) -> None:
         if self.fail == "before":
             raise RuntimeError("broken before")
         self.seen.append(("before", call.inputs.raw))
 
-    def _after(self, call: gr.Call) -> None:
+    def _after(self, call: gr.mechanisms.Call) -> None:
         if self.fail == "after":
             raise RuntimeError("broken after")
         if self.fail == "policy":
@@ -45,19 +45,19 @@ class Recorder:
         if self.veto:
             call.veto(f"veto:{self.name}")
 
-    def decide_call(self, call: gr.Call) -> None:
+    def decide_call(self, call: gr.mechanisms.Call) -> None:
         self._after(call)
 
-    def assign_call(self, call: gr.Call) -> None:
+    def assign_call(self, call: gr.mechanisms.Call) -> None:
         self._after(call)
 
-    def acquire_call(self, call: gr.Call) -> None:
+    def acquire_call(self, call: gr.mechanisms.Call) -> None:
         self._after(call)
 
     def refund_call(self, receipt: object, act: object) -> None:
         pass
 
-    def record_call(self, call: gr.Call) -> None:
+    def record_call(self, call: gr.mechanisms.Call) -> None:
         self._after(call)
 
 
@@ -228,7 +228,7 @@ class TestOutOfScale:
         def predict(row: object) -> Any:
             return bad
 
-        with pytest.raises(gr.PredictionOutOfScaleError) as caught:
+        with pytest.raises(gr.errors.PredictionOutOfScaleError) as caught:
             predict({})
         assert isinstance(caught.value, gr.PolicyError)
         assert gr.guard_of(predict).stats().out_of_scale == 1
@@ -279,12 +279,12 @@ class TestBadConfiguration:
 
     def test_returns_must_be_a_scale(self) -> None:
         """returns=float is a ScaleError."""
-        with pytest.raises(gr.ScaleError, match="returns"):
+        with pytest.raises(gr.errors.ScaleError, match="returns"):
             gr.guard(model=MODEL, returns=float)  # type: ignore[call-overload]
 
     def test_threshold_scale_must_match(self) -> None:
         """A log-odds threshold on a probability guard is refused at decoration."""
-        with pytest.raises(gr.ScaleError):
+        with pytest.raises(gr.errors.ScaleError):
             gr.guard(
                 model=MODEL,
                 returns=gr.Probability,
@@ -294,7 +294,7 @@ class TestBadConfiguration:
     def test_threshold_model_must_match(self) -> None:
         """A threshold set for another model version is refused."""
         other = attrs.evolve(MODEL, version="4.0.0")
-        with pytest.raises(gr.ModelMismatchError):
+        with pytest.raises(gr.errors.ModelMismatchError):
             gr.guard(
                 model=other,
                 returns=gr.Probability,
@@ -363,9 +363,11 @@ class TestMechanisms:
         with capture_events() as events:
             p = predict({})
         assert p.value == gr.Probability(0.4)
-        errors = [e for e in events if isinstance(e, gr.MachineryError)]
+        errors = [e for e in events if isinstance(e, gr.instrumentation.MachineryError)]
         assert len(errors) == 1
-        assert errors[0].source == gr.Source("test", "monitor", gr.guard_of(predict).name, MODEL)
+        assert errors[0].source == gr.mechanisms.Source(
+            "test", "monitor", gr.guard_of(predict).name, MODEL
+        )
         assert errors[0].error == "RuntimeError"  # the type only: messages may hold inputs
         assert gr.guard_of(predict).stats().machinery_errors == 1
 
@@ -399,7 +401,7 @@ class TestMechanisms:
         sizes: list[int | None] = []
 
         class Sizes(Recorder):
-            def observe_call(self, call: gr.Call) -> None:
+            def observe_call(self, call: gr.mechanisms.Call) -> None:
                 sizes.append(call.batch_size)
 
         @gr.guard(model=MODEL, returns=gr.Probability, inputs=Sizes("sizes"))
@@ -416,7 +418,7 @@ class TestMechanisms:
 class TestMechanismChecks:
     def test_dynamic_threshold_scale_checked_at_decoration(self) -> None:
         """A threshold mechanism on another scale is refused when decorating."""
-        with pytest.raises(gr.ScaleError):
+        with pytest.raises(gr.errors.ScaleError):
             gr.guard(
                 model=MODEL,
                 returns=gr.Probability,
@@ -426,7 +428,7 @@ class TestMechanismChecks:
     def test_dynamic_threshold_model_checked_at_decoration(self) -> None:
         """A threshold mechanism set for another model version is refused."""
         other = attrs.evolve(MODEL, version="9")
-        with pytest.raises(gr.ModelMismatchError):
+        with pytest.raises(gr.errors.ModelMismatchError):
             gr.guard(
                 model=MODEL,
                 returns=gr.Probability,
@@ -441,9 +443,9 @@ class TestMechanismChecks:
         class OnlyLogOdds(Recorder):
             def check_config(self, config: gr.GuardConfig) -> None:
                 if config.returns is not gr.LogOdds:
-                    raise gr.ScaleError("needs log-odds")
+                    raise gr.errors.ScaleError("needs log-odds")
 
-        with pytest.raises(gr.ScaleError, match="needs log-odds"):
+        with pytest.raises(gr.errors.ScaleError, match="needs log-odds"):
             gr.guard(model=MODEL, returns=gr.Probability, inputs=OnlyLogOdds("x"))
         gr.guard(model=MODEL, returns=gr.LogOdds, inputs=OnlyLogOdds("x"))
 
@@ -466,7 +468,10 @@ class TestKillSwitch:
         assert d.act is False
         assert d.reasons == ("paused",)
         assert limit.seen == [("after", False)]
-        assert [e.paused for e in events if isinstance(e, gr.PauseChanged)] == [True, False]
+        assert [e.paused for e in events if isinstance(e, gr.instrumentation.PauseChanged)] == [
+            True,
+            False,
+        ]
         assert predict({}).act is True
 
     def test_global_pause(self) -> None:
@@ -570,7 +575,7 @@ class TestPredictionEvents:
         with capture_events() as events:
             p = predict({"secret": 123456.0})
         (event,) = events
-        assert isinstance(event, gr.PredictionMade)
+        assert isinstance(event, gr.instrumentation.PredictionMade)
         assert event.prediction_id == p.id
         assert event.score == 0.3
         assert 0 < event.duration_s < 1
@@ -580,10 +585,10 @@ class TestPredictionEvents:
 class TestBadDocuments:
     def test_deeply_nested_model_json(self) -> None:
         """A ModelRef from JSON nested a million deep is a FormatError, not a RecursionError."""
-        with pytest.raises(gr.FormatError):
+        with pytest.raises(gr.errors.FormatError):
             gr.ModelRef.from_json("[" * 1_000_000 + "]" * 1_000_000)
 
     def test_outcome_monitor_refuses_scores(self) -> None:
         """An outcome monitor on a Score guard is refused when decorating."""
-        with pytest.raises(gr.ScaleError, match="outcome monitor"):
+        with pytest.raises(gr.errors.ScaleError, match="outcome monitor"):
             gr.guard(model=MODEL, returns=gr.Score, outcomes=gr.OutcomeMonitor())

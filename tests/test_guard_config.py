@@ -21,9 +21,9 @@ class Cap:
 
     def __init__(self, name: str, max_actions: int) -> None:
         self.name, self.max_actions = name, max_actions
-        self.source = gr.Source("limit", name)
+        self.source = gr.mechanisms.Source("limit", name)
 
-    def acquire_call(self, call: gr.Call) -> None:
+    def acquire_call(self, call: gr.mechanisms.Call) -> None:
         pass
 
     def refund_call(self, receipt: object, act: object) -> None:
@@ -76,17 +76,17 @@ class TestGuardConfig:
     def test_from_dict_is_strict(self) -> None:
         """Unknown keys, missing live mechanisms, mismatches and bad formats are refused."""
         data = config().to_dict()
-        with pytest.raises(gr.FormatError, match="unknown"):
+        with pytest.raises(gr.errors.FormatError, match="unknown"):
             gr.GuardConfig.from_dict(data | {"colour": 1})
-        with pytest.raises(gr.FormatError, match="pass it in mechanisms"):
+        with pytest.raises(gr.errors.FormatError, match="pass it in mechanisms"):
             gr.GuardConfig.from_dict(data)
-        with pytest.raises(gr.FormatError, match="does not match"):
+        with pytest.raises(gr.errors.FormatError, match="does not match"):
             gr.GuardConfig.from_dict(data, mechanisms={"cap": Cap("cap", 6)})
-        with pytest.raises(gr.FormatError, match="format"):
+        with pytest.raises(gr.errors.FormatError, match="format"):
             gr.GuardConfig.from_dict(data | {"format": 99}, mechanisms={"cap": Cap("cap", 5)})
-        with pytest.raises(gr.FormatError, match="version"):
+        with pytest.raises(gr.errors.FormatError, match="version"):
             gr.GuardConfig.from_dict(data | {"version": 2}, mechanisms={"cap": Cap("cap", 5)})
-        with pytest.raises(gr.FormatError, match="scale"):
+        with pytest.raises(gr.errors.FormatError, match="scale"):
             gr.GuardConfig.from_dict(data | {"returns": "percent"})
 
     def test_duplicate_limit_names(self) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import guardrail as gr
-from guardrail._call import Call
+from guardrail.mechanisms import Call
 from guardrail.testing import capture_events, make_call
 
 MODEL = gr.ModelRef(name="fraud", version="3.1.0")
@@ -93,8 +93,8 @@ def units(h: gr.Holdout, arm: str) -> dict[str, int]:
 class TestMechanism:
     def test_is_a_mechanism(self) -> None:
         """A Holdout plays the guard's assigner role."""
-        assert isinstance(holdout(), gr.Assigner)
-        assert not isinstance(holdout(), gr.Limiter)
+        assert isinstance(holdout(), gr.mechanisms.Assigner)
+        assert not isinstance(holdout(), gr.mechanisms.Limiter)
 
     def test_holdout_arm_gets_the_default_action(self) -> None:
         """In the holdout arm an action is vetoed with reason 'holdout'; propensity = fraction."""
@@ -185,9 +185,9 @@ class ListSink:
     """A sink that keeps records in a list."""
 
     def __init__(self) -> None:
-        self.records: list[gr.DecisionRecord] = []
+        self.records: list[gr.holdout.DecisionRecord] = []
 
-    def write(self, record: gr.DecisionRecord) -> None:
+    def write(self, record: gr.holdout.DecisionRecord) -> None:
         self.records.append(record)
 
     def flush(self) -> None:
@@ -200,7 +200,7 @@ class ListSink:
 class BrokenSink(ListSink):
     """A sink whose disk is gone."""
 
-    def write(self, record: gr.DecisionRecord) -> None:
+    def write(self, record: gr.holdout.DecisionRecord) -> None:
         raise OSError("disk gone")
 
 
@@ -298,7 +298,11 @@ class TestDecisionLog:
             for _ in range(5):
                 log.write(gr.Prediction(gr.Probability(0.5), MODEL))
         assert log.dropped_error == 5
-        failed = [(e.reason, e.count) for e in events if isinstance(e, gr.DecisionLogFailed)]
+        failed = [
+            (e.reason, e.count)
+            for e in events
+            if isinstance(e, gr.instrumentation.DecisionLogFailed)
+        ]
         assert failed == [("error", 1), ("error", 2), ("error", 4)]
 
     def test_failing_unit_function_is_counted_never_raised(self) -> None:
@@ -308,7 +312,9 @@ class TestDecisionLog:
         with capture_events() as events:
             log.write(gr.Prediction(gr.Probability(0.5), MODEL), inputs={"x": 1})
         assert (log.dropped_error, log.written, sink.records) == (1, 0, [])
-        assert [e.reason for e in events if isinstance(e, gr.DecisionLogFailed)] == ["error"]
+        assert [
+            e.reason for e in events if isinstance(e, gr.instrumentation.DecisionLogFailed)
+        ] == ["error"]
 
     def test_bad_sink(self) -> None:
         """A sink without write/flush/close is a ConfigError."""
@@ -320,7 +326,7 @@ class TestJsonLinesSink:
     def test_writes_on_close_and_reads_back(self, tmp_path: Path) -> None:
         """Records buffered below flush_every reach the file on close."""
         path = tmp_path / "d.jsonl"
-        with gr.JsonLinesSink(path, flush_every=100) as sink:
+        with gr.holdout.JsonLinesSink(path, flush_every=100) as sink:
             log = gr.DecisionLog(sink)
             for _ in range(3):
                 log.write(gr.Prediction(gr.Probability(0.5), MODEL))
@@ -329,7 +335,7 @@ class TestJsonLinesSink:
         lines = [json.loads(line) for line in path.read_text().splitlines()]
         assert len(lines) == 3
         assert lines[0]["score"] == 0.5
-        assert set(lines[0]) == {a.name for a in gr.DecisionRecord.__attrs_attrs__}
+        assert set(lines[0]) == {a.name for a in gr.holdout.DecisionRecord.__attrs_attrs__}
 
     def test_infinite_values_are_strict_json(self, tmp_path: Path) -> None:
         """Infinite scores and thresholds are written "inf"/"-inf", so every line is strict JSON."""
@@ -338,7 +344,7 @@ class TestJsonLinesSink:
             raise ValueError(f"not JSON: {name}")
 
         path = tmp_path / "d.jsonl"
-        with gr.JsonLinesSink(path) as sink:
+        with gr.holdout.JsonLinesSink(path) as sink:
             log = gr.DecisionLog(sink)
             for score, cut in ((math.inf, -math.inf), (-math.inf, math.inf)):
                 pred = gr.Prediction(gr.LogOdds(score), MODEL)
@@ -353,7 +359,7 @@ class TestJsonLinesSink:
     def test_flushes_every_n(self, tmp_path: Path) -> None:
         """Every flush_every records the buffer goes to the file."""
         path = tmp_path / "d.jsonl"
-        sink = gr.JsonLinesSink(path, flush_every=2, max_buffer=4)
+        sink = gr.holdout.JsonLinesSink(path, flush_every=2, max_buffer=4)
         log = gr.DecisionLog(sink)
         for _ in range(5):
             log.write(gr.Prediction(gr.Probability(0.5), MODEL))
@@ -363,7 +369,7 @@ class TestJsonLinesSink:
 
     def test_full_buffer_drops_and_counts(self, tmp_path: Path) -> None:
         """When the file cannot be written, the buffer fills and further records are counted."""
-        sink = gr.JsonLinesSink(tmp_path / "missing-dir" / "d.jsonl", flush_every=2,
+        sink = gr.holdout.JsonLinesSink(tmp_path / "missing-dir" / "d.jsonl", flush_every=2,
                                 max_buffer=3)  # fmt: skip
         log = gr.DecisionLog(sink)
         with capture_events() as events:
@@ -372,7 +378,10 @@ class TestJsonLinesSink:
         assert sink.buffered == 3
         assert log.dropped_full == 3
         assert log.written == 3
-        assert any(isinstance(e, gr.DecisionLogFailed) and e.reason == "full" for e in events)
+        assert any(
+            isinstance(e, gr.instrumentation.DecisionLogFailed) and e.reason == "full"
+            for e in events
+        )
         with pytest.raises(FileNotFoundError):
             sink.close()
 
@@ -381,7 +390,7 @@ class TestJsonLinesSink:
         code = (
             "import guardrail as gr, sys\n"
             "gr.configure(hooks=[])\n"
-            "sink = gr.JsonLinesSink(sys.argv[1])\n"
+            "sink = gr.holdout.JsonLinesSink(sys.argv[1])\n"
             "log = gr.DecisionLog(sink)\n"
             "m = gr.ModelRef(name='m', version='1')\n"
             "for _ in range(2): log.write(gr.Prediction(gr.Probability(0.5), m))\n"
@@ -397,7 +406,7 @@ class TestJsonLinesSink:
         code = (
             "import guardrail as gr, sys\n"
             "gr.configure(hooks=[])\n"
-            "sink = gr.JsonLinesSink(sys.argv[1], flush_every=1000)\n"
+            "sink = gr.holdout.JsonLinesSink(sys.argv[1], flush_every=1000)\n"
             "log = gr.DecisionLog(sink)\n"
             "m = gr.ModelRef(name='m', version='1')\n"
             "for _ in range(7): log.write(gr.Prediction(gr.Probability(0.5), m))\n"
@@ -408,17 +417,17 @@ class TestJsonLinesSink:
     def test_write_after_close_is_an_error_the_log_counts(self, tmp_path: Path) -> None:
         """Writing to a closed sink raises SinkClosedError, which the log counts and reports."""
         path = tmp_path / "d.jsonl"
-        sink = gr.JsonLinesSink(path, flush_every=1)
+        sink = gr.holdout.JsonLinesSink(path, flush_every=1)
         log = gr.DecisionLog(sink)
         log.write(gr.Prediction(gr.Probability(0.5), MODEL))
         sink.close()
         record = sink_record()
-        with pytest.raises(gr.SinkClosedError):
+        with pytest.raises(gr.errors.SinkClosedError):
             sink.write(record)
         with capture_events() as events:
             log.write(gr.Prediction(gr.Probability(0.5), MODEL))
         assert (log.written, log.dropped_error) == (1, 1)
-        (failed,) = [e for e in events if isinstance(e, gr.DecisionLogFailed)]
+        (failed,) = [e for e in events if isinstance(e, gr.instrumentation.DecisionLogFailed)]
         assert "SinkClosedError" in failed.error
         sink.close()
         assert len(path.read_text().splitlines()) == 1
@@ -429,7 +438,7 @@ class TestJsonLinesSink:
             "import atexit, guardrail as gr\n"
             "calls = []\n"
             "atexit.register = lambda f, *a, **k: calls.append(f)\n"
-            "sink = gr.JsonLinesSink('/nonexistent/x.jsonl')\n"
+            "sink = gr.holdout.JsonLinesSink('/nonexistent/x.jsonl')\n"
             "print(len(calls))\n"
         )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -441,10 +450,10 @@ class TestJsonLinesSink:
     def test_bad_buffer_sizes(self, kw: dict[str, int], tmp_path: Path) -> None:
         """Non-positive sizes, or flush_every above max_buffer, are ConfigErrors."""
         with pytest.raises(gr.ConfigError):
-            gr.JsonLinesSink(tmp_path / "x", **kw)
+            gr.holdout.JsonLinesSink(tmp_path / "x", **kw)
 
 
-def sink_record() -> gr.DecisionRecord:
+def sink_record() -> gr.holdout.DecisionRecord:
     """One record, built the way the log builds it."""
     (record,) = gr.DecisionLog(ListSink()).records(gr.Prediction(gr.Probability(0.5), MODEL))
     return record
@@ -453,6 +462,6 @@ def sink_record() -> gr.DecisionRecord:
 class TestDecisionRecord:
     def test_to_dict_has_every_field(self) -> None:
         """to_dict names every field of the record."""
-        record = gr.DecisionRecord("a", None, 1.0, "m", "1", 0.5, "probability", None, None,
+        record = gr.holdout.DecisionRecord("a", None, 1.0, "m", "1", 0.5, "probability", None, None,
                                    None, None, None, (), None, "f")  # fmt: skip
-        assert set(record.to_dict()) == {a.name for a in gr.DecisionRecord.__attrs_attrs__}
+        assert set(record.to_dict()) == {a.name for a in gr.holdout.DecisionRecord.__attrs_attrs__}

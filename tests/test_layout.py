@@ -16,35 +16,58 @@ PRIVATE_IMPORTS_PENDING: frozenset[tuple[str, str, str]] = frozenset()
 CYCLE_EDGES_PENDING: frozenset[tuple[str, str]] = frozenset()
 
 
+def module_name(path: Path) -> str:
+    """A module's name inside the package: ``_limits``, ``_app.cli``, ``__init__``."""
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts.pop()
+    return ".".join(parts)
+
+
 def modules() -> dict[str, ast.Module]:
     """Every module of the package, parsed, by its name inside the package."""
-    return {path.stem: ast.parse(path.read_text(), str(path)) for path in PACKAGE.glob("*.py")}
+    return {
+        module_name(path): ast.parse(path.read_text(), str(path)) for path in PACKAGE.rglob("*.py")
+    }
 
 
-def imported(node: ast.ImportFrom | ast.Import) -> Iterator[tuple[str, str | None]]:
+def _known(name: str) -> str:
+    """*name* if it is a module of the package, else the package that holds it."""
+    path = PACKAGE.joinpath(*name.split("."))
+    if path.with_suffix(".py").exists() or (path / "__init__.py").exists():
+        return name
+    return name.rpartition(".")[0] or "__init__"
+
+
+def imported(
+    node: ast.ImportFrom | ast.Import, importer: str = "__init__"
+) -> Iterator[tuple[str, str | None]]:
     """(module inside the package, name or None) for each name *node* imports."""
     if isinstance(node, ast.Import):
         for alias in node.names:
             parts = alias.name.split(".")
             if parts[0] == "guardrail":
-                yield (parts[1] if len(parts) > 1 else "__init__"), None
+                yield (".".join(parts[1:]) or "__init__"), None
         return
     if node.level == 0:
         parts = (node.module or "").split(".")
         if parts[0] != "guardrail":
             return
-        parts = parts[1:]
+        base = ".".join(parts[1:])
     else:
-        parts = node.module.split(".") if node.module else []
-    if parts:
-        for alias in node.names:
-            yield parts[0], alias.name
-    else:  # from . import x: x is a module of the package or a name of __init__
-        for alias in node.names:
-            if (PACKAGE / f"{alias.name}.py").exists():
-                yield alias.name, None
-            else:
-                yield "__init__", alias.name
+        here = PACKAGE.joinpath(*importer.split("."))
+        package = importer if (here / "__init__.py").exists() else importer.rpartition(".")[0]
+        if importer == "__init__":
+            package = ""
+        for _ in range(node.level - 1):
+            package = package.rpartition(".")[0]
+        base = ".".join(p for p in (package, node.module or "") if p)
+    for alias in node.names:
+        candidate = f"{base}.{alias.name}" if base else alias.name
+        if _known(candidate) == candidate:  # from . import x: x is a module
+            yield candidate, None
+        else:
+            yield (_known(base) if base else "__init__"), alias.name
 
 
 def runtime_imports(tree: ast.Module) -> Iterator[ast.ImportFrom | ast.Import]:
@@ -72,7 +95,7 @@ def import_graph() -> dict[str, set[str]]:
     for name, tree in modules().items():
         edges = graph.setdefault(name, set())
         for node in runtime_imports(tree):
-            edges.update(module for module, _ in imported(node) if module != name)
+            edges.update(module for module, _ in imported(node, name) if module != name)
     return graph
 
 
@@ -134,7 +157,7 @@ class TestPrivateNames:
             for node in ast.walk(tree):
                 if not isinstance(node, (ast.Import, ast.ImportFrom)):
                     continue
-                for module, imported_name in imported(node):
+                for module, imported_name in imported(node, name):
                     if (
                         imported_name is not None
                         and imported_name.startswith("_")
@@ -149,7 +172,8 @@ class TestImportGraph:
     def test_sees_imports_in_functions_and_skips_type_checking(self) -> None:
         """The graph counts function-level imports and ignores TYPE_CHECKING blocks."""
         graph = import_graph()
-        assert "_demo" in graph["_cli"]  # imported inside a command
+        assert "_app.demo" in graph["_app.cli"]  # imported inside a command
+        assert "_limits" in graph["limits"]  # a public facade over its private module
         assert "_guard_config" not in graph["_outcomes"]  # only under TYPE_CHECKING
 
     def test_finds_a_cycle(self) -> None:

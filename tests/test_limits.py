@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import guardrail as gr
 from guardrail import testing
-from guardrail._call import Call
+from guardrail.mechanisms import Call
 from guardrail.testing import capture_events
 
 MODEL = gr.ModelRef(name="fraud", version="1")
@@ -36,7 +36,7 @@ def limit_with_clock(**kwargs: Any) -> tuple[gr.ActionLimit, Clock]:
     clock = Clock()
     kwargs.setdefault("max_actions", 3)
     kwargs.setdefault("per", "1m")
-    return gr.ActionLimit("test", store=gr.MemoryStore(clock=clock), **kwargs), clock
+    return gr.ActionLimit("test", store=gr.limits.MemoryStore(clock=clock), **kwargs), clock
 
 
 @pytest.fixture(autouse=True)
@@ -55,10 +55,10 @@ gaps = st.one_of(
 arrivals = st.lists(st.tuples(gaps, st.integers(1, 3)), min_size=1, max_size=300)
 
 
-def run(window: gr.Window, pattern: list[tuple[int, int]]) -> tuple[list[Any], list[Any]]:
+def run(window: gr.limits.Window, pattern: list[tuple[int, int]]) -> tuple[list[Any], list[Any]]:
     """Drive a counter; return the allowed (time, weight) and denied (time, weight)."""
     clock = Clock()
-    counter = gr.MemoryStore(clock=clock).bind("p", (window,), 0.8)
+    counter = gr.limits.MemoryStore(clock=clock).bind("p", (window,), 0.8)
     allowed, denied = [], []
     for gap, weight in pattern:
         clock.now += gap
@@ -79,7 +79,7 @@ class TestGuarantee:
         self, max_actions: int, per_ms: int, buckets: int, pattern: list[tuple[int, int]]
     ) -> None:
         """In any closed interval of length per, allowed weights sum to at most max_actions."""
-        window = gr.Window(max_actions, per_ms / 1000, buckets=buckets)
+        window = gr.limits.Window(max_actions, per_ms / 1000, buckets=buckets)
         allowed, _ = run(window, pattern)
         per = window.per_ns
         for start, _ in allowed:
@@ -97,7 +97,7 @@ class TestGuarantee:
         self, max_actions: int, per_ms: int, buckets: int, pattern: list[tuple[int, int]]
     ) -> None:
         """A denial at t means the actions in (t - per - width, t] already fill the cap."""
-        window = gr.Window(max_actions, per_ms / 1000, buckets=buckets)
+        window = gr.limits.Window(max_actions, per_ms / 1000, buckets=buckets)
         allowed, denied = run(window, pattern)
         span = window.width_ns * (buckets + 1)
         assert span <= window.per_ns + window.width_ns + buckets
@@ -112,8 +112,8 @@ class TestGuarantee:
     ) -> None:
         """With several windows, each one's guarantee holds for the allowed actions."""
         clock = Clock()
-        windows = (gr.Window(3, 0.05, buckets=5), gr.Window(7, 0.4, buckets=4))
-        counter = gr.MemoryStore(clock=clock).bind("m", windows, 0.8)
+        windows = (gr.limits.Window(3, 0.05, buckets=5), gr.limits.Window(7, 0.4, buckets=4))
+        counter = gr.limits.MemoryStore(clock=clock).bind("m", windows, 0.8)
         allowed = []
         for gap, weight in pattern:
             clock.now += gap
@@ -143,9 +143,9 @@ class TestGuarantee:
         pattern: list[tuple[int, int, int, bool]],
     ) -> None:
         """Refunds, even across a sub-window boundary, keep every interval of per within the cap."""
-        window = gr.Window(max_actions, per_ms / 1000, buckets=buckets)
+        window = gr.limits.Window(max_actions, per_ms / 1000, buckets=buckets)
         clock = Clock()
-        counter = gr.MemoryStore(clock=clock).bind("p", (window,), 0.8)
+        counter = gr.limits.MemoryStore(clock=clock).bind("p", (window,), 0.8)
         taken = []
         pending: list[tuple[int, int]] = []
         for gap, lag, weight, give_back in pattern:
@@ -169,7 +169,9 @@ class TestGuarantee:
     def test_a_late_refund_takes_the_count_from_the_older_sub_window(self) -> None:
         """A refund arriving after a new sub-window began never frees the new one's counts."""
         clock = Clock(start=10**12 - 10)  # 10 ns before a sub-window ends
-        counter = gr.MemoryStore(clock=clock).bind("p", (gr.Window(2, "1s", buckets=1),), 0.8)
+        counter = gr.limits.MemoryStore(clock=clock).bind(
+            "p", (gr.limits.Window(2, "1s", buckets=1),), 0.8
+        )
         mark = counter.mark()
         assert counter.acquire("k", 1) == 0  # to be refunded
         clock.advance(0.5)
@@ -267,13 +269,14 @@ class TestMemoryStore:
         assert limit.remaining("new-1") == 0
 
     @pytest.mark.parametrize(
-        "windows", [[gr.Window(1, "1s")], [gr.Window(1, "1s"), gr.Window(2, "2s")]]
+        "windows",
+        [[gr.limits.Window(1, "1s")], [gr.limits.Window(1, "1s"), gr.limits.Window(2, "2s")]],
     )
-    def test_max_keys_bounds_the_keys_held(self, windows: list[gr.Window]) -> None:
+    def test_max_keys_bounds_the_keys_held(self, windows: list[gr.limits.Window]) -> None:
         """At max_keys active keys a new key is degraded and denied (on_error); held keys go on."""
         clock = Clock()
         limit = gr.ActionLimit(
-            "capped", windows=windows, store=gr.MemoryStore(clock=clock, max_keys=3)
+            "capped", windows=windows, store=gr.limits.MemoryStore(clock=clock, max_keys=3)
         )
         assert [limit.allow(k) for k in ("a", "b", "c")] == [True, True, True]
         with capture_events() as events:
@@ -295,7 +298,7 @@ class TestMemoryStore:
             max_actions=1,
             per="1h",
             on_error="open",
-            store=gr.MemoryStore(max_keys=1),
+            store=gr.limits.MemoryStore(max_keys=1),
         )
         assert limit.allow("a")
         assert limit.allow("b")
@@ -306,7 +309,7 @@ class TestMemoryStore:
     def test_bad_max_keys(self, max_keys: Any) -> None:
         """max_keys must be a positive int."""
         with pytest.raises(gr.ConfigError, match="max_keys"):
-            gr.MemoryStore(max_keys=max_keys)
+            gr.limits.MemoryStore(max_keys=max_keys)
 
     def test_reset_at_is_when_the_last_action_expires(self) -> None:
         """reset_at is about per (plus a sub-window) after the newest action."""
@@ -345,7 +348,7 @@ class TestConfiguration:
             ({"max_actions": 5, "per": "1m", "near": 1.5}, "near"),
             ({"max_actions": 5, "per": "1m", "key": "merchant"}, "key"),
             ({"max_actions": 5, "per": "1m", "store": object()}, "store"),
-            ({"max_actions": 5, "per": "1m", "windows": [gr.Window(1, 1)]}, "not both"),
+            ({"max_actions": 5, "per": "1m", "windows": [gr.limits.Window(1, 1)]}, "not both"),
             ({"windows": [(1, 1)]}, "Window values"),
             ({"windows": "1m"}, "list of Window"),
         ],
@@ -365,23 +368,25 @@ class TestConfiguration:
 
     def test_windows_parse(self) -> None:
         """Window lengths read as seconds or as number-and-unit strings."""
-        assert gr.Window(1, "1m").per == 60.0
-        assert gr.Window(1, "1.5h").per == 5400.0
-        assert gr.Window(1, "d").per == 86400.0
-        assert gr.Window(1, " 250ms ").per == 0.25
-        assert gr.Window(1, 2).per == 2.0
+        assert gr.limits.Window(1, "1m").per == 60.0
+        assert gr.limits.Window(1, "1.5h").per == 5400.0
+        assert gr.limits.Window(1, "d").per == 86400.0
+        assert gr.limits.Window(1, " 250ms ").per == 0.25
+        assert gr.limits.Window(1, 2).per == 2.0
 
     def test_weight_above_a_second_window_is_refused(self) -> None:
         """A weight must fit every window, not just the first."""
         with pytest.raises(gr.ConfigError, match="above the limit"):
-            gr.ActionLimit("w", windows=[gr.Window(10, "1m"), gr.Window(3, "1h")], weight=5)
+            gr.ActionLimit(
+                "w", windows=[gr.limits.Window(10, "1m"), gr.limits.Window(3, "1h")], weight=5
+            )
 
     def test_bad_buckets(self) -> None:
         """Sub-windows per window are a positive int up to 1000."""
         with pytest.raises(gr.ConfigError, match="buckets"):
-            gr.Window(1, 1, buckets=0)
+            gr.limits.Window(1, 1, buckets=0)
         with pytest.raises(gr.ConfigError, match="buckets"):
-            gr.Window(1, 1, buckets=5000)
+            gr.limits.Window(1, 1, buckets=5000)
 
     def test_settings_are_read_only(self) -> None:
         """A limit's settings cannot be changed after it is made."""
@@ -390,7 +395,7 @@ class TestConfiguration:
             limit.max_actions = 5  # type: ignore[misc]
         with pytest.raises(AttributeError):
             limit.extra = 1  # type: ignore[attr-defined]
-        assert limit.windows == (gr.Window(1, 1.0),)
+        assert limit.windows == (gr.limits.Window(1, 1.0),)
 
     def test_a_limit_is_state_compared_by_identity(self) -> None:
         """Two limits with the same settings count apart, so they are not equal."""
@@ -412,10 +417,10 @@ class TestConfiguration:
 
 class TestOnExceed:
     def test_raise(self) -> None:
-        """on_exceed='raise' raises ActionLimitExceeded, a PolicyError."""
+        """on_exceed='raise' raises ActionLimitExceededError, a PolicyError."""
         limit, _ = limit_with_clock(max_actions=1, on_exceed="raise")
         assert limit.allow("m")
-        with pytest.raises(gr.ActionLimitExceeded, match="'test' exceeded") as info:
+        with pytest.raises(gr.errors.ActionLimitExceededError, match="'test' exceeded") as info:
             limit.allow("m")
         assert isinstance(info.value, gr.PolicyError)
         assert info.value.key == "m"
@@ -445,7 +450,7 @@ class TestOnExceed:
         limit, _ = limit_with_clock(max_actions=1, on_exceed="report")
         with capture_events() as events:
             assert all(limit.allow() for _ in range(4))
-        exceeded = [e for e in events if isinstance(e, gr.LimitExceeded)]
+        exceeded = [e for e in events if isinstance(e, gr.instrumentation.LimitExceeded)]
         assert len(exceeded) == 1
         assert exceeded[0].shadow
 
@@ -498,10 +503,10 @@ class TestBadCallTimeInput:
         def act(row: dict[str, str]) -> str:
             return "acted"
 
-        with capture_events() as events, pytest.raises(gr.ActionLimitExceeded) as info:
+        with capture_events() as events, pytest.raises(gr.errors.ActionLimitExceededError) as info:
             act({"merchant": "m"})
         assert info.value.degraded
-        degraded = [e for e in events if isinstance(e, gr.LimitDegraded)]
+        degraded = [e for e in events if isinstance(e, gr.instrumentation.LimitDegraded)]
         assert len(degraded) == 1
         assert degraded[0].policy == "closed"
 
@@ -583,13 +588,13 @@ class TestInspectionAndKillSwitch:
             limit.pause("incident 42")
             assert limit.paused
             assert limit.remaining() == 0
-            with pytest.raises(gr.ActionLimitExceeded, match="paused") as info:
+            with pytest.raises(gr.errors.ActionLimitExceededError, match="paused") as info:
                 limit.allow()
             assert info.value.paused
             limit.resume()
         assert limit.allow()
         assert limit.remaining() == 99
-        switches = [e for e in events if isinstance(e, gr.PauseChanged)]
+        switches = [e for e in events if isinstance(e, gr.instrumentation.PauseChanged)]
         assert [(e.source.kind, e.source.name, e.paused) for e in switches] == [
             ("limit", "test", True),
             ("limit", "test", False),
@@ -601,8 +606,8 @@ class TestInspectionAndKillSwitch:
         clock = Clock()
         limit = gr.ActionLimit(
             "sms",
-            windows=[gr.Window(3, "1m"), gr.Window(5, "1d")],
-            store=gr.MemoryStore(clock=clock),
+            windows=[gr.limits.Window(3, "1m"), gr.limits.Window(5, "1d")],
+            store=gr.limits.MemoryStore(clock=clock),
         )
         assert [limit.allow() for _ in range(4)] == [True, True, True, False]
         clock.advance(70)
@@ -631,7 +636,11 @@ class TestEvents:
 
         reader = InMemoryMetricReader()
         gr.configure(
-            hooks=[gr.OpenTelemetryHook(meter_provider=MeterProvider(metric_readers=[reader]))]
+            hooks=[
+                gr.instrumentation.OpenTelemetryHook(
+                    meter_provider=MeterProvider(metric_readers=[reader])
+                )
+            ]
         )
         limit, _ = limit_with_clock(max_actions=2, key=lambda row: row["m"])
 
@@ -673,8 +682,16 @@ class TestMechanism:
     def test_is_a_limiter(self) -> None:
         """An ActionLimit plays the guard's limiter role, and no other."""
         limit, _ = limit_with_clock()
-        assert isinstance(limit, gr.Limiter)
-        assert not isinstance(limit, (gr.InputMonitor, gr.Decider, gr.Assigner, gr.Recorder))
+        assert isinstance(limit, gr.mechanisms.Limiter)
+        assert not isinstance(
+            limit,
+            (
+                gr.mechanisms.InputMonitor,
+                gr.mechanisms.Decider,
+                gr.mechanisms.Assigner,
+                gr.mechanisms.Recorder,
+            ),
+        )
 
     def test_positive_decisions_are_actions(self) -> None:
         """Only positive decisions count; the one past the limit is vetoed with a reason."""
@@ -720,7 +737,7 @@ class TestMechanism:
         """With on_exceed='raise' the guard's call raises the PolicyError."""
         limit, _ = limit_with_clock(max_actions=1, on_exceed="raise")
         limit.acquire_call(make_call({}, True))
-        with pytest.raises(gr.ActionLimitExceeded):
+        with pytest.raises(gr.errors.ActionLimitExceededError):
             limit.acquire_call(make_call({}, True))
 
     def test_key_failure_marks_the_call_degraded(self) -> None:

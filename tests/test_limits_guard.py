@@ -68,7 +68,7 @@ class TestLimitInAGuard:
         assert d.reasons == ("limit:block_card",)
 
     def test_raise_propagates_through_the_guard(self) -> None:
-        """on_exceed='raise' is a policy: the guard lets ActionLimitExceeded through."""
+        """on_exceed='raise' is a policy: the guard lets ActionLimitExceededError through."""
         limit = block_card_limit(max_actions=1, on_exceed="raise")
 
         @gr.guard(model=MODEL, returns=gr.Probability, threshold=THRESHOLD, limits=[limit])
@@ -76,7 +76,7 @@ class TestLimitInAGuard:
             return 0.9
 
         predict({"merchant": "m"})
-        with pytest.raises(gr.ActionLimitExceeded):
+        with pytest.raises(gr.errors.ActionLimitExceededError):
             predict({"merchant": "m"})
 
     def test_an_unreachable_store_gives_a_degraded_no_action(self) -> None:
@@ -184,7 +184,7 @@ class TestSeveralLimits:
         def predict(rows: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
             return rows[:, 1]
 
-        with pytest.raises(gr.ActionLimitExceeded):
+        with pytest.raises(gr.errors.ActionLimitExceededError):
             predict(np.array([[1.0, 0.9], [1.0, 0.9], [1.0, 0.9]]))
         assert per_merchant.remaining("1") == 5
         assert overall.remaining() == 2
@@ -203,7 +203,7 @@ class TestSeveralLimits:
         def predict(rows: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
             return rows[:, 1]
 
-        with pytest.raises(gr.ActionLimitExceeded):
+        with pytest.raises(gr.errors.ActionLimitExceededError):
             predict(np.array([[1.0, 0.9], [1.0, 0.9], [1.0, 0.9]]))
         assert limit.remaining("1") == 2
         assert predict(np.array([[1.0, 0.9], [1.0, 0.9]])).act.tolist() == [True, True]  # type: ignore[union-attr]

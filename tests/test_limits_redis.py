@@ -65,7 +65,7 @@ class TestRedisStore:
         """Every window applies; remaining is the tightest."""
         limit = gr.ActionLimit(
             "sms",
-            windows=[gr.Window(2, "1s", buckets=2), gr.Window(3, "1h")],
+            windows=[gr.limits.Window(2, "1s", buckets=2), gr.limits.Window(3, "1h")],
             store=store(redis_server, namespace),
         )
         assert [limit.allow() for _ in range(3)] == [True, True, False]
@@ -104,7 +104,7 @@ class TestRedisStore:
         assert hour.remaining("u") == 100
         assert hour.allow("u")
         both = gr.ActionLimit(
-            "sms", windows=[gr.Window(20, "1m"), gr.Window(100, "1h")], store=shared
+            "sms", windows=[gr.limits.Window(20, "1m"), gr.limits.Window(100, "1h")], store=shared
         )
         assert both.remaining("u") == 20
         raised = gr.ActionLimit("sms", max_actions=30, per="1m", store=shared)
@@ -240,7 +240,7 @@ class TestFailurePolicy:
         kinds = [e.kind for e in events]
         assert kinds[0] == "limit.degraded"
         assert "limit.recovered" in kinds
-        recovered = next(e for e in events if isinstance(e, gr.LimitRecovered))
+        recovered = next(e for e in events if isinstance(e, gr.instrumentation.LimitRecovered))
         assert recovered.degraded_decisions == 5
 
     def test_a_hung_server_is_cut_off_at_the_deadline(
@@ -262,7 +262,7 @@ class TestFailurePolicy:
             took = []
             for _ in range(3):
                 t = time.perf_counter()
-                with pytest.raises(gr.ActionLimitExceeded) as info:
+                with pytest.raises(gr.errors.ActionLimitExceededError) as info:
                     limit.allow()
                 took.append(time.perf_counter() - t)
                 assert info.value.degraded
@@ -388,7 +388,7 @@ class TestThreadSafety:
                 assert limit.allow()
         finally:
             sys.setswitchinterval(switch)
-        recovered = [e for e in events if isinstance(e, gr.LimitRecovered)]
+        recovered = [e for e in events if isinstance(e, gr.instrumentation.LimitRecovered)]
         # Nothing lost: each degraded decision is in a recovery event, or (if its
         # count landed just after a recovery) still waiting for the next one.
         reported = sum(e.degraded_decisions for e in recovered)
@@ -457,7 +457,7 @@ class TestRefunds:
         assert shared.remaining("1") == 3
         assert shared.remaining("2") == 5
         raising = guarded(gr.ActionLimit("raising", max_actions=1, per="1h", on_exceed="raise"))
-        with pytest.raises(gr.ActionLimitExceeded):
+        with pytest.raises(gr.errors.ActionLimitExceededError):
             raising(np.array([[1.0, 0.9], [1.0, 0.9], [2.0, 0.9]]))
         assert shared.remaining("1") == 3
         assert shared.remaining("2") == 5

@@ -73,12 +73,12 @@ class TestModelRef:
     def test_from_dict_refuses_unknown_keys(self) -> None:
         """An unknown key is a FormatError, not silently dropped."""
         data = full_model().to_dict() | {"colour": "red"}
-        with pytest.raises(gr.FormatError, match="colour"):
+        with pytest.raises(gr.errors.FormatError, match="colour"):
             gr.ModelRef.from_dict(data)
 
     def test_from_dict_needs_name_and_version(self) -> None:
         """A missing required key is a FormatError."""
-        with pytest.raises(gr.FormatError, match="version"):
+        with pytest.raises(gr.errors.FormatError, match="version"):
             gr.ModelRef.from_dict({"name": "m"})
 
     @pytest.mark.parametrize(
@@ -92,12 +92,12 @@ class TestModelRef:
     )  # fmt: skip
     def test_from_json_refuses_malformed(self, text: str) -> None:
         """Malformed JSON or wrong shapes are a FormatError."""
-        with pytest.raises(gr.FormatError):
+        with pytest.raises(gr.errors.FormatError):
             gr.ModelRef.from_json(text)
 
     def test_bad_time_in_dict(self) -> None:
         """A non-ISO trained_at is a FormatError."""
-        with pytest.raises(gr.FormatError, match="ISO"):
+        with pytest.raises(gr.errors.FormatError, match="ISO"):
             gr.ModelRef.from_dict({"name": "m", "version": "1", "trained_at": "yesterday"})
 
     def test_declares(self) -> None:

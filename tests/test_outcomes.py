@@ -58,7 +58,7 @@ class TestJoin:
 
     def test_score_is_refused(self) -> None:
         """A Score has no probability: recording one is a ScaleError."""
-        with pytest.raises(gr.ScaleError):
+        with pytest.raises(gr.errors.ScaleError):
             gr.OutcomeMonitor().record(gr.Prediction(gr.Score(3.0), MODEL))
 
     def test_batch_rows_join_by_row_id(self) -> None:
@@ -117,7 +117,9 @@ class TestLosses:
         assert monitor.report().evicted == 2
         assert not monitor.record_outcome(preds[0].id, 1)
         assert monitor.record_outcome(preds[4].id, 1)
-        lost = [(e.reason, e.count) for e in events if isinstance(e, gr.OutcomesLost)]
+        lost = [
+            (e.reason, e.count) for e in events if isinstance(e, gr.instrumentation.OutcomesLost)
+        ]
         assert lost == [("evicted", 1), ("evicted", 2)]
 
     def test_ttl_reads_a_duration(self) -> None:
@@ -165,7 +167,7 @@ class TestLosses:
             assert not monitor.record_outcome("nope", 1)
             assert not monitor.record_outcome("nope", 1)
         assert monitor.report().unmatched == 3
-        counts = [e.count for e in events if isinstance(e, gr.OutcomesLost)]
+        counts = [e.count for e in events if isinstance(e, gr.instrumentation.OutcomesLost)]
         assert counts == [1, 2]  # reported at doubling counts
 
     @pytest.mark.parametrize("label", [2, -1, 0.5, 1.0, "1", None, math.nan])
@@ -174,7 +176,7 @@ class TestLosses:
         monitor = gr.OutcomeMonitor()
         p = prediction(0.5)
         monitor.record(p)
-        with pytest.raises(gr.LabelError):
+        with pytest.raises(gr.errors.LabelError):
             monitor.record_outcome(p.id, label)  # type: ignore[arg-type]
         assert monitor.invalid_labels == 1
         assert monitor.pending == 1  # the prediction still waits for a good label
@@ -191,14 +193,14 @@ class TestAlarms:
     def test_bias_out_of_range_alarms_pauses_and_asks_to_retrain(self) -> None:
         """Biased predictions fire one alarm, pause the thresholds and call the hook."""
         threshold = gr.DynamicThreshold(target_rate=0.01, initial=gr.Probability(0.9))
-        asked: list[gr.Event] = []
+        asked: list[gr.instrumentation.Event] = []
         monitor = gr.OutcomeMonitor(
             min_outcomes=100, bias_bounds=(-0.05, 0.05), ece_bound=None,
             thresholds=[threshold], on_retrain=asked.append,
         )  # fmt: skip
         with capture_events() as events:
             self.feed(monitor, 300, p=0.8, rate=0.5)
-        alarms = [e for e in events if isinstance(e, gr.PredictionBiasOutOfRange)]
+        alarms = [e for e in events if isinstance(e, gr.instrumentation.PredictionBiasOutOfRange)]
         assert len(alarms) == 1  # once on crossing, not on every label
         assert alarms[0].slice is None
         assert alarms[0].bias == pytest.approx(0.3, abs=0.1)
@@ -211,7 +213,9 @@ class TestAlarms:
                                     ece_bound=None)  # fmt: skip
         with capture_events() as events:
             self.feed(monitor, 100, p=0.1, rate=0.6)
-        slices = {e.slice for e in events if isinstance(e, gr.PredictionBiasOutOfRange)}
+        slices = {
+            e.slice for e in events if isinstance(e, gr.instrumentation.PredictionBiasOutOfRange)
+        }
         assert slices == {None, "fr"}
 
     def test_in_range_stays_quiet(self) -> None:
@@ -228,7 +232,7 @@ class TestAlarms:
 
     def test_calibration_alarm(self) -> None:
         """Predictions far from their labels' frequency by bin exceed the ECE bound."""
-        asked: list[gr.Event] = []
+        asked: list[gr.instrumentation.Event] = []
         monitor = gr.OutcomeMonitor(
             min_outcomes=100, check_every=100, ece_bound=0.1,
             bias_bounds=(-1.0, 1.0), on_retrain=asked.append,
@@ -241,7 +245,7 @@ class TestAlarms:
                 pred = prediction(p)
                 monitor.record(pred)
                 monitor.record_outcome(pred.id, bool(rng.random() < 1 - p))
-        ece = [e for e in events if isinstance(e, gr.CalibrationOutOfRange)]
+        ece = [e for e in events if isinstance(e, gr.instrumentation.CalibrationOutOfRange)]
         assert len(ece) == 1
         assert ece[0].ece > 0.3
         assert asked == ece
@@ -250,14 +254,14 @@ class TestAlarms:
     def test_failing_retrain_hook_is_counted(self) -> None:
         """A retraining hook that raises is counted and reported, never raised."""
 
-        def broken(event: gr.Event) -> None:
+        def broken(event: gr.instrumentation.Event) -> None:
             raise RuntimeError("pager down")
 
         monitor = gr.OutcomeMonitor(min_outcomes=10, ece_bound=None, on_retrain=broken)
         with capture_events() as events:
             self.feed(monitor, 20, p=0.9, rate=0.0)
         assert monitor.retrain_errors == 1
-        assert any(isinstance(e, gr.RetrainHookFailed) for e in events)
+        assert any(isinstance(e, gr.instrumentation.RetrainHookFailed) for e in events)
 
     def test_ece_of_perfect_calibration_is_small(self) -> None:
         """Labels drawn with the predicted probability give a small ECE."""
@@ -274,7 +278,7 @@ class TestMechanism:
     def test_after_records_the_call(self) -> None:
         """As a mechanism it records the call's prediction, decision and slice."""
         monitor = gr.OutcomeMonitor(slice=lambda row: row["country"])
-        assert isinstance(monitor, gr.Recorder)
+        assert isinstance(monitor, gr.mechanisms.Recorder)
         call = make_call({"country": "fr"}, True, prediction=prediction(0.9), model=MODEL)
         monitor.record_call(call)
         monitor.record_outcome(call.prediction.id, 1)
@@ -316,7 +320,7 @@ class TestCountersUnderThreads:
                 held.set()
                 release.wait(5)
 
-        def broken(event: gr.Event) -> None:
+        def broken(event: gr.instrumentation.Event) -> None:
             threading.Thread(target=hold_lock).start()
             held.wait(5)
             raise RuntimeError("pager down")

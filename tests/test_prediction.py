@@ -79,12 +79,12 @@ class TestPrediction:
     def test_from_dict_refuses_malformed(self, mutate: object) -> None:
         """Every malformed field is a FormatError."""
         data = gr.Prediction(gr.Probability(0.3), MODEL).to_dict()
-        with pytest.raises(gr.FormatError):
+        with pytest.raises(gr.errors.FormatError):
             gr.Prediction.from_dict(mutate(data))  # type: ignore[operator]
 
     def test_refuses_raw_floats(self) -> None:
         """A prediction of a bare float is a ScaleError."""
-        with pytest.raises(gr.ScaleError):
+        with pytest.raises(gr.errors.ScaleError):
             gr.Prediction(0.3, MODEL)  # type: ignore[type-var]
         with pytest.raises(gr.ConfigError):
             gr.Prediction(gr.Probability(0.3), "fraud")  # type: ignore[arg-type]
@@ -103,15 +103,17 @@ class TestConsume:
         p = gr.Prediction(gr.Probability(0.3), MODEL)
         with capture_events() as events:
             assert p.consume(by="mailer") == gr.Probability(0.3)
-        source = gr.Source("prediction", MODEL.name, None, MODEL)
+        source = gr.mechanisms.Source("prediction", MODEL.name, None, MODEL)
         assert events == [
-            gr.ConsumerUndeclared(source=source, consumer="mailer", prediction_id=p.id)
+            gr.instrumentation.ConsumerUndeclared(
+                source=source, consumer="mailer", prediction_id=p.id
+            )
         ]
 
     def test_undeclared_consumer_refused_by_policy(self) -> None:
         """With on_undeclared_consumer='raise' the consumer is refused."""
         gr.configure(on_undeclared_consumer="raise")
-        with pytest.raises(gr.UndeclaredConsumerError, match="mailer"):
+        with pytest.raises(gr.errors.UndeclaredConsumerError, match="mailer"):
             gr.Prediction(gr.Probability(0.3), MODEL).consume(by="mailer")
 
     def test_bad_policy(self) -> None:
@@ -139,14 +141,14 @@ class TestThreshold:
     def test_other_scale_is_type_error(self) -> None:
         """A LogOdds compared with a probability threshold is a ScaleError."""
         t = gr.Threshold(0.5, scale=gr.Probability)
-        with pytest.raises(gr.ScaleError, match="LogOdds"):
+        with pytest.raises(gr.errors.ScaleError, match="LogOdds"):
             t.admits(gr.LogOdds(0.1))  # type: ignore[arg-type]
 
     def test_value_must_be_on_scale(self) -> None:
         """A probability threshold of 1.5 or NaN is refused."""
-        with pytest.raises(gr.OutOfScaleError):
+        with pytest.raises(gr.errors.OutOfScaleError):
             gr.Threshold(1.5, scale=gr.Probability)
-        with pytest.raises(gr.OutOfScaleError):
+        with pytest.raises(gr.errors.OutOfScaleError):
             gr.Threshold(math.nan, scale=gr.LogOdds)
 
     @pytest.mark.parametrize(
@@ -178,13 +180,13 @@ class TestThreshold:
     def test_decide_refuses_other_model(self) -> None:
         """A threshold set for 3.1.0 does not decide on 3.2.0's predictions."""
         t = gr.Threshold(0.8, scale=gr.Probability, model=MODEL)
-        with pytest.raises(gr.ModelMismatchError, match=r"3\.2\.0"):
+        with pytest.raises(gr.errors.ModelMismatchError, match=r"3\.2\.0"):
             t.decide(gr.Prediction(gr.Probability(0.9), OTHER))
 
     def test_decide_refuses_other_scale(self) -> None:
         """A threshold on probabilities does not decide on log-odds."""
         t = gr.Threshold(0.8, scale=gr.Probability)
-        with pytest.raises(gr.ScaleError):
+        with pytest.raises(gr.errors.ScaleError):
             t.decide(gr.Prediction(gr.LogOdds(0.9), MODEL))  # type: ignore[arg-type]
 
     def test_batch_decision_to_dict(self) -> None:

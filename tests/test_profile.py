@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 
 import guardrail as gr
-from guardrail._profile import CategoricalProfile, NumericProfile
+from guardrail.skew import CategoricalProfile, NumericProfile
 
 from .strategies import REFERENCE, columns, serving_profiles
 
@@ -341,7 +341,7 @@ class TestMerge:
         """Profiles with different bins cannot be merged."""
         a = gr.Profile.from_columns({"x": np.arange(10.0)})
         b = gr.Profile.from_columns({"x": np.arange(20.0)})
-        with pytest.raises(gr.ProfileMismatchError):
+        with pytest.raises(gr.errors.ProfileMismatchError):
             a.merge(b)
         with pytest.raises(TypeError):
             a.merge({"x": 1})  # type: ignore[arg-type]
@@ -368,16 +368,16 @@ class TestJSON:
 
     def test_malformed_json(self) -> None:
         """Text that is not JSON is a ProfileFormatError (a FormatError)."""
-        with pytest.raises(gr.ProfileFormatError):
+        with pytest.raises(gr.errors.ProfileFormatError):
             gr.Profile.from_json("{not json")
-        with pytest.raises(gr.FormatError):
+        with pytest.raises(gr.errors.FormatError):
             gr.Profile.from_json(b"\xff")
 
     def test_future_version_is_refused(self) -> None:
         """A profile from a newer format version is refused with a clear message."""
         data = REFERENCE.to_dict()
         data["version"] = 2
-        with pytest.raises(gr.ProfileFormatError, match="newer"):
+        with pytest.raises(gr.errors.ProfileFormatError, match="newer"):
             gr.Profile.from_json(json.dumps(data))
 
     @pytest.mark.parametrize(
@@ -412,7 +412,7 @@ class TestJSON:
         """Wrong keys, types, versions or counts that do not add up are refused."""
         data = REFERENCE.to_dict()
         mutate(data)
-        with pytest.raises(gr.ProfileFormatError):
+        with pytest.raises(gr.errors.ProfileFormatError):
             gr.Profile.from_json(json.dumps(data))
 
     @pytest.mark.parametrize(
@@ -429,13 +429,13 @@ class TestJSON:
         """A statistic or an edge too large for a float is a ProfileFormatError, not an overflow."""
         data = REFERENCE.to_dict()
         mutate(data["features"][0])
-        with pytest.raises(gr.ProfileFormatError, match="finite"):
+        with pytest.raises(gr.errors.ProfileFormatError, match="finite"):
             gr.Profile.from_dict(data)
 
     def test_not_an_object(self) -> None:
         """A JSON array or number is not a profile."""
         for text in ("[]", "3", "null"):
-            with pytest.raises(gr.ProfileFormatError):
+            with pytest.raises(gr.errors.ProfileFormatError):
                 gr.Profile.from_json(text)
 
     def test_serialized_size_is_small(self) -> None:
@@ -454,7 +454,7 @@ class TestProfileBuilder:
     def test_fresh_builder_builds_what_from_columns_builds(self) -> None:
         """A fresh builder given columns builds a profile equal to Profile.from_columns."""
         data = training_columns()
-        builder = gr.ProfileBuilder(bins=10)
+        builder = gr.skew.ProfileBuilder(bins=10)
         builder.add_columns(data)
         assert builder.build() == gr.Profile.from_columns(data, bins=10)
 
@@ -468,7 +468,7 @@ class TestProfileBuilder:
     def test_add_rows_matches_from_rows(self) -> None:
         """add_rows takes row mappings; a key a row lacks counts as missing."""
         rows = [{"x": 1.0, "c": "a"}, {"x": 2.5}, {"c": "b", "x": None}]
-        builder = gr.ProfileBuilder()
+        builder = gr.skew.ProfileBuilder()
         builder.add_rows(rows)
         assert builder.names == ("x", "c")
         assert builder.build() == gr.Profile.from_rows(rows)
@@ -478,7 +478,7 @@ class TestProfileBuilder:
         """pandas Series and pyarrow arrays are columns too, nullable values counted missing."""
         pd = pytest.importorskip("pandas")
         pa = pytest.importorskip("pyarrow")
-        builder = gr.ProfileBuilder()
+        builder = gr.skew.ProfileBuilder()
         builder.add_columns(
             {"x": pd.Series([1, None, 3], dtype="Int64"), "c": pa.array(["a", None, "b"])}
         )
@@ -539,7 +539,7 @@ class TestProfileBuilder:
     def test_add_profile_folds_a_profile_on_the_same_layout(self) -> None:
         """add_profile adds a profile's counts; a fresh builder takes its layout exactly."""
         part = gr.Profile.from_columns(training_columns(300, seed=2), like=REFERENCE)
-        builder = gr.ProfileBuilder()
+        builder = gr.skew.ProfileBuilder()
         builder.add_profile(part)
         assert builder.build() == part
         builder.add_profile(part)
@@ -548,7 +548,7 @@ class TestProfileBuilder:
     def test_add_profile_refuses_another_layout(self) -> None:
         """A profile with other bins or features is a ProfileMismatchError."""
         builder = REFERENCE.builder()
-        with pytest.raises(gr.ProfileMismatchError):
+        with pytest.raises(gr.errors.ProfileMismatchError):
             builder.add_profile(gr.Profile.from_columns({"amount": np.arange(5.0)}))
         with pytest.raises(TypeError):
             builder.add_profile({"amount": 1})  # type: ignore[arg-type]
@@ -556,8 +556,8 @@ class TestProfileBuilder:
     def test_bad_input_is_a_config_error(self) -> None:
         """Options, non-mappings and columns of different lengths are refused."""
         with pytest.raises(gr.ConfigError):
-            gr.ProfileBuilder(bins=0)
-        builder = gr.ProfileBuilder()
+            gr.skew.ProfileBuilder(bins=0)
+        builder = gr.skew.ProfileBuilder()
         with pytest.raises(gr.ConfigError):
             builder.add_columns([1.0, 2.0])  # type: ignore[arg-type]
         with pytest.raises(gr.ConfigError):
@@ -567,7 +567,7 @@ class TestProfileBuilder:
 
     def test_an_empty_builder_builds_an_empty_profile(self) -> None:
         """Before any data a fresh builder has no features and builds an empty profile."""
-        builder = gr.ProfileBuilder()
+        builder = gr.skew.ProfileBuilder()
         assert (builder.names, builder.rows, len(builder.build())) == ((), 0, 0)
         assert repr(builder) == "ProfileBuilder(features=[], rows=0)"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from guardrail._progress import Progress
+from guardrail._app.progress import Progress
 
 
 class Terminal(io.StringIO):

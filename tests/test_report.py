@@ -14,31 +14,33 @@ import pytest
 import guardrail as gr
 
 
-def sample_report(**overrides: object) -> gr.Report:
+def sample_report(**overrides: object) -> gr.skew.Report:
     """A report with every section, as the browser test and these tests use it."""
     features = [
-        gr.ReportFeature(
+        gr.skew.ReportFeature(
             "merchant_category",
             kind="categorical",
             severity="alert",
             metrics=[
-                gr.ReportMetric("psi", 0.61, 0.1, 0.25, "alert"),
-                gr.ReportMetric("unseen_share", 0.12, 0.05, 0.2, "warn"),
+                gr.skew.ReportMetric("psi", 0.61, 0.1, 0.25, "alert"),
+                gr.skew.ReportMetric("unseen_share", 0.12, 0.05, 0.2, "warn"),
             ],
-            histogram=gr.ReportHistogram(
+            histogram=gr.skew.ReportHistogram(
                 ["grocery", "travel", "(other)"], [60, 40, 0], [45, 30, 25]
             ),
         ),
-        gr.ReportFeature(
+        gr.skew.ReportFeature(
             "amount",
             severity="warn",
-            metrics=[gr.ReportMetric("psi", 0.14, 0.1, 0.25, "warn")],
-            histogram=gr.ReportHistogram(["< 10", "[10, 50)", ">= 50"], [30, 50, 20], [20, 45, 35]),
+            metrics=[gr.skew.ReportMetric("psi", 0.14, 0.1, 0.25, "warn")],
+            histogram=gr.skew.ReportHistogram(
+                ["< 10", "[10, 50)", ">= 50"], [30, 50, 20], [20, 45, 35]
+            ),
         ),
-        gr.ReportFeature(
+        gr.skew.ReportFeature(
             "age",
-            metrics=[gr.ReportMetric("psi", 0.01, 0.1, 0.25, "ok")],
-            histogram=gr.ReportHistogram(["< 30", ">= 30"], [50, 50], [51, 49]),
+            metrics=[gr.skew.ReportMetric("psi", 0.01, 0.1, 0.25, "ok")],
+            histogram=gr.skew.ReportHistogram(["< 30", ">= 30"], [50, 50], [51, 49]),
         ),
     ]
     kwargs: dict[str, object] = {
@@ -47,19 +49,19 @@ def sample_report(**overrides: object) -> gr.Report:
         "features": features,
         "violations": [("amount", "missing", 310), ("country", "wrong_type", 4)],
         "underutilized": [("legacy_flag", "constant")],
-        "threshold_history": gr.ReportSeries(
+        "threshold_history": gr.skew.ReportSeries(
             "dynamic threshold", [0, 1000, 2000, 3000], [0.9, 0.86, 0.88, 0.87], target=0.88
         ),
-        "limit_trips": gr.ReportTable(
+        "limit_trips": gr.skew.ReportTable(
             "trips", ["limit", "key", "first trip", "vetoed"], [["block_card", "m-17", 9120, 412]]
         ),
-        "bias": gr.ReportTable(
+        "bias": gr.skew.ReportTable(
             "bias", ["slice", "predicted", "observed", "n"], [["all", 0.031, 0.024, 1800]]
         ),
         "generated_at": "2026-11-30T12:00:00+00:00",
     }
     kwargs.update(overrides)
-    return gr.Report(**kwargs)  # type: ignore[arg-type]
+    return gr.skew.Report(**kwargs)  # type: ignore[arg-type]
 
 
 class TestReportPage:
@@ -101,14 +103,16 @@ class TestReportPage:
     def test_the_verdict_is_the_worst_severity(self) -> None:
         """The header shows the worst verdict over all features."""
         assert sample_report().severity == "alert"
-        assert gr.Report().severity == "ok"
+        assert gr.skew.Report().severity == "ok"
 
     def test_text_is_escaped(self) -> None:
         """A feature name or title holding markup appears as text, never as markup."""
         evil = '<img src=x onerror="alert(1)">'
         report = sample_report(
             title=evil,
-            features=[gr.ReportFeature(evil, histogram=gr.ReportHistogram([evil], [1], [1]))],
+            features=[
+                gr.skew.ReportFeature(evil, histogram=gr.skew.ReportHistogram([evil], [1], [1]))
+            ],
             violations=[(evil, evil, 1)],
         )
         page = report.to_html()
@@ -117,7 +121,7 @@ class TestReportPage:
 
     def test_empty_sections_say_so(self) -> None:
         """A report without data still renders, saying each drift section is empty."""
-        page = gr.Report(generated_at="now").to_html()
+        page = gr.skew.Report(generated_at="now").to_html()
         assert "No features were compared." in page
         assert "No schema violations." in page
         assert "limit-trips" not in page
@@ -167,7 +171,7 @@ class TestFromSkew:
                 {"name": "country", "categories": ["DE", "FR"], "counts": [2, 5], "other": 3},
             ]
         }
-        report = gr.Report.from_skew(
+        report = gr.skew.Report.from_skew(
             skew, reference=reference, serving=serving, violations={("amount", "missing"): 7}
         )
         assert report.severity == "warn"
@@ -184,50 +188,50 @@ class TestFromSkew:
         skew = {"features": []}
         reference = {"features": [{"name": "amount", "invalid": 0, "nan": 2, "above": 0}]}
         serving = {"features": [{"name": "amount", "invalid": 3, "nan": 5, "above": 4}]}
-        report = gr.Report.from_skew(skew, reference=reference, serving=serving)
+        report = gr.skew.Report.from_skew(skew, reference=reference, serving=serving)
         assert set(report.violations) == {("amount", "type", 3), ("amount", "out_of_range", 4)}
-        given = gr.Report.from_skew(skew, reference=reference, serving=serving, violations={})
+        given = gr.skew.Report.from_skew(skew, reference=reference, serving=serving, violations={})
         assert given.violations == ()
 
     def test_rejects_what_is_not_a_report(self) -> None:
         """from_skew takes a skew report or its dict form."""
         with pytest.raises(gr.ConfigError):
-            gr.Report.from_skew(42)
+            gr.skew.Report.from_skew(42)
 
 
 class TestSectionValues:
     def test_histogram_lengths_must_agree(self) -> None:
         """Labels, reference and serving must have one entry per bin."""
         with pytest.raises(gr.ConfigError, match="as many labels"):
-            gr.ReportHistogram(["a", "b"], [1], [1, 2])
+            gr.skew.ReportHistogram(["a", "b"], [1], [1, 2])
 
     def test_histogram_values_are_non_negative(self) -> None:
         """Negative or non-finite counts are refused."""
         with pytest.raises(gr.ConfigError):
-            gr.ReportHistogram(["a"], [-1], [1])
+            gr.skew.ReportHistogram(["a"], [-1], [1])
         with pytest.raises(gr.ConfigError):
-            gr.ReportHistogram(["a"], [float("nan")], [1])
+            gr.skew.ReportHistogram(["a"], [float("nan")], [1])
 
     def test_severity_is_checked(self) -> None:
         """Only ok, warn and alert are severities."""
         with pytest.raises(gr.ConfigError, match="severity"):
-            gr.ReportFeature("x", severity="bad")  # type: ignore[arg-type]
+            gr.skew.ReportFeature("x", severity="bad")  # type: ignore[arg-type]
 
     def test_series_lengths_must_agree(self) -> None:
         """A series needs one y per x, all finite."""
         with pytest.raises(gr.ConfigError):
-            gr.ReportSeries("t", [1, 2], [1])
+            gr.skew.ReportSeries("t", [1, 2], [1])
         with pytest.raises(gr.ConfigError):
-            gr.ReportSeries("t", [1], [float("inf")])
+            gr.skew.ReportSeries("t", [1], [float("inf")])
 
     def test_table_rows_match_columns(self) -> None:
         """A row with the wrong number of cells is refused."""
         with pytest.raises(gr.ConfigError, match="cells"):
-            gr.ReportTable("t", ["a", "b"], [[1]])
+            gr.skew.ReportTable("t", ["a", "b"], [[1]])
 
     def test_shares_of_an_empty_histogram_are_zero(self) -> None:
         """An empty side draws as zeros rather than dividing by zero."""
-        assert gr.ReportHistogram(["a"], [0], [2]).shares() == ((0.0,), (1.0,))
+        assert gr.skew.ReportHistogram(["a"], [0], [2]).shares() == ((0.0,), (1.0,))
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -306,7 +310,7 @@ class TestInABrowser:
         """The demo's report loads without console errors, with a chart per feature."""
         from selenium.webdriver.common.by import By
 
-        from guardrail._demo import simulate
+        from guardrail._app.demo import simulate
 
         result = simulate(requests=2_000)
         path = result.report.write(tmp_path / "demo.html")

@@ -22,7 +22,7 @@ class TestProbability:
     @pytest.mark.parametrize("bad", [-0.01, 1.7, math.inf, -math.inf])
     def test_refuses_values_outside_unit_interval(self, bad: float) -> None:
         """Values outside [0, 1] raise OutOfScaleError naming the value."""
-        with pytest.raises(gr.OutOfScaleError, match="must lie in"):
+        with pytest.raises(gr.errors.OutOfScaleError, match="must lie in"):
             gr.Probability(bad)
 
     def test_refuses_nan(self) -> None:
@@ -54,12 +54,12 @@ class TestProbability:
 
     def test_batch_with_nan_names_the_element(self) -> None:
         """A NaN in a batch is reported with its index."""
-        with pytest.raises(gr.OutOfScaleError, match="element 2"):
+        with pytest.raises(gr.errors.OutOfScaleError, match="element 2"):
             gr.Probability(np.array([0.1, 0.2, np.nan]))
 
     def test_batch_out_of_range(self) -> None:
         """A batch element above 1 is refused."""
-        with pytest.raises(gr.OutOfScaleError, match="element 1"):
+        with pytest.raises(gr.errors.OutOfScaleError, match="element 1"):
             gr.Probability(np.array([0.1, 1.5]))
 
     @pytest.mark.parametrize(
@@ -82,7 +82,7 @@ class TestProbability:
         edges = np.array([0.0, -0.0, 1.0, 5e-324, np.nextafter(1.0, 0.0)])
         assert gr.Probability(edges).value.tolist() == edges.tolist()
         for bad in (np.nextafter(1.0, 2.0), -5e-324, np.inf, -np.inf, np.nan):
-            with pytest.raises(gr.OutOfScaleError):
+            with pytest.raises(gr.errors.OutOfScaleError):
                 gr.Probability(np.array([0.5, bad]))
 
     @given(st.floats(allow_nan=True, allow_infinity=True))
@@ -91,7 +91,7 @@ class TestProbability:
         if 0.0 <= x <= 1.0:
             assert gr.Probability(np.array([0.5, x])).value[1] == x
         else:
-            with pytest.raises(gr.OutOfScaleError):
+            with pytest.raises(gr.errors.OutOfScaleError):
                 gr.Probability(np.array([0.5, x]))
 
     def test_int_batch_becomes_float(self) -> None:
@@ -142,23 +142,23 @@ class TestLogOdds:
 
     def test_mixing_scales_is_a_type_error(self) -> None:
         """Adding a probability to log-odds raises ScaleError, a TypeError."""
-        with pytest.raises(gr.ScaleError, match="different scales"):
+        with pytest.raises(gr.errors.ScaleError, match="different scales"):
             gr.LogOdds(1.0) + gr.Probability(0.3)  # type: ignore[operator]
         with pytest.raises(TypeError):
             gr.LogOdds(1.0) - gr.Score(0.3)  # type: ignore[operator]
 
     def test_multiplying_by_log_odds_is_refused(self) -> None:
         """Log-odds times log-odds has no meaning."""
-        with pytest.raises(gr.ScaleError):
+        with pytest.raises(gr.errors.ScaleError):
             gr.LogOdds(1.0) * gr.LogOdds(2.0)  # type: ignore[operator]
 
     def test_infinities_allowed_nan_refused(self) -> None:
         """±inf are certain events; NaN is refused, also when inf - inf makes one."""
         assert gr.LogOdds(math.inf).to_probability().value == 1.0
         assert gr.LogOdds(-math.inf).to_probability().value == 0.0
-        with pytest.raises(gr.OutOfScaleError):
+        with pytest.raises(gr.errors.OutOfScaleError):
             gr.LogOdds(math.nan)
-        with pytest.raises(gr.OutOfScaleError):
+        with pytest.raises(gr.errors.OutOfScaleError):
             gr.LogOdds(math.inf) + gr.LogOdds(-math.inf)
 
     def test_extreme_values_convert_without_overflow(self) -> None:
@@ -175,7 +175,7 @@ class TestLogOdds:
 
     def test_batch_nan(self) -> None:
         """A NaN inside a log-odds batch names its index."""
-        with pytest.raises(gr.OutOfScaleError, match="element 0"):
+        with pytest.raises(gr.errors.OutOfScaleError, match="element 0"):
             gr.LogOdds(np.array([np.nan, 1.0]))
 
     @given(st.floats(min_value=-700, max_value=20))
@@ -203,9 +203,9 @@ class TestScore:
     def test_finite_only(self) -> None:
         """A score is any finite number."""
         assert gr.Score(-12.5).value == -12.5
-        with pytest.raises(gr.OutOfScaleError):
+        with pytest.raises(gr.errors.OutOfScaleError):
             gr.Score(math.inf)
-        with pytest.raises(gr.OutOfScaleError, match="element 1"):
+        with pytest.raises(gr.errors.OutOfScaleError, match="element 1"):
             gr.Score(np.array([1.0, np.inf]))
 
     def test_has_no_conversion(self) -> None:

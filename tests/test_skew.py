@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import guardrail as gr
-from guardrail._call import Mechanism
+from guardrail.mechanisms import Mechanism
 from guardrail.testing import capture_events, deterministic, make_call
 
 MODEL = gr.ModelRef(name="fraud", version="1")
@@ -70,7 +70,7 @@ class TestConfiguration:
             {"min_samples": 0},
             {"name": ""},
             {"thresholds": {"psi": (0.1, 0.2)}},
-            {"per_feature": {"nope": gr.DriftThresholds()}},
+            {"per_feature": {"nope": gr.skew.DriftThresholds()}},
             {"clock": 12.0},
         ],
     )
@@ -105,9 +105,9 @@ class TestValidation:
         ],
     )
     def test_raise_policy_raises_a_policy_error(self, change: dict[str, Any], problem: str) -> None:
-        """Under on_invalid='raise' each problem raises SchemaViolation, a PolicyError."""
+        """Under on_invalid='raise' each problem raises SchemaViolationError, a PolicyError."""
         monitor = gr.SkewMonitor(reference=REF, on_invalid="raise")
-        with pytest.raises(gr.SchemaViolation) as info:
+        with pytest.raises(gr.errors.SchemaViolationError) as info:
             monitor.observe({**GOOD, **change})
         assert isinstance(info.value, gr.PolicyError)
         assert info.value.problem == problem
@@ -115,7 +115,7 @@ class TestValidation:
     def test_a_missing_key_raises(self) -> None:
         """A row without one of the schema's features raises 'missing'."""
         monitor = gr.SkewMonitor(reference=REF, on_invalid="raise")
-        with pytest.raises(gr.SchemaViolation) as info:
+        with pytest.raises(gr.errors.SchemaViolationError) as info:
             monitor.observe({"amount": 100.0, "age": 40.0})
         assert (info.value.feature, info.value.problem) == ("country", "missing")
 
@@ -139,10 +139,10 @@ class TestValidation:
     def test_values_that_are_not_real_floats_are_refused(self, value: Any, problem: str) -> None:
         """Under 'raise', an int beyond float range is infinite; complex and Decimal are types."""
         monitor = gr.SkewMonitor(reference=REF, on_invalid="raise")
-        with pytest.raises(gr.SchemaViolation) as info:
+        with pytest.raises(gr.errors.SchemaViolationError) as info:
             monitor.observe({**GOOD, "amount": value})
         assert (info.value.feature, info.value.problem) == ("amount", problem)
-        with pytest.raises(gr.SchemaViolation, match=f"amount: {problem}"):
+        with pytest.raises(gr.errors.SchemaViolationError, match=f"amount: {problem}"):
             monitor.observe_batch([{**GOOD, "amount": value}])
         assert monitor.errors == 0
 
@@ -161,13 +161,13 @@ class TestValidation:
             reference=REF, on_invalid="raise", checks=["missing", "type", "nan_inf"]
         )
         monitor.observe({**GOOD, "amount": 1e9, "extra": 1})
-        with pytest.raises(gr.SchemaViolation):
+        with pytest.raises(gr.errors.SchemaViolationError):
             monitor.observe({**GOOD, "amount": float("inf")})
 
     def test_not_a_mapping_raises_under_raise(self) -> None:
         """A row that is not a mapping is a 'type' violation."""
         monitor = gr.SkewMonitor(reference=REF, on_invalid="raise")
-        with pytest.raises(gr.SchemaViolation):
+        with pytest.raises(gr.errors.SchemaViolationError):
             monitor.observe([1, 2, 3])  # type: ignore[arg-type]
 
     def test_record_policy_counts_and_never_raises(self) -> None:
@@ -203,7 +203,7 @@ class TestValidation:
             monitor.observe({**GOOD, "amount": None})
             monitor.check()
             monitor.check()
-        invalid = [e for e in events if isinstance(e, gr.InputsInvalid)]
+        invalid = [e for e in events if isinstance(e, gr.instrumentation.InputsInvalid)]
         assert [(e.feature, e.problem, e.count) for e in invalid] == [("amount", "missing", 1)]
 
 
@@ -248,7 +248,7 @@ class TestChecks:
                 monitor.observe(row)
             assert events == []
             monitor.observe(rows(1, shift=20.0)[0])
-        skew = [e for e in events if isinstance(e, gr.SkewDetected)]
+        skew = [e for e in events if isinstance(e, gr.instrumentation.SkewDetected)]
         assert [(e.feature, e.severity) for e in skew] == [("amount", "alert")]
         assert skew[0].samples == 2_000
         assert skew[0].metric in {"psi", "js", "wasserstein"}
@@ -272,7 +272,7 @@ class TestChecks:
             for row in rows(1_000):
                 row["age"] = None
                 monitor.observe(row)
-        failures = [e for e in events if isinstance(e, gr.UpstreamFailure)]
+        failures = [e for e in events if isinstance(e, gr.instrumentation.UpstreamFailure)]
         assert [(e.feature, e.missing_rate, e.level) for e in failures] == [("age", 1.0, "error")]
 
     def test_a_missing_rate_warning_is_a_skew_event(self) -> None:
@@ -283,12 +283,12 @@ class TestChecks:
                 if i % 10 == 0:
                     row["age"] = None
                 monitor.observe(row)
-        skew = [e for e in events if isinstance(e, gr.SkewDetected)]
+        skew = [e for e in events if isinstance(e, gr.instrumentation.SkewDetected)]
         assert [(e.feature, e.metric, e.severity) for e in skew] == [
             ("age", "missing_rate_change", "warn")
         ]
         assert skew[0].value == pytest.approx(0.1)
-        assert not [e for e in events if isinstance(e, gr.UpstreamFailure)]
+        assert not [e for e in events if isinstance(e, gr.instrumentation.UpstreamFailure)]
 
     def test_a_window_is_checked_on_time(self) -> None:
         """After `seconds` on the monitor's clock, the next sampled call runs the check."""
@@ -358,14 +358,14 @@ class TestBatches:
         assert monitor.violations() == {}
 
     def test_rows_as_sequences_are_validated(self) -> None:
-        """Under 'raise', a bad value or a short row in a list of rows raises SchemaViolation."""
+        """Under 'raise', a bad value or a short row in a list of rows is a violation."""
         monitor = gr.SkewMonitor(reference=REF, on_invalid="raise")
         monitor.observe_batch([[100.0, 40.0, "FR"], (90.0, 30.0, "DE")])
-        with pytest.raises(gr.SchemaViolation, match="amount: nan_inf"):
+        with pytest.raises(gr.errors.SchemaViolationError, match="amount: nan_inf"):
             monitor.observe_batch([[100.0, 40.0, "FR"], [float("nan"), 40.0, "FR"]])
-        with pytest.raises(gr.SchemaViolation, match="<columns>: missing"):
+        with pytest.raises(gr.errors.SchemaViolationError, match="<columns>: missing"):
             monitor.observe_batch([[100.0, 40.0, "FR"], [100.0, 40.0]])
-        with pytest.raises(gr.SchemaViolation, match="<columns>: type"):
+        with pytest.raises(gr.errors.SchemaViolationError, match="<columns>: type"):
             monitor.observe_batch([[100.0, 40.0, "FR"], "not a row"])
         assert monitor.serving_profile().rows == 2
         assert monitor.errors == 0
@@ -384,18 +384,18 @@ class TestBatches:
         assert monitor.serving_profile().rows == 0
 
     def test_raise_policy_checks_batches(self) -> None:
-        """Under 'raise' a batch with a bad value raises SchemaViolation."""
+        """Under 'raise' a batch with a bad value raises SchemaViolationError."""
         monitor = gr.SkewMonitor(reference=REF, on_invalid="raise")
         monitor.observe_batch(rows(100))
         bad = rows(100)
         bad[50]["amount"] = float("nan")
-        with pytest.raises(gr.SchemaViolation, match="nan_inf"):
+        with pytest.raises(gr.errors.SchemaViolationError, match="nan_inf"):
             monitor.observe_batch(bad)
-        with pytest.raises(gr.SchemaViolation):
+        with pytest.raises(gr.errors.SchemaViolationError):
             monitor.observe_batch(np.zeros((4, 2)))
-        with pytest.raises(gr.SchemaViolation, match="unexpected"):
+        with pytest.raises(gr.errors.SchemaViolationError, match="unexpected"):
             monitor.observe_batch([{**GOOD, "extra": 1}])
-        with pytest.raises(gr.SchemaViolation, match="missing"):
+        with pytest.raises(gr.errors.SchemaViolationError, match="missing"):
             monitor.observe_batch({"amount": [1.0], "age": [20.0]})
 
     def test_a_column_of_rows_is_a_violation_never_another_error(self) -> None:
@@ -406,7 +406,7 @@ class TestBatches:
             "country": np.array(["FR"] * 3, dtype=object),
         }
         monitor = gr.SkewMonitor(reference=REF, on_invalid="raise")
-        with pytest.raises(gr.SchemaViolation) as info:
+        with pytest.raises(gr.errors.SchemaViolationError) as info:
             monitor.observe_batch(batch)
         assert info.value.violations == (("amount", "type"),)
         unchecked = gr.SkewMonitor(reference=REF, on_invalid="raise", checks=["missing"])
@@ -457,7 +457,7 @@ class TestPandas:
             }
         )
         strict = gr.SkewMonitor(reference=REF, on_invalid="raise")
-        with pytest.raises(gr.SchemaViolation) as info:
+        with pytest.raises(gr.errors.SchemaViolationError) as info:
             strict.observe_batch(frame)
         assert info.value.violations == (("amount", "missing"), ("country", "missing"))
         recorded = gr.SkewMonitor(reference=REF)
@@ -471,7 +471,7 @@ class TestSafety:
         """Events go through hooks that may fail; observe still returns."""
 
         class Broken:
-            def emit(self, event: gr.Event) -> None:
+            def emit(self, event: gr.instrumentation.Event) -> None:
                 raise RuntimeError("sink down")
 
         gr.configure(hooks=[Broken()])
@@ -532,8 +532,10 @@ class TestMechanism:
     def test_before_reads_a_row_or_a_batch(self) -> None:
         """observe_call(call) takes call.inputs as a row or a batch."""
         monitor = gr.SkewMonitor(reference=REF)
-        assert isinstance(monitor, gr.InputMonitor)
-        assert not isinstance(monitor, (gr.Decider, gr.Limiter, gr.Recorder))
+        assert isinstance(monitor, gr.mechanisms.InputMonitor)
+        assert not isinstance(
+            monitor, (gr.mechanisms.Decider, gr.mechanisms.Limiter, gr.mechanisms.Recorder)
+        )
         monitor.observe_call(make_call(GOOD))
         call = make_call(rows(10))
         monitor.observe_call(call)
@@ -541,9 +543,9 @@ class TestMechanism:
         assert call.act is None
 
     def test_before_raises_only_the_policy_error(self) -> None:
-        """Under 'raise', observe_call() raises SchemaViolation for a bad row."""
+        """Under 'raise', observe_call() raises SchemaViolationError for a bad row."""
         monitor = gr.SkewMonitor(reference=REF, on_invalid="raise")
-        with pytest.raises(gr.SchemaViolation):
+        with pytest.raises(gr.errors.SchemaViolationError):
             monitor.observe_call(make_call({**GOOD, "age": None}))
 
 
@@ -579,7 +581,7 @@ class TestInGuard:
             return 0.5
 
         predict(GOOD)
-        with pytest.raises(gr.SchemaViolation):
+        with pytest.raises(gr.errors.SchemaViolationError):
             predict({**GOOD, "amount": float("nan")})
         assert len(called) == 1
 
@@ -594,7 +596,9 @@ class TestInGuard:
         with capture_events() as events:
             values = {predict(row).value.value for row in rows(1_000, shift=25.0)}
         assert values == {0.25}
-        assert [e.feature for e in events if isinstance(e, gr.SkewDetected)] == ["amount"]
+        assert [e.feature for e in events if isinstance(e, gr.instrumentation.SkewDetected)] == [
+            "amount"
+        ]
 
     def test_the_guard_configuration_describes_the_monitor(self) -> None:
         """The guard's configuration shows the monitor's settings and reference schema."""

@@ -31,7 +31,7 @@ class Telemetry:
         self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
         self.reader = InMemoryMetricReader()
         self.meter_provider = MeterProvider(metric_readers=[self.reader])
-        self.hook = gr.OpenTelemetryHook(
+        self.hook = gr.instrumentation.OpenTelemetryHook(
             tracer_provider=self.tracer_provider, meter_provider=self.meter_provider
         )
 
@@ -128,9 +128,9 @@ class TestSpans:
             name = "reports"
 
             kind = "test"
-            source = gr.Source("test", "monitor")
+            source = gr.mechanisms.Source("test", "monitor")
 
-            def observe_call(self, call: gr.Call) -> None:
+            def observe_call(self, call: gr.mechanisms.Call) -> None:
                 gr.Prediction(gr.Probability(0.1), MODEL).consume(by="mailer")
 
         guarded(inputs=Reports())({})
@@ -146,9 +146,9 @@ class TestSpans:
             name = "schema"
 
             kind = "test"
-            source = gr.Source("test", "monitor")
+            source = gr.mechanisms.Source("test", "monitor")
 
-            def observe_call(self, call: gr.Call) -> None:
+            def observe_call(self, call: gr.mechanisms.Call) -> None:
                 raise gr.PolicyError("missing feature 'amount'")
 
         with pytest.raises(gr.PolicyError):
@@ -187,9 +187,9 @@ class TestMetrics:
             name = "broken"
 
             kind = "test"
-            source = gr.Source("test", "monitor")
+            source = gr.mechanisms.Source("test", "monitor")
 
-            def observe_call(self, call: gr.Call) -> None:
+            def observe_call(self, call: gr.mechanisms.Call) -> None:
                 raise RuntimeError("boom")
 
         p = guarded(inputs=Broken())({"score": 0.7})
@@ -206,7 +206,7 @@ class TestBrokenTelemetry:
         class Exploding:
             needs_sdk = False
 
-            def emit(self, event: gr.Event) -> None:
+            def emit(self, event: gr.instrumentation.Event) -> None:
                 raise RuntimeError("exporter down")
 
             def start_call(self, guard: str, fingerprint: str) -> None:
@@ -229,7 +229,7 @@ class TestBrokenTelemetry:
 class TestStructlog:
     def test_events_logged_at_their_level(self) -> None:
         """StructlogHook logs events by kind at their level; predictions only if asked."""
-        gr.configure(hooks=[gr.StructlogHook(structlog.get_logger("test"))])
+        gr.configure(hooks=[gr.instrumentation.StructlogHook(structlog.get_logger("test"))])
         with capture_logs() as logs:
             guarded()({"score": 0.5})
             gr.Prediction(gr.Probability(0.1), MODEL).consume(by="mailer")
@@ -241,7 +241,9 @@ class TestStructlog:
 
     def test_predictions_logged_on_request(self) -> None:
         """StructlogHook(predictions=True) logs one line per prediction."""
-        gr.configure(hooks=[gr.StructlogHook(structlog.get_logger("t"), predictions=True)])
+        gr.configure(
+            hooks=[gr.instrumentation.StructlogHook(structlog.get_logger("t"), predictions=True)]
+        )
         with capture_logs() as logs:
             guarded()({"score": 0.5})
         assert [entry["event"] for entry in logs] == ["prediction.made"]
@@ -252,7 +254,9 @@ class TestNoSDK:
         """With the default hooks and no SDK set, a guarded call opens no span."""
         gr.configure(hooks=None)
         predict = guarded()
-        hook = next(h for h in get_config().hooks if isinstance(h, gr.OpenTelemetryHook))
+        hook = next(
+            h for h in get_config().hooks if isinstance(h, gr.instrumentation.OpenTelemetryHook)
+        )
         hook.start_call = None  # type: ignore[method-assign]  # would fail if called
         p = predict({"score": 0.5})
         assert p.value == gr.Probability(0.5)

@@ -67,11 +67,13 @@ class TestCurrent:
             for _ in range(50):
                 t.update(gr.Probability(0.99))
         assert t.current().value == 0.7
-        assert [e.value for e in events if isinstance(e, gr.ThresholdClampHit)] == [0.7]
+        assert [e.value for e in events if isinstance(e, gr.instrumentation.ThresholdClampHit)] == [
+            0.7
+        ]
 
     def test_is_a_mechanism(self) -> None:
         """A DynamicThreshold plays the guard's decider role."""
-        assert isinstance(dyn(), gr.Decider)
+        assert isinstance(dyn(), gr.mechanisms.Decider)
 
 
 class TestUpdate:
@@ -103,7 +105,7 @@ class TestUpdate:
             t.update(gr.Probability(0.9))  # +0.27 > 0.25
         assert t.current().version == 2
         assert t.current().value == pytest.approx(sigmoid(0.27))
-        changed = [e for e in events if isinstance(e, gr.ThresholdChanged)]
+        changed = [e for e in events if isinstance(e, gr.instrumentation.ThresholdChanged)]
         assert [(e.version, round(e.value, 6)) for e in changed] == [(2, round(sigmoid(0.27), 6))]
 
     def test_warmup_holds_the_threshold(self) -> None:
@@ -124,7 +126,7 @@ class TestUpdate:
 
     def test_refuses_another_scale(self) -> None:
         """Updating a probability threshold with log-odds is a ScaleError."""
-        with pytest.raises(gr.ScaleError):
+        with pytest.raises(gr.errors.ScaleError):
             dyn().update(gr.LogOdds(0.3))  # type: ignore[arg-type]
 
     def test_score_is_tracked_on_its_own_scale(self) -> None:
@@ -162,7 +164,7 @@ class TestClamps:
             for _ in range(20):
                 t.update(gr.Probability(0.99))
         assert t.tracker.value == pytest.approx(0.6)
-        hits = [e for e in events if isinstance(e, gr.ThresholdClampHit)]
+        hits = [e for e in events if isinstance(e, gr.instrumentation.ThresholdClampHit)]
         assert len(hits) == 1
         assert hits[0].bound == "upper"
         assert hits[0].value == pytest.approx(0.6)
@@ -174,7 +176,9 @@ class TestClamps:
         with capture_events() as events:
             t.update(gr.Probability(np.zeros(1000)))
         assert t.tracker.value == pytest.approx(0.45)
-        assert [e.bound for e in events if isinstance(e, gr.ThresholdClampHit)] == ["lower"]
+        assert [e.bound for e in events if isinstance(e, gr.instrumentation.ThresholdClampHit)] == [
+            "lower"
+        ]
 
     def test_alarms_again_after_leaving_the_clamp(self) -> None:
         """Once the tracker has moved well away, hitting the clamp again alarms again."""
@@ -185,7 +189,7 @@ class TestClamps:
             t.update(gr.Probability(np.zeros(100)))  # down by 1.0 log-odds
             for _ in range(30):
                 t.update(gr.Probability(0.99))
-        assert sum(isinstance(e, gr.ThresholdClampHit) for e in events) == 2
+        assert sum(isinstance(e, gr.instrumentation.ThresholdClampHit) for e in events) == 2
 
 
 def sequential(t0: float, xs: list[float], up: float, down: float, lo: float, hi: float) -> float:
@@ -252,7 +256,7 @@ class TestPause:
             t.resume()
             t.update(gr.Probability(0.99))
         assert logit(t.tracker.value) == pytest.approx(0.09)
-        switched = [e for e in events if isinstance(e, gr.PauseChanged)]
+        switched = [e for e in events if isinstance(e, gr.instrumentation.PauseChanged)]
         assert [(e.paused, e.reason) for e in switched] == [
             (True, "incident 42"),
             (False, "resumed by hand"),
@@ -283,7 +287,7 @@ class TestMechanism:
         """A threshold set for one model refuses another model's prediction."""
         t = dyn(model=MODEL)
         call = make_call({}, prediction=0.7, model=OTHER)
-        with pytest.raises(gr.ModelMismatchError):
+        with pytest.raises(gr.errors.ModelMismatchError):
             t.decide_call(call)
 
     def test_decide_records_value_and_version(self) -> None:
@@ -378,17 +382,17 @@ class TestSnapshot:
             target[path[-1]] = value
         else:
             data.update(value)  # type: ignore[call-overload]
-        with pytest.raises(gr.FormatError):
+        with pytest.raises(gr.errors.FormatError):
             gr.DynamicThreshold.restore(data)
 
     def test_not_json(self) -> None:
         """Text that is not JSON is a FormatError."""
-        with pytest.raises(gr.FormatError):
+        with pytest.raises(gr.errors.FormatError):
             gr.DynamicThreshold.restore("{nope")
 
     def test_deeply_nested_json(self) -> None:
         """JSON nested too deeply for the parser is a FormatError, not a RecursionError."""
-        with pytest.raises(gr.FormatError):
+        with pytest.raises(gr.errors.FormatError):
             gr.DynamicThreshold.restore("[" * 100_000 + "]" * 100_000)
 
 
@@ -408,7 +412,7 @@ class TestBadConfig:
 
     def test_clamp_on_another_scale(self) -> None:
         """A clamp on another scale than the initial value is a ScaleError."""
-        with pytest.raises(gr.ScaleError):
+        with pytest.raises(gr.errors.ScaleError):
             dyn(upper=gr.LogOdds(2.0))
 
     @pytest.mark.parametrize(
@@ -438,7 +442,7 @@ class TestBadConfig:
 
     def test_initial_must_be_typed(self) -> None:
         """A bare float as the initial value is a ScaleError."""
-        with pytest.raises(gr.ScaleError):
+        with pytest.raises(gr.errors.ScaleError):
             gr.DynamicThreshold(target_rate=0.1, initial=0.9)  # type: ignore[type-var]
 
 

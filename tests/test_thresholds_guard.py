@@ -17,9 +17,9 @@ class ListSink:
     """A sink that keeps records in a list."""
 
     def __init__(self) -> None:
-        self.records: list[gr.DecisionRecord] = []
+        self.records: list[gr.holdout.DecisionRecord] = []
 
-    def write(self, record: gr.DecisionRecord) -> None:
+    def write(self, record: gr.holdout.DecisionRecord) -> None:
         self.records.append(record)
 
     def flush(self) -> None:
@@ -113,7 +113,7 @@ class TestThroughTheGuard:
         """An outcome monitor that fails is reported; the guard returns the decision."""
 
         class Broken(gr.OutcomeMonitor):
-            def record_call(self, call: gr.Call) -> None:
+            def record_call(self, call: gr.mechanisms.Call) -> None:
                 raise RuntimeError("disk full")
 
         threshold = gr.DynamicThreshold(target_rate=0.1, initial=gr.Probability(0.5))
@@ -125,4 +125,4 @@ class TestThroughTheGuard:
         with capture_events() as events:
             decision = predict({"x": 1.0})
         assert decision.act is True
-        assert any(isinstance(e, gr.MachineryError) for e in events)
+        assert any(isinstance(e, gr.instrumentation.MachineryError) for e in events)

@@ -81,7 +81,9 @@ REJECTED = {
     ),
     "act_is_read_only": "gr.testing.make_call({}, True).act = False  # E",
     "profile_is_frozen": ('gr.Profile.from_columns({"x": [1.0]})["x"].count = 0  # E'),
-    "builder_adds_in_place": ('p: gr.Profile = gr.ProfileBuilder().add_columns({"x": [1.0]})  # E'),
+    "builder_adds_in_place": (
+        'p: gr.Profile = gr.skew.ProfileBuilder().add_columns({"x": [1.0]})  # E'
+    ),
 }
 
 

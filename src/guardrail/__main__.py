@@ -1,5 +1,5 @@
 """``python -m guardrail``: the command line."""
 
-from ._cli import main
+from ._app.cli import main
 
 raise SystemExit(main())

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 import attrs
 import numpy as np
 
-from ._errors import GuardrailError
+from ._errors import CallStageError
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 __all__ = [
     "Assigner",
     "Call",
-    "CallStageError",
     "Decider",
     "InputMonitor",
     "Limiter",
@@ -52,14 +51,6 @@ __all__ = [
 
 #: The call's stages: only while deciding may the action be set.
 DECIDING, VETOING, DONE = 0, 1, 2
-
-
-class CallStageError(GuardrailError, RuntimeError):
-    """A mechanism tried to set a call's action outside the deciding steps.
-
-    Only the decider and the assigner set the action; after them it can only
-    be vetoed. The guard reports this as its machinery failing.
-    """
 
 
 @attrs.frozen

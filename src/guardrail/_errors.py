@@ -1,8 +1,32 @@
-"""The exceptions guardrail raises.
+"""The exceptions guardrail raises, in one tree.
 
 Every exception derives from :class:`GuardrailError` and from the builtin that
 describes it best (``TypeError`` for a scale mix-up, ``ValueError`` for a bad
-value), so callers can catch either.
+value), so callers can catch either::
+
+    GuardrailError
+    ├── ScaleError (TypeError)              values on different scales were mixed
+    ├── OutOfScaleError (ValueError)        a number is off its declared scale
+    │   └── PredictionOutOfScaleError       ... returned by a guarded predict function
+    ├── ModelMismatchError (ValueError)     a threshold set for another model
+    ├── UndeclaredConsumerError (PermissionError)
+    ├── ConfigError (ValueError)            a configuration value is invalid
+    ├── FormatError (ValueError)            a document or file is malformed
+    │   ├── ProfileFormatError
+    │   └── MissingDependencyError          a file kind needs an optional package
+    ├── ProfileMismatchError (ValueError)   profiles of different layouts
+    ├── LabelError (ValueError)             an outcome label is not 0 or 1
+    ├── SinkClosedError (ValueError)        a decision sink was closed
+    ├── SinkFullError                       a decision sink's buffer is full
+    ├── CallStageError (RuntimeError)       a mechanism broke the call contract
+    └── PolicyError                         a policy the user chose stopped the call
+        ├── PredictionOutOfScaleError       on_out_of_scale="raise"
+        ├── SchemaViolationError (ValueError)   on_invalid="raise"
+        └── ActionLimitExceededError        on_exceed="raise"
+
+A guard lets :class:`PolicyError` propagate into the caller; every other
+failure of its machinery is counted and reported instead, and never changes
+the prediction.
 """
 
 from __future__ import annotations
@@ -53,6 +77,13 @@ class PolicyError(GuardrailError):
     """
 
 
+class PredictionOutOfScaleError(OutOfScaleError, PolicyError):
+    """A predict function returned a value off its declared scale.
+
+    Raised by a guard with ``on_out_of_scale="raise"`` (the default).
+    """
+
+
 class ProfileFormatError(FormatError):
     """A serialized profile is malformed, inconsistent or of an unknown version."""
 
@@ -65,7 +96,7 @@ class ProfileMismatchError(GuardrailError, ValueError):
     """
 
 
-class SchemaViolation(PolicyError, ValueError):  # noqa: N818 - names what was found
+class SchemaViolationError(PolicyError, ValueError):
     """An input did not match the reference schema, and the policy is ``"raise"``.
 
     Attributes:
@@ -82,7 +113,7 @@ class SchemaViolation(PolicyError, ValueError):  # noqa: N818 - names what was f
         super().__init__(f"input violates the schema: {self.feature}: {self.problem}{more}")
 
 
-class ActionLimitExceeded(PolicyError):  # noqa: N818 - the name users search for
+class ActionLimitExceededError(PolicyError):
     """An action went past its :class:`~guardrail.ActionLimit` (``on_exceed="raise"``).
 
     Attributes:
@@ -120,3 +151,15 @@ class SinkFullError(GuardrailError):
 
     Sinks raise it from ``write``; the decision log counts and reports it.
     """
+
+
+class CallStageError(GuardrailError, RuntimeError):
+    """A mechanism tried to set a call's action outside the deciding steps.
+
+    Only the decider and the assigner set the action; after them it can only
+    be vetoed. The guard reports this as its machinery failing.
+    """
+
+
+class MissingDependencyError(FormatError):
+    """Reading this kind of file needs an optional package that is not installed."""

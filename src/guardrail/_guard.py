@@ -26,7 +26,13 @@ from ._call import (
     attach,
 )
 from ._config import CONFIG, GLOBAL_OTEL, OFF, UNRESOLVED
-from ._errors import ConfigError, OutOfScaleError, PolicyError, ScaleError
+from ._errors import (
+    ConfigError,
+    OutOfScaleError,
+    PolicyError,
+    PredictionOutOfScaleError,
+    ScaleError,
+)
 from ._events import MachineryError, OutOfScale, PauseChanged, PredictionMade
 from ._guard_config import GuardConfig, OutOfScalePolicy
 from ._hooks import emit
@@ -50,7 +56,6 @@ if TYPE_CHECKING:
 __all__ = [
     "Guard",
     "GuardStats",
-    "PredictionOutOfScaleError",
     "guard",
     "guard_of",
     "pause_all",
@@ -79,13 +84,6 @@ _FAST_RANGE = {
 }
 # Slot setters, looked up once: cheaper per call than object.__setattr__.
 _VALUE_SETTER = {cls.scale: cls.__dict__["value"].__set__ for cls in SCALES.values()}
-
-
-class PredictionOutOfScaleError(OutOfScaleError, PolicyError):
-    """A predict function returned a value off its declared scale.
-
-    Raised by a guard with ``on_out_of_scale="raise"`` (the default).
-    """
 
 
 @attrs.frozen

@@ -270,8 +270,8 @@ class DecisionRecord:
 class DecisionSink(Protocol):
     """Where decision records go: any object with ``write``, ``flush`` and ``close``.
 
-    ``write`` may raise :class:`~guardrail.SinkFullError` when it cannot keep
-    a record, and :class:`~guardrail.SinkClosedError` after ``close``; any
+    ``write`` may raise :class:`~guardrail.errors.SinkFullError` when it cannot keep
+    a record, and :class:`~guardrail.errors.SinkClosedError` after ``close``; any
     exception is counted and reported by the :class:`DecisionLog`, never
     raised into the predict call.
     """
@@ -293,12 +293,12 @@ class JsonLinesSink:
     :meth:`flush`, on :meth:`close` (also as a context manager) and at
     interpreter exit (registered at the first write, not at import). If
     writing fails the buffer keeps up to *max_buffer* records and raises
-    :class:`~guardrail.SinkFullError` for the ones beyond. Writing after
-    :meth:`close` raises :class:`~guardrail.SinkClosedError`.
+    :class:`~guardrail.errors.SinkFullError` for the ones beyond. Writing after
+    :meth:`close` raises :class:`~guardrail.errors.SinkClosedError`.
 
     >>> import guardrail as gr, tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "decisions.jsonl")
-    >>> with gr.JsonLinesSink(path) as sink:
+    >>> with gr.holdout.JsonLinesSink(path) as sink:
     ...     pass
     """
 
@@ -408,7 +408,7 @@ class DecisionLog:
     Use it as a guard's last mechanism, give it to an
     :class:`OutcomeMonitor` (``log=``), or call :meth:`write` by hand. A sink
     that raises or is full is counted (``dropped_full``, ``dropped_error``)
-    and reported with :class:`~guardrail.DecisionLogFailed` at doubling
+    and reported with :class:`~guardrail.instrumentation.DecisionLogFailed` at doubling
     counts; it never raises into the predict call.
 
     Args:

@@ -30,7 +30,7 @@ import numpy as np
 
 from ._call import Source
 from ._durations import parse_duration
-from ._errors import ActionLimitExceeded, ConfigError
+from ._errors import ActionLimitExceededError, ConfigError
 from ._events import PauseChanged
 from ._hooks import add, emit, metrics_configured
 from ._mechanism_events import LimitDegraded, LimitExceeded, LimitNear, LimitRecovered
@@ -174,7 +174,7 @@ class MemoryStore:
             when the limit already holds *max_keys* active keys cannot be
             counted: it is degraded, decided by the limit's ``on_error``
             (denied by default) and reported with
-            :class:`~guardrail.LimitDegraded`. Keys already held are decided
+            :class:`~guardrail.instrumentation.LimitDegraded`. Keys already held are decided
             as usual.
     """
 
@@ -496,10 +496,10 @@ class ActionLimit:
         weight: Actions counted per call: an int, or a callable like *key*.
         on_exceed: ``"fallback"`` (default: skip the action; a decorated
             function returns *fallback*, a guard's decision becomes "don't
-            act"), ``"raise"`` (:class:`~guardrail.ActionLimitExceeded`) or
+            act"), ``"raise"`` (:class:`~guardrail.errors.ActionLimitExceededError`) or
             ``"report"`` (allow, but report the denial: for rolling a limit out).
         fallback: What a decorated action function returns when denied.
-        near: Send :class:`~guardrail.LimitNear` when a key's use crosses
+        near: Send :class:`~guardrail.instrumentation.LimitNear` when a key's use crosses
             this fraction of a window.
         store: :class:`MemoryStore` (default) or ``RedisStore`` (shared).
         on_error: When a call cannot be decided (the key function raised or
@@ -635,7 +635,7 @@ class ActionLimit:
 
     @property
     def near(self) -> float:
-        """The fraction of a window whose crossing sends :class:`~guardrail.LimitNear`."""
+        """The fraction of a window whose crossing sends a ``LimitNear`` event."""
         return self._near
 
     @property
@@ -663,7 +663,7 @@ class ActionLimit:
         """Count one action (or *weight*) for *key* if it fits; may it go ahead?
 
         Applies ``on_exceed``: ``"fallback"`` returns False, ``"raise"``
-        raises :class:`~guardrail.ActionLimitExceeded`, ``"report"`` returns
+        raises :class:`~guardrail.errors.ActionLimitExceededError`, ``"report"`` returns
         True and reports. *key* is the key function's kind of output.
 
         A *key* that is not a str or a *weight* that is not an int is a
@@ -758,7 +758,7 @@ class ActionLimit:
         """Decorate an action function: each call is one action (or *weight*).
 
         A denied call does not run the function: it returns ``fallback``,
-        raises :class:`~guardrail.ActionLimitExceeded` or, with ``on_exceed="report"``,
+        raises :class:`~guardrail.errors.ActionLimitExceededError` or, with ``on_exceed="report"``,
         runs anyway and is reported. Works on ``async def`` functions too.
 
         >>> import guardrail as gr
@@ -1038,7 +1038,7 @@ class _Reporter:
         if report_only:
             return True
         if limit.on_exceed == "raise":
-            raise ActionLimitExceeded(
+            raise ActionLimitExceededError(
                 limit.name, key or None, paused=paused, degraded=bool(degraded)
             )
         return False

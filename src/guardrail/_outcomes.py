@@ -142,7 +142,7 @@ class OutcomeMonitor:
     guard); when its outcome is known, :meth:`record_outcome` with the same
     id. Unlabelled predictions wait, at most *capacity* of them, for at most
     *ttl*; what falls out is counted and reported
-    (:class:`~guardrail.OutcomesLost`), never silently lost. Statistics cover
+    (:class:`~guardrail.instrumentation.OutcomesLost`), never silently lost. Statistics cover
     the last *capacity* labelled predictions.
 
     Args:
@@ -455,7 +455,7 @@ class OutcomeMonitor:
 
         Returns False, counts and reports when the id is unknown or expired.
         A label that is not 0, 1, True or False raises
-        :class:`~guardrail.LabelError`.
+        :class:`~guardrail.errors.LabelError`.
         """
         if type(label) is bool:
             y = 1 if label else 0

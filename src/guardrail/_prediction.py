@@ -201,8 +201,8 @@ class Prediction(tuple, Generic[S]):  # type: ignore[type-arg]
     def consume(self, *, by: str) -> S:
         """Hand the value to consumer *by*, checking the model declared it.
 
-        An undeclared consumer emits :class:`~guardrail.ConsumerUndeclared`,
-        or raises :class:`~guardrail.UndeclaredConsumerError` when
+        An undeclared consumer emits :class:`~guardrail.instrumentation.ConsumerUndeclared`,
+        or raises :class:`~guardrail.errors.UndeclaredConsumerError` when
         ``guardrail.configure(on_undeclared_consumer="raise")``.
         """
         if not isinstance(by, str) or not by:
@@ -269,9 +269,9 @@ class Threshold(Generic[S]):
 
     A prediction *passes* when ``value >= threshold`` (or ``<=`` with
     ``direction="<="``). Comparing a value on another scale raises
-    :class:`~guardrail.ScaleError`, and mypy rejects it; deciding on a
+    :class:`~guardrail.errors.ScaleError`, and mypy rejects it; deciding on a
     prediction of another model (name or version) raises
-    :class:`~guardrail.ModelMismatchError`.
+    :class:`~guardrail.errors.ModelMismatchError`.
 
     Args:
         value: The cut-off, a float on *scale*.
@@ -322,7 +322,7 @@ class Threshold(Generic[S]):
         return out
 
     def check_model(self, model: ModelRef) -> None:
-        """Raise :class:`~guardrail.ModelMismatchError` unless set for *model*.
+        """Raise :class:`~guardrail.errors.ModelMismatchError` unless set for *model*.
 
         A threshold set for no model accepts any; otherwise name and version
         must match (a threshold tuned on 3.1.0 says nothing about 3.2.0).

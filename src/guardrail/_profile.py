@@ -1243,7 +1243,7 @@ class ProfileBuilder:
         heavy_hitters: Entries in the summary of new categories.
 
     >>> import numpy as np, guardrail as gr
-    >>> builder = gr.ProfileBuilder()
+    >>> builder = gr.skew.ProfileBuilder()
     >>> builder.add_columns({"amount": np.arange(100.0)})
     >>> first = builder.build()
     >>> builder.add_rows([{"amount": 7.0}, {"amount": None}])

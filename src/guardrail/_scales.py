@@ -3,7 +3,7 @@
 A value holds either one float or a 1-D ``float64`` numpy array (a batch); the
 type parameter says which. Values on different scales never mix: the
 operators are typed to their own class, so ``LogOdds(1.0) + Probability(0.3)``
-is rejected by mypy and raises :class:`~guardrail.ScaleError` at run time.
+is rejected by mypy and raises :class:`~guardrail.errors.ScaleError` at run time.
 
 Getting the raw number back is explicit: ``.value``. There is no
 ``__float__``, so ``float(Probability(0.3))`` is a ``TypeError``.

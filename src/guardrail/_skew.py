@@ -26,7 +26,7 @@ import numpy as np
 from ._call import Source
 from ._config import CONFIG
 from ._drift import DriftThresholds, SkewReport, compare
-from ._errors import ConfigError, SchemaViolation
+from ._errors import ConfigError, SchemaViolationError
 from ._events import MachineryError
 from ._hooks import emit
 from ._inputs import Inputs
@@ -60,7 +60,7 @@ class SkewMonitor:
     Use it in a guard (``guard(inputs=SkewMonitor(...))``) or on its own:
     call :meth:`observe` with each row (a mapping of feature name to value)
     or :meth:`observe_batch` with a batch. Nothing it does raises into the
-    caller, except :class:`~guardrail.SchemaViolation` under
+    caller, except :class:`~guardrail.errors.SchemaViolationError` under
     ``on_invalid="raise"``.
 
     Args:
@@ -72,7 +72,7 @@ class SkewMonitor:
         on_invalid: ``"report"`` counts schema violations of the sampled
             inputs (in the profile and in :meth:`violations`) and reports them
             at each check; ``"raise"`` checks every input and raises
-            :class:`~guardrail.SchemaViolation` before the model runs.
+            :class:`~guardrail.errors.SchemaViolationError` before the model runs.
         checks: The problems that count as violations (default: all of
             ``"missing"``, ``"unexpected"``, ``"type"``, ``"nan_inf"``,
             ``"out_of_range"``).
@@ -96,7 +96,7 @@ class SkewMonitor:
     >>> monitor.observe({"amount": float("nan")})
     Traceback (most recent call last):
     ...
-    guardrail._errors.SchemaViolation: input violates the schema: amount: nan_inf
+    guardrail.errors.SchemaViolationError: input violates the schema: amount: nan_inf
     """
 
     kind: ClassVar[str] = "skew"
@@ -322,7 +322,7 @@ class SkewMonitor:
             self._failed(e)
             return
         if violations:
-            raise SchemaViolation(violations)
+            raise SchemaViolationError(violations)
 
     def _row_violations(self, row: Any) -> tuple[tuple[str, str], ...]:
         checks = self.checks
@@ -381,7 +381,7 @@ class SkewMonitor:
                 due = self._flush_locked()
             if due is not None:
                 self._report(due)
-        except SchemaViolation:
+        except SchemaViolationError:
             raise
         except Exception as e:  # noqa: BLE001 - the predict path is sacred
             self._failed(e)
@@ -411,7 +411,7 @@ class SkewMonitor:
                 ]
                 problems = [v for v in problems if v[1] in self.checks]
                 if problems and rows:
-                    raise SchemaViolation(tuple(problems))
+                    raise SchemaViolationError(tuple(problems))
             with self._lock:
                 for name in absent:
                     self._absent[name] = self._absent.get(name, 0) + rows
@@ -430,7 +430,7 @@ class SkewMonitor:
                     for row in batch:
                         found = self._row_violations(row)
                         if found:
-                            raise SchemaViolation(found) from None
+                            raise SchemaViolationError(found) from None
                 values = [self._slow_values(row) for row in batch]
             else:
                 width = self._width
@@ -439,7 +439,7 @@ class SkewMonitor:
                         if self._raise:
                             found = self._row_violations(row)
                             if found:
-                                raise SchemaViolation(found) from None
+                                raise SchemaViolationError(found) from None
                         self._count_unexpected(row)
             transposed = list(zip(*values, strict=True))
             return {name: list(transposed[j]) for j, name in enumerate(names)}, len(values)
@@ -463,7 +463,7 @@ class SkewMonitor:
 
     def _bad_shape(self, problem: str) -> tuple[dict[str, Any], int]:
         if self._raise and problem in self.checks:
-            raise SchemaViolation((("<columns>", problem),))
+            raise SchemaViolationError((("<columns>", problem),))
         with self._lock:
             self._absent["<columns>"] = self._absent.get("<columns>", 0) + 1
         return {}, 0
@@ -501,7 +501,7 @@ class SkewMonitor:
                     found.append((spec.name, "type"))
         found = [v for v in found if v[1] in self.checks]
         if found:
-            raise SchemaViolation(tuple(found))
+            raise SchemaViolationError(tuple(found))
 
     # -- the current profile and checks ---------------------------------------
 

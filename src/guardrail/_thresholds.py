@@ -71,7 +71,7 @@ class DynamicThreshold(Generic[S]):
             is in log-odds (default 0.1). A ``Score`` has no log-odds: it is
             tracked on its own scale, and *step* is required, in score units.
         lower: The lowest value the threshold may take (same type as
-            *initial*); reaching it emits :class:`~guardrail.ThresholdClampHit`.
+            *initial*); reaching it emits :class:`~guardrail.instrumentation.ThresholdClampHit`.
         upper: The highest value, likewise.
         dead_band: The tracker must move this far (on the tracking scale)
             from the saved value before a new value is saved under a new
@@ -573,7 +573,7 @@ class DynamicThreshold(Generic[S]):
         It resumes where it was: value, version, tracker, scores seen, paused.
         Invalid JSON, unknown, missing or mistyped keys, another format or
         version, and a state outside the clamps are
-        :class:`~guardrail.FormatError`.
+        :class:`~guardrail.errors.FormatError`.
         """
         if isinstance(data, (str, bytes)):
             try:

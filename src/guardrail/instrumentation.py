@@ -16,8 +16,6 @@ True
 
 from __future__ import annotations
 
-from types import FunctionType
-
 from ._config import configure
 from ._events import (
     ConsumerUndeclared,
@@ -45,6 +43,7 @@ from ._mechanism_events import (
 )
 from ._otel import OpenTelemetryHook
 from ._protocols import CallHook, Hook
+from ._public import publish
 from ._settings import Settings, get_config
 from ._structlog import StructlogHook
 
@@ -78,11 +77,4 @@ __all__ = [
     "get_config",
 ]
 
-# Reprs, tracebacks and documentation show the public path (as httpx does).
-# Only the names' reported module changes: each is still reachable there, so a
-# pickled event (by reference) loads again.
-for _name in __all__:
-    _value = globals()[_name]
-    if isinstance(_value, (type, FunctionType)):
-        _value.__module__ = __name__
-del _name, _value
+publish(__name__, globals(), __all__)

@@ -92,7 +92,7 @@ score_dynamic.update(gr.Score(np.array([1.0, 3.0])))
 
 # Profiles are values built by a mutable builder.
 reference = gr.Profile.from_columns({"amount": np.arange(100.0)})
-serving_builder: gr.ProfileBuilder = reference.builder()
+serving_builder: gr.skew.ProfileBuilder = reference.builder()
 serving_builder.add_columns({"amount": [1.0, 2.0]})
 serving_builder.add_rows([{"amount": 3.0}])
 serving_builder.add_profile(reference)

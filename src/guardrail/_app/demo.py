@@ -28,12 +28,12 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
-from ._drift import compare
-from ._events import Event
-from ._guard import guard
-from ._holdout import Holdout
-from ._limits import ActionLimit, MemoryStore
-from ._mechanism_events import (
+from .._drift import compare
+from .._events import Event
+from .._guard import guard
+from .._holdout import Holdout
+from .._limits import ActionLimit, MemoryStore
+from .._mechanism_events import (
     InputsInvalid,
     LimitExceeded,
     PredictionBiasOutOfRange,
@@ -41,15 +41,15 @@ from ._mechanism_events import (
     ThresholdChanged,
     UpstreamFailure,
 )
-from ._model import ModelRef, fingerprint_bytes
-from ._outcomes import OutcomeMonitor
-from ._profile import Profile
-from ._progress import Progress
-from ._report import Report, ReportSeries, ReportTable
-from ._scales import Probability
-from ._skew import SkewMonitor
-from ._thresholds import DynamicThreshold
-from .instrumentation import configure, get_config
+from .._model import ModelRef, fingerprint_bytes
+from .._outcomes import OutcomeMonitor
+from .._profile import Profile
+from .._scales import Probability
+from .._skew import SkewMonitor
+from .._thresholds import DynamicThreshold
+from ..instrumentation import configure, get_config
+from .progress import Progress
+from .report import Report, ReportSeries, ReportTable
 
 __all__ = ["DemoResult", "run", "simulate"]
 

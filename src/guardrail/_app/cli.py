@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
-from ._errors import ConfigError, FormatError
+from .._errors import ConfigError, FormatError
 
 __all__ = [
     "EXIT_FOUND",
@@ -88,7 +88,7 @@ def read_json(path: str) -> Any:
 
 def _describe_kind(data: object) -> str:
     """'config' or 'model' for a guard configuration or a model reference."""
-    from ._model import FORMAT as MODEL_FORMAT
+    from .._model import FORMAT as MODEL_FORMAT
 
     if isinstance(data, Mapping) and "mechanisms" in data:
         return "config"
@@ -101,14 +101,14 @@ def _describe_kind(data: object) -> str:
 
 
 def _check_config(data: Mapping[str, Any]) -> None:
-    from ._guard_config import check_description
+    from .._guard_config import check_description
 
     check_description(data)
 
 
 def read_diffable(path: str) -> tuple[str, Mapping[str, Any]]:
     """A guard configuration or model reference from *path*, checked: (kind, data)."""
-    from ._model import ModelRef
+    from .._model import ModelRef
 
     data = read_json(path)
     try:
@@ -127,7 +127,7 @@ def read_diffable(path: str) -> tuple[str, Mapping[str, Any]]:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from ._guard_config import diff
+    from .._guard_config import diff
 
     kind_a, a = read_diffable(args.a)
     kind_b, b = read_diffable(args.b)
@@ -141,7 +141,7 @@ def _diff(args: argparse.Namespace) -> int:
 
 def _read_data(path: str, args: argparse.Namespace) -> Any:
     """The data file at *path*, read for profiling (errors become InputError)."""
-    from ._files import read_data
+    from .files import read_data
 
     try:
         return read_data(
@@ -167,7 +167,7 @@ def _split(text: str | None) -> list[str] | None:
 
 
 def _profile_of(path: str, data: Any, args: argparse.Namespace, like: Any = None) -> Any:
-    from ._profile import Profile
+    from .._profile import Profile
 
     try:
         if data.arrow is not None:
@@ -201,7 +201,7 @@ def _profile(args: argparse.Namespace) -> int:
 
 
 def _read_profile(path: str) -> Any:
-    from ._profile import Profile
+    from .._profile import Profile
 
     data = read_json(path)
     try:
@@ -211,9 +211,9 @@ def _read_profile(path: str) -> Any:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from ._drift import compare
-    from ._errors import ProfileMismatchError
-    from ._report import Report, profile_violations
+    from .._drift import compare
+    from .._errors import ProfileMismatchError
+    from .report import Report, profile_violations
 
     reference = _read_profile(args.reference)
     if args.serving.lower().endswith(".json"):
@@ -254,7 +254,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from ._demo import run
+    from .demo import run
 
     return run(out=args.out, requests=args.requests, report=args.report, seed=args.seed)
 
@@ -277,7 +277,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .._version import __version__
 
     parser = _Parser(
         prog="guardrail",

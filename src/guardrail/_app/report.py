@@ -21,7 +21,7 @@ from typing import Any, Final, Literal, TypeAlias
 
 import attrs
 
-from ._errors import ConfigError
+from .._errors import ConfigError
 
 __all__ = [
     "Report",

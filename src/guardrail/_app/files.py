@@ -21,8 +21,8 @@ from typing import Any, Final, TextIO
 import attrs
 import numpy as np
 
-from ._errors import FormatError
-from ._progress import Progress
+from .._errors import FormatError, MissingDependencyError
+from .progress import Progress
 
 __all__ = ["Data", "read_data"]
 
@@ -31,10 +31,6 @@ PROGRESS_FROM: Final = 8 * 1024 * 1024
 CSV_SUFFIXES: Final = (".csv", ".tsv", ".txt")
 NPY_SUFFIXES: Final = (".npy",)
 PARQUET_SUFFIXES: Final = (".parquet", ".pq")
-
-
-class MissingDependencyError(FormatError):
-    """Reading this kind of file needs an optional package that is not installed."""
 
 
 @attrs.frozen

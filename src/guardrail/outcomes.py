@@ -1,0 +1,19 @@
+"""Late outcomes joined to predictions: prediction bias, calibration and precision.
+
+>>> import guardrail as gr
+>>> monitor = gr.OutcomeMonitor()
+>>> monitor.pending
+0
+"""
+
+from __future__ import annotations
+
+from ._outcomes import OutcomeMonitor, OutcomeReport
+from ._public import publish
+
+__all__ = [
+    "OutcomeMonitor",
+    "OutcomeReport",
+]
+
+publish(__name__, globals(), __all__)

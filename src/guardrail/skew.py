@@ -1,0 +1,52 @@
+"""Training/serving skew: profiles, their comparison, the serving monitor and its report.
+
+>>> import guardrail as gr
+>>> ref = gr.Profile.from_columns({"amount": [1.0, 2.0, 3.0, 4.0]})
+>>> ref.names
+('amount',)
+"""
+
+from __future__ import annotations
+
+from ._app.report import (
+    Report,
+    ReportFeature,
+    ReportHistogram,
+    ReportMetric,
+    ReportSeries,
+    ReportTable,
+)
+from ._drift import DriftThresholds, FeatureDrift, MetricResult, SkewReport, compare
+from ._profile import (
+    CategoricalProfile,
+    FeatureSpec,
+    NumericProfile,
+    Profile,
+    ProfileBuilder,
+    Schema,
+)
+from ._public import publish
+from ._skew import SkewMonitor
+
+__all__ = [
+    "CategoricalProfile",
+    "DriftThresholds",
+    "FeatureDrift",
+    "FeatureSpec",
+    "MetricResult",
+    "NumericProfile",
+    "Profile",
+    "ProfileBuilder",
+    "Report",
+    "ReportFeature",
+    "ReportHistogram",
+    "ReportMetric",
+    "ReportSeries",
+    "ReportTable",
+    "Schema",
+    "SkewMonitor",
+    "SkewReport",
+    "compare",
+]
+
+publish(__name__, globals(), __all__)
