@@ -1031,7 +1031,7 @@ class _Reporter:
                     source=limit.source,
                     key=key_digest(key) if key else None,
                     windows=tuple(w.describe() for w in limit.windows),
-                    shadow=report_only,
+                    report_only=report_only,
                     degraded=bool(degraded),
                 )
             )

@@ -32,7 +32,7 @@ __all__ = [
 
 @attrs.frozen
 class SkewDetected(Event):
-    """A serving window drifted from the reference on one feature.
+    """The current profile drifted from the reference on one feature.
 
     ``metric`` is the metric furthest past its threshold (``"psi"``,
     ``"js"``, ``"wasserstein"``, ``"linf"``, ``"out_of_range"``, ...),
@@ -81,14 +81,16 @@ class InputsInvalid(Event):
 class LimitExceeded(Event):
     """An action limit denied an action (once per key and bucket, not per denial).
 
-    ``key`` is a short digest of the limit key, never the key itself.
+    ``key`` is a short digest of the limit key, never the key itself;
+    ``report_only`` says the limit's policy is ``on_exceed="report"`` (the
+    action went ahead).
     """
 
     kind: ClassVar[str] = "limit.exceeded"
     level: ClassVar[Level] = "warning"
     key: str | None
     windows: tuple[str, ...]
-    shadow: bool
+    report_only: bool
     degraded: bool
 
 
@@ -183,7 +185,7 @@ class CalibrationOutOfRange(Event):
 class OutcomesLost(Event):
     """Predictions or labels that could not be joined (reported at doubling counts).
 
-    ``reason`` is ``"evicted"`` (the window was full), ``"expired"`` (older
+    ``reason`` is ``"evicted"`` (``capacity`` predictions were already waiting), ``"expired"`` (older
     than the time-to-live) or ``"unmatched"`` (a label for an unknown or
     already expired prediction id). ``count`` is the running total.
     """
