@@ -452,7 +452,7 @@ class TestOnExceed:
             assert all(limit.allow() for _ in range(4))
         exceeded = [e for e in events if isinstance(e, gr.instrumentation.LimitExceeded)]
         assert len(exceeded) == 1
-        assert exceeded[0].shadow
+        assert exceeded[0].report_only
 
     def test_reported_denials_are_not_counted(self) -> None:
         """on_exceed="report" counts what enforcement would have counted."""
