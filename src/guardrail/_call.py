@@ -163,7 +163,7 @@ class Call:
             raise CallStageError("the action is decided once, before any veto")
         self.threshold = threshold
         self.above = above
-        self._act = _frozen_flags(above)
+        self._act = above if type(above) is bool else _frozen_flags(above)
 
     def assign(
         self,

@@ -174,12 +174,17 @@ class Guard(Generic[S]):
             and config.holdout is None
         )
         self._fast = self._plain or self._fixed_only
-        self._bindings: dict[Callable[..., Any], InputBinding] = {}
-        self._fast_result = self._bind_fast_result()
         self._calls = Counter()
         self._errors = Counter()
         self._machinery_errors = Counter()
         self._out_of_scale = Counter()
+        self._monitor_steps = tuple((m.observe_call, m.source) for m in self._monitors)
+        self._recorder_steps = tuple((r.record_call, r.source) for r in self._recorders)
+        self._range = _FAST_RANGE[self.scale.scale]
+        self._set_scaled = _VALUE_SETTER[self.scale.scale]
+        self._bindings: dict[Callable[..., Any], InputBinding] = {}
+        self._fast_result = self._bind_fast_result()
+        self._run_quiet = self._bind_run_quiet()
         self.paused = False
         self.pause_reason = ""
         _register(self)
@@ -237,8 +242,10 @@ class Guard(Generic[S]):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        self._calls.add()
-        if self._fast and _quiet():
+        if _quiet():
+            if not self._fast:
+                return self._run_quiet(binding, fn, args, kwargs)
+            self._calls.add()
             try:
                 raw = fn(*args, **kwargs)
             except BaseException:
@@ -247,6 +254,7 @@ class Guard(Generic[S]):
             if type(raw) is np.ndarray:
                 take_over(raw)
             return self._fast_result(raw, binding, args, kwargs)
+        self._calls.add()
         call, scopes = self._enter(binding, args, kwargs)
         error: BaseException | None = None
         try:
@@ -318,30 +326,135 @@ class Guard(Generic[S]):
         return call, scopes
 
     def _observe(self, call: Call) -> None:
-        for monitor in self._monitors:
-            self._step(monitor.observe_call, monitor.source, call)
+        for observe, source in self._monitor_steps:
+            try:
+                observe(call)
+            except PolicyError:
+                raise
+            except Exception as e:  # noqa: BLE001 - machinery never breaks the call
+                self._machinery_error(source, e)
+
+    def _bind_run_quiet(
+        self,
+    ) -> Callable[[InputBinding, Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any]:
+        """The whole call path while nothing records telemetry, composed once.
+
+        No telemetry scope, no timing and no per-step wrapper: the cost of a
+        call is the guard's bookkeeping plus each mechanism's own work.
+        """
+        count_call, count_error = self._calls.add, self._errors.add
+        names, name, model = self._names, self.name, self.model
+        read, finish, observe = Inputs.of, self._finish, self._observe
+        monitors = bool(self._monitor_steps)
+        ndarray, missing, new_call = np.ndarray, MISSING, Call
+
+        def run_quiet(
+            binding: InputBinding,
+            fn: Callable[..., Any],
+            args: tuple[Any, ...],
+            kwargs: dict[str, Any],
+        ) -> Any:
+            count_call()
+            given = binding(args, kwargs)
+            try:
+                inputs = read(None if given is missing else given, names)
+            except Exception:  # noqa: BLE001 - unreadable inputs: the slow path reports them
+                inputs = Inputs(None, "row", None)
+            call = new_call(name, model, inputs)
+            if monitors:
+                observe(call)
+            try:
+                raw = fn(*args, **kwargs)
+            except BaseException:
+                count_error()
+                raise
+            if type(raw) is ndarray:
+                take_over(raw)
+            return finish(call, raw)
+
+        return run_quiet
+
+    def _bind_run_quiet_async(
+        self,
+    ) -> Callable[
+        [InputBinding, Callable[..., Awaitable[Any]], tuple[Any, ...], dict[str, Any]],
+        Awaitable[Any],
+    ]:
+        """:meth:`_bind_run_quiet` for coroutine functions."""
+        count_call, count_error = self._calls.add, self._errors.add
+        names, name, model = self._names, self.name, self.model
+        read, finish, observe = Inputs.of, self._finish, self._observe
+        monitors = bool(self._monitor_steps)
+        ndarray, missing, new_call = np.ndarray, MISSING, Call
+
+        async def run_quiet_async(
+            binding: InputBinding,
+            fn: Callable[..., Awaitable[Any]],
+            args: tuple[Any, ...],
+            kwargs: dict[str, Any],
+        ) -> Any:
+            count_call()
+            given = binding(args, kwargs)
+            try:
+                inputs = read(None if given is missing else given, names)
+            except Exception:  # noqa: BLE001 - unreadable inputs: the slow path reports them
+                inputs = Inputs(None, "row", None)
+            call = new_call(name, model, inputs)
+            if monitors:
+                observe(call)
+            try:
+                raw = await fn(*args, **kwargs)
+            except BaseException:
+                count_error()
+                raise
+            if type(raw) is ndarray:
+                take_over(raw)
+            return finish(call, raw)
+
+        return run_quiet_async
 
     def _finish(self, call: Call, raw: object) -> Any:
-        try:
-            value = self.scale(_as_raw(raw))
+        scale = self.scale
+        low, high = self._range
+        if type(raw) is float and low <= raw <= high:
+            value = _new(scale)
+            self._set_scaled(value, raw)
             on_scale = True
-        except (OutOfScaleError, ScaleError) as e:
-            value = self._out_of_scale_value(raw, e)
-            on_scale = False
-        prediction = Prediction._fast(value, self.model)
+        else:
+            try:
+                value = scale(_as_raw(raw))
+                on_scale = True
+            except (OutOfScaleError, ScaleError) as e:
+                value = self._out_of_scale_value(raw, e)
+                on_scale = False
+        config = CONFIG
+        prediction = _tuple_new(
+            Prediction, (value, self.model, next(config.ids), _now(), (), config.id_prefix)
+        )
         call.prediction = prediction
         if not self._decides:
             call.close_vetoes()
-            for recorder in self._recorders:
-                self._step(recorder.record_call, recorder.source, call)
+            if self._recorder_steps:
+                self._record(call)
             return prediction
         if on_scale:
             decider = self._decider
             assert decider is not None
-            self._step(decider.decide_call, decider.source, call)
+            try:
+                decider.decide_call(call)
+            except PolicyError:
+                raise
+            except Exception as e:  # noqa: BLE001 - machinery never breaks the call
+                self._machinery_error(decider.source, e)
             assigner = self._assigner
             if assigner is not None and call.threshold is not None:
-                self._step(assigner.assign_call, assigner.source, call)
+                try:
+                    assigner.assign_call(call)
+                except PolicyError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - machinery never breaks the call
+                    self._machinery_error(assigner.source, e)
+                    call.degraded = True
         if call.threshold is None:
             # No basis for an action: the value is off its scale, or the
             # decider failed (then the decision is marked degraded).
@@ -357,25 +470,35 @@ class Guard(Generic[S]):
         call.close_decision()
         if not on_scale:
             call.reasons.append("out-of-scale")
-        if self.paused or CONFIG.paused:
+        if self.paused or config.paused:
             call.veto("paused")
         if self._limits:
             self._acquire(call)
         call.close_vetoes()
-        for recorder in self._recorders:
-            self._step(recorder.record_call, recorder.source, call)
+        if self._recorder_steps:
+            self._record(call)
         act = call.act
+        above = call.above
         return Decision(
-            prediction=prediction,
-            threshold=call.threshold,
-            above=call.above if call.above is not None else False,
-            act=act if act is not None else _none_like(prediction),
-            reasons=tuple(call.reasons),
+            prediction,
+            call.threshold,
+            above if above is not None else False,
+            act if act is not None else _none_like(prediction),
+            tuple(call.reasons),
             arm=call.arm,
             intended=call.intended,
             propensity=call.propensity,
             degraded=call.degraded,
         )
+
+    def _record(self, call: Call) -> None:
+        for record, source in self._recorder_steps:
+            try:
+                record(call)
+            except PolicyError:
+                raise
+            except Exception as e:  # noqa: BLE001 - machinery never breaks the call
+                self._machinery_error(source, e)
 
     def _acquire(self, call: Call) -> None:
         """Run the limiters in order; give back what was counted but not acted on.
@@ -502,10 +625,13 @@ class Guard(Generic[S]):
         guarded: Callable[P, Any]
         if inspect.iscoroutinefunction(fn):
             run_async = self._run_async
+            run_quiet_async = self._bind_run_quiet_async()
 
             async def guarded_async(*args: P.args, **kwargs: P.kwargs) -> Any:
-                if not (fast and quiet()):
+                if not quiet():
                     return await run_async(binding, fn, args, kwargs)
+                if not fast:
+                    return await run_quiet_async(binding, fn, args, kwargs)
                 count_call()
                 try:
                     raw = await fn(*args, **kwargs)
@@ -520,9 +646,13 @@ class Guard(Generic[S]):
         else:
             run = self._run
 
+            run_quiet = self._run_quiet
+
             def guarded_sync(*args: P.args, **kwargs: P.kwargs) -> Any:
-                if not (fast and quiet()):
+                if not quiet():
                     return run(binding, fn, args, kwargs)
+                if not fast:
+                    return run_quiet(binding, fn, args, kwargs)
                 count_call()
                 try:
                     raw = fn(*args, **kwargs)

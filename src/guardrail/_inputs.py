@@ -45,6 +45,7 @@ class _Missing:
 MISSING: Final = _Missing()
 
 _SEQUENCE_ROW = (list, tuple, np.ndarray)
+_SCALARS = frozenset({float, int, str, bool, type(None)})
 
 
 class Inputs:
@@ -102,9 +103,11 @@ class Inputs:
         if type(raw) is dict:
             # The common case, one row as a dict: decided by its first value.
             for value in raw.values():
-                if isinstance(value, _SEQUENCE_ROW) or _is_series(value):
-                    break
-                return cls(raw, "row", None, named)
+                if type(value) in _SCALARS or not (
+                    isinstance(value, _SEQUENCE_ROW) or _is_series(value)
+                ):
+                    return cls(raw, "row", None, named)
+                break
         if isinstance(raw, np.ndarray):
             if raw.ndim == 2:
                 return cls(raw, "positional", int(raw.shape[0]), named)

@@ -532,7 +532,8 @@ class DynamicThreshold(Generic[S]):
         if prediction is None:
             return
         threshold = self._published
-        threshold.check_model(prediction.model)
+        if threshold.model is not None and prediction.model is not threshold.model:
+            threshold.check_model(prediction.model)
         call.decide(threshold, threshold.admits(prediction.value))
         self.update(prediction.value)
 
