@@ -173,7 +173,11 @@ def main() -> None:
         number=10_000,
     )
     gr.configure(
-        hooks=[gr.instrumentation.OpenTelemetryHook(tracer_provider=tracer_provider, meter_provider=meter_provider)]
+        hooks=[
+            gr.instrumentation.OpenTelemetryHook(
+                tracer_provider=tracer_provider, meter_provider=meter_provider
+            )
+        ]
     )
     suite.time(
         "guard(model=...), OTel SDK + dropping exporter",

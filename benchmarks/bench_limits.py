@@ -84,7 +84,9 @@ def memory_section(suite: Suite) -> None:
     gr.configure(hooks=[])
     unkeyed = gr.ActionLimit("bench", max_actions=BIG, per=HOUR)
     keyed = gr.ActionLimit("bench", max_actions=BIG, per=HOUR, key=lambda m: m)
-    two = gr.ActionLimit("bench", windows=[gr.limits.Window(BIG, "1m"), gr.limits.Window(BIG, "1d")])
+    two = gr.ActionLimit(
+        "bench", windows=[gr.limits.Window(BIG, "1m"), gr.limits.Window(BIG, "1d")]
+    )
 
     def block_card(merchant: str) -> None:
         return None
