@@ -13,6 +13,8 @@ import pytest
 
 import guardrail as gr
 
+pytestmark = pytest.mark.integration  # runs every code block of the documentation
+
 ROOT = Path(__file__).resolve().parent.parent
 #: Pages whose every python block runs as written.
 RUNNABLE = ["docs/mechanisms.md"]

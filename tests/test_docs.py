@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration  # builds the site with mkdocs
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
