@@ -256,7 +256,29 @@ def _compare(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run
 
-    return run(out=args.out, requests=args.requests, report=args.report, seed=args.seed)
+    return run(
+        out=args.out,
+        requests=args.requests,
+        report=args.report,
+        directory=args.directory,
+        seed=args.seed,
+    )
+
+
+def _demo_requests(text: str) -> int:
+    from .demo import MIN_REQUESTS
+
+    value = _positive(text)
+    if value < MIN_REQUESTS:
+        raise argparse.ArgumentTypeError(f"the demo serves at least {MIN_REQUESTS}, got {value}")
+    return value
+
+
+def _directory(text: str) -> Path:
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} exists and is not a directory")
+    return path
 
 
 def _positive(text: str) -> int:
@@ -300,13 +322,23 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo.add_argument(
-        "--requests", type=_positive, default=40_000, help="requests to serve (default 40000)"
+        "--requests",
+        type=_demo_requests,
+        default=40_000,
+        help="requests to serve, at least 100 (default 40000)",
+    )
+    demo.add_argument(
+        "--out",
+        dest="directory",
+        type=_directory,
+        metavar="DIR",
+        help="directory for the HTML report, created if needed "
+        "(default: a new temporary directory, printed)",
     )
     demo.add_argument(
         "--report",
-        default="guardrail-demo-report.html",
         metavar="PATH",
-        help="where to write the HTML report (default guardrail-demo-report.html)",
+        help="the HTML report's file path (instead of --out)",
     )
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     demo.set_defaults(run=_demo)
