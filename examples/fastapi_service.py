@@ -3,7 +3,7 @@
 Run it as a script to drive it with FastAPI's test client (no server, no
 network) and watch the spans and metrics printed by the console exporters::
 
-    python -m pip install 'guardrail[examples]'
+    python -m pip install 'guardrail-sdk[examples]'
     python examples/fastapi_service.py
 
 Or serve it for real with any ASGI server, e.g. ``uvicorn fastapi_service:app``.

@@ -2,7 +2,7 @@
 
 Run::
 
-    python -m pip install 'guardrail[examples]'
+    python -m pip install 'guardrail-sdk[examples]'
     python examples/sklearn_classifier.py
 
 At training time the reference profile is built from the training columns

@@ -6,13 +6,24 @@ import io
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 import guardrail
 from guardrail._app.cli import main
-from guardrail._app.demo import DemoResult, run, simulate
+from guardrail._app.demo import (
+    ATTACK,
+    DRIFT_AT,
+    MIN_REQUESTS,
+    NEW_COUNTRY,
+    NULLS,
+    REPORT_NAME,
+    DemoResult,
+    run,
+    simulate,
+)
 
 REQUESTS = 3_000
 
@@ -86,8 +97,58 @@ class TestDemo:
 
     def test_too_few_requests(self) -> None:
         """The simulation needs enough requests to inject anything."""
-        with pytest.raises(ValueError, match="at least 1000"):
-            simulate(requests=10)
+        with pytest.raises(ValueError, match=f"at least {MIN_REQUESTS}"):
+            simulate(requests=MIN_REQUESTS - 1)
+
+    @pytest.mark.parametrize("requests", [MIN_REQUESTS, 1_000, 5_000, 10_000])
+    def test_nothing_is_caught_before_it_is_injected(self, requests: int) -> None:
+        """At any size, every line's catch comes at or after its injection's start."""
+        caught = simulate(requests=requests).caught
+        starts = {
+            "amounts": DRIFT_AT,
+            "new country": DRIFT_AT,
+            "device_score": NULLS[0],
+            "attack": ATTACK[0],
+            "labels": DRIFT_AT,
+        }
+        checked = 0
+        for line in caught:
+            for word, start in starts.items():
+                if line.injected.startswith(word) and line.caught_at is not None:
+                    assert line.caught_at >= int(start * requests), line
+                    checked += 1
+        assert checked > 0 or requests == MIN_REQUESTS
+
+    def test_the_summary_quotes_the_report(self, result: DemoResult) -> None:
+        """The summary's drift and bias figures are the report's own."""
+        amount, country = result.caught[0], result.caught[1]
+        worst = result.skew["amount"].worst
+        assert f"{worst.metric} {worst.value:.2f}" in amount.what
+        assert f"{result.skew['country'].worst.value:.2f}" in country.what
+        page = result.report.to_html()
+        assert f"{worst.value:.2f}" in page or f"{worst.value:.3g}" in page
+        bias = result.caught[6]
+        assert bias.caught_at is not None
+        slice_ = bias.what.rsplit("(", 1)[1].split(")")[0]
+        value = result.outcomes.bias if slice_ == "all" else result.outcomes.bias_by_slice[slice_]
+        assert f"{value:+.3f}" in bias.what
+
+    def test_the_new_country_is_named_in_the_report(self, result: DemoResult) -> None:
+        """The report's country histogram has a bar for the new country, not only (other)."""
+        assert f"{NEW_COUNTRY} (new)" in result.report.to_html()
+
+    def test_the_report_never_goes_to_the_working_directory(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Without a path, the report goes to a new temporary directory, which is printed."""
+        monkeypatch.chdir(tmp_path)
+        out = io.StringIO()
+        assert run(out=out, requests=MIN_REQUESTS) == 0
+        assert list(tmp_path.iterdir()) == []
+        printed = Path(out.getvalue().rsplit("report: ", 1)[1].strip())
+        assert printed.name == REPORT_NAME
+        assert printed.is_file()
+        assert printed.parent.parent == Path(tempfile.gettempdir()).resolve()
 
 
 class TestDemoCommand:
@@ -98,11 +159,34 @@ class TestDemoCommand:
         assert path.exists()
         assert "what it saw" in capsys.readouterr().out
 
-    def test_bad_request_count_is_a_usage_error(self) -> None:
-        """A non-positive request count is refused by the argument parser."""
+    def test_out_is_the_report_directory(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--out DIR (created if needed) receives the report; --requests 100 is enough."""
+        directory = tmp_path / "new" / "dir"
+        assert main(["demo", "--requests", "100", "--out", str(directory)]) == 0
+        path = directory / REPORT_NAME
+        assert path.is_file()
+        assert f"report: {path.resolve()}" in capsys.readouterr().out
+
+    @pytest.mark.parametrize("requests", ["0", "-5", "99", "many"])
+    def test_bad_request_count_is_a_usage_error(
+        self, requests: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A request count below the minimum or not a number exits 2 with a one-line error."""
         with pytest.raises(SystemExit) as info:
-            main(["demo", "--requests", "0"])
+            main(["demo", "--requests", requests])
         assert info.value.code == 2
+        assert "--requests" in capsys.readouterr().err
+
+    def test_out_that_is_a_file_is_a_usage_error(self, tmp_path: Path) -> None:
+        """--out naming an existing file exits 2 and writes nothing."""
+        path = tmp_path / "file"
+        path.write_text("x", encoding="utf-8")
+        with pytest.raises(SystemExit) as info:
+            main(["demo", "--out", str(path)])
+        assert info.value.code == 2
+        assert path.read_text(encoding="utf-8") == "x"
 
     def test_module_entry_point_with_core_dependencies_only(self, tmp_path: Path) -> None:
         """python -m guardrail demo runs without sklearn, pandas, pyarrow or selenium."""

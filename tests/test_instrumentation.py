@@ -371,7 +371,7 @@ def otel_venvs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {name: root / name / "bin" / "python" for name in wanted}
 
 
-@pytest.mark.slow
+@pytest.mark.integration
 class TestSdkConfigured:
     @pytest.mark.parametrize("api", ["oldest", "newest"])
     @pytest.mark.parametrize(

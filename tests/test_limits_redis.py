@@ -18,6 +18,8 @@ import pytest
 import guardrail as gr
 from guardrail.testing import capture_events
 
+pytestmark = pytest.mark.integration  # a real redis-server, stopped, hung and restarted
+
 _names = itertools.count()
 
 
@@ -204,8 +206,8 @@ class TestFailurePolicy:
     def test_redis_stopped_mid_run(
         self, redis_server: Any, namespace: str, policy: str, during: list[bool]
     ) -> None:
-        """Redis dies: decisions stay within the deadline and follow the policy; then recover."""
-        deadline = 0.005
+        """Redis dies: decisions follow the policy without waiting on Redis; then recover."""
+        deadline = 0.25
         limit = gr.ActionLimit(
             "outage",
             max_actions=4,
@@ -236,7 +238,9 @@ class TestFailurePolicy:
             time.sleep(0.1)
             # The restarted server is empty: the limit counts afresh from Redis.
             assert [limit.allow() for _ in range(5)] == [True] * 4 + [False]
-        assert slowest < deadline
+        # A refused connection fails at once: no decision waits for Redis's own time-outs
+        # (seconds). The bound is generous, the machine may be busy.
+        assert slowest < deadline + 1.0
         kinds = [e.kind for e in events]
         assert kinds[0] == "limit.degraded"
         assert "limit.recovered" in kinds
@@ -247,13 +251,13 @@ class TestFailurePolicy:
         self, redis_server: Any, namespace: str
     ) -> None:
         """A server that stops answering (SIGSTOP) costs one deadline, then the policy."""
-        deadline = 0.005
+        deadline = 0.2
         limit = gr.ActionLimit(
             "hung",
             max_actions=10,
             per="1h",
             on_exceed="raise",
-            store=store(redis_server, namespace, deadline=deadline, probe_every=0.05),
+            store=store(redis_server, namespace, deadline=deadline, probe_every=1.0),
         )
         assert limit.allow()
         assert redis_server.process is not None
@@ -268,11 +272,11 @@ class TestFailurePolicy:
                 assert info.value.degraded
         finally:
             redis_server.process.send_signal(signal.SIGCONT)
-        # The first decision waits for the deadline (plus scheduling noise on a busy
-        # machine); the next ones skip Redis until the probe.
-        assert deadline <= took[0] < deadline + 0.010
-        assert max(took[1:]) < 0.001
-        time.sleep(0.1)
+        # The first decision waits for the deadline (plus generous scheduling noise on
+        # a busy machine); the next ones skip Redis until the probe, so do not wait.
+        assert deadline <= took[0] < deadline + 1.5
+        assert max(took[1:]) < deadline
+        time.sleep(1.1)  # past probe_every: the next decision asks Redis again
         assert limit.allow()
 
     def test_async_decisions_keep_the_deadline(self, redis_server: Any, namespace: str) -> None:
@@ -280,7 +284,10 @@ class TestFailurePolicy:
         import redis.asyncio
 
         client = redis.asyncio.Redis(host="127.0.0.1", port=redis_server.port)
-        shared = gr.RedisStore(client, namespace=namespace, on_store_error="open")
+        deadline = 0.2
+        shared = gr.RedisStore(
+            client, namespace=namespace, on_store_error="open", deadline=deadline
+        )
         limit = gr.ActionLimit("hung-async", max_actions=10, per="1h", store=shared)
 
         async def main() -> tuple[bool, float]:
@@ -297,7 +304,8 @@ class TestFailurePolicy:
 
         allowed, took = asyncio.run(main())
         assert allowed
-        assert took < 0.010
+        # Cut off at the deadline, not after Redis's own time-outs (generous: a busy machine).
+        assert deadline <= took < deadline + 1.5
 
     @pytest.mark.parametrize(
         ("kwargs", "message"),

@@ -271,6 +271,7 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         driver.quit()
 
 
+@pytest.mark.integration
 class TestInABrowser:
     def test_renders_without_console_errors(
         self, browser: Any, tmp_path: Path, artifact: Callable[[str], Path]

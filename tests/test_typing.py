@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from mypy import api as mypy_api
 
+pytestmark = pytest.mark.integration  # runs mypy on snippets
+
 PRELUDE = """\
 import numpy as np
 import guardrail as gr

@@ -509,8 +509,8 @@ class ActionLimit:
 
     >>> import guardrail as gr
     >>> limit = gr.ActionLimit("block_card", max_actions=2, per="1h")
-    >>> [limit.allow() for _ in range(3)]
-    [True, True, False]
+    >>> limit.allow(), limit.allow(), limit.allow()
+    (True, True, False)
     >>> limit.remaining()
     0
     """

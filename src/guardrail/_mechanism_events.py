@@ -185,9 +185,9 @@ class CalibrationOutOfRange(Event):
 class OutcomesLost(Event):
     """Predictions or labels that could not be joined (reported at doubling counts).
 
-    ``reason`` is ``"evicted"`` (``capacity`` predictions were already
-    waiting), ``"expired"`` (older than the time-to-live) or ``"unmatched"``
-    (a label for an unknown or already expired prediction id). ``count`` is the running total.
+    ``reason`` is ``"evicted"`` (``capacity`` predictions were already waiting),
+    ``"expired"`` (older than the time-to-live) or ``"unmatched"`` (a label for an
+    unknown or already expired prediction id). ``count`` is the running total.
     """
 
     kind: ClassVar[str] = "outcomes.lost"

@@ -185,8 +185,9 @@ def _write(path: str, text: str) -> None:
 
 
 def _profile(args: argparse.Namespace) -> int:
+    like = None if args.like is None else _read_profile(args.like)
     data = _read_data(args.data, args)
-    profile = _profile_of(args.data, data, args)
+    profile = _profile_of(args.data, data, args, like=like)
     _write(args.output, profile.to_json())
     numeric = sum(1 for f in profile if f.kind == "numeric")
     print(
@@ -200,10 +201,26 @@ def _profile(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: Data files ``guardrail profile`` reads: given where a profile is expected, a hint.
+_DATA_SUFFIXES: Final = (".csv", ".tsv", ".npy", ".parquet")
+
+
+def _profile_first(path: str) -> str:
+    """The fix for a data file given where a profile JSON is expected."""
+    return f"build a profile from it first: guardrail profile {path} -o {Path(path).stem}.json"
+
+
 def _read_profile(path: str) -> Any:
     from .._profile import Profile
 
-    data = read_json(path)
+    if path.lower().endswith(_DATA_SUFFIXES):
+        raise InputError(f"{path}: a data file, not a profile JSON; {_profile_first(path)}")
+    try:
+        data = read_json(path)
+    except InputError as e:
+        if "malformed JSON" in str(e):
+            raise InputError(f"{e} (if it is a data file, {_profile_first(path)})") from None
+        raise
     try:
         return Profile.from_dict(data)
     except (FormatError, ConfigError) as e:
@@ -231,7 +248,9 @@ def _compare(args: argparse.Namespace) -> int:
         report = compare(reference, serving)
     except ProfileMismatchError as e:
         raise InputError(
-            f"{args.serving} does not match the reference {args.reference}: {e}"
+            f"{args.serving} does not match the reference {args.reference}: {e}; build the "
+            f"serving profile on the reference's layout: guardrail profile DATA --like "
+            f"{args.reference} -o {Path(args.serving).name} (or give compare the data file)"
         ) from None
     if args.html is not None:
         page = Report.from_skew(
@@ -253,10 +272,74 @@ def _compare(args: argparse.Namespace) -> int:
     return EXIT_FOUND if report.severity in failing else EXIT_OK
 
 
+def _config(args: argparse.Namespace) -> int:
+    import importlib
+
+    from .._guard import guard_of
+    from .._model import ModelRef
+
+    module_name, _, attribute = args.target.partition(":")
+    if not module_name or not attribute:
+        raise InputError(f"{args.target}: expected MODULE:FUNCTION, e.g. myservice.scoring:predict")
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise InputError(
+            f"{args.target}: cannot import {module_name} ({e}); run from the directory "
+            "that holds it, or set PYTHONPATH"
+        ) from None
+    finally:
+        sys.path.pop(0)
+    target: Any = module
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise InputError(f"{args.target}: {module_name} has no {attribute}") from None
+    if isinstance(target, ModelRef):
+        text = target.to_json()
+        what = f"model {target.name} {target.version}"
+    else:
+        try:
+            guarded = guard_of(target)
+        except ConfigError:
+            raise InputError(
+                f"{args.target}: neither a function decorated with @guardrail.guard nor a ModelRef"
+            ) from None
+        text = guarded.config.to_json()
+        what = f"guard {guarded.name}, fingerprint {guarded.fingerprint[:12]}"
+    _write(args.output, text + "\n")
+    print(f"{args.output}: {what}", file=args.out)
+    return EXIT_OK
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run
 
-    return run(out=args.out, requests=args.requests, report=args.report, seed=args.seed)
+    return run(
+        out=args.out,
+        requests=args.requests,
+        report=args.report,
+        directory=args.directory,
+        seed=args.seed,
+    )
+
+
+def _demo_requests(text: str) -> int:
+    from .demo import MIN_REQUESTS
+
+    value = _positive(text)
+    if value < MIN_REQUESTS:
+        raise argparse.ArgumentTypeError(f"the demo serves at least {MIN_REQUESTS}, got {value}")
+    return value
+
+
+def _directory(text: str) -> Path:
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} exists and is not a directory")
+    return path
 
 
 def _positive(text: str) -> int:
@@ -300,13 +383,23 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo.add_argument(
-        "--requests", type=_positive, default=40_000, help="requests to serve (default 40000)"
+        "--requests",
+        type=_demo_requests,
+        default=40_000,
+        help="requests to serve, at least 100 (default 40000)",
+    )
+    demo.add_argument(
+        "--out",
+        dest="directory",
+        type=_directory,
+        metavar="DIR",
+        help="directory for the HTML report, created if needed "
+        "(default: a new temporary directory, printed)",
     )
     demo.add_argument(
         "--report",
-        default="guardrail-demo-report.html",
         metavar="PATH",
-        help="where to write the HTML report (default guardrail-demo-report.html)",
+        help="the HTML report's file path (instead of --out)",
     )
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     demo.set_defaults(run=_demo)
@@ -336,6 +429,12 @@ def _parser() -> argparse.ArgumentParser:
     profile.add_argument("data", metavar="DATA", help="a .csv, .tsv, .npy or .parquet file")
     profile.add_argument(
         "-o", "--output", required=True, metavar="PATH", help="where to write the profile JSON"
+    )
+    profile.add_argument(
+        "--like",
+        metavar="REFERENCE",
+        help="a profile JSON whose layout (bins, categories) to build on, so that the "
+        "result can be compared or merged with it",
     )
     profile.set_defaults(run=_profile)
 
@@ -373,6 +472,21 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("a", metavar="A", help="the first JSON file")
     diff.add_argument("b", metavar="B", help="the second JSON file")
     diff.set_defaults(run=_diff)
+
+    config = commands.add_parser(
+        "config",
+        help="write a guarded function's configuration (or a ModelRef) as JSON, for diff",
+        description="Import MODULE and write the configuration of the guarded function "
+        "FUNCTION (GuardConfig.to_json()), or the ModelRef of that name, to PATH: the "
+        "input of guardrail diff. The module is imported, so its top level runs.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    config.add_argument("target", metavar="MODULE:FUNCTION", help="e.g. myservice.scoring:predict")
+    config.add_argument(
+        "-o", "--output", required=True, metavar="PATH", help="where to write the JSON"
+    )
+    config.set_defaults(run=_config)
 
     return parser
 

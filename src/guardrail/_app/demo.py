@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import math
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,21 +29,20 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
-from .._drift import compare
+from .._drift import SkewReport, compare
 from .._events import Event
 from .._guard import guard
 from .._holdout import Holdout
 from .._limits import ActionLimit, MemoryStore
 from .._mechanism_events import (
     InputsInvalid,
-    LimitExceeded,
     PredictionBiasOutOfRange,
     SkewDetected,
     ThresholdChanged,
     UpstreamFailure,
 )
 from .._model import ModelRef, fingerprint_bytes
-from .._outcomes import OutcomeMonitor
+from .._outcomes import OutcomeMonitor, OutcomeReport
 from .._profile import Profile
 from .._scales import Probability
 from .._skew import SkewMonitor
@@ -51,7 +51,12 @@ from ..instrumentation import configure, get_config
 from .progress import Progress
 from .report import Report, ReportSeries, ReportTable
 
-__all__ = ["DemoResult", "run", "simulate"]
+__all__ = ["MIN_REQUESTS", "DemoResult", "run", "simulate"]
+
+#: The fewest requests a run serves (below, no injection has room to happen).
+MIN_REQUESTS: Final = 100
+#: What the report file is called in the directory it is written to.
+REPORT_NAME: Final = "guardrail-demo-report.html"
 
 COUNTRIES: Final = ("FR", "DE", "ES", "IT", "NL")
 NEW_COUNTRY: Final = "BR"
@@ -89,6 +94,8 @@ class DemoResult:
     acted: int
     vetoed_by_limit: int
     held_out: int
+    skew: SkewReport
+    outcomes: OutcomeReport
 
 
 # -- the world -----------------------------------------------------------------------
@@ -228,9 +235,17 @@ class _Timeline:
     def emit(self, event: Event) -> None:
         self.events.append((self.clock.request, event))
 
-    def first(self, kind: type[Event], **match: object) -> tuple[int, Any] | None:
+    def first(
+        self, kind: type[Event], *, since: int = 0, **match: object
+    ) -> tuple[int, Any] | None:
+        """The first event of *kind* at or after request *since* (before it, nothing was
+        injected yet: an event there is noise, not a catch)."""
         for at, event in self.events:
-            if isinstance(event, kind) and all(getattr(event, k) == v for k, v in match.items()):
+            if (
+                at >= since
+                and isinstance(event, kind)
+                and all(getattr(event, k) == v for k, v in match.items())
+            ):
                 return at, event
         return None
 
@@ -242,8 +257,8 @@ def simulate(
     *, requests: int = 40_000, seed: int = 7, progress: TextIO | None = None
 ) -> DemoResult:
     """Run the simulation and return what each guardrail caught (no printing)."""
-    if requests < 1_000:
-        raise ValueError(f"the demo needs at least 1000 requests, got {requests}")
+    if requests < MIN_REQUESTS:
+        raise ValueError(f"the demo needs at least {MIN_REQUESTS} requests, got {requests}")
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     train = _draw(rng, 20_000)
@@ -284,7 +299,13 @@ def simulate(
     holdout = Holdout(fraction=0.05, unit=lambda row: row["card"], salt=f"demo-{seed}")
     limit = ActionLimit(
         "block_card",
-        max_actions=max(4, requests // 1_300),
+        # Room for the honest traffic (a 3% block rate over 20 merchants, for at most an
+        # hour of simulated time) with a margin: only the attack should trip it.
+        max_actions=max(
+            4,
+            requests // 1_300,
+            math.ceil(2.5 * 0.03 * min(requests, 3_600 / SECONDS_PER_REQUEST) / len(MERCHANTS)),
+        ),
         per="1h",
         key=lambda row: row["merchant"],
         store=MemoryStore(clock=clock.seconds),
@@ -324,6 +345,8 @@ def simulate(
     delay = int(LABEL_DELAY * requests)
     vetoes: collections.Counter[str] = collections.Counter()
     first_veto: dict[str, int] = {}
+    attack_vetoed_at: int | None = None
+    attack_at = int(ATTACK[0] * requests)
     try:
         for i, row in enumerate(rows):
             clock.request = i
@@ -339,6 +362,8 @@ def simulate(
                 vetoed += 1
                 vetoes[row["merchant"]] += 1
                 first_veto.setdefault(row["merchant"], i)
+                if attack_vetoed_at is None and row["merchant"] == ATTACKED and i >= attack_at:
+                    attack_vetoed_at = i
             if i % 100 == 0:
                 history.append((i, threshold.current().value))
                 bar.update(i, note=f"threshold {threshold.current().value:.3f}")
@@ -349,13 +374,14 @@ def simulate(
         bar.close()
     history.append((requests, threshold.current().value))
 
-    caught = _summary(timeline, requests, vetoes, first_veto, history, held)
-    # The report compares the reference with everything served after the drift began.
+    # The report compares the reference with everything served after the drift began;
+    # the summary quotes the same figures.
     after = rows[int(DRIFT_AT * requests) :]
     names = reference.names
     serving = Profile.from_columns({n: [r[n] for r in after] for n in names}, like=reference)
     skew = compare(reference, serving)
     bias = outcomes.report()
+    caught = _summary(timeline, requests, vetoes, attack_vetoed_at, history, held, skew, bias)
     report = Report.from_skew(
         skew,
         reference=reference,
@@ -403,46 +429,57 @@ def simulate(
         acted=int(acted),
         vetoed_by_limit=vetoed,
         held_out=int(held),
+        skew=skew,
+        outcomes=bias,
     )
+
+
+def _drift_text(skew: SkewReport, name: str) -> str:
+    """A feature's drift as the report's drift table shows it: its worst metric."""
+    try:
+        worst = skew[name].worst
+    except KeyError:
+        return f"{name}: not compared"
+    return f"{name} drifted: {worst.metric} {worst.value:.2f} ({worst.severity})"
 
 
 def _summary(
     timeline: _Timeline,
     requests: int,
     vetoes: collections.Counter[str],
-    first_veto: dict[str, int],
+    attack_vetoed_at: int | None,
     history: list[tuple[float, float]],
     held: int,
+    skew: SkewReport,
+    bias: OutcomeReport,
 ) -> tuple[Caught, ...]:
+    """One line per guardrail: when it first saw the injection (never before the
+    injection started), and what it saw in the report's own figures."""
     drift_at = int(DRIFT_AT * requests)
     nulls_at = int(NULLS[0] * requests)
     attack_at = int(ATTACK[0] * requests)
     out = []
 
-    amount = timeline.first(SkewDetected, feature="amount", severity="alert")
+    amount = timeline.first(SkewDetected, since=drift_at, feature="amount", severity="alert")
     out.append(
         Caught(
             "skew monitor",
             f"amounts x{AMOUNT_FACTOR:g} at {drift_at:,}",
             amount[0] if amount else None,
-            f"amount drifted: {amount[1].metric} {amount[1].value:.2f} ({amount[1].severity})"
-            if amount
-            else "nothing",
+            _drift_text(skew, "amount") if amount else "nothing",
         )
     )
-    country = timeline.first(SkewDetected, feature="country", severity="alert")
+    country = timeline.first(SkewDetected, since=drift_at, feature="country", severity="alert")
     out.append(
         Caught(
             "skew monitor",
             f"new country {NEW_COUNTRY} at {drift_at:,}",
             country[0] if country else None,
-            f"country drifted: {country[1].metric} {country[1].value:.2f}"
-            if country
-            else "nothing",
+            _drift_text(skew, "country") if country else "nothing",
         )
     )
-    upstream = timeline.first(UpstreamFailure, feature="device_score")
-    invalid = timeline.first(InputsInvalid, feature="device_score")
+    upstream = timeline.first(UpstreamFailure, since=nulls_at, feature="device_score")
+    invalid = timeline.first(InputsInvalid, since=nulls_at, feature="device_score")
     nulls: tuple[int | None, str] = (None, "nothing")
     if upstream is not None:
         at, event = upstream
@@ -455,15 +492,13 @@ def _summary(
         at, event = invalid
         nulls = (at, f"device_score {event.problem}: {event.count:,} inputs")
     out.append(Caught("skew + schema", f"device_score nulls at {nulls_at:,}", *nulls))
-    trip = timeline.first(LimitExceeded)
-    top = vetoes.most_common(1)
     out.append(
         Caught(
             "action limit",
             f"attack on {ATTACKED} at {attack_at:,}",
-            trip[0] if trip else None,
-            f"{sum(vetoes.values()):,} blocks vetoed, {top[0][1]:,} at {top[0][0]}"
-            if top
+            attack_vetoed_at,
+            f"{sum(vetoes.values()):,} blocks vetoed, {vetoes[ATTACKED]:,} at {ATTACKED}"
+            if vetoes
             else "no block vetoed",
         )
     )
@@ -485,16 +520,19 @@ def _summary(
             f"{held:,} requests ({held / requests:.1%}) held out, propensities logged",
         )
     )
-    bias = timeline.first(PredictionBiasOutOfRange)
+    alarm = timeline.first(PredictionBiasOutOfRange, since=drift_at)
+    if alarm is None:
+        what = "bias within bounds"
+    else:
+        where = alarm[1].slice
+        value = bias.bias if where is None else bias.bias_by_slice.get(where, math.nan)
+        what = f"prediction bias {value:+.3f} ({'all' if where is None else where}) at the end"
     out.append(
         Caught(
             "outcome monitor",
             f"labels {int(LABEL_DELAY * requests):,} requests late",
-            bias[0] if bias else None,
-            f"prediction bias {bias[1].bias:+.3f} "
-            f"({'all' if bias[1].slice is None else bias[1].slice})"
-            if bias
-            else "bias within bounds",
+            alarm[0] if alarm else None,
+            what,
         )
     )
     return tuple(out)
@@ -517,12 +555,22 @@ def run(
     out: TextIO | None = None,
     *,
     requests: int = 40_000,
-    report: str | Path | None = "guardrail-demo-report.html",
+    report: str | Path | None = None,
+    directory: str | Path | None = None,
     seed: int = 7,
     progress: TextIO | None = None,
 ) -> int:
-    """Run the demo: print what each guardrail caught and write the HTML report."""
+    """Run the demo: print what each guardrail caught and write the HTML report.
+
+    The report goes to *report* if given, else into *directory* (created if
+    needed), else into a new temporary directory; never into the current one.
+    """
     out = out if out is not None else sys.stdout
+    if report is None:
+        if directory is None:
+            directory = tempfile.mkdtemp(prefix="guardrail-demo-")
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        report = Path(directory) / REPORT_NAME
     print(
         f"guardrail demo: a fraud model serving {requests:,} requests through one guard\n"
         "(skew monitor, dynamic threshold, holdout, action limit, outcome monitor)\n",
@@ -536,7 +584,6 @@ def run(
         f"{result.seconds:.1f} s",
         file=out,
     )
-    if report is not None:
-        path = result.report.write(report)
-        print(f"report: {path.resolve()}", file=out)
+    path = result.report.write(report)
+    print(f"report: {path.resolve()}", file=out)
     return 0

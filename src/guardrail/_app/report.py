@@ -373,6 +373,10 @@ def profile_violations(reference: Any, serving: Any) -> dict[tuple[str, str], in
     return out
 
 
+#: At most this many new categories are named in a histogram.
+_NEW_CATEGORIES: Final = 5
+
+
 def _histogram(ref: Mapping[str, Any], cur: Mapping[str, Any]) -> ReportHistogram | None:
     if "edges" in ref and "bins" in ref:
         edges = [_num(e) for e in ref["edges"]]
@@ -387,9 +391,24 @@ def _histogram(ref: Mapping[str, Any], cur: Mapping[str, Any]) -> ReportHistogra
             return None
         return ReportHistogram(labels, ref["bins"], cur["bins"])
     if "categories" in ref and "counts" in ref:
-        labels = [*ref["categories"], "(other)"]
-        reference = [*ref["counts"], ref.get("other", 0)]
-        serving = [*cur.get("counts", ()), cur.get("other", 0)]
+        # New values the serving side counted most (its heavy hitters, at most
+        # _NEW_CATEGORIES of them) get a bar of their own; the rest stay "(other)".
+        known = set(ref["categories"])
+        new = sorted(
+            (
+                (str(value), int(count))
+                for value, count in cur.get("heavy", ())
+                if value not in known and int(count) > 0
+            ),
+            key=lambda item: -item[1],
+        )[:_NEW_CATEGORIES]
+        new_total = sum(count for _, count in new)
+        other = cur.get("other", 0)
+        if not isinstance(other, int) or new_total > other:
+            new, new_total = [], 0
+        labels = [*ref["categories"], *(f"{value} (new)" for value, _ in new), "(other)"]
+        reference = [*ref["counts"], *(0 for _ in new), ref.get("other", 0)]
+        serving = [*cur.get("counts", ()), *(count for _, count in new), other - new_total]
         if len(serving) != len(reference):
             return None
         return ReportHistogram(labels, reference, serving)
