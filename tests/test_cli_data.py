@@ -127,7 +127,7 @@ class TestCompare:
 
     def test_fail_on_warn(self, tmp_path: Path, reference: str) -> None:
         """--fail-on warn turns a warning into exit status 1 as well."""
-        serving = write_csv(tmp_path / "serving.csv", shift=0.12)
+        serving = write_csv(tmp_path / "serving.csv", shift=0.2)
         code_alert = main(["compare", reference, serving])
         code_warn = main(["compare", reference, serving, "--fail-on", "warn"])
         assert (code_alert, code_warn) in {(EXIT_OK, EXIT_FOUND), (EXIT_FOUND, EXIT_FOUND)}
