@@ -248,6 +248,7 @@ class TestChecks:
                 monitor.observe(row)
             assert events == []
             monitor.observe(rows(1, shift=20.0)[0])
+            assert monitor.wait(30)
         skew = [e for e in events if isinstance(e, gr.instrumentation.SkewDetected)]
         assert [(e.feature, e.severity) for e in skew] == [("amount", "alert")]
         assert skew[0].samples == 2_000
@@ -261,6 +262,7 @@ class TestChecks:
         with capture_events() as events:
             for row in rows(4_000):
                 monitor.observe(row)
+            assert monitor.wait(30)
         assert events == []
         assert monitor.last_report is not None
         assert monitor.last_report.severity == "ok"
@@ -272,6 +274,7 @@ class TestChecks:
             for row in rows(1_000):
                 row["age"] = None
                 monitor.observe(row)
+            assert monitor.wait(30)
         failures = [e for e in events if isinstance(e, gr.instrumentation.UpstreamFailure)]
         assert [(e.feature, e.missing_rate, e.level) for e in failures] == [("age", 1.0, "error")]
 
@@ -283,6 +286,7 @@ class TestChecks:
                 if i % 10 == 0:
                     row["age"] = None
                 monitor.observe(row)
+            assert monitor.wait(30)
         skew = [e for e in events if isinstance(e, gr.instrumentation.SkewDetected)]
         assert [(e.feature, e.metric, e.severity) for e in skew] == [
             ("age", "missing_rate_change", "warn")
@@ -303,6 +307,7 @@ class TestChecks:
         assert monitor.last_report is None
         clock.now += 0.1
         monitor.observe(GOOD)
+        assert monitor.wait(30)
         assert monitor.last_report is not None
         assert monitor.last_report.serving_rows == 52
 
@@ -311,6 +316,7 @@ class TestChecks:
         monitor = gr.SkewMonitor(reference=REF, every=500, seconds=None)
         for row in rows(1_700):
             monitor.observe(row)
+        assert monitor.wait(30)
         assert monitor.last_report is not None
         assert monitor.last_report.serving_rows == 500
         assert monitor.serving_profile().rows == 1_700
@@ -466,6 +472,97 @@ class TestPandas:
         assert recorded.errors == 0
 
 
+class _ThreadNames:
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def emit(self, event: gr.instrumentation.Event) -> None:
+        if isinstance(event, gr.instrumentation.SkewDetected):
+            self.names.append(threading.current_thread().name)
+
+
+class TestBackgroundChecks:
+    def test_a_due_check_runs_off_the_calling_thread(self) -> None:
+        """The call that fills the current profile returns; the comparison runs on the worker."""
+        hook = _ThreadNames()
+        gr.configure(hooks=[hook])
+        try:
+            monitor = gr.SkewMonitor(reference=REF, every=500, seconds=None)
+            for row in rows(500, shift=20.0):
+                monitor.observe(row)
+            assert monitor.wait(30)
+        finally:
+            gr.configure(hooks=None)
+        assert hook.names == ["guardrail-checks"]
+        assert monitor.last_report is not None
+
+    def test_checks_run_in_the_call_when_asked_or_deterministic(self) -> None:
+        """background=False, or deterministic(), compare in the calling thread."""
+        hook = _ThreadNames()
+        gr.configure(hooks=[hook])
+        try:
+            inline = gr.SkewMonitor(reference=REF, every=500, seconds=None, background=False)
+            for row in rows(500, shift=20.0):
+                inline.observe(row)
+            with deterministic():
+                background = gr.SkewMonitor(reference=REF, every=500, seconds=None)
+                for row in rows(500, shift=20.0):
+                    background.observe(row)
+        finally:
+            gr.configure(hooks=None)
+        here = threading.current_thread().name
+        assert hook.names == [here, here]
+
+    def test_check_is_synchronous(self) -> None:
+        """An explicit check() compares now and returns the report."""
+        monitor = gr.SkewMonitor(reference=REF, every=10_000)
+        for row in rows(300, shift=20.0):
+            monitor.observe(row)
+        report = monitor.check()
+        assert report is not None
+        assert report.severity == "alert"
+
+    def test_importing_starts_no_thread(self) -> None:
+        """Importing guardrail and making a monitor start no thread; the first check does."""
+        import subprocess
+        import sys
+
+        code = (
+            "import threading, numpy as np, guardrail as gr\n"
+            "ref = gr.Profile.from_columns({'x': np.arange(100.0)})\n"
+            "m = gr.SkewMonitor(reference=ref, every=10, seconds=None)\n"
+            "before = [t.name for t in threading.enumerate()]\n"
+            "for i in range(10): m.observe({'x': float(i)})\n"
+            "m.wait(30)\n"
+            "print(before, [t.name for t in threading.enumerate()])\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+        assert out.strip().splitlines()[-1] == "['MainThread'] ['MainThread', 'guardrail-checks']"
+
+    @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+    def test_a_forked_child_gets_its_own_worker(self) -> None:
+        """After fork, the child's first due check starts a new worker and completes."""
+        import os
+
+        monitor = gr.SkewMonitor(reference=REF, every=200, seconds=None)
+        for row in rows(200):
+            monitor.observe(row)
+        assert monitor.wait(30)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child reports through its exit status
+            try:
+                monitor.last_report = None
+                for row in rows(200):
+                    monitor.observe(row)
+                ok = monitor.wait(30) and monitor.last_report is not None
+            finally:
+                os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+
+
 class TestSafety:
     def test_a_failing_hook_never_reaches_the_caller(self) -> None:
         """Events go through hooks that may fail; observe still returns."""
@@ -478,6 +575,7 @@ class TestSafety:
         monitor = gr.SkewMonitor(reference=REF, every=100)
         for row in rows(300, shift=30.0):
             monitor.observe(row)
+        assert monitor.wait(30)
         assert monitor.last_report is not None
 
     def test_weird_values_never_raise_under_record(self) -> None:
@@ -595,6 +693,7 @@ class TestInGuard:
 
         with capture_events() as events:
             values = {predict(row).value.value for row in rows(1_000, shift=25.0)}
+            assert monitor.wait(30)
         assert values == {0.25}
         assert [e.feature for e in events if isinstance(e, gr.instrumentation.SkewDetected)] == [
             "amount"

@@ -363,7 +363,16 @@ def _pool(counts: F64, need: float, ordered: bool) -> list[F64]:
             else:
                 big[-1].extend(rest)
         cells = big
-    return [counts[:, cell].sum(axis=1) for cell in cells]
+    group = np.zeros(counts.shape[1], dtype=np.int64)
+    used = np.zeros(counts.shape[1], dtype=bool)
+    for g, cell in enumerate(cells):
+        group[cell] = g
+        used[cell] = True
+    return list(
+        np.column_stack(
+            [np.bincount(group[used], weights=row[used], minlength=len(cells)) for row in counts]
+        )
+    )
 
 
 def _homogeneity(reference: F64, serving: F64, ordered: bool) -> tuple[float, int]:

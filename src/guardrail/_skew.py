@@ -5,9 +5,10 @@ then.
 
 The per-row path does as little as it can: a sampling draw, one
 ``itemgetter`` call and a list append. Sampled rows are profiled in blocks of
-up to 1,024 (one vectorized step per column), and the comparison runs when the
-current profile holds enough rows or is old enough, checked lazily on the calls themselves: there
-is no timer thread.
+up to 1,024 (one vectorized step per column). Whether a check is due is
+decided lazily on the calls themselves (there is no timer thread); the
+comparison itself runs on a background worker thread, started on the first
+check, so that no guarded call pays for it.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from ._profile import (
     numeric_column,
     to_float,
 )
+from ._worker import CHECKS
 
 if TYPE_CHECKING:
     from ._call import Call
@@ -88,6 +90,12 @@ class SkewMonitor:
         seed: Seed the sampling draws.
         clock: Returns seconds, for the current profile's age;
             ``time.monotonic`` by default.
+        background: Run the checks that observed calls make due on a
+            background thread (one per process, started on the first check),
+            so the call that fills the current profile does not wait for the
+            comparison. ``False``, or inside
+            :func:`guardrail.testing.deterministic`, runs them in that call.
+            :meth:`check` always runs now, in the caller.
 
     >>> import numpy as np, guardrail as gr
     >>> ref = gr.Profile.from_columns({"amount": np.arange(1000.0)})
@@ -116,6 +124,7 @@ class SkewMonitor:
         name: str = "skew",
         seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        background: bool = True,
     ) -> None:
         if not isinstance(reference, Profile) or not len(reference):
             raise ConfigError("reference must be a Profile with at least one feature")
@@ -164,6 +173,7 @@ class SkewMonitor:
         self.per_feature = dict(per_feature or {})
         self.last_report: SkewReport | None = None
         self.errors = 0
+        self.background = bool(background)
         self._clock = clock
 
         names = reference.names
@@ -546,10 +556,18 @@ class SkewMonitor:
                 if not self._window_rows:
                     return None
                 window = self._rotate_locked(self._clock())
-            return self._report(window)
+            return self._compare(window)
         except Exception as e:  # noqa: BLE001 - the predict path is sacred
             self._failed(e)
             return None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the checks queued on the background thread have run.
+
+        Returns False if *timeout* seconds passed first. The thread is shared
+        by every monitor of the process.
+        """
+        return CHECKS.wait(timeout)
 
     def _flush_locked_no_check(self) -> None:
         every, self.every = self.every, 1 << 62
@@ -560,7 +578,20 @@ class SkewMonitor:
             self.every, self._deadline = every, deadline
             self._block = max(1, min(_BLOCK, every - self._window_rows))
 
-    def _report(self, window: Profile) -> SkewReport:
+    def _report(self, window: Profile) -> None:
+        """Compare a full current profile: on the background thread, or now."""
+        if self.background and not CONFIG.deterministic:
+            CHECKS.submit(lambda: self._compare_reporting_errors(window))
+        else:
+            self._compare(window)
+
+    def _compare_reporting_errors(self, window: Profile) -> None:
+        try:
+            self._compare(window)
+        except Exception as e:  # noqa: BLE001 - counted and reported, as on the call path
+            self._failed(e)
+
+    def _compare(self, window: Profile) -> SkewReport:
         report = compare(
             self.reference, window, thresholds=self.thresholds, per_feature=self.per_feature
         )

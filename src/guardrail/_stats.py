@@ -7,6 +7,7 @@ accurate to about 1e-12 relative over the ranges a drift check uses.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Final
@@ -68,6 +69,7 @@ def chi2_sf(statistic: float, df: float) -> float:
     return min(1.0, _gamma_fraction(a, x))
 
 
+@functools.lru_cache(maxsize=1_024)
 def chi2_isf(p: float, df: float) -> float:
     """The statistic whose chi-square tail probability is *p* (by bisection).
 
