@@ -707,3 +707,69 @@ class TestInGuard:
         assert described["type"] == "SkewMonitor"
         assert described["settings"]["reference_schema"] == REF.schema.fingerprint
         assert described["settings"]["sample"] == 0.5
+
+
+class TestLifetimeBudget:
+    def test_spending_sums_within_the_budget(self) -> None:
+        """The shares of a lifetime budget that checks spend add up to at most 1."""
+        from guardrail._skew import spend
+
+        assert spend(1) == 0.5
+        assert sum(spend(k) for k in range(1, 200_000)) < 1.0
+
+    def test_a_stable_stream_rarely_ever_warns(self) -> None:
+        """Of 40 monitors checking a stable stream 40 times each, about budget-many ever warn."""
+        rng = np.random.default_rng(11)
+        reference = gr.Profile.from_columns({"x": rng.normal(size=5_000)})
+        levels = gr.skew.DriftThresholds(false_alarm=(0.2, 0.05))
+        ever = {"lifetime": 0, "check": 0}
+        for budget in ever:
+            for _ in range(40):
+                monitor = gr.SkewMonitor(
+                    reference=reference,
+                    every=100,
+                    seconds=None,
+                    thresholds=levels,
+                    budget=budget,  # type: ignore[arg-type]
+                    background=False,
+                )
+                warned = False
+                for _ in range(40):
+                    monitor.observe_batch({"x": rng.normal(size=100)})
+                    assert monitor.last_report is not None
+                    warned |= monitor.last_report.severity != "ok"
+                ever[budget] += warned
+        # A lifetime budget of 20 % over 40 monitors: 8 expected at most, 3 SE above is 15.
+        assert ever["lifetime"] <= 15
+        # Per-check levels over 40 checks warn in most monitors (what the budget prevents).
+        assert ever["check"] > ever["lifetime"]
+
+    def test_the_budget_is_validated_and_described(self) -> None:
+        """budget is "lifetime" or "check" and shows in the monitor's settings."""
+        with pytest.raises(gr.errors.ConfigError, match="budget"):
+            gr.SkewMonitor(reference=REF, budget="forever")  # type: ignore[arg-type]
+        assert gr.SkewMonitor(reference=REF).to_dict()["budget"] == "lifetime"
+
+
+class TestSamplingAwareProblems:
+    def test_values_beyond_the_reference_range_by_chance_are_not_reported(self) -> None:
+        """A stream like the reference, a few values past its extremes, emits no out_of_range."""
+        rng = np.random.default_rng(2)
+        reference = gr.Profile.from_columns({"x": rng.normal(size=500)})
+        monitor = gr.SkewMonitor(reference=reference, every=2_000, background=False)
+        with capture_events() as events:
+            monitor.observe_batch({"x": rng.normal(size=2_000)})
+        assert monitor.violations().get(("x", "out_of_range"), 0) > 0
+        assert not [e for e in events if isinstance(e, gr.instrumentation.InputsInvalid)]
+
+    def test_many_values_beyond_the_range_are_reported(self) -> None:
+        """A tenth of the values past the reference's maximum is an out_of_range problem."""
+        rng = np.random.default_rng(2)
+        reference = gr.Profile.from_columns({"x": rng.normal(size=500)})
+        monitor = gr.SkewMonitor(reference=reference, every=2_000, background=False)
+        values = rng.normal(size=2_000)
+        values[::10] = 50.0
+        with capture_events() as events:
+            monitor.observe_batch({"x": values})
+        problems = [e.problem for e in events if isinstance(e, gr.instrumentation.InputsInvalid)]
+        assert problems == ["out_of_range"]
