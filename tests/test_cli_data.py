@@ -127,10 +127,22 @@ class TestCompare:
 
     def test_fail_on_warn(self, tmp_path: Path, reference: str) -> None:
         """--fail-on warn turns a warning into exit status 1 as well."""
-        serving = write_csv(tmp_path / "serving.csv", shift=0.12)
+        serving = write_csv(tmp_path / "serving.csv", shift=0.2)
         code_alert = main(["compare", reference, serving])
         code_warn = main(["compare", reference, serving, "--fail-on", "warn"])
         assert (code_alert, code_warn) in {(EXIT_OK, EXIT_FOUND), (EXIT_FOUND, EXIT_FOUND)}
+
+    def test_too_few_rows_say_insufficient_data(
+        self, tmp_path: Path, reference: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Twenty serving rows are no drift but "insufficient data", with the rows needed."""
+        serving = write_csv(tmp_path / "serving.csv", rows=20)
+        assert main(["compare", reference, serving]) == EXIT_OK
+        assert "serving rows needed" in capsys.readouterr().out
+        assert main(["compare", reference, serving, "--json"]) == EXIT_OK
+        data = json.loads(capsys.readouterr().out)
+        assert data["verdict"] == "insufficient"
+        assert data["rows_needed"] > 20
 
     def test_bad_reference(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A reference of an unknown version is an input error naming the file."""

@@ -419,6 +419,7 @@ class TestEventsNameTheirSource:
         with capture_events() as events:
             for _ in range(25):
                 predict(shifted)
+            assert monitor.wait(30)
             gr.guard_of(predict).pause("incident")
             gr.guard_of(predict).resume()
         kinds = {e.kind for e in events}

@@ -159,7 +159,7 @@ class TestReport:
         text = gr.compare(ref, serving(ref, new_share=0.4)).to_text()
         assert "ALERT country (categorical)" in text
         assert "unseen_share = 0.39" in text
-        assert "(warn 0.05, alert 0.2)" in text
+        assert "(warn 0.05, alert 0.2, p < 1e-12)" in text
         assert "amount" not in text
 
     def test_text_lists_underutilized_features(self) -> None:
@@ -188,3 +188,81 @@ class TestReport:
             gr.compare(ref, gr.Profile.from_columns({"amount": [1.0]}))
         with pytest.raises(TypeError):
             gr.compare(ref, None)  # type: ignore[arg-type]
+
+
+def _normal_pair(rng: np.random.Generator, rows: int, features: int) -> tuple[gr.Profile, Any]:
+    a = {f"x{j}": rng.normal(size=rows) for j in range(features)}
+    b = {f"x{j}": rng.normal(size=rows) for j in range(features)}
+    reference = gr.Profile.from_columns(a)
+    return reference, gr.Profile.from_columns(b, like=reference)
+
+
+class TestFalseAlarmRate:
+    def test_small_samples_alarm_within_the_stated_rate(self) -> None:
+        """On 300 no-drift pairs of 60 rows per side, the share that warns stays within its 10 %."""
+        rng = np.random.default_rng(7)
+        levels = gr.skew.DriftThresholds(false_alarm=(0.1, 0.02))
+        alarms = sum(
+            gr.compare(*_normal_pair(rng, 60, 4), thresholds=levels).severity != "ok"
+            for _ in range(300)
+        )
+        # 10 % of 300 is 30; three standard errors above it is 45.
+        assert alarms <= 45
+
+    def test_fixed_levels_alone_alarm_on_small_samples(self) -> None:
+        """Without the evidence test the same small samples nearly always warn."""
+        rng = np.random.default_rng(7)
+        levels = gr.skew.DriftThresholds(false_alarm=None)
+        alarms = sum(
+            gr.compare(*_normal_pair(rng, 60, 4), thresholds=levels).severity != "ok"
+            for _ in range(50)
+        )
+        assert alarms >= 40
+
+    def test_a_real_shift_alarms_on_a_small_sample(self) -> None:
+        """A one-SD mean shift is caught on 200 rows against a large reference."""
+        rng = np.random.default_rng(3)
+        reference = gr.Profile.from_columns({"x": rng.normal(size=50_000)})
+        shifted = gr.Profile.from_columns({"x": rng.normal(1.0, 1.0, size=200)}, like=reference)
+        report = gr.compare(reference, shifted)
+        assert report.severity == "alert"
+        p_value = report["x"].worst.p_value
+        assert p_value is not None
+        assert p_value < 1e-6
+
+    def test_metrics_carry_adjusted_p_values(self) -> None:
+        """Each tested metric reports its Holm-adjusted p-value in the JSON form."""
+        ref, _ = reference()
+        data = gr.compare(ref, serving(ref)).to_dict()
+        metric = data["features"][0]["metrics"][0]
+        assert 0.0 <= metric["p_value"] <= 1.0
+
+    def test_too_few_rows_is_a_verdict_with_the_rows_needed(self) -> None:
+        """A handful of rows is "insufficient" and says, in the text too, how many rows would do."""
+        rng = np.random.default_rng(5)
+        reference = gr.Profile.from_columns({"x": rng.normal(size=20_000)})
+        few = gr.Profile.from_columns({"x": rng.normal(size=20)}, like=reference)
+        report = gr.compare(reference, few)
+        assert report.severity == "ok"
+        assert report.verdict == "insufficient"
+        assert 20 < report.rows_needed < 2_000
+        assert f"about {report.rows_needed} serving rows needed" in report.to_text()
+        enough = gr.Profile.from_columns(
+            {"x": rng.normal(size=report.rows_needed + 10)}, like=reference
+        )
+        assert gr.compare(reference, enough).verdict == "ok"
+
+    def test_a_tiny_reference_can_never_decide(self) -> None:
+        """When the reference itself is too small, no serving size is enough (rows_needed -1)."""
+        rng = np.random.default_rng(5)
+        reference = gr.Profile.from_columns({"x": rng.normal(size=40)})
+        report = gr.compare(
+            reference, gr.Profile.from_columns({"x": rng.normal(size=40)}, like=reference)
+        )
+        assert report.rows_needed == -1
+        assert "the reference is too small" in report.to_text()
+
+    def test_false_alarm_levels_are_validated(self) -> None:
+        """Probabilities must satisfy 0 < alert <= warn < 1."""
+        with pytest.raises(gr.errors.ConfigError, match="false_alarm"):
+            gr.skew.DriftThresholds(false_alarm=(0.001, 0.01))

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import guardrail as gr
@@ -332,3 +333,24 @@ class TestInABrowser:
         browser.get(path.as_uri())
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         assert errors, "an inline script should violate the content security policy"
+
+
+class TestEvidence:
+    def test_flagged_metrics_show_their_p_value(self) -> None:
+        """A drifted feature's detail shows the effect size and its adjusted p-value."""
+        rng = np.random.default_rng(0)
+        reference = gr.Profile.from_columns({"x": rng.normal(size=5_000)})
+        serving = gr.Profile.from_columns({"x": rng.normal(2.0, 1.0, 2_000)}, like=reference)
+        page = gr.skew.Report.from_skew(
+            gr.compare(reference, serving), reference=reference, serving=serving
+        ).to_html()
+        assert "p &lt; 1e-12" in page
+
+    def test_too_few_rows_show_as_insufficient_data(self) -> None:
+        """A comparison on a handful of rows says so, with the rows it needs."""
+        rng = np.random.default_rng(0)
+        reference = gr.Profile.from_columns({"x": rng.normal(size=5_000)})
+        serving = gr.Profile.from_columns({"x": rng.normal(size=10)}, like=reference)
+        skew = gr.compare(reference, serving)
+        page = gr.skew.Report.from_skew(skew, reference=reference, serving=serving).to_html()
+        assert f"about {skew.rows_needed:,} serving rows needed" in page

@@ -248,6 +248,7 @@ class TestChecks:
                 monitor.observe(row)
             assert events == []
             monitor.observe(rows(1, shift=20.0)[0])
+            assert monitor.wait(30)
         skew = [e for e in events if isinstance(e, gr.instrumentation.SkewDetected)]
         assert [(e.feature, e.severity) for e in skew] == [("amount", "alert")]
         assert skew[0].samples == 2_000
@@ -261,6 +262,7 @@ class TestChecks:
         with capture_events() as events:
             for row in rows(4_000):
                 monitor.observe(row)
+            assert monitor.wait(30)
         assert events == []
         assert monitor.last_report is not None
         assert monitor.last_report.severity == "ok"
@@ -272,6 +274,7 @@ class TestChecks:
             for row in rows(1_000):
                 row["age"] = None
                 monitor.observe(row)
+            assert monitor.wait(30)
         failures = [e for e in events if isinstance(e, gr.instrumentation.UpstreamFailure)]
         assert [(e.feature, e.missing_rate, e.level) for e in failures] == [("age", 1.0, "error")]
 
@@ -283,6 +286,7 @@ class TestChecks:
                 if i % 10 == 0:
                     row["age"] = None
                 monitor.observe(row)
+            assert monitor.wait(30)
         skew = [e for e in events if isinstance(e, gr.instrumentation.SkewDetected)]
         assert [(e.feature, e.metric, e.severity) for e in skew] == [
             ("age", "missing_rate_change", "warn")
@@ -303,6 +307,7 @@ class TestChecks:
         assert monitor.last_report is None
         clock.now += 0.1
         monitor.observe(GOOD)
+        assert monitor.wait(30)
         assert monitor.last_report is not None
         assert monitor.last_report.serving_rows == 52
 
@@ -311,6 +316,7 @@ class TestChecks:
         monitor = gr.SkewMonitor(reference=REF, every=500, seconds=None)
         for row in rows(1_700):
             monitor.observe(row)
+        assert monitor.wait(30)
         assert monitor.last_report is not None
         assert monitor.last_report.serving_rows == 500
         assert monitor.serving_profile().rows == 1_700
@@ -466,6 +472,97 @@ class TestPandas:
         assert recorded.errors == 0
 
 
+class _ThreadNames:
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def emit(self, event: gr.instrumentation.Event) -> None:
+        if isinstance(event, gr.instrumentation.SkewDetected):
+            self.names.append(threading.current_thread().name)
+
+
+class TestBackgroundChecks:
+    def test_a_due_check_runs_off_the_calling_thread(self) -> None:
+        """The call that fills the current profile returns; the comparison runs on the worker."""
+        hook = _ThreadNames()
+        gr.configure(hooks=[hook])
+        try:
+            monitor = gr.SkewMonitor(reference=REF, every=500, seconds=None)
+            for row in rows(500, shift=20.0):
+                monitor.observe(row)
+            assert monitor.wait(30)
+        finally:
+            gr.configure(hooks=None)
+        assert hook.names == ["guardrail-checks"]
+        assert monitor.last_report is not None
+
+    def test_checks_run_in_the_call_when_asked_or_deterministic(self) -> None:
+        """background=False, or deterministic(), compare in the calling thread."""
+        hook = _ThreadNames()
+        gr.configure(hooks=[hook])
+        try:
+            inline = gr.SkewMonitor(reference=REF, every=500, seconds=None, background=False)
+            for row in rows(500, shift=20.0):
+                inline.observe(row)
+            with deterministic():
+                background = gr.SkewMonitor(reference=REF, every=500, seconds=None)
+                for row in rows(500, shift=20.0):
+                    background.observe(row)
+        finally:
+            gr.configure(hooks=None)
+        here = threading.current_thread().name
+        assert hook.names == [here, here]
+
+    def test_check_is_synchronous(self) -> None:
+        """An explicit check() compares now and returns the report."""
+        monitor = gr.SkewMonitor(reference=REF, every=10_000)
+        for row in rows(300, shift=20.0):
+            monitor.observe(row)
+        report = monitor.check()
+        assert report is not None
+        assert report.severity == "alert"
+
+    def test_importing_starts_no_thread(self) -> None:
+        """Importing guardrail and making a monitor start no thread; the first check does."""
+        import subprocess
+        import sys
+
+        code = (
+            "import threading, numpy as np, guardrail as gr\n"
+            "ref = gr.Profile.from_columns({'x': np.arange(100.0)})\n"
+            "m = gr.SkewMonitor(reference=ref, every=10, seconds=None)\n"
+            "before = [t.name for t in threading.enumerate()]\n"
+            "for i in range(10): m.observe({'x': float(i)})\n"
+            "m.wait(30)\n"
+            "print(before, [t.name for t in threading.enumerate()])\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+        assert out.strip().splitlines()[-1] == "['MainThread'] ['MainThread', 'guardrail-checks']"
+
+    @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+    def test_a_forked_child_gets_its_own_worker(self) -> None:
+        """After fork, the child's first due check starts a new worker and completes."""
+        import os
+
+        monitor = gr.SkewMonitor(reference=REF, every=200, seconds=None)
+        for row in rows(200):
+            monitor.observe(row)
+        assert monitor.wait(30)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child reports through its exit status
+            try:
+                monitor.last_report = None
+                for row in rows(200):
+                    monitor.observe(row)
+                ok = monitor.wait(30) and monitor.last_report is not None
+            finally:
+                os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+
+
 class TestSafety:
     def test_a_failing_hook_never_reaches_the_caller(self) -> None:
         """Events go through hooks that may fail; observe still returns."""
@@ -478,6 +575,7 @@ class TestSafety:
         monitor = gr.SkewMonitor(reference=REF, every=100)
         for row in rows(300, shift=30.0):
             monitor.observe(row)
+        assert monitor.wait(30)
         assert monitor.last_report is not None
 
     def test_weird_values_never_raise_under_record(self) -> None:
@@ -597,6 +695,7 @@ class TestInGuard:
 
         with capture_events() as events:
             values = {predict(row).value.value for row in rows(1_000, shift=25.0)}
+            assert monitor.wait(30)
         assert values == {0.25}
         assert [e.feature for e in events if isinstance(e, gr.instrumentation.SkewDetected)] == [
             "amount"
@@ -610,3 +709,69 @@ class TestInGuard:
         assert described["type"] == "SkewMonitor"
         assert described["settings"]["reference_schema"] == REF.schema.fingerprint
         assert described["settings"]["sample"] == 0.5
+
+
+class TestLifetimeBudget:
+    def test_spending_sums_within_the_budget(self) -> None:
+        """The shares of a lifetime budget that checks spend add up to at most 1."""
+        from guardrail._skew import spend
+
+        assert spend(1) == 0.5
+        assert sum(spend(k) for k in range(1, 200_000)) < 1.0
+
+    def test_a_stable_stream_rarely_ever_warns(self) -> None:
+        """Of 40 monitors checking a stable stream 40 times each, about budget-many ever warn."""
+        rng = np.random.default_rng(11)
+        reference = gr.Profile.from_columns({"x": rng.normal(size=5_000)})
+        levels = gr.skew.DriftThresholds(false_alarm=(0.2, 0.05))
+        ever = {"lifetime": 0, "check": 0}
+        for budget in ever:
+            for _ in range(40):
+                monitor = gr.SkewMonitor(
+                    reference=reference,
+                    every=100,
+                    seconds=None,
+                    thresholds=levels,
+                    budget=budget,  # type: ignore[arg-type]
+                    background=False,
+                )
+                warned = False
+                for _ in range(40):
+                    monitor.observe_batch({"x": rng.normal(size=100)})
+                    assert monitor.last_report is not None
+                    warned |= monitor.last_report.severity != "ok"
+                ever[budget] += warned
+        # A lifetime budget of 20 % over 40 monitors: 8 expected at most, 3 SE above is 15.
+        assert ever["lifetime"] <= 15
+        # Per-check levels over 40 checks warn in most monitors (what the budget prevents).
+        assert ever["check"] > ever["lifetime"]
+
+    def test_the_budget_is_validated_and_described(self) -> None:
+        """budget is "lifetime" or "check" and shows in the monitor's settings."""
+        with pytest.raises(gr.errors.ConfigError, match="budget"):
+            gr.SkewMonitor(reference=REF, budget="forever")  # type: ignore[arg-type]
+        assert gr.SkewMonitor(reference=REF).to_dict()["budget"] == "lifetime"
+
+
+class TestSamplingAwareProblems:
+    def test_values_beyond_the_reference_range_by_chance_are_not_reported(self) -> None:
+        """A stream like the reference, a few values past its extremes, emits no out_of_range."""
+        rng = np.random.default_rng(2)
+        reference = gr.Profile.from_columns({"x": rng.normal(size=500)})
+        monitor = gr.SkewMonitor(reference=reference, every=2_000, background=False)
+        with capture_events() as events:
+            monitor.observe_batch({"x": rng.normal(size=2_000)})
+        assert monitor.violations().get(("x", "out_of_range"), 0) > 0
+        assert not [e for e in events if isinstance(e, gr.instrumentation.InputsInvalid)]
+
+    def test_many_values_beyond_the_range_are_reported(self) -> None:
+        """A tenth of the values past the reference's maximum is an out_of_range problem."""
+        rng = np.random.default_rng(2)
+        reference = gr.Profile.from_columns({"x": rng.normal(size=500)})
+        monitor = gr.SkewMonitor(reference=reference, every=2_000, background=False)
+        values = rng.normal(size=2_000)
+        values[::10] = 50.0
+        with capture_events() as events:
+            monitor.observe_batch({"x": values})
+        problems = [e.problem for e in events if isinstance(e, gr.instrumentation.InputsInvalid)]
+        assert problems == ["out_of_range"]

@@ -1,8 +1,15 @@
-"""Comparing a serving profile with its reference: distances, thresholds, a report.
+"""Comparing a serving profile with its reference: distances, evidence, a report.
 
-Distances, not p-values, decide: on the sample sizes of a serving window a
-test's p-value goes to zero for differences nobody cares about. Every
-default threshold and its source is listed in ``docs/skew.md``.
+A metric alarms only when two things hold: its distance is past an
+effect-size floor (so a huge sample does not alarm on a difference nobody
+cares about) and the evidence against "no drift" is strong enough for a
+stated false-alarm probability (so a small sample does not alarm on noise:
+PSI, Jensen-Shannon and Wasserstein read high on small samples by chance).
+The evidence is a test of the actual counts: Pearson's chi-square on the
+reference's bins (pooled to expected counts of at least 5) for the
+distances, an exact conditional binomial test for the rates (missing,
+invalid, out of range, unseen), Holm-corrected across every test of the
+comparison. Every default and its source is listed in ``docs/skew.md``.
 """
 
 from __future__ import annotations
@@ -17,12 +24,15 @@ import numpy as np
 
 from ._errors import ConfigError, ProfileMismatchError
 from ._profile import F64, CategoricalProfile, NumericProfile, Profile
+from ._stats import binomial_sf, chi2_isf, chi2_sf, holm
 
 __all__ = ["DriftThresholds", "FeatureDrift", "MetricResult", "SkewReport", "compare"]
 
 Severity: TypeAlias = Literal["ok", "warn", "alert"]
+Verdict: TypeAlias = Literal["ok", "warn", "alert", "insufficient"]
 _RANK: Final[dict[str, int]] = {"ok": 0, "warn": 1, "alert": 2}
 _EPS: Final = 1e-4  # floor for empty bins in PSI, as in Evidently and most PSI write-ups
+_MIN_EXPECTED: Final = 5.0  # Cochran's rule for the chi-square approximation
 
 
 def _limits(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -41,6 +51,22 @@ def _limits(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
         )
 
 
+def _probabilities(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if (
+        not isinstance(value, tuple)
+        or len(value) != 2
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        or not all(0 < v < 1 for v in value)
+        or value[1] > value[0]
+    ):
+        raise ConfigError(
+            f"DriftThresholds.{attribute.name} must be None or (warn, alert) probabilities "
+            f"with 0 < alert <= warn < 1, got {value!r}"
+        )
+
+
 @attrs.frozen
 class DriftThresholds:
     """(warn, alert) levels per metric; ``None`` reports a metric without deciding.
@@ -53,8 +79,17 @@ class DriftThresholds:
     wrong-type or infinite rate increase 0.01 / 0.05; out-of-range and unseen
     shares 0.05 / 0.2. The KS statistic is reported, not decided on.
 
+    These levels are effect-size floors. ``false_alarm`` is the (warn, alert)
+    false-alarm probability of a whole comparison when nothing drifted:
+    at most 1 % of no-drift comparisons warn and 0.1 % alert, at any sample
+    size (Holm's correction spreads it over every feature and test).
+    ``None`` decides on the floors alone, which alarms on the noise of
+    small samples.
+
     >>> DriftThresholds(psi=(0.2, 0.4)).psi
     (0.2, 0.4)
+    >>> DriftThresholds().false_alarm
+    (0.01, 0.001)
     """
 
     psi: tuple[float, float] | None = attrs.field(default=(0.1, 0.25), validator=_limits)
@@ -70,17 +105,27 @@ class DriftThresholds:
     )
     out_of_range: tuple[float, float] | None = attrs.field(default=(0.05, 0.2), validator=_limits)
     unseen_share: tuple[float, float] | None = attrs.field(default=(0.05, 0.2), validator=_limits)
+    false_alarm: tuple[float, float] | None = attrs.field(
+        default=(0.01, 0.001), validator=_probabilities
+    )
 
 
 @attrs.frozen
 class MetricResult:
-    """One metric of one feature: its value, the limits applied and the verdict."""
+    """One metric of one feature: its value (the effect size), the limits, the evidence.
+
+    ``p_value`` is the Holm-adjusted probability of a value at least this far
+    from the reference if nothing drifted (None when the metric is not
+    tested); the verdict needs both the effect past its limit and the
+    p-value under the level's false-alarm probability.
+    """
 
     metric: str
     value: float
     warn: float | None
     alert: float | None
     severity: Severity
+    p_value: float | None = None
 
     @property
     def ratio(self) -> float:
@@ -97,18 +142,33 @@ class MetricResult:
             "warn": self.warn,
             "alert": self.alert,
             "severity": self.severity,
+            "p_value": self.p_value,
         }
 
 
 @attrs.frozen
 class FeatureDrift:
-    """Every metric of one feature, and the worst verdict among them."""
+    """Every metric of one feature, and the worst verdict among them.
+
+    ``rows_needed`` is 0 when the comparison had enough rows to see a
+    difference at the warning floor; otherwise the serving rows it would
+    need (-1: no number would do, the reference is too small), and a
+    feature that did not alarm has the verdict ``"insufficient"``.
+    """
 
     name: str
     kind: str
     severity: Severity
     metrics: tuple[MetricResult, ...]
     serving_rows: int
+    rows_needed: int = 0
+
+    @property
+    def verdict(self) -> Verdict:
+        """The severity, or ``"insufficient"`` when too few rows could not show drift."""
+        if self.severity == "ok" and self.rows_needed:
+            return "insufficient"
+        return self.severity
 
     def __getitem__(self, metric: str) -> float:
         for result in self.metrics:
@@ -128,6 +188,8 @@ class FeatureDrift:
             "kind": self.kind,
             "severity": self.severity,
             "serving_rows": self.serving_rows,
+            "verdict": self.verdict,
+            "rows_needed": self.rows_needed,
             "metrics": [m.to_dict() for m in self.metrics],
         }
 
@@ -165,12 +227,35 @@ class SkewReport:
         worst = max((_RANK[f.severity] for f in self.features), default=0)
         return ("ok", "warn", "alert")[worst]
 
+    @property
+    def insufficient(self) -> tuple[FeatureDrift, ...]:
+        """Features that did not alarm but had too few rows to show drift."""
+        return tuple(f for f in self.features if f.verdict == "insufficient")
+
+    @property
+    def verdict(self) -> Verdict:
+        """The severity, or ``"insufficient"``: nothing alarmed, some feature had too few rows."""
+        severity = self.severity
+        if severity == "ok" and self.insufficient:
+            return "insufficient"
+        return severity
+
+    @property
+    def rows_needed(self) -> int:
+        """The serving rows the comparison needs to decide every feature (0: enough; -1: never)."""
+        needed = [f.rows_needed for f in self.insufficient]
+        if -1 in needed:
+            return -1
+        return max(needed, default=0)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {
             "format": "guardrail.skew_report",
             "version": 1,
             "severity": self.severity,
+            "verdict": self.verdict,
+            "rows_needed": self.rows_needed,
             "reference_rows": self.reference_rows,
             "serving_rows": self.serving_rows,
             "schema_fingerprint": self.schema_fingerprint,
@@ -190,31 +275,147 @@ class SkewReport:
             f"({self.serving_rows} serving rows vs {self.reference_rows} reference rows)"
         ]
         drifted = self.drifted
+        insufficient = self.insufficient
         if not drifted:
             lines.append("no feature drifted")
         for f in drifted:
             lines.append(f"{f.severity.upper():5} {f.name} ({f.kind})")
             for m in f.metrics:
                 if m.severity != "ok":
+                    evidence = "" if m.p_value is None else f", {_evidence(m.p_value)}"
                     lines.append(
                         f"        {m.metric} = {m.value:.4g} "
-                        f"(warn {m.warn:g}, alert {m.alert:g}) {m.severity}"
+                        f"(warn {m.warn:g}, alert {m.alert:g}{evidence}) {m.severity}"
                     )
+        if insufficient:
+            needed = self.rows_needed
+            lines.append(
+                f"insufficient data for {len(insufficient)} feature(s): "
+                + (
+                    "the reference is too small to show drift"
+                    if needed < 0
+                    else f"about {needed} serving rows needed"
+                )
+                + f" ({', '.join(f.name for f in insufficient[:8])}"
+                + (", ..." if len(insufficient) > 8 else "")
+                + ")"
+            )
         for name, reason in self.underutilized:
             lines.append(f"underutilized: {name} ({reason.replace('_', ' ')})")
         return "\n".join(lines)
 
 
-def _judge(metric: str, value: float, limits: tuple[float, float] | None) -> MetricResult:
+def _evidence(p_value: float) -> str:
+    return "p < 1e-12" if p_value < 1e-12 else f"p = {p_value:.2g}"
+
+
+def _judge(
+    metric: str,
+    value: float,
+    limits: tuple[float, float] | None,
+    p_value: float | None,
+    levels: tuple[float, float] | None,
+) -> MetricResult:
+    """The effect's severity, capped by the evidence's (when levels are given)."""
     if limits is None:
-        return MetricResult(metric, value, None, None, "ok")
+        return MetricResult(metric, value, None, None, "ok", p_value)
     warn, alert = limits
-    severity: Severity = "ok"
-    if value >= alert:
-        severity = "alert"
-    elif value >= warn:
-        severity = "warn"
-    return MetricResult(metric, value, warn, alert, severity)
+    effect = 2 if value >= alert else 1 if value >= warn else 0
+    if levels is not None and effect:
+        p = 1.0 if p_value is None else p_value
+        evidence = 2 if p <= levels[1] else 1 if p <= levels[0] else 0
+        effect = min(effect, evidence)
+    severity: Severity = ("ok", "warn", "alert")[effect]
+    return MetricResult(metric, value, warn, alert, severity, p_value)
+
+
+def _pool(counts: F64, need: float, ordered: bool) -> list[F64]:
+    """Group cells so that each holds at least *need* of the pooled counts.
+
+    Ordered cells (numeric bins) merge with their neighbours; unordered ones
+    (categories) keep the frequent cells and pool the rare ones.
+    """
+    totals = counts.sum(axis=0)
+    cells: list[list[int]] = []
+    if ordered:
+        current: list[int] = []
+        held = 0.0
+        for j, total in enumerate(totals.tolist()):
+            if total <= 0:
+                continue
+            current.append(j)
+            held += total
+            if held >= need:
+                cells.append(current)
+                current, held = [], 0.0
+        if current:
+            if cells:
+                cells[-1].extend(current)
+            else:
+                cells.append(current)
+    else:
+        order = [j for j in np.argsort(-totals, kind="stable").tolist() if totals[j] > 0]
+        big = [[j] for j in order if totals[j] >= need]
+        rest = [j for j in order if totals[j] < need]
+        if rest:
+            if sum(totals[j] for j in rest) >= need or not big:
+                big.append(rest)
+            else:
+                big[-1].extend(rest)
+        cells = big
+    group = np.zeros(counts.shape[1], dtype=np.int64)
+    used = np.zeros(counts.shape[1], dtype=bool)
+    for g, cell in enumerate(cells):
+        group[cell] = g
+        used[cell] = True
+    return list(
+        np.column_stack(
+            [np.bincount(group[used], weights=row[used], minlength=len(cells)) for row in counts]
+        )
+    )
+
+
+def _homogeneity(reference: F64, serving: F64, ordered: bool) -> tuple[float, int]:
+    """Pearson's chi-square test that two count vectors share one distribution.
+
+    Returns the p-value and the degrees of freedom used (cells are pooled to
+    expected counts of at least 5 in the smaller sample, where the chi-square
+    approximation holds).
+    """
+    n1, n2 = float(reference.sum()), float(serving.sum())
+    if n1 <= 0 or n2 <= 0:
+        return 1.0, 0
+    total = n1 + n2
+    need = _MIN_EXPECTED * total / min(n1, n2)
+    cells = _pool(np.vstack([reference, serving]).astype(np.float64), need, ordered)
+    if len(cells) < 2:
+        return 1.0, 0
+    table = np.array(cells)  # one row per cell: (reference, serving)
+    pooled = table.sum(axis=1, keepdims=True)
+    expected = pooled * np.array([[n1, n2]]) / total
+    statistic = float(np.sum((table - expected) ** 2 / expected))
+    df = len(cells) - 1
+    return chi2_sf(statistic, df), df
+
+
+def _rate_increase(
+    tests: dict[str, float], test: str, ref_hits: int, ref_n: int, hits: int, n: int, cut: float
+) -> None:
+    """Add the p-value of a rate at least this much higher than the reference's.
+
+    Conditional on the hits of both sides together, the serving side's
+    share is binomial with the serving side's share of the rows (exact for
+    rare events, conservative otherwise). A test that could not reach *cut*
+    even with every hit on the serving side is left out of the family
+    (Tarone 1990): it cannot alarm, so it need not dilute the others.
+    """
+    if n <= 0 or ref_n <= 0:
+        return
+    share = n / (ref_n + n)
+    total = ref_hits + hits
+    if total <= 0 or share**total > cut:
+        return
+    tests[test] = binomial_sf(hits, total, share) if hits > 0 else 1.0
 
 
 def _distances(p: F64, q: F64) -> tuple[float, float, float]:
@@ -256,11 +457,15 @@ def _wasserstein(ref: NumericProfile, cur: NumericProfile, gaps: F64) -> float:
     return abs(lower(ref) - lower(cur)) + inner + abs(upper(ref) - upper(cur))
 
 
+_Row: TypeAlias = tuple[str, float, str | None]  # metric, value, the test deciding it
+
+
 def _numeric(
-    ref: NumericProfile, cur: NumericProfile, limits: DriftThresholds
-) -> tuple[MetricResult, ...]:
+    ref: NumericProfile, cur: NumericProfile, cut: float
+) -> tuple[list[_Row], dict[str, float]]:
     nan = math.nan
     psi = js = ks = wasserstein = out_of_range = nan
+    tests: dict[str, float] = {}
     if ref.n and cur.n:
         p = ref.bins / ref.n
         q = cur.bins / cur.n
@@ -271,55 +476,119 @@ def _numeric(
         scale = ref.std if ref.std > 0 else max(abs(ref.mean), 1.0)
         wasserstein = wasserstein_raw / scale
         out_of_range = (cur.below + cur.above) / cur.n
-    return (
-        _judge("psi", psi, limits.psi),
-        _judge("js", js, limits.js),
-        _judge("ks", ks, limits.ks),
-        _judge("wasserstein", wasserstein, limits.wasserstein),
-        _judge("out_of_range", out_of_range, limits.out_of_range),
-        *_rate_changes(ref, cur, limits),
-    )
+        tests["distribution"], _ = _homogeneity(
+            ref.bins.astype(np.float64), cur.bins.astype(np.float64), ordered=True
+        )
+        # New samples beyond the reference's extremes by chance: the two
+        # extremes count as the reference's own "out of range" values.
+        _rate_increase(
+            tests,
+            "out_of_range",
+            ref.below + ref.above + 2,
+            ref.n,
+            cur.below + cur.above,
+            cur.n,
+            cut,
+        )
+    return [
+        ("psi", psi, "distribution"),
+        ("js", js, "distribution"),
+        ("ks", ks, "distribution"),
+        ("wasserstein", wasserstein, "distribution"),
+        ("out_of_range", out_of_range, "out_of_range"),
+        *_rate_changes(ref, cur, tests, cut),
+    ], tests
 
 
 def _rate_changes(
     ref: NumericProfile | CategoricalProfile,
     cur: NumericProfile | CategoricalProfile,
-    limits: DriftThresholds,
-) -> tuple[MetricResult, MetricResult]:
+    tests: dict[str, float],
+    cut: float,
+) -> tuple[_Row, _Row]:
     """How much more often the feature is missing, or invalid, than in the reference."""
     nan = math.nan
+    if cur.count:
+        if isinstance(ref, NumericProfile) and isinstance(cur, NumericProfile):
+            ref_missing, cur_missing = ref.missing + ref.nan, cur.missing + cur.nan
+            ref_invalid = ref.invalid + ref.posinf + ref.neginf
+            cur_invalid = cur.invalid + cur.posinf + cur.neginf
+        else:
+            ref_missing, cur_missing = ref.missing, cur.missing
+            ref_invalid, cur_invalid = ref.invalid, cur.invalid
+        _rate_increase(tests, "missing", ref_missing, ref.count, cur_missing, cur.count, cut)
+        _rate_increase(tests, "invalid", ref_invalid, ref.count, cur_invalid, cur.count, cut)
     return (
-        _judge(
+        (
             "missing_rate_change",
             cur.missing_rate - ref.missing_rate if cur.count else nan,
-            limits.missing_rate_change,
+            "missing",
         ),
-        _judge(
+        (
             "invalid_rate_change",
             cur.invalid_rate - ref.invalid_rate if cur.count else nan,
-            limits.invalid_rate_change,
+            "invalid",
         ),
     )
 
 
 def _categorical(
-    ref: CategoricalProfile, cur: CategoricalProfile, limits: DriftThresholds
-) -> tuple[MetricResult, ...]:
+    ref: CategoricalProfile, cur: CategoricalProfile, cut: float
+) -> tuple[list[_Row], dict[str, float]]:
     nan = math.nan
     psi = js = linf = unseen = nan
+    tests: dict[str, float] = {}
     ref_n, cur_n = ref.n, cur.n
     if ref_n and cur_n:
-        p = np.append(ref.counts, ref.other) / ref_n
-        q = np.append(cur.counts, cur.other) / cur_n
+        ref_counts = np.append(ref.counts, ref.other).astype(np.float64)
+        cur_counts = np.append(cur.counts, cur.other).astype(np.float64)
+        p = ref_counts / ref_n
+        q = cur_counts / cur_n
         psi, js, linf = _distances(p, q)
         unseen = max(0.0, cur.other / cur_n - ref.other / ref_n)
-    return (
-        _judge("psi", psi, limits.psi),
-        _judge("js", js, limits.js),
-        _judge("linf", linf, limits.linf),
-        _judge("unseen_share", unseen, limits.unseen_share),
-        *_rate_changes(ref, cur, limits),
-    )
+        tests["distribution"], _ = _homogeneity(ref_counts, cur_counts, ordered=False)
+        # A category the reference never saw may still be legitimate and rare.
+        _rate_increase(tests, "unseen", ref.other + 1, ref_n, cur.other, cur_n, cut)
+    return [
+        ("psi", psi, "distribution"),
+        ("js", js, "distribution"),
+        ("linf", linf, "distribution"),
+        ("unseen_share", unseen, "unseen"),
+        *_rate_changes(ref, cur, tests, cut),
+    ], tests
+
+
+def _rows_needed(
+    ref: NumericProfile | CategoricalProfile,
+    cur: NumericProfile | CategoricalProfile,
+    limits: DriftThresholds,
+    tests: int,
+) -> int:
+    """Serving rows needed to see a distribution difference at the warning floor.
+
+    For small differences PSI is the chi-square divergence, so Pearson's
+    statistic grows as n_eff * PSI with n_eff = n1 n2 / (n1 + n2); a
+    difference at the PSI floor reaches the warning level (Holm's first
+    step) once n_eff * floor passes the critical value. 0 when the
+    comparison had enough rows.
+    """
+    if limits.false_alarm is None or limits.psi is None or limits.psi[0] <= 0:
+        return 0
+    if isinstance(ref, NumericProfile):
+        cells = int(np.count_nonzero(ref.bins))
+    else:
+        assert isinstance(ref, CategoricalProfile)
+        cells = int(np.count_nonzero(ref.counts)) + (ref.other > 0)
+    if cells < 2:
+        return 0
+    critical = chi2_isf(limits.false_alarm[0] / max(tests, 1), cells - 1)
+    n_eff = critical / limits.psi[0]
+    n1, n2 = ref.n, cur.n
+    if n2 and n1 * n2 / (n1 + n2) >= n_eff:
+        return 0
+    if n1 <= n_eff * 1.001:
+        return -1
+    return math.ceil(n_eff * n1 / (n1 - n_eff))
 
 
 _DEFAULT: Final = DriftThresholds()
@@ -341,6 +610,13 @@ def compare(
     L-infinity over the known categories plus "other"; the share of unseen
     values. Both: the change of the missing rate and of the wrong-type rate.
 
+    A metric warns (alerts) when its value is past its warning (alert)
+    level *and* the Holm-adjusted p-value of its test is at most
+    ``thresholds.false_alarm[0]`` (``[1]``): on data that did not drift,
+    at most 1 % of comparisons warn and 0.1 % alert, whatever the number of
+    rows. A feature with too few rows to show drift at the warning level
+    has the verdict ``"insufficient"`` and the rows it needs.
+
     Args:
         reference: The training-time profile.
         serving: A profile built on the reference's layout
@@ -358,21 +634,41 @@ def compare(
         raise ProfileMismatchError(
             f"the profiles have different features: {reference.names} vs {serving.names}"
         )
-    results = []
+    pending = []
+    p_values: list[float] = []
     for ref, cur in zip(reference, serving, strict=True):
         limits = per_feature.get(ref.name, thresholds)
+        cut = 1.0 if limits.false_alarm is None else limits.false_alarm[0]
         if isinstance(ref, NumericProfile) and isinstance(cur, NumericProfile):
             if not np.array_equal(ref.edges, cur.edges):
                 raise ProfileMismatchError(f"{ref.name}: the profiles have different bins")
-            metrics = _numeric(ref, cur, limits)
+            rows, tests = _numeric(ref, cur, cut)
         elif isinstance(ref, CategoricalProfile) and isinstance(cur, CategoricalProfile):
             if ref.categories != cur.categories:
                 raise ProfileMismatchError(f"{ref.name}: the profiles have different categories")
-            metrics = _categorical(ref, cur, limits)
+            rows, tests = _categorical(ref, cur, cut)
         else:
             raise ProfileMismatchError(f"{ref.name}: the profiles disagree on the kind")
+        index = {name: len(p_values) + i for i, name in enumerate(tests)}
+        p_values.extend(tests.values())
+        pending.append((ref, cur, limits, rows, index))
+    adjusted = holm(p_values)
+    results = []
+    for ref, cur, limits, rows, index in pending:
+        levels = limits.false_alarm
+        metrics = tuple(
+            _judge(
+                metric,
+                value,
+                getattr(limits, metric),
+                None if test not in index else adjusted[index[test]],
+                levels,
+            )
+            for metric, value, test in rows
+        )
         severity = max((m.severity for m in metrics), key=_RANK.__getitem__)
-        results.append(FeatureDrift(ref.name, ref.kind, severity, metrics, cur.count))
+        needed = _rows_needed(ref, cur, limits, len(p_values))
+        results.append(FeatureDrift(ref.name, ref.kind, severity, metrics, cur.count, needed))
     return SkewReport(
         features=tuple(results),
         underutilized=reference.underutilized(),

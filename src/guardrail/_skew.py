@@ -5,9 +5,10 @@ then.
 
 The per-row path does as little as it can: a sampling draw, one
 ``itemgetter`` call and a list append. Sampled rows are profiled in blocks of
-up to 1,024 (one vectorized step per column), and the comparison runs when the
-current profile holds enough rows or is old enough, checked lazily on the calls themselves: there
-is no timer thread.
+up to 1,024 (one vectorized step per column). Whether a check is due is
+decided lazily on the calls themselves (there is no timer thread); the
+comparison itself runs on a background worker thread, started on the first
+check, so that no guarded call pays for it.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from ._profile import (
     numeric_column,
     to_float,
 )
+from ._worker import CHECKS
 
 if TYPE_CHECKING:
     from ._call import Call
@@ -88,6 +90,20 @@ class SkewMonitor:
         seed: Seed the sampling draws.
         clock: Returns seconds, for the current profile's age;
             ``time.monotonic`` by default.
+        budget: ``"lifetime"`` (default): the thresholds' ``false_alarm``
+            probabilities are the monitor's whole false-alarm budget, spent
+            over its checks (check k decides at ``false_alarm`` x
+            1 / (2 k (1 + ln k)^2), which sums to at most 1), so the chance
+            that a monitor of a stream that never drifts *ever* warns is at
+            most ``false_alarm[0]`` (1 %), however long it runs.
+            ``"check"``: the levels hold per check (a monitor that checks
+            n times may then raise about n x 1 % false warnings).
+        background: Run the checks that observed calls make due on a
+            background thread (one per process, started on the first check),
+            so the call that fills the current profile does not wait for the
+            comparison. ``False``, or inside
+            :func:`guardrail.testing.deterministic`, runs them in that call.
+            :meth:`check` always runs now, in the caller.
 
     >>> import numpy as np, guardrail as gr
     >>> ref = gr.Profile.from_columns({"amount": np.arange(1000.0)})
@@ -116,6 +132,8 @@ class SkewMonitor:
         name: str = "skew",
         seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        budget: Literal["lifetime", "check"] = "lifetime",
+        background: bool = True,
     ) -> None:
         if not isinstance(reference, Profile) or not len(reference):
             raise ConfigError("reference must be a Profile with at least one feature")
@@ -164,6 +182,12 @@ class SkewMonitor:
         self.per_feature = dict(per_feature or {})
         self.last_report: SkewReport | None = None
         self.errors = 0
+        if budget not in ("lifetime", "check"):
+            raise ConfigError(f"budget must be 'lifetime' or 'check', got {budget!r}")
+        self.budget = budget
+        #: Checks run so far (the k of the lifetime budget's spending).
+        self.checks_run = 0
+        self.background = bool(background)
         self._clock = clock
 
         names = reference.names
@@ -224,6 +248,7 @@ class SkewMonitor:
             "every": self.every,
             "seconds": self.seconds,
             "min_samples": self.min_samples,
+            "budget": self.budget,
             "thresholds": attrs.asdict(self.thresholds),
             "per_feature": {
                 name: attrs.asdict(levels) for name, levels in sorted(self.per_feature.items())
@@ -546,10 +571,18 @@ class SkewMonitor:
                 if not self._window_rows:
                     return None
                 window = self._rotate_locked(self._clock())
-            return self._report(window)
+            return self._compare(window)
         except Exception as e:  # noqa: BLE001 - the predict path is sacred
             self._failed(e)
             return None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the checks queued on the background thread have run.
+
+        Returns False if *timeout* seconds passed first. The thread is shared
+        by every monitor of the process.
+        """
+        return CHECKS.wait(timeout)
 
     def _flush_locked_no_check(self) -> None:
         every, self.every = self.every, 1 << 62
@@ -560,10 +593,39 @@ class SkewMonitor:
             self.every, self._deadline = every, deadline
             self._block = max(1, min(_BLOCK, every - self._window_rows))
 
-    def _report(self, window: Profile) -> SkewReport:
-        report = compare(
-            self.reference, window, thresholds=self.thresholds, per_feature=self.per_feature
-        )
+    def _report(self, window: Profile) -> None:
+        """Compare a full current profile: on the background thread, or now."""
+        if self.background and not CONFIG.deterministic:
+            CHECKS.submit(lambda: self._compare_reporting_errors(window))
+        else:
+            self._compare(window)
+
+    def _compare_reporting_errors(self, window: Profile) -> None:
+        try:
+            self._compare(window)
+        except Exception as e:  # noqa: BLE001 - counted and reported, as on the call path
+            self._failed(e)
+
+    def _levels(self, k: int) -> tuple[DriftThresholds, dict[str, DriftThresholds]]:
+        """The thresholds of the k-th check: the budget's share of it under "lifetime"."""
+        if self.budget == "check":
+            return self.thresholds, self.per_feature
+        share = spend(k)
+
+        def scaled(levels: DriftThresholds) -> DriftThresholds:
+            if levels.false_alarm is None:
+                return levels
+            warn, alert = levels.false_alarm
+            return attrs.evolve(levels, false_alarm=(warn * share, alert * share))
+
+        return scaled(self.thresholds), {n: scaled(t) for n, t in self.per_feature.items()}
+
+    def _compare(self, window: Profile) -> SkewReport:
+        with self._lock:
+            self.checks_run += 1
+            k = self.checks_run
+        thresholds, per_feature = self._levels(k)
+        report = compare(self.reference, window, thresholds=thresholds, per_feature=per_feature)
         self.last_report = report
         samples = report.serving_rows
         for drift in report.drifted:
@@ -603,6 +665,8 @@ class SkewMonitor:
                     )
                 )
         for (name, problem), count in self._new_violations().items():
+            if problem in _JUDGED and not _beyond_chance(report, name, problem, thresholds):
+                continue  # as many as sampling alone gives: not a problem of the inputs
             emit(InputsInvalid(source=self.source, feature=name, problem=problem, count=count))
         return report
 
@@ -656,6 +720,43 @@ class SkewMonitor:
     def _failed(self, error: BaseException) -> None:
         self.errors += 1
         emit(MachineryError(source=self.source, error=type(error).__name__))
+
+
+# Problems that sampling alone produces at some rate: judged against it.
+_JUDGED: Final = {"out_of_range": "out_of_range", "missing": "missing_rate_change"}
+
+
+def _beyond_chance(report: SkewReport, name: str, problem: str, levels: DriftThresholds) -> bool:
+    """Whether a check's count of *problem* is more than the reference's rate explains.
+
+    New samples fall outside the reference's observed range by chance (at
+    about 2 / (n + 1) for a reference of n rows) and a feature missing in
+    training is missing in serving too: both are judged by the comparison's
+    rate test at the warning level.
+    """
+    try:
+        feature = report[name]
+    except KeyError:  # "<input>", "<columns>": not a feature
+        return True
+    if levels.false_alarm is None:
+        return True
+    for metric in feature.metrics:
+        if metric.metric == _JUDGED[problem]:
+            return metric.p_value is not None and metric.p_value <= levels.false_alarm[0]
+    return True
+
+
+def spend(k: int) -> float:
+    """The share of a lifetime false-alarm budget the k-th check may spend.
+
+    1 / (2 k (1 + ln k)^2): the first check spends half, and the shares of
+    all checks sum to at most 1 (the terms after the first are bounded by
+    the integral of 1 / (x (1 + ln x)^2) from 1, which is 1).
+
+    >>> spend(1), round(spend(10_000), 10)
+    (0.5, 4.796e-07)
+    """
+    return 1.0 / (2 * k * (1 + math.log(k)) ** 2)
 
 
 def _problem(spec: FeatureSpec, value: Any) -> str | None:

@@ -285,6 +285,7 @@ def simulate(
         seconds=None,
         checks=("missing", "type", "nan_inf"),
         seed=seed,
+        background=False,  # a simulation: each check lands at its request
     )
     threshold = DynamicThreshold(
         target_rate=0.03,

@@ -117,13 +117,14 @@ class ReportHistogram:
 
 @attrs.frozen
 class ReportMetric:
-    """One drift metric of one feature: its value, its limits and the verdict."""
+    """One drift metric of one feature: its value (effect size), limits, evidence, verdict."""
 
     name: str
     value: float | None
     warn: float | None = None
     alert: float | None = None
     severity: Severity = attrs.field(default="ok", validator=_check_severity)
+    p_value: float | None = None
 
     @property
     def ratio(self) -> float:
@@ -144,6 +145,8 @@ class ReportFeature:
     severity: Severity = attrs.field(default="ok", validator=_check_severity)
     metrics: tuple[ReportMetric, ...] = attrs.field(default=(), converter=_metrics)
     histogram: ReportHistogram | None = None
+    #: Serving rows needed to show drift (0: enough; -1: the reference is too small).
+    rows_needed: int = 0
 
     @property
     def worst(self) -> ReportMetric | None:
@@ -278,6 +281,7 @@ class Report:
                     warn=m.get("warn"),
                     alert=m.get("alert"),
                     severity=m.get("severity", "ok"),
+                    p_value=m.get("p_value"),
                 )
                 for m in feature.get("metrics", ())
             )
@@ -288,6 +292,7 @@ class Report:
                     severity=feature.get("severity", "ok"),
                     metrics=metrics,
                     histogram=histograms.get(str(feature["name"])),
+                    rows_needed=int(feature.get("rows_needed", 0)),
                 )
             )
         summary = list(sections.pop("summary", ()))
@@ -295,6 +300,19 @@ class Report:
             ("reference rows", f"{data.get('reference_rows', 0):,}"),
             ("serving rows", f"{data.get('serving_rows', 0):,}"),
         ]
+        if data.get("verdict") == "insufficient":
+            needed = int(data.get("rows_needed", 0))
+            summary.append(
+                (
+                    "verdict",
+                    "insufficient data: "
+                    + (
+                        "the reference is too small"
+                        if needed < 0
+                        else f"about {needed:,} serving rows needed"
+                    ),
+                )
+            )
         return cls(
             features=features,
             underutilized=[tuple(pair) for pair in data.get("underutilized", ())],
@@ -543,8 +561,15 @@ def _drift_table(report: Report) -> str:
         detail = "; ".join(
             f"{_e(m.name)} = {_e(_fmt(m.value))}"
             + (f" (warn {_e(_fmt(m.warn))}, alert {_e(_fmt(m.alert))})" if m.warn else "")
+            + ("" if m.p_value is None else f", {_e(_p(m.p_value))}")
             for m in flagged
         )
+        if f.severity == "ok" and f.rows_needed:
+            detail = "insufficient data: " + (
+                "the reference is too small"
+                if f.rows_needed < 0
+                else f"about {f.rows_needed:,} serving rows needed"
+            )
         metrics = "".join(
             f'<td class="num">{_e(_fmt(_metric(f, name)))}</td>' for name in _metric_names(report)
         )
@@ -559,6 +584,11 @@ def _drift_table(report: Report) -> str:
         f"{head}<th>worst</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
     )
     return _section("drift", "Drift, most severe first", table)
+
+
+def _p(p_value: float) -> str:
+    """The evidence of a metric: its adjusted p-value."""
+    return "p < 1e-12" if p_value < 1e-12 else f"p = {p_value:.2g}"
 
 
 def _metric_names(report: Report) -> list[str]:
