@@ -18,6 +18,7 @@ from ._app.report import (
 )
 from ._dask import profile_dask
 from ._drift import DriftThresholds, FeatureDrift, MetricResult, SkewReport, compare
+from ._fleet import FleetExporter, fleet_profile
 from ._partitions import (
     PartitionProfiler,
     categorical_layout,
@@ -41,6 +42,7 @@ __all__ = [
     "DriftThresholds",
     "FeatureDrift",
     "FeatureSpec",
+    "FleetExporter",
     "MetricResult",
     "NumericProfile",
     "PartitionProfiler",
@@ -57,6 +59,7 @@ __all__ = [
     "SkewReport",
     "categorical_layout",
     "compare",
+    "fleet_profile",
     "numeric_layout",
     "profile_dask",
     "profile_spark",
