@@ -134,25 +134,46 @@ def _layout(
                 low=ranges[f"min{i}"],
                 high=ranges[f"max{i}"],
             )
-    for name in strings:
-        column = sf.col(f"`{name}`")
-        top = (
-            frame.where(column.isNotNull())
-            .groupBy(column.alias("value"))
-            .count()
-            .orderBy(sf.desc("count"), sf.asc("value"))
-            .limit(max_categories)
-            .collect()
-        )
-        features[name] = categorical_layout(
-            name,
-            counts={row["value"]: row["count"] for row in top},
-            max_categories=max_categories,
-            heavy_hitters=heavy_hitters,
-        )
+    if strings:
+        for name, counts in _top_values(frame, strings, max_categories).items():
+            features[name] = categorical_layout(
+                name, counts=counts, max_categories=max_categories, heavy_hitters=heavy_hitters
+            )
     for name in frame.columns:
         if name not in features:  # neither numbers nor strings: every value is invalid
             features[name] = categorical_layout(
                 name, counts={}, max_categories=max_categories, heavy_hitters=heavy_hitters
             )
     return Profile(features[name] for name in frame.columns)
+
+
+def _top_values(frame: Any, strings: list[str], limit: int) -> dict[str, dict[str, int]]:
+    """The *limit* most frequent values of each string column, counted exactly in one job.
+
+    The columns are stacked into (feature, value) pairs, counted together and
+    ranked per feature, ties broken by value as in memory.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as sf
+
+    pairs = sf.array(
+        *[
+            sf.struct(sf.lit(name).alias("feature"), sf.col(f"`{name}`").alias("value"))
+            for name in strings
+        ]
+    )
+    counted = (
+        frame.select(sf.explode(pairs).alias("pair"))
+        .select("pair.feature", "pair.value")
+        .where(sf.col("value").isNotNull())
+        .groupBy("feature", "value")
+        .count()
+    )
+    rank = sf.row_number().over(
+        Window.partitionBy("feature").orderBy(sf.desc("count"), sf.asc("value"))
+    )
+    out: dict[str, dict[str, int]] = {name: {} for name in strings}
+    if limit:
+        for row in counted.withColumn("rank", rank).where(sf.col("rank") <= limit).collect():
+            out[row["feature"]][row["value"]] = row["count"]
+    return out
