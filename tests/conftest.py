@@ -127,3 +127,27 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for path in _SAVED_ARTIFACTS:
         if path.exists():
             terminalreporter.write_line(f"artifact: {path}")
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[object]:
+    """One local Spark session (two cores) for the whole run (skipped without pyspark or Java)."""
+    pytest.importorskip("pyspark")
+    if not shutil.which("java"):
+        pytest.skip("no Java runtime for Spark")
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("guardrail-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.host", "127.0.0.1")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    try:
+        yield session
+    finally:
+        session.stop()

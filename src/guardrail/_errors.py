@@ -163,3 +163,7 @@ class CallStageError(GuardrailError, RuntimeError):
 
 class MissingDependencyError(FormatError):
     """Reading this kind of file needs an optional package that is not installed."""
+
+
+class MetricsQueryError(GuardrailError, OSError):
+    """A metrics backend (Prometheus) did not answer a query, or answered with an error."""

@@ -18,6 +18,7 @@ it best, so callers can catch either::
     ├── SinkClosedError (ValueError)        a decision sink was closed
     ├── SinkFullError                       a decision sink's buffer is full
     ├── CallStageError (RuntimeError)       a mechanism broke the call contract
+    ├── MetricsQueryError (OSError)         a metrics backend did not answer
     └── PolicyError                         a policy the user chose stopped the call
         ├── PredictionOutOfScaleError       on_out_of_scale="raise"
         ├── SchemaViolationError (ValueError)   on_invalid="raise"
@@ -45,6 +46,7 @@ from ._errors import (
     FormatError,
     GuardrailError,
     LabelError,
+    MetricsQueryError,
     MissingDependencyError,
     ModelMismatchError,
     OutOfScaleError,
@@ -67,6 +69,7 @@ __all__ = [
     "FormatError",
     "GuardrailError",
     "LabelError",
+    "MetricsQueryError",
     "MissingDependencyError",
     "ModelMismatchError",
     "OutOfScaleError",

@@ -16,7 +16,15 @@ from ._app.report import (
     ReportSeries,
     ReportTable,
 )
+from ._dask import profile_dask
 from ._drift import DriftThresholds, FeatureDrift, MetricResult, SkewReport, compare
+from ._fleet import FleetExporter, fleet_profile
+from ._partitions import (
+    PartitionProfiler,
+    categorical_layout,
+    numeric_layout,
+    quantile_probabilities,
+)
 from ._profile import (
     CategoricalProfile,
     FeatureSpec,
@@ -27,14 +35,17 @@ from ._profile import (
 )
 from ._public import publish
 from ._skew import SkewMonitor
+from ._spark import profile_spark
 
 __all__ = [
     "CategoricalProfile",
     "DriftThresholds",
     "FeatureDrift",
     "FeatureSpec",
+    "FleetExporter",
     "MetricResult",
     "NumericProfile",
+    "PartitionProfiler",
     "Profile",
     "ProfileBuilder",
     "Report",
@@ -46,7 +57,13 @@ __all__ = [
     "Schema",
     "SkewMonitor",
     "SkewReport",
+    "categorical_layout",
     "compare",
+    "fleet_profile",
+    "numeric_layout",
+    "profile_dask",
+    "profile_spark",
+    "quantile_probabilities",
 ]
 
 publish(__name__, globals(), __all__)

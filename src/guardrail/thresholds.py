@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from ._prediction import Threshold
 from ._public import publish
+from ._shared_threshold import SharedThreshold
 from ._thresholds import DynamicThreshold
 
 __all__ = [
     "DynamicThreshold",
+    "SharedThreshold",
     "Threshold",
 ]
 

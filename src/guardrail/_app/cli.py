@@ -233,7 +233,12 @@ def _compare(args: argparse.Namespace) -> int:
     from .report import Report, profile_violations
 
     reference = _read_profile(args.reference)
-    if args.serving.lower().endswith(".json"):
+    if (args.serving is None) == (args.prometheus is None):
+        raise InputError("give either SERVING or --prometheus URL (with --model)")
+    if args.prometheus is not None:
+        serving = _fleet_profile(reference, args)
+        args.serving = f"{args.prometheus} ({args.model})"
+    elif args.serving.lower().endswith(".json"):
         serving = _read_profile(args.serving)
     else:
         data = _read_data(args.serving, args)
@@ -312,6 +317,23 @@ def _config(args: argparse.Namespace) -> int:
     _write(args.output, text + "\n")
     print(f"{args.output}: {what}", file=args.out)
     return EXIT_OK
+
+
+def _fleet_profile(reference: Any, args: argparse.Namespace) -> Any:
+    """The fleet's serving profile, summed by Prometheus."""
+    from .._errors import ConfigError, MetricsQueryError
+    from .._fleet import fleet_profile
+    from .._model import ModelRef
+
+    if not args.model:
+        raise InputError("--prometheus needs --model NAME")
+    model: Any = args.model
+    if args.model_version is not None:
+        model = ModelRef(name=args.model, version=args.model_version)
+    try:
+        return fleet_profile(reference, args.prometheus, model=model, since=args.since)
+    except (MetricsQueryError, ConfigError) as e:
+        raise InputError(f"{args.prometheus}: {e}") from None
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -449,7 +471,23 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     compare.add_argument("reference", metavar="REFERENCE", help="the reference profile JSON")
-    compare.add_argument("serving", metavar="SERVING", help="a serving profile JSON or a data file")
+    compare.add_argument(
+        "serving", metavar="SERVING", nargs="?", help="a serving profile JSON or a data file"
+    )
+    compare.add_argument(
+        "--prometheus",
+        metavar="URL",
+        help="instead of SERVING: the fleet's profile, summed by this Prometheus server",
+    )
+    compare.add_argument("--model", metavar="NAME", help="with --prometheus: the model's name")
+    compare.add_argument(
+        "--model-version", metavar="VERSION", help="with --prometheus: only this version"
+    )
+    compare.add_argument(
+        "--since",
+        metavar="DURATION",
+        help="with --prometheus: only what was counted in this range (1h); default: everything",
+    )
     compare.add_argument("--html", metavar="PATH", help="also write the HTML report here")
     compare.add_argument("--json", action="store_true", help="print the report as JSON")
     compare.add_argument(
