@@ -122,6 +122,7 @@ class TestInputsShapeAgainstPrediction:
         """A batch of N texts or values scored as N predictions gives N arms and N keyed counts."""
         holdout = gr.Holdout(fraction=0.5, unit=lambda row: str(row), salt="s")
         limit = gr.ActionLimit("per_row", max_actions=1, per="1h", key=lambda row: str(row))
+        outcomes = gr.OutcomeMonitor(slice=lambda row: str(row)[:1])
 
         @gr.guard(
             model=MODEL,
@@ -129,6 +130,7 @@ class TestInputsShapeAgainstPrediction:
             threshold=THRESHOLD,
             holdout=holdout,
             limits=[limit],
+            outcomes=outcomes,
         )
         def predict(batch: Any) -> Any:
             return np.full(len(batch), 0.9)
@@ -139,6 +141,7 @@ class TestInputsShapeAgainstPrediction:
         assert not [e for e in events if isinstance(e, LimitDegraded)]
         assert isinstance(decision.arm, np.ndarray)
         assert len(decision.arm) == len(batch)
+        assert outcomes.slice_errors == 0
 
     @pytest.mark.xfail(
         strict=True,
