@@ -4,6 +4,7 @@ typed roles, veto-only actions, and events that name their guard and model."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 from typing import Any
 
@@ -325,12 +326,16 @@ class TestVetoOnly:
         assert all(not a or s >= 0.5 for a, s in zip(act, scores, strict=True))
 
     def test_veto_on_one_row(self) -> None:
-        """A vetoed row stays vetoed; a veto of a vetoed row adds no reason."""
+        """A vetoed row stays vetoed, even decided again; a second veto adds no reason."""
         call = make_call({}, True)
         call.veto("first")
         call.veto("second")
         assert call.act is False
         assert call.reasons == ["first"]
+        call.decide(gr.Threshold(0.0, scale=gr.Probability), True)
+        call.assign("model", True, 1.0, act=True)
+        assert call.act is False
+        call.close_decision()
         with pytest.raises(gr.errors.CallStageError):
             call.decide(gr.Threshold(0.0, scale=gr.Probability), True)
         with pytest.raises(AttributeError):
@@ -367,11 +372,15 @@ class TestRoles:
         """Giving one mechanism to two guards is refused, naming the first guard."""
         limit = gr.ActionLimit("block", max_actions=1, per=1)
         threshold = gr.Threshold(0.5, scale=gr.Probability)
-        gr.guard(model=MODEL, returns=gr.Probability, threshold=threshold, limits=[limit],
-                 name="first")(lambda row: 0.9)  # fmt: skip
+        first = gr.guard(model=MODEL, returns=gr.Probability, threshold=threshold,
+                         limits=[limit], name="first")(lambda row: 0.9)  # fmt: skip
         with pytest.raises(gr.ConfigError, match="already serves guard 'first'"):
             gr.guard(model=MODEL, returns=gr.Probability, threshold=threshold, limits=[limit],
                      name="second")(lambda row: 0.9)  # fmt: skip
+        del first  # a guard that is gone frees its mechanisms
+        gc.collect()
+        gr.guard(model=MODEL, returns=gr.Probability, threshold=threshold, limits=[limit],
+                 name="third")(lambda row: 0.9)  # fmt: skip
 
     def test_two_mechanisms_of_a_kind_need_distinct_names(self) -> None:
         """Events tell mechanisms apart by kind and name, so these must differ."""

@@ -66,16 +66,20 @@ class TestProbability:
         ("array", "message"),
         [
             (np.zeros((2, 2)), "1-D"),
-            (np.array([]), "empty"),
             (np.array(["a"]), "dtype"),
             (np.array([True]), "dtype"),
             (np.array([0.1], dtype=object), "dtype"),
         ],
     )
     def test_bad_batches(self, array: np.ndarray, message: str) -> None:  # type: ignore[type-arg]
-        """2-D, empty, string, bool and object arrays are refused clearly."""
+        """2-D, string, bool and object arrays are refused clearly."""
         with pytest.raises(gr.GuardrailError, match=message):
             gr.Probability(array)
+
+    def test_an_empty_batch_is_a_batch_of_no_rows(self) -> None:
+        """An idle micro-batch scores no rows: an empty batch is valid on every scale."""
+        for scale in (gr.Probability, gr.LogOdds, gr.Score):
+            assert scale(np.array([])).value.shape == (0,)
 
     def test_batch_edges(self) -> None:
         """0, -0.0, 1 and the smallest numbers are probabilities; just above 1 is not."""

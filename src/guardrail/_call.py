@@ -23,6 +23,9 @@ reports it and carries on with the prediction unchanged.
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
@@ -47,6 +50,7 @@ __all__ = [
     "Recorder",
     "Source",
     "attach",
+    "check_free",
 ]
 
 #: The call's stages: only while deciding may the action be set.
@@ -97,6 +101,7 @@ class Call:
     __slots__ = (
         "_act",
         "_stage",
+        "_vetoed",
         "above",
         "arm",
         "degraded",
@@ -139,6 +144,7 @@ class Call:
         self.degraded = False
         self.started = started
         self._stage = DECIDING
+        self._vetoed: bool | NDArray[np.bool_] = False
 
     def __repr__(self) -> str:
         return f"<Call {self.guard!r} {self.inputs!r} act={self._act!r} reasons={self.reasons}>"
@@ -163,7 +169,8 @@ class Call:
             raise CallStageError("the action is decided once, before any veto")
         self.threshold = threshold
         self.above = above
-        self._act = above if type(above) is bool else _frozen_flags(above)
+        act = above if type(above) is bool else _frozen_flags(above)
+        self._act = act if self._vetoed is False else _without(act, self._vetoed)
 
     def assign(
         self,
@@ -183,7 +190,8 @@ class Call:
         self.intended = intended
         self.propensity = propensity
         if act is not None:
-            self._act = _frozen_flags(act)
+            flags = _frozen_flags(act)
+            self._act = flags if self._vetoed is False else _without(flags, self._vetoed)
         if reason is not None:
             self.reasons.append(reason)
 
@@ -198,31 +206,43 @@ class Call:
     def veto(self, reason: str, where: bool | NDArray[np.bool_] = True) -> None:
         """Turn the action off (where *where* is true) and record *reason*.
 
-        For a batch, *where* is a bool array over the rows; the reason is
-        recorded once if any row was vetoed. A vetoed action stays vetoed.
-        Recorders, which run once the decision is final, cannot veto
-        (:class:`CallStageError`).
+        For a batch, *where* is one truth value per row (or one for all); the
+        reason is recorded once if any row was vetoed. A vetoed action stays
+        vetoed, also through the assigner's step. Recorders, which run once
+        the decision is final, cannot veto (:class:`CallStageError`).
         """
         act = self._act
         if act is None:
             return
-        if self._stage == DECIDING:
-            self._stage = VETOING
-        elif self._stage == DONE:
+        if self._stage == DONE:
             raise CallStageError("the decision is final: recorders cannot veto it")
         if isinstance(act, bool):
-            if act and bool(np.all(where)):
+            if act and bool(np.asarray(where, dtype=np.bool_).all()):
                 self._act = False
+                self._vetoed = True
                 self.reasons.append(reason)
             return
-        vetoed = act & where
+        mask = np.asarray(where, dtype=np.bool_)
+        if mask.ndim == 0:
+            mask = np.full(act.shape, bool(mask))
+        elif mask.shape != act.shape:
+            raise ValueError(f"veto needs one flag per row: {mask.shape} for {act.shape}")
+        vetoed = act & mask
         if vetoed.any():
             self._act = _frozen_flags(act & ~vetoed)
+            self._vetoed = vetoed | self._vetoed
             self.reasons.append(reason)
 
     def mark_degraded(self) -> None:
         """Note that a mechanism's failure policy decided part of this call."""
         self.degraded = True
+
+
+def _without(act: Any, vetoed: Any) -> bool | NDArray[np.bool_]:
+    """*act* with the vetoed rows off."""
+    if isinstance(act, bool):
+        return act and not bool(np.all(vetoed))
+    return _frozen_flags(np.asarray(act, dtype=np.bool_) & ~np.asarray(vetoed, dtype=np.bool_))
 
 
 def _frozen_flags(flags: Any) -> bool | NDArray[np.bool_]:
@@ -308,23 +328,51 @@ class Recorder(Mechanism, Protocol):
         """Record ``call.prediction`` and the decision; never raises."""
 
 
-def attach(mechanism: Any, source: Source) -> None:
-    """Stamp *source* on *mechanism*, refusing a second guard.
+#: Which live guard each mechanism serves: id(mechanism) -> (mechanism, guard), weakly.
+_OWNERS: dict[int, tuple[Callable[[], Any], Callable[[], Any]]] = {}
+_OWNERS_LOCK = threading.Lock()
+
+
+def _owner(mechanism: Any) -> Any:
+    entry = _OWNERS.get(id(mechanism))
+    if entry is None or entry[0]() is not mechanism:
+        return None
+    return entry[1]()
+
+
+def check_free(mechanism: Any, guard: Any) -> None:
+    """Refuse *mechanism* if another live guard than *guard* already serves it.
 
     A mechanism serves one guard: its events name that guard. Share a limit's
-    budget between guards through its store, not by sharing the object.
+    budget between guards through its store, not by sharing the object. A
+    guard that is gone frees its mechanisms.
     """
     from ._errors import ConfigError
 
-    current: Source | None = getattr(mechanism, "source", None)
-    if (
-        current is not None
-        and current.guard is not None
-        and (current.guard, current.model) != (source.guard, source.model)
-    ):
+    with _OWNERS_LOCK:
+        owner = _owner(mechanism)
+    if owner is not None and owner is not guard:
         raise ConfigError(
-            f"{type(mechanism).__name__} {current.name!r} already serves guard "
-            f"{current.guard!r}; a mechanism serves one guard (create another, "
+            f"{type(mechanism).__name__} {mechanism.name!r} already serves guard "
+            f"{owner.name!r}; a mechanism serves one guard (create another, "
             "sharing a limit's store to share its budget)"
         )
+
+
+def attach(mechanism: Any, source: Source, guard: Any = None) -> None:
+    """Stamp *source* on *mechanism* and note that *guard* serves it (see :func:`check_free`)."""
+    if guard is not None:
+        check_free(mechanism, guard)
+        guard_ref = weakref.ref(guard)
+        try:
+            mechanism_ref: Callable[[], Any] = weakref.ref(mechanism)
+        except TypeError:  # not weakly referable: held for as long as the guard lives
+
+            def mechanism_ref(strong: Any = mechanism) -> Any:
+                return strong if guard_ref() is not None else None
+
+        with _OWNERS_LOCK:
+            for key in [k for k, (m, g) in _OWNERS.items() if m() is None or g() is None]:
+                del _OWNERS[key]
+            _OWNERS[id(mechanism)] = (mechanism_ref, guard_ref)
     mechanism.source = source

@@ -24,6 +24,7 @@ from ._call import (
     Recorder,
     Source,
     attach,
+    check_free,
 )
 from ._config import CONFIG, GLOBAL_OTEL, OFF, UNRESOLVED
 from ._errors import (
@@ -119,6 +120,7 @@ class _FixedThreshold:
 
 
 _PROCESS = Source("process", "guardrail")
+_NO_INPUTS = Inputs(None, "row", None)
 _TELEMETRY = Source("telemetry", "hooks")
 
 
@@ -146,14 +148,20 @@ class Guard(Generic[S]):
         self.fingerprint = config.fingerprint
         self.source = Source("guard", self.name, self.name, self.model)
         self._on_out_of_scale: OutOfScalePolicy = config.on_out_of_scale
-        for _, mechanism in config.mechanisms():
-            if not isinstance(mechanism, Threshold):
-                kind = type(mechanism).kind
-                attach(mechanism, Source(kind, mechanism.name, self.name, self.model))
+        parts = [
+            part
+            for _, mechanism in config.mechanisms()
+            if not isinstance(mechanism, Threshold)
+            for part in (mechanism, *getattr(mechanism, "parts", ()))
+        ]
+        for part in parts:  # every one first: a refused guard takes none of them
+            check_free(part, self)
+        for part in parts:
+            attach(part, Source(type(part).kind, part.name, self.name, self.model), self)
         decider: Decider | None
         if isinstance(config.threshold, Threshold):
             fixed = _FixedThreshold(config.threshold)
-            attach(fixed, Source("threshold", "threshold", self.name, self.model))
+            attach(fixed, Source("threshold", "threshold", self.name, self.model), self)
             decider = fixed
         else:
             decider = config.threshold
@@ -432,6 +440,10 @@ class Guard(Generic[S]):
             Prediction, (value, self.model, next(config.ids), _now(), (), config.id_prefix)
         )
         call.prediction = prediction
+        scored = value.value
+        size = None if type(scored) is float else len(scored) if type(scored) is np.ndarray else -1
+        if size != call.inputs.batch_size and size != -1:
+            call.inputs = call.inputs.matching(size)
         if not self._decides:
             call.close_vetoes()
             if self._recorder_steps:
@@ -475,11 +487,10 @@ class Guard(Generic[S]):
         if self._limits:
             self._acquire(call)
         call.close_vetoes()
-        if self._recorder_steps:
-            self._record(call)
         act = call.act
         above = call.above
-        return Decision(
+        # The decision is fixed before the recorders write it down.
+        decision = Decision(
             prediction,
             call.threshold,
             above if above is not None else False,
@@ -490,13 +501,16 @@ class Guard(Generic[S]):
             propensity=call.propensity,
             degraded=call.degraded,
         )
+        if self._recorder_steps:
+            self._record(call)
+        return decision
 
     def _record(self, call: Call) -> None:
+        # Recorders write down a final decision: nothing they raise, a
+        # PolicyError included, may undo it after the limits counted it.
         for record, source in self._recorder_steps:
             try:
                 record(call)
-            except PolicyError:
-                raise
             except Exception as e:  # noqa: BLE001 - machinery never breaks the call
                 self._machinery_error(source, e)
 
@@ -623,7 +637,11 @@ class Guard(Generic[S]):
         result = self._fast_result
 
         guarded: Callable[P, Any]
-        if inspect.iscoroutinefunction(fn):
+        if inspect.iscoroutinefunction(fn) or (
+            not inspect.isfunction(fn)
+            and not inspect.ismethod(fn)
+            and inspect.iscoroutinefunction(type(fn).__call__)
+        ):
             run_async = self._run_async
             run_quiet_async = self._bind_run_quiet_async()
 
@@ -674,7 +692,7 @@ class Guard(Generic[S]):
         """The prediction (or decision) for *raw*, with the common case inline."""
         config, model, scale, name = CONFIG, self.model, self.scale, self.name
         low, high = _FAST_RANGE[scale.scale]
-        slow_value, finish, inputs_of = self._value, self._finish, self._inputs
+        slow_value, finish = self._value, self._finish
         new, now, make = _new, _now, _tuple_new
         set_scaled = _VALUE_SETTER[scale.scale]
         prediction_cls, decision_cls = Prediction, Decision
@@ -706,7 +724,8 @@ class Guard(Generic[S]):
                     prediction_cls,
                     (slow_value(raw), model, next(config.ids), now(), (), config.id_prefix),
                 )
-            return finish(Call(name, model, inputs_of(binding, args, kwargs)), raw)
+            # Only a fixed threshold: nothing reads the inputs.
+            return finish(Call(name, model, _NO_INPUTS), raw)
 
         return fast_result
 
@@ -821,9 +840,9 @@ def guard(
     name: str | None = None,
     inputs: InputMonitor | None = None,
     holdout: None = None,
-    limits: Sequence[Limiter] = (),
+    limits: tuple[()] = (),
     outcomes: Recorder | Sequence[Recorder] = (),
-    features: Sequence[str] | None = None,
+    features: tuple[str, ...] | list[str] | None = None,
     input_parameter: str | None = None,
     on_out_of_scale: OutOfScalePolicy = "raise",
 ) -> _Decorator[Prediction[S]]: ...
@@ -840,7 +859,7 @@ def guard(
     holdout: Assigner | None = None,
     limits: Sequence[Limiter] = (),
     outcomes: Recorder | Sequence[Recorder] = (),
-    features: Sequence[str] | None = None,
+    features: tuple[str, ...] | list[str] | None = None,
     input_parameter: str | None = None,
     on_out_of_scale: OutOfScalePolicy = "raise",
 ) -> _Decorator[Decision[S]]: ...
@@ -856,7 +875,7 @@ def guard(
     holdout: Assigner | None = None,
     limits: Sequence[Limiter] = (),
     outcomes: Recorder | Sequence[Recorder] = (),
-    features: Sequence[str] | None = None,
+    features: tuple[str, ...] | list[str] | None = None,
     input_parameter: str | None = None,
     on_out_of_scale: OutOfScalePolicy = "raise",
 ) -> _Decorator[Any]:

@@ -29,8 +29,9 @@ __all__ = [
 ]
 
 #: How the inputs were given. ``"row"``: one row (a mapping, a 1-D array or any
-#: other object); the others are batches.
-InputsKind = Literal["row", "rows", "positional", "columns", "frame", "arrow"]
+#: other object); the others are batches (``"values"``: a sequence of scalar
+#: rows such as texts, recognised once a prediction of as many rows came back).
+InputsKind = Literal["row", "rows", "positional", "columns", "frame", "arrow", "values"]
 
 
 class _Missing:
@@ -200,6 +201,31 @@ class Inputs:
         except ConfigError:
             return None
 
+    def matching(self, size: int | None) -> Inputs:
+        """This view, read again to match a prediction of *size* rows (None: one).
+
+        Inputs are read before the predict function runs, so a shape can be
+        ambiguous until its prediction comes back: a list of four texts
+        scored as four predictions is a batch of four scalar rows; a one-row
+        list scored as one number, or a row whose values are lists, is one
+        row. A prediction whose size still does not match leaves the view as
+        it is (mechanisms then find no row for the extra predictions).
+        """
+        if size == self.batch_size:
+            return self
+        raw = self.raw
+        if size is None:
+            if self.batch_size == 1 and self.kind != "columns":
+                return Inputs(self.rows()[0], "row", None, self.names)
+            return Inputs(raw, "row", None, self.names)
+        if (
+            self.kind == "row"
+            and not isinstance(raw, (str, bytes, Mapping))
+            and _length(raw) == size
+        ):
+            return Inputs(raw, "values", size, self.names)
+        return self
+
     # -- reading -----------------------------------------------------------------
 
     def _read_rows(self) -> Sequence[Any]:
@@ -214,6 +240,8 @@ class Inputs:
                 return list(raw) if isinstance(raw, np.ndarray) else cast("Sequence[Any]", raw)
             values = raw.tolist() if isinstance(raw, np.ndarray) else raw
             return [dict(zip(names, row, strict=True)) for row in values]
+        if kind == "values":
+            return list(raw)
         if kind == "frame":
             return list(raw.to_dict("records"))
         if kind == "arrow":
@@ -248,6 +276,9 @@ class Inputs:
             if isinstance(raw, Mapping):
                 return {key: [value] for key, value in raw.items()}
             return {}
+        if kind == "values":
+            names = self.names
+            return {names[0]: raw} if names is not None and len(names) == 1 else {}
         names = self.names
         width = self.width
         if names is None:
@@ -281,6 +312,16 @@ def rows_of(inputs: object, n: int) -> Sequence[Any] | None:
     except Exception:  # noqa: BLE001 - unreadable inputs have no rows
         return None
     return rows if len(rows) == n else None
+
+
+def _length(value: Any) -> int | None:
+    """len(*value*) for a sized sequence or 1-D array, else None."""
+    if isinstance(value, np.ndarray):
+        return int(value.shape[0]) if value.ndim == 1 else None
+    try:
+        return len(value)
+    except TypeError:
+        return None
 
 
 def _is_series(value: Any) -> bool:
@@ -357,21 +398,22 @@ class InputBinding:
     by default, or the one named.
     """
 
-    __slots__ = ("name", "position")
+    __slots__ = ("default", "name", "position")
 
-    def __init__(self, position: int | None, name: str | None) -> None:
+    def __init__(self, position: int | None, name: str | None, default: Any = MISSING) -> None:
         self.position = position
         self.name = name
+        self.default = default
 
     def __call__(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
-        """The input argument of one call, or :data:`MISSING`."""
+        """The input argument of one call: its default when omitted, else :data:`MISSING`."""
         position = self.position
         if position is not None and len(args) > position:
             return args[position]
         name = self.name
         if name is not None and name in kwargs:
             return kwargs[name]
-        return MISSING
+        return self.default
 
     def __repr__(self) -> str:
         return f"InputBinding(position={self.position}, name={self.name!r})"
@@ -395,27 +437,27 @@ def bind_inputs(fn: Callable[..., Any] | None, parameter: str | None = None) -> 
             raise ConfigError(f"cannot read the parameters of {fn!r}") from None
         return _FIRST
     position = 0
-    candidates: list[tuple[int | None, str]] = []
+    #: (position, name, keyword name, default) of each parameter that can hold inputs.
+    candidates: list[tuple[int | None, str, str | None, Any]] = []
     for p in signature.parameters.values():
+        default = MISSING if p.default is p.empty else p.default
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             if p.kind is p.VAR_POSITIONAL:
-                candidates.append((position, p.name))
+                candidates.append((position, p.name, None, MISSING))
             break
         if p.kind is p.KEYWORD_ONLY:
-            candidates.append((None, p.name))
+            candidates.append((None, p.name, p.name, default))
             continue
-        if p.kind is p.POSITIONAL_ONLY:
-            candidates.append((position, ""))
-        else:
-            candidates.append((position, p.name))
+        keyword = None if p.kind is p.POSITIONAL_ONLY else p.name
+        candidates.append((position, p.name, keyword, default))
         position += 1
     if parameter is not None:
-        for pos, name in candidates:
+        for pos, name, keyword, default in candidates:
             if name == parameter:
-                return InputBinding(pos, name)
+                return InputBinding(pos, keyword, default)
         raise ConfigError(f"{parameter!r} is not a parameter of {getattr(fn, '__qualname__', fn)}")
-    for index, (pos, name) in enumerate(candidates):
+    for index, (pos, name, keyword, default) in enumerate(candidates):
         if index == 0 and name in ("self", "cls"):
             continue
-        return InputBinding(pos, name or None)
+        return InputBinding(pos, keyword, default)
     return _FIRST

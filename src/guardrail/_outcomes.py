@@ -672,6 +672,11 @@ class OutcomeMonitor:
                 f"{config.returns.__name__} has no probability without a calibration"
             )
 
+    @property
+    def parts(self) -> tuple[Any, ...]:
+        """The mechanisms inside this one (its decision log): a guard attaches them too."""
+        return () if self._log is None else (self._log,)
+
     def record_call(self, call: Call) -> None:
         """The guard's recorder: keep the call's prediction and decision; write the log."""
         prediction = call.prediction

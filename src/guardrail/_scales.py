@@ -33,11 +33,12 @@ _ONE_BITS = np.float64(1.0).view(np.uint64)
 
 
 def _batch(value: np.ndarray[Any, Any], scale: str) -> NDArray[np.float64]:
-    """Check that *value* can be a batch and return a read-only float64 copy."""
+    """Check that *value* can be a batch and return a read-only float64 copy.
+
+    A batch may be empty: an idle micro-batch scores no rows.
+    """
     if value.ndim != 1:
         raise OutOfScaleError(f"a {scale} batch must be a 1-D array, got shape {value.shape}")
-    if value.size == 0:
-        raise OutOfScaleError(f"a {scale} batch must not be empty")
     if value.dtype.kind not in "fiu":
         raise ScaleError(f"a {scale} batch must hold real numbers, got dtype {value.dtype}")
     if value.dtype is _FLOAT64 or value.dtype == _FLOAT64:
@@ -129,7 +130,7 @@ class Score(ScaleValue[V]):
         if isinstance(value, np.ndarray):
             batch = _batch(value, "score")
             # min/max propagate NaN: two reductions check NaN and both infinities.
-            if not (-math.inf < batch.min() and batch.max() < math.inf):
+            if batch.size and not (-math.inf < batch.min() and batch.max() < math.inf):
                 ok = np.isfinite(batch)
                 raise OutOfScaleError(f"a score must be finite; {_first_bad(batch, ok)}")
             _set(self, "value", batch)
@@ -164,7 +165,7 @@ class LogOdds(ScaleValue[V]):
             return
         if isinstance(value, np.ndarray):
             batch = _batch(value, "log-odds")
-            lowest = batch.min()  # NaN if any element is NaN
+            lowest = batch.min() if batch.size else 0.0  # NaN if any element is NaN
             if lowest != lowest:
                 ok = ~np.isnan(batch)
                 raise OutOfScaleError(f"log-odds must not be NaN; {_first_bad(batch, ok)}")
@@ -239,8 +240,10 @@ class Probability(ScaleValue[V]):
             # most 1.0's (a sign bit or a NaN's exponent makes them larger).
             # Only -0.0 fails that and is a valid probability: the exact test
             # below then decides.
-            if batch.view(np.uint64).max() > _ONE_BITS and not (
-                batch.min() >= 0.0 and batch.max() <= 1.0
+            if (
+                batch.size
+                and batch.view(np.uint64).max() > _ONE_BITS
+                and not (batch.min() >= 0.0 and batch.max() <= 1.0)
             ):
                 ok = (batch >= 0.0) & (batch <= 1.0)
                 raise OutOfScaleError(f"a probability must lie in [0, 1]; {_first_bad(batch, ok)}")
