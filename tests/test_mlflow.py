@@ -7,9 +7,11 @@ the same path against a real ``mlflow server`` on a free loopback port.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -72,7 +74,9 @@ def training_frame(rows: int = 300) -> Any:
     )
 
 
-def log_models(tracking: str, artifacts: str, registered: str) -> dict[str, Any]:
+def log_models(
+    tracking: str, artifacts: str, registered: str, *, unsigned: bool = True
+) -> dict[str, Any]:
     """Log a classifier with a signature (registered, aliased) and one without."""
     import mlflow
     import mlflow.sklearn
@@ -96,9 +100,8 @@ def log_models(tracking: str, artifacts: str, registered: str) -> dict[str, Any]
                 pip_requirements=["scikit-learn"],
                 registered_model_name=registered,
             )
-            unsigned = mlflow.sklearn.log_model(
-                clf, name="unsigned", pip_requirements=["scikit-learn"]
-            )
+            if unsigned:
+                mlflow.sklearn.log_model(clf, name="unsigned", pip_requirements=["scikit-learn"])
     finally:
         mlflow.set_tracking_uri(previous[0])
         mlflow.set_registry_uri(previous[1])
@@ -106,7 +109,6 @@ def log_models(tracking: str, artifacts: str, registered: str) -> dict[str, Any]
     return {
         "run_id": run.info.run_id,
         "signed": signed,
-        "unsigned": unsigned,
         "frame": frame,
         "clf": clf,
     }
@@ -466,6 +468,7 @@ class MlflowServer:
             stdout=self.log.open("wb"),
             stderr=subprocess.STDOUT,
             cwd=root,
+            start_new_session=True,  # its workers are stopped with it, as one group
         )  # fmt: skip
 
     def wait(self, seconds: float) -> str | None:
@@ -483,12 +486,15 @@ class MlflowServer:
         return f"mlflow server did not answer /health within {seconds:g} s"
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=30)
+        """Stop the server and its workers (its own process group)."""
+        group = os.getpgid(self.process.pid)
+        os.killpg(group, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+        # Workers wait for idle keep-alive connections to close; don't wait for them.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+        self.process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -511,7 +517,9 @@ def server() -> Iterator[MlflowServer]:
 class TestServer:
     def test_the_whole_path_against_a_server(self, server: MlflowServer) -> None:
         """Against a real mlflow server: describe, store and load the reference, guard."""
-        logged = log_models(server.url, "mlflow-artifacts:/guardrail", "fraud-served")
+        logged = log_models(
+            server.url, "mlflow-artifacts:/guardrail", "fraud-served", unsigned=False
+        )
         kw = {"tracking_uri": server.url}
         model = grm.describe("models:/fraud-served@champion", **kw)
         assert (model.ref.name, model.ref.version, model.flavor) == ("fraud-served", "1", "sklearn")

@@ -367,8 +367,9 @@ def describe(
             ``http://host:5000``); MLflow's current one by default.
         registry_uri: The model registry; the tracking store by default.
         timeout: Seconds to wait for the registry, per step.
-        download_to: Where to put the model's files; a new temporary
-            directory by default.
+        download_to: Where to put the model's files; by default a new
+            temporary directory, which is the caller's to remove
+            (``MlflowModel.path``). A local model directory is read in place.
 
     The :class:`~guardrail.ModelRef`'s ``name`` and ``version`` are the
     registered name and version; for a model that is not registered, the
@@ -454,13 +455,15 @@ def model_ref(
     timeout: float = 30.0,
 ) -> ModelRef:
     """The :class:`~guardrail.ModelRef` of the MLflow model at *uri* (see :func:`describe`)."""
-    return describe(
-        uri,
-        on_missing_signature=on_missing_signature,
-        tracking_uri=tracking_uri,
-        registry_uri=registry_uri,
-        timeout=timeout,
-    ).ref
+    with tempfile.TemporaryDirectory(prefix="guardrail-mlflow-") as into:
+        return describe(
+            uri,
+            on_missing_signature=on_missing_signature,
+            tracking_uri=tracking_uri,
+            registry_uri=registry_uri,
+            timeout=timeout,
+            download_to=into,
+        ).ref
 
 
 # ---------------------------------------------------------------------------
@@ -531,13 +534,15 @@ def save_reference(
     """
     if not isinstance(reference, Profile):
         raise ConfigError(f"reference must be a Profile, got {type(reference).__name__}")
-    model = describe(
-        uri,
-        on_missing_signature=on_missing_signature,
-        tracking_uri=tracking_uri,
-        registry_uri=registry_uri,
-        timeout=timeout,
-    )
+    with tempfile.TemporaryDirectory(prefix="guardrail-mlflow-") as into:
+        model = describe(
+            uri,
+            on_missing_signature=on_missing_signature,
+            tracking_uri=tracking_uri,
+            registry_uri=registry_uri,
+            timeout=timeout,
+            download_to=into,
+        )
     check_reference(model, reference)
     if model.run_id is None:
         raise RegistryError(f"{uri}: the model belongs to no run, so there is nowhere to store it")
@@ -636,13 +641,15 @@ def load_reference(
     naming them); :class:`~guardrail.errors.ReferenceNotFoundError` when none
     was stored.
     """
-    model = describe(
-        uri,
-        on_missing_signature=on_missing_signature,
-        tracking_uri=tracking_uri,
-        registry_uri=registry_uri,
-        timeout=timeout,
-    )
+    with tempfile.TemporaryDirectory(prefix="guardrail-mlflow-") as into:
+        model = describe(
+            uri,
+            on_missing_signature=on_missing_signature,
+            tracking_uri=tracking_uri,
+            registry_uri=registry_uri,
+            timeout=timeout,
+            download_to=into,
+        )
     tracking, _ = _servers(tracking_uri, registry_uri)
     return _fetch_reference(model, tracking, timeout)
 
@@ -751,6 +758,9 @@ def guard_model(
         sample, on_invalid: Passed to the ``SkewMonitor``.
         threshold, name, limits, outcomes: Passed to :func:`guardrail.guard`.
         consumers: The consumers the model declares (``ModelRef.consumers``).
+
+    The model's files are downloaded to a temporary directory that is kept
+    for the life of the process, since some flavors read them lazily.
     """
     from ._guard import guard
     from ._scales import Probability, Score
