@@ -88,9 +88,9 @@ def log_models(
     frame = training_frame()
     labels = (frame["amount"] > 60).astype(int)
     clf = LogisticRegression(max_iter=200).fit(frame, labels)
-    previous = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    # The fluent API logs through MLflow's current tracking URI; set it for this
+    # block only (the registry follows it), and leave it unset again after.
     mlflow.set_tracking_uri(tracking)
-    mlflow.set_registry_uri(tracking)
     try:
         with mlflow.start_run(experiment_id=experiment) as run:
             signed = mlflow.sklearn.log_model(
@@ -103,8 +103,7 @@ def log_models(
             if unsigned:
                 mlflow.sklearn.log_model(clf, name="unsigned", pip_requirements=["scikit-learn"])
     finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
+        mlflow.set_tracking_uri(None)
     client.set_registered_model_alias(registered, "champion", "1")
     return {
         "run_id": run.info.run_id,
@@ -231,6 +230,12 @@ class TestBadInput:
         assert "runs:/" in str(caught.value)
         assert isinstance(caught.value, LookupError)
 
+    def test_an_unknown_scheme_is_a_registry_error(self, store: Store) -> None:
+        """A URI of a scheme MLflow cannot read is a RegistryError naming the URI."""
+        with pytest.raises(RegistryError, match="nonsense:/model") as caught:
+            grm.describe("nonsense:/model", **store.kw())
+        assert type(caught.value.__cause__).__module__.startswith("mlflow")
+
     def test_missing_signature_raises_by_default(self, store: Store) -> None:
         """A model without a signature is a MissingSignatureError naming the URI."""
         with pytest.raises(MissingSignatureError, match="unsigned"):
@@ -254,8 +259,11 @@ class TestBadInput:
             grm.describe("models:/fraud/1", tracking_uri=server, timeout=5.0)
         assert time.monotonic() - started < 30
 
-    def test_silent_server_times_out(self) -> None:
+    def test_silent_server_times_out(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """A server that accepts connections but never answers is a time-out error."""
+        # MLflow's own request goes on in the background; keep it short.
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         with socket.socket() as silent:
             silent.bind(("127.0.0.1", 0))
             silent.listen(16)
@@ -437,14 +445,14 @@ class TestHowTo:
         assert len(found) >= 4
         monkeypatch.chdir(tmp_path)
         monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-        previous = mlflow.get_tracking_uri()
+        monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
         gr.configure(hooks=[])
         namespace: dict[str, object] = {"__name__": "__doc_example__"}
         try:
             for number, code in enumerate(found, 1):
                 exec(compile(code, f"{page.name}[{number}]", "exec"), namespace)
         finally:
-            mlflow.set_tracking_uri(previous)
+            mlflow.set_tracking_uri(None)
         assert namespace["prediction"].model.version == "1"  # type: ignore[attr-defined]
         assert list(tmp_path.iterdir()) == []
 

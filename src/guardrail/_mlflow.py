@@ -72,9 +72,7 @@ ARTIFACT_DIR: Final = "guardrail"
 ARTIFACT_FILE: Final = "reference.json"
 _NUMERIC_TYPES: Final = frozenset({"double", "float", "long", "integer", "boolean"})
 _CATEGORICAL_TYPES: Final = frozenset({"string", "boolean", "binary"})
-_NOT_FOUND: Final = frozenset(
-    {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "ENDPOINT_NOT_FOUND", "INVALID_PARAMETER_VALUE"}
-)
+_NOT_FOUND: Final = frozenset({"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"})
 
 
 @attrs.frozen
@@ -154,7 +152,10 @@ def _wrap(uri: str, what: str, error: BaseException) -> BaseException:
 
     message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     if isinstance(error, MlflowException):
-        if error.error_code in _NOT_FOUND:
+        # An unknown alias is an "invalid parameter" to MLflow, but not found to a user.
+        if error.error_code in _NOT_FOUND or (
+            error.error_code == "INVALID_PARAMETER_VALUE" and "not found" in message.lower()
+        ):
             return ModelNotFoundError(f"{uri}: {message}")
         return RegistryError(f"{uri}: MLflow failed to {what}: {message}")
     if isinstance(error, (ConnectionError, TimeoutError)) or "Connection" in type(error).__name__:
@@ -366,7 +367,10 @@ def describe(
         tracking_uri: The tracking store (``sqlite:///...``,
             ``http://host:5000``); MLflow's current one by default.
         registry_uri: The model registry; the tracking store by default.
-        timeout: Seconds to wait for the registry, per step.
+        timeout: Seconds to wait for the registry, per step (finding the
+            model, downloading it). A step still running then is left to
+            finish in the background; the call raises
+            :class:`~guardrail.errors.RegistryUnreachableError` at once.
         download_to: Where to put the model's files; by default a new
             temporary directory, which is the caller's to remove
             (``MlflowModel.path``). A local model directory is read in place.
