@@ -105,6 +105,15 @@ def log_models(
     finally:
         mlflow.set_tracking_uri(None)
     client.set_registered_model_alias(registered, "champion", "1")
+    # A model stored among its run's artifacts, as MLflow 2 logged them.
+    with tempfile.TemporaryDirectory() as saved:
+        mlflow.sklearn.save_model(
+            clf,
+            Path(saved, "legacy"),
+            signature=infer_signature(frame, clf.predict_proba(frame)),
+            pip_requirements=["scikit-learn"],
+        )
+        client.log_artifacts(run.info.run_id, str(Path(saved, "legacy")), "legacy")
     return {
         "run_id": run.info.run_id,
         "signed": signed,
@@ -174,6 +183,15 @@ class TestDescribe:
         assert grm.fingerprint_model(copy) == model.ref.artifact_sha256
         (copy / "MLmodel").write_text((copy / "MLmodel").read_text() + "\n# edited\n")
         assert grm.fingerprint_model(copy) != model.ref.artifact_sha256
+
+    def test_a_model_among_run_artifacts(self, store: Store) -> None:
+        """A model stored as plain run artifacts (MLflow 2 style) reads by its run path."""
+        model = grm.describe(f"runs:/{store.run_id}/legacy", **store.kw())
+        assert model.ref.name == "legacy"
+        assert model.ref.version == f"run-{store.run_id}"
+        assert model.run_id == store.run_id
+        assert model.features == FEATURES
+        assert model.model_id is None or model.model_id.startswith("m-")
 
     def test_a_local_directory(self, store: Store) -> None:
         """A downloaded model directory reads in place, with the run it records."""

@@ -260,6 +260,11 @@ class _Located:
     local: str | None
 
 
+def _quoted(text: str) -> str:
+    """*text* inside a single-quoted MLflow search filter."""
+    return text.replace("\\", "\\\\").replace("'", "\\'")
+
+
 def _locate(uri: str, tracking: str, registry: str) -> _Located:
     parts = urllib.parse.urlsplit(uri)
     if parts.scheme in ("models", "runs"):
@@ -282,7 +287,8 @@ def _locate(uri: str, tracking: str, registry: str) -> _Located:
                     f"{uri}: a registry URI is models:/<name>/<version> or models:/<name>@<alias>"
                 )
             if number == "latest":
-                versions = client.get_latest_versions(name)
+                client.get_registered_model(name)  # an unknown name is a clear not-found
+                versions = client.search_model_versions(f"name = '{_quoted(name)}'")
                 if not versions:
                     raise ModelNotFoundError(f"{uri}: model {name!r} has no versions")
                 version = max(versions, key=lambda v: int(v.version))
@@ -304,7 +310,7 @@ def _locate(uri: str, tracking: str, registry: str) -> _Located:
         # stored apart from the run's artifacts; earlier ones are run artifacts.
         logged = client.search_logged_models(
             experiment_ids=[run.info.experiment_id],
-            filter_string=f"source_run_id = '{run_id}' AND name = '{artifact}'",
+            filter_string=f"source_run_id = '{_quoted(run_id)}' AND name = '{_quoted(artifact)}'",
         )
         if logged:
             model = logged[0]
@@ -326,9 +332,19 @@ def _download(uri: str, located: _Located, tracking_uri: str | None, into: str |
     import mlflow
 
     destination = into or tempfile.mkdtemp(prefix="guardrail-mlflow-")
-    path: str = mlflow.artifacts.download_artifacts(
-        artifact_uri=located.download_uri, dst_path=destination, tracking_uri=tracking_uri
-    )
+    source = located.download_uri or uri
+    if source.startswith("runs:/"):  # a model stored among its run's artifacts
+        _, _, artifact = source[len("runs:/") :].strip("/").partition("/")
+        path: str = mlflow.artifacts.download_artifacts(
+            run_id=located.run_id,
+            artifact_path=artifact,
+            dst_path=destination,
+            tracking_uri=tracking_uri,
+        )
+    else:
+        path = mlflow.artifacts.download_artifacts(
+            artifact_uri=source, dst_path=destination, tracking_uri=tracking_uri
+        )
     return path
 
 
