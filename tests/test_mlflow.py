@@ -26,6 +26,8 @@ import attrs
 import numpy as np
 import pytest
 
+# MLflow decides at import whether to send usage telemetry; tests send none.
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 pytest.importorskip("mlflow", reason="the mlflow extra is not installed")
 
 import guardrail as gr
