@@ -124,6 +124,19 @@ def log_models(
     }
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _downloads_removed() -> Iterator[None]:
+    """Model downloads left for the caller (describe, guard_model) go into one removed folder."""
+    folder = tempfile.mkdtemp(prefix="guardrail-mlflow-downloads-")
+    previous = tempfile.tempdir
+    tempfile.tempdir = folder
+    try:
+        yield
+    finally:
+        tempfile.tempdir = previous
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 class Store:
     """A local tracking store and registry with two logged models."""
 
