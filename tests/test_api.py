@@ -18,6 +18,7 @@ PUBLIC_MODULES = [
     "guardrail.instrumentation",
     "guardrail.limits",
     "guardrail.mechanisms",
+    "guardrail.mlflow",
     "guardrail.outcomes",
     "guardrail.skew",
     "guardrail.testing",

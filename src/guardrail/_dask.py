@@ -4,7 +4,7 @@ Pass 1 fixes the layout from Dask aggregates (finite minimum, maximum and
 quantiles of each numeric column, value counts of the others); pass 2 counts
 each pandas partition on that layout with ``map_partitions`` and merges one
 small JSON partial per partition. dask is imported only here
-(``pip install 'guardrail[dask]'``).
+(``pip install 'guardrail-sdk[dask]'``).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def profile_dask(
     try:
         import dask.dataframe as dd
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ConfigError("profile_dask needs dask: pip install 'guardrail[dask]'") from e
+        raise ConfigError("profile_dask needs dask: pip install 'guardrail-sdk[dask]'") from e
     if not isinstance(frame, dd.DataFrame):
         raise ConfigError(f"profile_dask takes a Dask DataFrame, got {type(frame).__name__}")
     if like is not None and not isinstance(like, Profile):

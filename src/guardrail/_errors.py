@@ -8,7 +8,7 @@ value), so callers can catch either::
     ├── ScaleError (TypeError)              values on different scales were mixed
     ├── OutOfScaleError (ValueError)        a number is off its declared scale
     │   └── PredictionOutOfScaleError       ... returned by a guarded predict function
-    ├── ModelMismatchError (ValueError)     a threshold set for another model
+    ├── ModelMismatchError (ValueError)     a threshold or profile set for another model
     ├── UndeclaredConsumerError (PermissionError)
     ├── ConfigError (ValueError)            a configuration value is invalid
     ├── FormatError (ValueError)            a document or file is malformed
@@ -19,6 +19,12 @@ value), so callers can catch either::
     ├── SinkClosedError (ValueError)        a decision sink was closed
     ├── SinkFullError                       a decision sink's buffer is full
     ├── CallStageError (RuntimeError)       a mechanism broke the call contract
+    ├── RegistryError (RuntimeError)        a model registry (MLflow) failed
+    │   ├── RegistryUnreachableError (ConnectionError)   it did not answer in time
+    │   ├── ModelNotFoundError (LookupError)             no model at that URI
+    │   └── ReferenceNotFoundError (LookupError)         no reference profile stored with it
+    ├── MissingSignatureError (ValueError)  a registered model has no input signature
+    ├── SignatureMismatchError (ValueError) a profile's features are not the model's inputs
     └── PolicyError                         a policy the user chose stopped the call
         ├── PredictionOutOfScaleError       on_out_of_scale="raise"
         ├── SchemaViolationError (ValueError)   on_invalid="raise"
@@ -51,7 +57,11 @@ class OutOfScaleError(GuardrailError, ValueError):
 
 
 class ModelMismatchError(GuardrailError, ValueError):
-    """A prediction was compared with a threshold set for another model."""
+    """A prediction was compared with a threshold set for another model.
+
+    Also raised when a reference profile stored with a model was recorded for
+    another model (its artifact hash differs).
+    """
 
 
 class UndeclaredConsumerError(GuardrailError, PermissionError):
@@ -167,3 +177,54 @@ class MissingDependencyError(FormatError):
 
 class MetricsQueryError(GuardrailError, OSError):
     """A metrics backend (Prometheus) did not answer a query, or answered with an error."""
+
+
+class RegistryError(GuardrailError, RuntimeError):
+    """A model registry (MLflow) failed; the message names the model URI.
+
+    Raw MLflow exceptions never escape :mod:`guardrail.mlflow`: each is
+    wrapped in this error or one of its subclasses, the original chained as
+    ``__cause__``.
+    """
+
+
+class RegistryUnreachableError(RegistryError, ConnectionError):
+    """The tracking server or registry did not answer within the time-out."""
+
+
+class ModelNotFoundError(RegistryError, LookupError):
+    """No model at this URI: an unknown name, version, alias, run or path."""
+
+
+class ReferenceNotFoundError(RegistryError, LookupError):
+    """No reference profile was stored with this model (see ``save_reference``)."""
+
+
+class MissingSignatureError(GuardrailError, ValueError):
+    """A model was logged without an input signature, so its inputs are unchecked.
+
+    Raised by :mod:`guardrail.mlflow` when ``on_missing_signature="raise"``
+    (the default); log the model with ``signature=infer_signature(X, y)``.
+    """
+
+
+class SignatureMismatchError(GuardrailError, ValueError):
+    """A reference profile's features are not the model's signature inputs.
+
+    ``missing`` are inputs of the signature the profile lacks, ``unexpected``
+    features of the profile the signature lacks, ``wrong_kind`` features whose
+    kind (numeric or categorical) differs from the signature's type.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        missing: tuple[str, ...] = (),
+        unexpected: tuple[str, ...] = (),
+        wrong_kind: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.missing = missing
+        self.unexpected = unexpected
+        self.wrong_kind = wrong_kind

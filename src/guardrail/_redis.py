@@ -229,7 +229,7 @@ class RedisStore:
             import redis
             import redis.asyncio
         except ImportError as e:  # pragma: no cover - the extra is installed in tests
-            raise ConfigError("RedisStore needs redis: pip install 'guardrail[redis]'") from e
+            raise ConfigError("RedisStore needs redis: pip install 'guardrail-sdk[redis]'") from e
         if not isinstance(namespace, str) or not NAME_PATTERN.match(namespace):
             raise ConfigError(
                 f"a namespace is 1-100 letters, digits, '_', '.' or '-', got {namespace!r}"

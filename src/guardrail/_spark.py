@@ -5,7 +5,7 @@ maximum and ``approxQuantile`` edges of each numeric column, the most
 frequent values of each string column. Pass 2 counts every partition on that
 layout with ``mapInArrow`` (Arrow batches straight into the profile builder,
 nulls kept apart from NaN) and the driver merges one small JSON partial per
-partition. pyspark is imported only here (``pip install 'guardrail[spark]'``).
+partition. pyspark is imported only here (``pip install 'guardrail-sdk[spark]'``).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def profile_spark(
     try:
         from pyspark.sql import DataFrame
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ConfigError("profile_spark needs pyspark: pip install 'guardrail[spark]'") from e
+        raise ConfigError("profile_spark needs pyspark: pip install 'guardrail-sdk[spark]'") from e
     if not isinstance(frame, DataFrame):
         raise ConfigError(f"profile_spark takes a Spark DataFrame, got {type(frame).__name__}")
     if like is not None and not isinstance(like, Profile):

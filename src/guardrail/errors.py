@@ -7,7 +7,7 @@ it best, so callers can catch either::
     ├── ScaleError (TypeError)              values on different scales were mixed
     ├── OutOfScaleError (ValueError)        a number is off its declared scale
     │   └── PredictionOutOfScaleError       ... returned by a guarded predict function
-    ├── ModelMismatchError (ValueError)     a threshold set for another model
+    ├── ModelMismatchError (ValueError)     a threshold or profile set for another model
     ├── UndeclaredConsumerError (PermissionError)
     ├── ConfigError (ValueError)            a configuration value is invalid
     ├── FormatError (ValueError)            a document or file is malformed
@@ -19,6 +19,12 @@ it best, so callers can catch either::
     ├── SinkFullError                       a decision sink's buffer is full
     ├── CallStageError (RuntimeError)       a mechanism broke the call contract
     ├── MetricsQueryError (OSError)         a metrics backend did not answer
+    ├── RegistryError (RuntimeError)        a model registry (MLflow) failed
+    │   ├── RegistryUnreachableError (ConnectionError)   it did not answer in time
+    │   ├── ModelNotFoundError (LookupError)             no model at that URI
+    │   └── ReferenceNotFoundError (LookupError)         no reference profile stored with it
+    ├── MissingSignatureError (ValueError)  a registered model has no input signature
+    ├── SignatureMismatchError (ValueError) a profile's features are not the model's inputs
     └── PolicyError                         a policy the user chose stopped the call
         ├── PredictionOutOfScaleError       on_out_of_scale="raise"
         ├── SchemaViolationError (ValueError)   on_invalid="raise"
@@ -48,14 +54,20 @@ from ._errors import (
     LabelError,
     MetricsQueryError,
     MissingDependencyError,
+    MissingSignatureError,
     ModelMismatchError,
+    ModelNotFoundError,
     OutOfScaleError,
     PolicyError,
     PredictionOutOfScaleError,
     ProfileFormatError,
     ProfileMismatchError,
+    ReferenceNotFoundError,
+    RegistryError,
+    RegistryUnreachableError,
     ScaleError,
     SchemaViolationError,
+    SignatureMismatchError,
     SinkClosedError,
     SinkFullError,
     UndeclaredConsumerError,
@@ -71,14 +83,20 @@ __all__ = [
     "LabelError",
     "MetricsQueryError",
     "MissingDependencyError",
+    "MissingSignatureError",
     "ModelMismatchError",
+    "ModelNotFoundError",
     "OutOfScaleError",
     "PolicyError",
     "PredictionOutOfScaleError",
     "ProfileFormatError",
     "ProfileMismatchError",
+    "ReferenceNotFoundError",
+    "RegistryError",
+    "RegistryUnreachableError",
     "ScaleError",
     "SchemaViolationError",
+    "SignatureMismatchError",
     "SinkClosedError",
     "SinkFullError",
     "UndeclaredConsumerError",

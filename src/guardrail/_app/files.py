@@ -228,7 +228,7 @@ def _read_parquet(file: Path) -> Data:
         pq = importlib.import_module("pyarrow.parquet")
     except ImportError:
         raise MissingDependencyError(
-            "reading Parquet needs pyarrow: pip install 'guardrail[arrow]'"
+            "reading Parquet needs pyarrow: pip install 'guardrail-sdk[arrow]'"
         ) from None
     try:
         table = pq.read_table(file)
