@@ -558,19 +558,17 @@ def _categorical(
     ], tests
 
 
-def _rows_needed(
-    ref: NumericProfile | CategoricalProfile,
-    cur: NumericProfile | CategoricalProfile,
-    limits: DriftThresholds,
-    tests: int,
+def _rows_to_decide(
+    ref: NumericProfile | CategoricalProfile, limits: DriftThresholds, tests: int
 ) -> int:
     """Serving rows needed to see a distribution difference at the warning floor.
 
     For small differences PSI is the chi-square divergence, so Pearson's
     statistic grows as n_eff * PSI with n_eff = n1 n2 / (n1 + n2); a
     difference at the PSI floor reaches the warning level (Holm's first
-    step) once n_eff * floor passes the critical value. 0 when the
-    comparison had enough rows.
+    step) once n_eff * floor passes the critical value. 0 when the feature
+    is not decided that way; -1 when the reference is too small for any
+    number of serving rows.
     """
     if limits.false_alarm is None or limits.psi is None or limits.psi[0] <= 0:
         return 0
@@ -583,12 +581,43 @@ def _rows_needed(
         return 0
     critical = chi2_isf(limits.false_alarm[0] / max(tests, 1), cells - 1)
     n_eff = critical / limits.psi[0]
-    n1, n2 = ref.n, cur.n
-    if n2 and n1 * n2 / (n1 + n2) >= n_eff:
-        return 0
+    n1 = ref.n
     if n1 <= n_eff * 1.001:
         return -1
     return math.ceil(n_eff * n1 / (n1 - n_eff))
+
+
+def _rows_needed(
+    ref: NumericProfile | CategoricalProfile,
+    cur: NumericProfile | CategoricalProfile,
+    limits: DriftThresholds,
+    tests: int,
+) -> int:
+    """:func:`_rows_to_decide`, or 0 when the serving side has that many."""
+    needed = _rows_to_decide(ref, limits, tests)
+    return 0 if 0 <= needed <= cur.n else needed
+
+
+def rows_to_decide(
+    reference: Profile,
+    thresholds: DriftThresholds,
+    per_feature: Mapping[str, DriftThresholds] | None = None,
+) -> int:
+    """About the serving rows a comparison with *reference* needs to decide every feature.
+
+    Assumes two tests per feature in Holm's family (the distribution and
+    one rate). -1 when the reference is too small for some feature; 0 when
+    no feature is decided on evidence.
+    """
+    per_feature = per_feature or {}
+    tests = 2 * len(reference)
+    needed = 0
+    for ref in reference:
+        rows = _rows_to_decide(ref, per_feature.get(ref.name, thresholds), tests)
+        if rows < 0:
+            return -1
+        needed = max(needed, rows)
+    return needed
 
 
 _DEFAULT: Final = DriftThresholds()
