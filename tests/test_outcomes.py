@@ -326,7 +326,7 @@ class TestCountersUnderThreads:
             raise RuntimeError("pager down")
 
         monitor = gr.OutcomeMonitor(min_outcomes=1, ece_bound=None, on_retrain=broken)
-        p = prediction(0.9)
+        p = prediction(0.999)  # one label is evidence only for a near-certain prediction
         monitor.record(p)
         worker = threading.Thread(target=monitor.record_outcome, args=(p.id, 0))
         worker.start()
@@ -336,6 +336,32 @@ class TestCountersUnderThreads:
         release.set()
         worker.join()
         assert monitor.retrain_errors == 1
+
+
+def _stream(rng: np.random.Generator, labels: int, bias: float) -> int:
+    """Bias alarms of one stream whose labels come true at p - bias."""
+    alarms: list[gr.instrumentation.Event] = []
+    monitor = gr.OutcomeMonitor(
+        min_outcomes=100, ece_bound=None, bias_bounds=(-0.05, 0.05), on_retrain=alarms.append
+    )
+    for p in rng.uniform(0.2, 0.8, labels):
+        pred = prediction(float(p))
+        monitor.record(pred)
+        monitor.record_outcome(pred.id, int(rng.random() < p - bias))
+    return len(alarms)
+
+
+class TestBiasEvidence:
+    def test_a_calibrated_model_rarely_alarms_at_small_counts(self) -> None:
+        """Of 100 calibrated streams of 200 labels, few alarm: the interval must clear a bound."""
+        rng = np.random.default_rng(17)
+        alarmed = sum(_stream(rng, 200, 0.0) > 0 for _ in range(100))
+        assert alarmed <= 5
+
+    def test_a_biased_model_is_caught(self) -> None:
+        """Predictions 0.2 above the outcome rate alarm within 200 labels in most streams."""
+        rng = np.random.default_rng(17)
+        assert sum(_stream(rng, 200, 0.2) > 0 for _ in range(20)) >= 16
 
 
 class TestSettings:

@@ -775,3 +775,35 @@ class TestSamplingAwareProblems:
             monitor.observe_batch({"x": values})
         problems = [e.problem for e in events if isinstance(e, gr.instrumentation.InputsInvalid)]
         assert problems == ["out_of_range"]
+
+
+class TestAutomaticCadence:
+    def test_a_sampled_monitor_checks_within_thousands_of_requests(self) -> None:
+        """At 5 % sampling the default cadence checks within ten thousand requests."""
+        monitor = gr.SkewMonitor(reference=REF, sample=0.05, seed=4, background=False)
+        assert 100 <= monitor.every < 1_000
+        requests = 0
+        for row in rows(20_000):
+            monitor.observe(row)
+            requests += 1
+            if monitor.last_report is not None:
+                break
+        assert monitor.last_report is not None
+        assert requests < 10_000
+        assert monitor.last_report.verdict == "ok"
+
+    def test_later_checks_need_a_little_more(self) -> None:
+        """As the lifetime budget's share falls, each check waits for somewhat more rows."""
+        monitor = gr.SkewMonitor(reference=REF, seconds=None, background=False)
+        first = monitor.every
+        monitor.observe_batch(rows(first))
+        assert monitor.checks_run == 1
+        assert first < monitor.every < 2 * first
+
+    def test_an_explicit_size_is_kept(self) -> None:
+        """every=N checks at exactly N rows, whatever the evidence needs."""
+        monitor = gr.SkewMonitor(reference=REF, every=50, seconds=None, background=False)
+        monitor.observe_batch(rows(50))
+        assert monitor.every == 50
+        assert monitor.last_report is not None
+        assert monitor.last_report.verdict == "insufficient"

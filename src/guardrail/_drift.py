@@ -7,7 +7,8 @@ stated false-alarm probability (so a small sample does not alarm on noise:
 PSI, Jensen-Shannon and Wasserstein read high on small samples by chance).
 The evidence is a test of the actual counts: Pearson's chi-square on the
 reference's bins (pooled to expected counts of at least 5) for the
-distances, an exact conditional binomial test for the rates (missing,
+distances, Welch's test of the means as well for Wasserstein (from 1,000
+rows), an exact conditional binomial test for the rates (missing,
 invalid, out of range, unseen), Holm-corrected across every test of the
 comparison. Every default and its source is listed in ``docs/skew.md``.
 """
@@ -457,7 +458,24 @@ def _wasserstein(ref: NumericProfile, cur: NumericProfile, gaps: F64) -> float:
     return abs(lower(ref) - lower(cur)) + inner + abs(upper(ref) - upper(cur))
 
 
-_Row: TypeAlias = tuple[str, float, str | None]  # metric, value, the test deciding it
+_Row: TypeAlias = tuple[str, float, tuple[str, ...]]  # metric, value, the tests deciding it
+_TESTS_PER_FEATURE: Final = 3  # Holm's family size assumed for rows_needed
+_MIN_LOCATION_ROWS: Final = 1_000  # below this a mean's normal approximation is not trusted
+
+
+def _location(ref: NumericProfile, cur: NumericProfile) -> float | None:
+    """Welch's two-sided z-test that the means agree (None: too few rows or no spread).
+
+    Bins cannot see a shift that keeps values in their bins (heaped or
+    mostly constant features); the means, kept exactly, can.
+    """
+    if min(ref.n, cur.n) < _MIN_LOCATION_ROWS:
+        return None
+    spread = ref.variance / ref.n + cur.variance / cur.n
+    if not spread > 0:
+        return None
+    z = abs(cur.mean - ref.mean) / math.sqrt(spread)
+    return math.erfc(z / math.sqrt(2))
 
 
 def _numeric(
@@ -479,6 +497,9 @@ def _numeric(
         tests["distribution"], _ = _homogeneity(
             ref.bins.astype(np.float64), cur.bins.astype(np.float64), ordered=True
         )
+        location = _location(ref, cur)
+        if location is not None:
+            tests["location"] = location
         # New samples beyond the reference's extremes by chance: the two
         # extremes count as the reference's own "out of range" values.
         _rate_increase(
@@ -491,11 +512,11 @@ def _numeric(
             cut,
         )
     return [
-        ("psi", psi, "distribution"),
-        ("js", js, "distribution"),
-        ("ks", ks, "distribution"),
-        ("wasserstein", wasserstein, "distribution"),
-        ("out_of_range", out_of_range, "out_of_range"),
+        ("psi", psi, ("distribution",)),
+        ("js", js, ("distribution",)),
+        ("ks", ks, ("distribution",)),
+        ("wasserstein", wasserstein, ("distribution", "location")),
+        ("out_of_range", out_of_range, ("out_of_range",)),
         *_rate_changes(ref, cur, tests, cut),
     ], tests
 
@@ -522,12 +543,12 @@ def _rate_changes(
         (
             "missing_rate_change",
             cur.missing_rate - ref.missing_rate if cur.count else nan,
-            "missing",
+            ("missing",),
         ),
         (
             "invalid_rate_change",
             cur.invalid_rate - ref.invalid_rate if cur.count else nan,
-            "invalid",
+            ("invalid",),
         ),
     )
 
@@ -550,27 +571,25 @@ def _categorical(
         # A category the reference never saw may still be legitimate and rare.
         _rate_increase(tests, "unseen", ref.other + 1, ref_n, cur.other, cur_n, cut)
     return [
-        ("psi", psi, "distribution"),
-        ("js", js, "distribution"),
-        ("linf", linf, "distribution"),
-        ("unseen_share", unseen, "unseen"),
+        ("psi", psi, ("distribution",)),
+        ("js", js, ("distribution",)),
+        ("linf", linf, ("distribution",)),
+        ("unseen_share", unseen, ("unseen",)),
         *_rate_changes(ref, cur, tests, cut),
     ], tests
 
 
-def _rows_needed(
-    ref: NumericProfile | CategoricalProfile,
-    cur: NumericProfile | CategoricalProfile,
-    limits: DriftThresholds,
-    tests: int,
+def _rows_to_decide(
+    ref: NumericProfile | CategoricalProfile, limits: DriftThresholds, tests: int
 ) -> int:
     """Serving rows needed to see a distribution difference at the warning floor.
 
     For small differences PSI is the chi-square divergence, so Pearson's
     statistic grows as n_eff * PSI with n_eff = n1 n2 / (n1 + n2); a
     difference at the PSI floor reaches the warning level (Holm's first
-    step) once n_eff * floor passes the critical value. 0 when the
-    comparison had enough rows.
+    step) once n_eff * floor passes the critical value. 0 when the feature
+    is not decided that way; -1 when the reference is too small for any
+    number of serving rows.
     """
     if limits.false_alarm is None or limits.psi is None or limits.psi[0] <= 0:
         return 0
@@ -583,12 +602,44 @@ def _rows_needed(
         return 0
     critical = chi2_isf(limits.false_alarm[0] / max(tests, 1), cells - 1)
     n_eff = critical / limits.psi[0]
-    n1, n2 = ref.n, cur.n
-    if n2 and n1 * n2 / (n1 + n2) >= n_eff:
-        return 0
+    n1 = ref.n
     if n1 <= n_eff * 1.001:
         return -1
     return math.ceil(n_eff * n1 / (n1 - n_eff))
+
+
+def _rows_needed(
+    ref: NumericProfile | CategoricalProfile,
+    cur: NumericProfile | CategoricalProfile,
+    limits: DriftThresholds,
+    tests: int,
+) -> int:
+    """:func:`_rows_to_decide`, or 0 when the serving side has that many."""
+    needed = _rows_to_decide(ref, limits, tests)
+    return 0 if 0 <= needed <= cur.n else needed
+
+
+def rows_to_decide(
+    reference: Profile,
+    thresholds: DriftThresholds,
+    per_feature: Mapping[str, DriftThresholds] | None = None,
+) -> int:
+    """About the serving rows a comparison with *reference* needs to decide every feature.
+
+    Assumes three tests per feature in Holm's family (the distribution, the
+    location and one rate), as the comparison's own ``rows_needed`` does.
+    -1 when the reference is too small for some feature; 0 when no feature
+    is decided on evidence.
+    """
+    per_feature = per_feature or {}
+    tests = _TESTS_PER_FEATURE * len(reference)
+    needed = 0
+    for ref in reference:
+        rows = _rows_to_decide(ref, per_feature.get(ref.name, thresholds), tests)
+        if rows < 0:
+            return -1
+        needed = max(needed, rows)
+    return needed
 
 
 _DEFAULT: Final = DriftThresholds()
@@ -661,13 +712,13 @@ def compare(
                 metric,
                 value,
                 getattr(limits, metric),
-                None if test not in index else adjusted[index[test]],
+                min((adjusted[index[t]] for t in tested if t in index), default=None),
                 levels,
             )
-            for metric, value, test in rows
+            for metric, value, tested in rows
         )
         severity = max((m.severity for m in metrics), key=_RANK.__getitem__)
-        needed = _rows_needed(ref, cur, limits, len(p_values))
+        needed = _rows_needed(ref, cur, limits, _TESTS_PER_FEATURE * len(pending))
         results.append(FeatureDrift(ref.name, ref.kind, severity, metrics, cur.count, needed))
     return SkewReport(
         features=tuple(results),

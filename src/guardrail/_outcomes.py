@@ -123,13 +123,19 @@ class OutcomeReport:
     unmatched: int
 
 
+# 99.9 % two-sided: the bias interval's half-width in standard errors.
+_BIAS_Z: Final = 3.29
+
+
 class _Sums:
-    __slots__ = ("labels", "n", "predictions")
+    __slots__ = ("labels", "n", "predictions", "spread")
 
     def __init__(self) -> None:
         self.n = 0
         self.predictions = 0.0
         self.labels = 0
+        # The sum of p (1 - p): n^2 times the variance of the bias of a calibrated model.
+        self.spread = 0.0
 
     def bias(self) -> float:
         return (self.predictions - self.labels) / self.n if self.n else math.nan
@@ -517,11 +523,13 @@ class OutcomeMonitor:
         sums.n -= 1
         sums.predictions -= p
         sums.labels -= y
+        sums.spread -= p * (1.0 - p)
 
     def _add(self, sums: _Sums, key: str | None, p: float, y: int) -> list[Event]:
         sums.n += 1
         sums.predictions += p
         sums.labels += y
+        sums.spread += p * (1.0 - p)
         if sums.n < self._min_outcomes:
             return []
         bias = sums.bias()
@@ -530,6 +538,11 @@ class OutcomeMonitor:
             self._alarms.discard(key)
             return []
         if key in self._alarms:
+            return []
+        # Alarm only when the confidence interval of the bias (as a calibrated
+        # model's labels would vary) lies wholly outside the bounds.
+        margin = _BIAS_Z * math.sqrt(max(sums.spread, 0.0)) / sums.n
+        if bias - margin <= hi and bias + margin >= lo:
             return []
         self._alarms.add(key)
         return [

@@ -26,7 +26,7 @@ import numpy as np
 
 from ._call import Source
 from ._config import CONFIG
-from ._drift import DriftThresholds, SkewReport, compare
+from ._drift import DriftThresholds, SkewReport, compare, rows_to_decide
 from ._errors import ConfigError, SchemaViolationError
 from ._events import MachineryError
 from ._hooks import emit
@@ -54,6 +54,9 @@ InvalidPolicy = Literal["report", "raise"]
 PROBLEMS: Final = ("missing", "unexpected", "type", "nan_inf", "out_of_range")
 _BLOCK: Final = 1_024
 _MAX_UNEXPECTED_NAMES: Final = 64
+# The bounds of an automatic check size (every=None).
+_MIN_EVERY: Final = 100
+_MAX_EVERY: Final = 10_000
 
 
 class SkewMonitor:
@@ -79,7 +82,10 @@ class SkewMonitor:
             ``"missing"``, ``"unexpected"``, ``"type"``, ``"nan_inf"``,
             ``"out_of_range"``).
         every: Compare once the current profile (the sampled rows since the
-            last check) holds this many rows.
+            last check) holds this many rows. ``None`` (default): as soon as
+            it holds enough rows to show drift at the warning levels (about
+            the ``rows_needed`` of a comparison, between 100 and 10,000, a
+            little more at each check as the lifetime budget's share falls).
         seconds: ...or once it is this old (and holds at least
             *min_samples* rows); ``None`` to compare by count only.
         min_samples: The fewest rows the current profile needs to be
@@ -124,7 +130,7 @@ class SkewMonitor:
         sample: float = 1.0,
         on_invalid: InvalidPolicy = "report",
         checks: Iterable[str] = PROBLEMS,
-        every: int = 10_000,
+        every: int | None = None,
         seconds: float | None = 60.0,
         min_samples: int = 1_000,
         thresholds: DriftThresholds | None = None,
@@ -146,8 +152,8 @@ class SkewMonitor:
         checks = frozenset(checks)
         if not checks <= set(PROBLEMS):
             raise ConfigError(f"unknown checks {sorted(checks - set(PROBLEMS))}; use {PROBLEMS}")
-        if type(every) is not int or every < 1:
-            raise ConfigError(f"every must be a positive integer, got {every!r}")
+        if every is not None and (type(every) is not int or every < 1):
+            raise ConfigError(f"every must be a positive integer or None, got {every!r}")
         if seconds is not None and (
             isinstance(seconds, bool)
             or not isinstance(seconds, (int, float))
@@ -175,7 +181,9 @@ class SkewMonitor:
         self.sample = float(sample)
         self.on_invalid: InvalidPolicy = on_invalid
         self.checks = checks
-        self.every = every
+        #: Whether the check size follows the evidence (``every=None``).
+        self.auto_every = every is None
+        self.every = _MAX_EVERY if every is None else every
         self.seconds = None if seconds is None else float(seconds)
         self.min_samples = min_samples
         self.thresholds = thresholds or DriftThresholds()
@@ -187,6 +195,8 @@ class SkewMonitor:
         self.budget = budget
         #: Checks run so far (the k of the lifetime budget's spending).
         self.checks_run = 0
+        if self.auto_every:
+            self.every = self._auto_every(1)
         self.background = bool(background)
         self._clock = clock
 
@@ -212,7 +222,7 @@ class SkewMonitor:
         self._categorical_names = tuple(
             f.name for f in self.schema.features if f.kind == "categorical"
         )
-        self._block = min(_BLOCK, every)
+        self._block = min(_BLOCK, self.every)
         self._raise = on_invalid == "raise"
         self._random = random.random
         self._seeded = random.Random(0 if seed is None else seed).random
@@ -620,10 +630,20 @@ class SkewMonitor:
 
         return scaled(self.thresholds), {n: scaled(t) for n, t in self.per_feature.items()}
 
+    def _auto_every(self, k: int) -> int:
+        """The rows the k-th check needs to decide, within [100, 10,000]."""
+        thresholds, per_feature = self._levels(k)
+        needed = rows_to_decide(self.reference, thresholds, per_feature)
+        return _MAX_EVERY if needed < 0 else min(_MAX_EVERY, max(_MIN_EVERY, needed))
+
     def _compare(self, window: Profile) -> SkewReport:
         with self._lock:
             self.checks_run += 1
             k = self.checks_run
+        if self.auto_every:
+            following = self._auto_every(k + 1)
+            with self._lock:
+                self.every = following
         thresholds, per_feature = self._levels(k)
         report = compare(self.reference, window, thresholds=thresholds, per_feature=per_feature)
         self.last_report = report
