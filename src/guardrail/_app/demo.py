@@ -51,8 +51,10 @@ from ..instrumentation import configure, get_config
 from .progress import Progress
 from .report import Report, ReportSeries, ReportTable
 
-__all__ = ["DemoResult", "run", "simulate"]
+__all__ = ["MIN_REQUESTS", "DemoResult", "run", "simulate"]
 
+#: The fewest requests that leave room for every injected problem.
+MIN_REQUESTS: Final = 1_000
 COUNTRIES: Final = ("FR", "DE", "ES", "IT", "NL")
 NEW_COUNTRY: Final = "BR"
 MERCHANTS: Final = tuple(f"m-{i:02d}" for i in range(20))
@@ -242,8 +244,8 @@ def simulate(
     *, requests: int = 40_000, seed: int = 7, progress: TextIO | None = None
 ) -> DemoResult:
     """Run the simulation and return what each guardrail caught (no printing)."""
-    if requests < 1_000:
-        raise ValueError(f"the demo needs at least 1000 requests, got {requests}")
+    if requests < MIN_REQUESTS:
+        raise ValueError(f"the demo needs at least {MIN_REQUESTS} requests, got {requests}")
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     train = _draw(rng, 20_000)
