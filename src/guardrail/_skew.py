@@ -31,6 +31,7 @@ from ._events import MachineryError
 from ._hooks import emit
 from ._inputs import Inputs
 from ._mechanism_events import InputsInvalid, SkewDetected, UpstreamFailure
+from ._privacy import redact
 from ._profile import (
     NUMBER_TYPES,
     REAL,
@@ -293,9 +294,10 @@ class SkewMonitor:
                     self._add_unexpected_locked(key, 1)
 
     def _add_unexpected_locked(self, key: Any, count: int) -> None:
-        # Names arrive with the inputs: past a few dozen, they share one counter.
+        # Names arrive with the inputs: past a few dozen, they share one counter,
+        # and each is kept redacted (configure(redact=...)) and bounded.
         unexpected = self._unexpected
-        name = str(key)
+        name = redact(key)
         if name not in unexpected and len(unexpected) >= _MAX_UNEXPECTED_NAMES:
             name = "<other>"
         unexpected[name] = unexpected.get(name, 0) + count
@@ -336,7 +338,7 @@ class SkewMonitor:
                 problem = "type"
             if problem is not None:
                 found.append((spec.name, problem))
-        found.extend((str(key), "unexpected") for key in row if key not in self._keys)
+        found.extend((redact(key), "unexpected") for key in row if key not in self._keys)
         return tuple(v for v in found if v[1] in checks)
 
     # -- batches -------------------------------------------------------------
@@ -407,7 +409,7 @@ class SkewMonitor:
             absent = [name for name in names if name not in batch]
             if self._raise:
                 problems = [(n, "missing") for n in absent] + [
-                    (str(k), "unexpected") for k in extra
+                    (redact(k), "unexpected") for k in extra
                 ]
                 problems = [v for v in problems if v[1] in self.checks]
                 if problems and rows:
