@@ -217,3 +217,131 @@ class TestExtremeFloats:
         assert all(m["value"] is None or math.isfinite(m["value"]) for m in metrics)
         wasserstein = next(m["value"] for m in metrics if m["metric"] == "wasserstein")
         assert 0.1 < wasserstein < 10
+
+
+def _ref() -> gr.Profile:
+    return gr.Profile.from_columns(
+        {
+            "amount": np.arange(1000.0),
+            "country": np.array(["FR", "DE"] * 500, dtype=object),
+        }
+    )
+
+
+class _NoFloat(int):
+    """An int whose float() fails: profiling it raises inside numpy's conversion."""
+
+    def __float__(self) -> float:
+        raise RuntimeError("no float")
+
+
+class TestMonitorsDegradePerValue:
+    def test_an_array_and_a_none_in_one_block(self) -> None:
+        """Garbage every other row costs those rows' values only; the block is profiled."""
+        monitor = gr.SkewMonitor(reference=_ref(), every=100_000, seconds=None)
+        for i in range(4096):
+            if i % 4 == 1:
+                monitor.observe({"amount": np.array([1.0, 2.0]), "country": ["x"]})
+            elif i % 4 == 3:
+                monitor.observe({"amount": None, "country": "FR"})
+            else:
+                monitor.observe({"amount": float(i % 1000), "country": "DE"})
+        profile = monitor.serving_profile()
+        assert profile.rows == 4096
+        assert monitor.errors == 0
+        assert profile["amount"].invalid == 1024
+        assert profile["amount"].missing == 1024
+        assert profile["amount"].n == 2048
+        assert profile["country"].invalid == 1024
+
+    def test_a_value_that_breaks_profiling_costs_its_row(self) -> None:
+        """A value whose conversion raises makes its own row invalid; the rest are profiled."""
+        monitor = gr.SkewMonitor(reference=_ref(), every=100_000, seconds=None)
+        for i in range(100):
+            amount = _NoFloat(5) if i == 50 else float(i)
+            monitor.observe({"amount": amount, "country": "FR"})
+        profile = monitor.serving_profile()
+        assert profile.rows == 100
+        assert profile["amount"].n == 99
+        assert profile["amount"].invalid == 1
+        assert monitor.errors == 0
+
+    def test_serving_profile_never_raises(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """If profiling fails, serving_profile() reports it and returns what there is."""
+        monitor = gr.SkewMonitor(reference=_ref(), every=100_000, seconds=None)
+        monitor.observe({"amount": 1.0, "country": "FR"})
+
+        def broken() -> None:
+            raise ValueError("broken")
+
+        monkeypatch.setattr(monitor, "_flush_locked_no_check", broken)
+        profile = monitor.serving_profile()
+        assert profile.names == ("amount", "country")
+        assert monitor.errors == 1
+
+    @pytest.mark.parametrize("batch", [{"other": [1, 2, 3]}, {"other": []}, {}])
+    def test_raise_refuses_a_batch_without_features(self, batch: dict[str, list[int]]) -> None:
+        """Under on_invalid="raise" a column batch holding none of the features is refused."""
+        monitor = gr.SkewMonitor(reference=_ref(), on_invalid="raise")
+        with pytest.raises(gr.errors.SchemaViolationError, match="missing"):
+            monitor.observe_batch(batch)
+
+    def test_raise_refuses_an_empty_frame(self) -> None:
+        """An empty DataFrame holds none of the features: refused under "raise"."""
+        pd = pytest.importorskip("pandas")
+        monitor = gr.SkewMonitor(reference=_ref(), on_invalid="raise")
+        with pytest.raises(gr.errors.SchemaViolationError):
+            monitor.observe_batch(pd.DataFrame())
+
+    def test_no_zero_counts(self) -> None:
+        """An empty batch under "report" records no violation counts of zero."""
+        monitor = gr.SkewMonitor(reference=_ref())
+        monitor.observe_batch({"other": []})
+        assert monitor.violations() == {}
+
+
+class TestOddUnicode:
+    def test_lone_surrogate_unit_is_held_out_by_its_bytes(self, tmp_path: Path) -> None:
+        """A unit id with a lone surrogate is assigned (hashed as bytes) and logged."""
+        holdout = gr.Holdout(fraction=0.5, unit=lambda row: row["user"], salt="s")
+        odd = {"user": "a\ud800b"}
+        assert holdout.arm(odd) in ("holdout", "model")
+        assert holdout.arm(odd) == holdout.arm({"user": "a\ud800b"})
+        assert holdout.hashed_unit(odd) != holdout.hashed_unit({"user": "a\ud801b"})
+        path = tmp_path / "log.jsonl"
+        log = gr.DecisionLog(gr.holdout.JsonLinesSink(path), holdout=holdout)
+        log.write(gr.Prediction(gr.Probability(0.5), MODEL), inputs=odd)
+        log.close()
+        (line,) = path.read_text(encoding="utf-8").splitlines()
+        assert json.loads(line)["unit"] == holdout.hashed_unit(odd)
+        assert log.written == 1
+
+
+class _UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+class TestLimitKeys:
+    def test_an_unprintable_key_error_does_not_bypass_raise(self) -> None:
+        """A key function raising an unprintable exception still meets on_exceed="raise"."""
+
+        def key(row: object) -> str:
+            raise _UnprintableError
+
+        limit = gr.ActionLimit(
+            "block", max_actions=5, per="1h", key=key, on_exceed="raise", on_error="closed"
+        )
+
+        @gr.guard(
+            model=MODEL,
+            returns=gr.Probability,
+            threshold=gr.Threshold(0.5, scale=gr.Probability),
+            limits=[limit],
+        )
+        def predict(row: dict[str, int]) -> float:
+            return 0.9
+
+        with pytest.raises(gr.errors.ActionLimitExceededError) as raised:
+            predict({"a": 1})
+        assert raised.value.degraded

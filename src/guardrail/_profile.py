@@ -86,7 +86,8 @@ def numeric_column(values: Any) -> tuple[F64, int, int]:
             return np.array(values, dtype=np.float64), 0, 0
         except OverflowError:
             return np.array([to_float(v) for v in values], dtype=np.float64), 0, 0
-    missing = values.count(None) if type(None) in types else 0
+    # Not values.count(None): it compares with ==, which an array value answers with an array.
+    missing = sum(1 for v in values if v is None) if type(None) in types else 0
     kept = [v for v in values if type(v) in NUMBER_TYPES]
     if len(kept) + missing < len(values):
         # Subclasses of numbers (say, an IntEnum) count as numbers; strings and
@@ -119,13 +120,13 @@ def count_values(values: Any) -> tuple[dict[str, int], int, int]:
         values = list(values)
     try:
         return _classify_counts(Counter(values))
-    except TypeError:  # unhashable values (lists, dicts): wrong type, counted one by one
+    except Exception:  # noqa: BLE001 - unhashable values (lists, arrays): wrong type, one by one
         counted: Counter[Any] = Counter()
         unhashable = 0
         for value in values:
             try:
                 counted[value] += 1
-            except TypeError:
+            except Exception:  # noqa: BLE001 - a value that cannot be counted is of the wrong type
                 unhashable += 1
         counts, missing, invalid = _classify_counts(counted)
         return counts, missing, invalid + unhashable
