@@ -345,3 +345,37 @@ class TestLimitKeys:
         with pytest.raises(gr.errors.ActionLimitExceededError) as raised:
             predict({"a": 1})
         assert raised.value.degraded
+
+
+class TestSparseRows:
+    def test_same_profile_as_dense_columns(self) -> None:
+        """Sparse rows profile exactly as the columns with None where a key is absent."""
+        rows: list[dict[str, object]] = [
+            {"a": 1.0, "b": "x"},
+            {"c": 2.0},
+            {"a": None, "b": "y", "c": 3.0},
+            {},
+            {"b": 5},
+        ]
+        dense = {name: [row.get(name) for row in rows] for name in ("a", "b", "c")}
+        assert gr.Profile.from_rows(rows) == gr.Profile.from_columns(dense)
+        reference = gr.Profile.from_columns(dense)
+        assert gr.Profile.from_rows(rows, like=reference) == gr.Profile.from_columns(
+            dense, like=reference
+        )
+
+    def test_memory_is_linear_in_present_values(self) -> None:
+        """6,000 rows each with a key of its own profile in bounded memory (not rows x keys)."""
+        import tracemalloc
+
+        rows = [{f"k{i}": float(i)} for i in range(6_000)]
+        tracemalloc.start()
+        try:
+            profile = gr.Profile.from_rows(rows)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert len(profile) == 6_000
+        assert profile["k7"].missing == 5_999
+        # Rows x keys would be 36 million cells (288 MB of pointers alone).
+        assert peak < 64 * 2**20

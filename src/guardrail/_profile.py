@@ -1364,18 +1364,39 @@ class ProfileBuilder:
         A fresh builder takes its features from the keys seen, in order of
         first appearance.
         """
-        rows = list(rows)
+        # One pass over the values present: linear in rows times present values,
+        # never rows times features (sparse rows would make that quadratic).
+        present: dict[Any, list[Any]] = {}
+        count = 0
         for row in rows:
             if not isinstance(row, Mapping):
                 raise ConfigError(f"rows must be mappings, got {type(row).__name__}")
-        if self._features is not None:
-            names = tuple(self._features)
+            count += 1
+            for name, value in row.items():
+                column = present.get(name)
+                if column is None:
+                    present[name] = [value]
+                else:
+                    column.append(value)
+        if self._features is None:
+            self._features = self._first_layout(present)
+            features = self._features
         else:
-            seen: dict[str, None] = {}
-            for row in rows:
-                seen.update(dict.fromkeys(row))
-            names = tuple(seen)
-        self.add_columns({name: [row.get(name) for row in rows] for name in names})
+            features = self._features
+            for name, feature in features.items():
+                values = present.get(name)
+                if values is not None:
+                    if isinstance(feature, _NumericAccumulator):
+                        feature._add(*numeric_column(values))
+                    else:
+                        feature._add(*count_values(values))
+        for name, feature in features.items():
+            absent = count - len(present.get(name, ()))
+            if absent:
+                if isinstance(feature, _NumericAccumulator):
+                    feature._add(np.empty(0, np.float64), missing=absent)
+                else:
+                    feature._add({}, missing=absent)
 
     def add_profile(self, profile: Profile) -> None:
         """Add a profile built on this builder's layout (a fresh builder takes the profile's)."""
@@ -1457,7 +1478,9 @@ def _new_numeric(name: str, x: F64, missing: int, invalid: int, bins: int) -> _N
             sample = finite[rng.integers(0, len(finite), _EDGE_SAMPLE)]
         low, high = float(finite.min()), float(finite.max())
         at = np.linspace(0.0, 1.0, bins + 1)[1:-1]
-        if max(-low, high) < _SQUARES_SAFE:
+        if low == high:  # one value (a sparse feature, often): no edge inside
+            edges = np.empty(0, np.float64)
+        elif max(-low, high) < _SQUARES_SAFE:
             edges = np.unique(np.quantile(sample, at))
         else:  # interpolating between values near the float limits overflows unscaled
             scale = math.ldexp(1.0, math.frexp(max(-low, high))[1] - 1)
