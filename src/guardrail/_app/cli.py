@@ -188,6 +188,10 @@ def _profile_of(path: str, data: Any, args: argparse.Namespace, like: Any = None
         return Profile.from_columns(data.columns, like=like, bins=args.bins)
     except (FormatError, ConfigError) as e:
         raise InputError(f"{path}: {e}") from None
+    except (UnicodeError, ValueError, TypeError, OverflowError) as e:
+        # Data a reader let through but that cannot be profiled (a Parquet text
+        # column that is not UTF-8, say) is an input error too.
+        raise InputError(f"{path}: cannot profile the data ({type(e).__name__})") from None
 
 
 def _write(path: str, text: str) -> None:

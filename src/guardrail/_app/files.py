@@ -272,6 +272,7 @@ def _read_parquet(file: Path) -> Data:
         ) from None
     try:
         table = pq.read_table(file)
+        table.column_names  # noqa: B018 - decoded now: a name that is not UTF-8 raises here
     except Exception as e:  # noqa: BLE001 - pyarrow raises several kinds for a bad file
         detail = " ".join(str(e).split())[:200]
         raise FormatError(f"not a readable Parquet file: {type(e).__name__}: {detail}") from None
