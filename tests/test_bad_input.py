@@ -100,6 +100,27 @@ class TestCliNeverTracebacks:
         assert main(["diff", str(path), str(path)]) == EXIT_OK
         assert capsys.readouterr().out == "no changes\n"
 
+    def test_npy_names_given_twice(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--names naming a column twice is an input error, not a silently dropped column."""
+        np.save(tmp_path / "x.npy", np.ones((3, 2)))
+        argv = ["profile", str(tmp_path / "x.npy"), "--names", "a,a", "-o", str(tmp_path / "p")]
+        assert main(argv) == EXIT_INPUT
+        assert "name a column twice" in capsys.readouterr().err
+
+    def test_demo_report_unwritable(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A demo report that cannot be written is an output error in one line."""
+        blocker = tmp_path / "file"
+        blocker.write_text("")
+        argv = ["demo", "--requests", "1000", "--report", str(blocker / "r.html")]
+        assert main(argv) == 4
+        last = capsys.readouterr().err.splitlines()[-1]  # after the progress bar
+        assert last.startswith("guardrail: error: ")
+        assert last.endswith("cannot write: File exists")
+
     def test_unexpected_failure_is_one_line(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
     ) -> None:

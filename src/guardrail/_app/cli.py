@@ -280,7 +280,10 @@ def _demo(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise UsageError(f"--seed: must be 0 or more, got {args.seed}")
 
-    return run(out=args.out, requests=args.requests, report=args.report, seed=args.seed)
+    try:
+        return run(out=args.out, requests=args.requests, report=args.report, seed=args.seed)
+    except OSError as e:  # the report could not be written
+        raise OutputError(f"{args.report}: cannot write: {e.strerror or e}") from None
 
 
 def _positive(text: str) -> int:

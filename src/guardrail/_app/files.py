@@ -224,6 +224,8 @@ def _read_npy(file: Path, names: Sequence[str] | None) -> Data:
         names = [f"column_{i}" for i in range(width)]
     elif len(names) != width:
         raise FormatError(f"{len(names)} names given for {width} columns")
+    elif len(set(names)) != len(names):
+        raise FormatError("the names given name a column twice")
     return Data(rows=array.shape[0], columns={n: array[:, i] for i, n in enumerate(names)})
 
 
