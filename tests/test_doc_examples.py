@@ -15,7 +15,7 @@ import guardrail as gr
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Pages whose every python block runs as written.
-RUNNABLE = ["docs/mechanisms.md"]
+RUNNABLE = ["docs/mechanisms.md", "docs/bad-input.md"]
 _BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
