@@ -151,3 +151,28 @@ def spark() -> Iterator[object]:
         yield session
     finally:
         session.stop()
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--fuzz-long``: run the loaders' fuzz tests with 20,000 cases each."""
+    parser.addoption(
+        "--fuzz-long",
+        action="store_true",
+        default=False,
+        help="fuzz every loader with 20,000 cases (GUARDRAIL_FUZZ_CASES overrides)",
+    )
+
+
+@pytest.fixture
+def fuzz_cases(request: pytest.FixtureRequest) -> Callable[[int], int]:
+    """How many cases a fuzz test runs: its quick budget, or the long run's."""
+    import os
+
+    long = request.config.getoption("--fuzz-long")
+    override = os.environ.get("GUARDRAIL_FUZZ_CASES")
+
+    def cases(quick: int) -> int:
+        if override:
+            return int(override)
+        return 20_000 if long else quick
+
+    return cases

@@ -14,10 +14,11 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Literal
 
 from ._errors import ConfigError
+from ._privacy import PRIVACY, digest_text
 from ._protocols import CallHook, Hook
 
 __all__ = ["CONFIG", "Config", "UndeclaredPolicy", "configure", "default_hooks"]
@@ -144,6 +145,8 @@ def configure(
     *,
     hooks: Iterable[Hook] | _Unset | None = _UNSET,
     on_undeclared_consumer: UndeclaredPolicy | _Unset = _UNSET,
+    redact: Callable[[str], str] | _Unset | None = _UNSET,
+    exception_messages: bool | _Unset = _UNSET,
 ) -> None:
     """Change guardrail's process-wide settings; what is not passed stays.
 
@@ -157,6 +160,15 @@ def configure(
             consumer is not declared by the model: ``"report"`` (emit
             :class:`ConsumerUndeclared`, the default) or ``"raise"``
             (:class:`UndeclaredConsumerError`).
+        redact: What user text becomes wherever guardrail keeps or reports it:
+            outcome slice keys and the names of unexpected input features, in
+            events, log lines, spans, statistics and reports. A function of
+            the text; its result is cut to 64 characters. ``None`` restores
+            the default, a keyed digest (``~`` and 12 hex digits) that is
+            stable within a process; ``str`` keeps the text as it is.
+        exception_messages: Record the message of a guarded function's
+            exception on the call's span, not only its type (off by default:
+            messages often hold input values).
 
     >>> import guardrail as gr
     >>> gr.configure(hooks=[])          # instrumentation off
@@ -175,6 +187,14 @@ def configure(
                 f"got {on_undeclared_consumer!r}"
             )
         CONFIG.on_undeclared_consumer = on_undeclared_consumer
+    if not isinstance(redact, _Unset):
+        if redact is not None and not callable(redact):
+            raise ConfigError(f"redact must be a function of a string or None, got {redact!r}")
+        PRIVACY.redact = digest_text if redact is None else redact
+    if not isinstance(exception_messages, _Unset):
+        if not isinstance(exception_messages, bool):
+            raise ConfigError(f"exception_messages must be a bool, got {exception_messages!r}")
+        PRIVACY.exception_messages = exception_messages
 
 
 _CALL_HOOK_MEMBERS = ("needs_sdk", "start_call", "end_call", "machinery_error", "add")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Mapping
 from typing import Any, Final, Literal, TypeAlias
 
@@ -434,7 +435,10 @@ def _distances(p: F64, q: F64) -> tuple[float, float, float]:
     return psi, js, linf
 
 
-def _wasserstein(ref: NumericProfile, cur: NumericProfile, gaps: F64) -> float:
+_MAX = sys.float_info.max
+
+
+def _wasserstein(ref: NumericProfile, cur: NumericProfile, gaps: F64, unit: float = 1.0) -> float:
     """Wasserstein-1, the integral of |F_ref - F_cur|, from the binned profiles.
 
     Inside the reference's range the CDFs are taken linear within each bin
@@ -442,17 +446,20 @@ def _wasserstein(ref: NumericProfile, cur: NumericProfile, gaps: F64) -> float:
     use E[(e - X)+] and E[(X - e)+], exact from the bins' counts and sums
     when the CDFs do not cross there. Without edges (a constant reference)
     it is the difference of the means, a lower bound.
+
+    Everything is measured in *unit* (a power of two: exact), so that
+    profiles of values near the float limits do not overflow.
     """
-    edges = ref.edges
+    edges = ref.edges / unit
     if not len(edges):
-        return abs(ref.mean - cur.mean)
+        return abs(ref.mean / unit - cur.mean / unit)
     first, last = float(edges[0]), float(edges[-1])
 
     def lower(f: NumericProfile) -> float:
-        return (int(f.bins[0]) * first - f.tail_low) / f.n
+        return (int(f.bins[0]) / f.n) * first - (f.tail_low / unit) / f.n
 
     def upper(f: NumericProfile) -> float:
-        return (f.tail_high - int(f.bins[-1]) * last) / f.n
+        return (f.tail_high / unit) / f.n - (int(f.bins[-1]) / f.n) * last
 
     inner = float(np.sum(np.diff(edges) * (gaps[:-1] + gaps[1:]) / 2))
     return abs(lower(ref) - lower(cur)) + inner + abs(upper(ref) - upper(cur))
@@ -490,9 +497,13 @@ def _numeric(
         psi, js, _ = _distances(p, q)
         gap = np.cumsum(p)[:-1] - np.cumsum(q)[:-1]
         ks = float(np.max(np.abs(gap))) if len(gap) else 0.0
-        wasserstein_raw = _wasserstein(ref, cur, np.abs(gap))
         scale = ref.std if ref.std > 0 else max(abs(ref.mean), 1.0)
-        wasserstein = wasserstein_raw / scale
+        if ref.m2 >= _MAX:  # saturated (values near the float limits): half the range instead
+            scale = max(ref.max / 2 - ref.min / 2, abs(ref.mean), 1.0)
+        # Near the float limits, measure in a power of two of the data's size.
+        largest = max(abs(ref.min), abs(ref.max), abs(cur.min), abs(cur.max), scale)
+        unit = math.ldexp(1.0, math.frexp(largest)[1] - 1) if largest > 2.0**480 else 1.0
+        wasserstein = min(_wasserstein(ref, cur, np.abs(gap), unit) / (scale / unit), _MAX)
         out_of_range = (cur.below + cur.above) / cur.n
         tests["distribution"], _ = _homogeneity(
             ref.bins.astype(np.float64), cur.bins.astype(np.float64), ordered=True

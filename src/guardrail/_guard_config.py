@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 
@@ -12,6 +13,7 @@ from ._call import Assigner, Decider, InputMonitor, Limiter, Recorder
 from ._errors import ConfigError, FormatError, ScaleError
 from ._model import ModelRef, canonical_json, fingerprint_bytes
 from ._prediction import Threshold
+from ._reading import brief, reading
 from ._scales import SCALES, ScaleValue
 
 __all__ = [
@@ -234,7 +236,15 @@ class GuardConfig:
         A fixed threshold is rebuilt from its settings. Other mechanisms hold
         state and cannot be rebuilt from a description: pass the live objects
         in *mechanisms* by name, and each must match its description.
+        Anything malformed is a :class:`~guardrail.errors.FormatError`.
         """
+        with reading("a guard configuration"):
+            return cls._from_dict(data, mechanisms)
+
+    @classmethod
+    def _from_dict(
+        cls, data: Mapping[str, Any], mechanisms: Mapping[str, object] | None
+    ) -> GuardConfig:
         scale = check_description(data)
         model = ModelRef.from_dict(data["model"])
         live = dict(mechanisms or {})
@@ -246,11 +256,14 @@ class GuardConfig:
             else:
                 if entry["name"] not in live:
                     raise FormatError(
-                        f"{entry['type']} {entry['name']!r} holds state: pass it in mechanisms="
+                        f"{brief(entry['type'])} {brief(entry['name'])} holds state: "
+                        "pass it in mechanisms="
                     )
                 obj = live[entry["name"]]
                 if describe(obj) != {k: entry[k] for k in ("type", "name", "settings")}:
-                    raise FormatError(f"the live {entry['name']!r} does not match its description")
+                    raise FormatError(
+                        f"the live {brief(entry['name'])} does not match its description"
+                    )
             if slot in ("limits", "outcomes"):
                 slots[slot].append(obj)
             else:
@@ -290,23 +303,29 @@ def check_description(data: object) -> type[ScaleValue[Any]]:
     Raises :class:`~guardrail.errors.FormatError` on anything else. Live
     mechanisms are not needed: this is what ``guardrail diff`` reads.
     """
+    with reading("a guard configuration"):
+        return _check_description(data)
+
+
+def _check_description(data: object) -> type[ScaleValue[Any]]:
     if not isinstance(data, Mapping):
         raise FormatError("a guard configuration is a mapping")
     if set(data) != _KEYS:
         missing, unknown = _KEYS - set(data), set(data) - _KEYS
         raise FormatError(
-            f"guard configuration keys: missing {sorted(missing)}, unknown {sorted(unknown)}"
+            f"guard configuration keys: missing {sorted(missing)}, "
+            f"unknown {brief(sorted(map(str, unknown)))}"
         )
     if data["format"] != FORMAT:
-        raise FormatError(f"not a guard configuration: format {data['format']!r}")
+        raise FormatError(f"not a guard configuration: format {brief(data['format'])}")
     if type(data["version"]) is not int or data["version"] != FORMAT_VERSION:
         raise FormatError(
-            f"guard configuration version {data['version']!r} is not supported "
+            f"guard configuration version {brief(data['version'])} is not supported "
             f"(this guardrail reads version {FORMAT_VERSION})"
         )
     scale = SCALES.get(data["returns"]) if isinstance(data["returns"], str) else None
     if scale is None:
-        raise FormatError(f"unknown scale {data['returns']!r}")
+        raise FormatError(f"unknown scale {brief(data['returns'])}")
     ModelRef.from_dict(data["model"])
     if not isinstance(data["mechanisms"], list):
         raise FormatError("mechanisms must be a list")
@@ -315,7 +334,7 @@ def check_description(data: object) -> type[ScaleValue[Any]]:
             raise FormatError("a mechanism is described by slot, type, name and settings")
         slot = entry["slot"]
         if not isinstance(slot, str) or slot not in SLOTS:
-            raise FormatError(f"unknown mechanism slot {slot!r}")
+            raise FormatError(f"unknown mechanism slot {brief(slot)}")
     return scale
 
 
@@ -325,7 +344,7 @@ def _threshold_from(settings: object, model: ModelRef) -> Threshold[Any]:
         raise FormatError(f"a threshold is described by {sorted(keys)}")
     scale = SCALES.get(settings["scale"]) if isinstance(settings["scale"], str) else None
     if scale is None:
-        raise FormatError(f"unknown scale {settings['scale']!r}")
+        raise FormatError(f"unknown scale {brief(settings['scale'])}")
     value = settings["value"]
     if value in ("inf", "-inf"):
         value = float(value)
@@ -338,8 +357,8 @@ def _threshold_from(settings: object, model: ModelRef) -> Threshold[Any]:
             version=settings["version"],
             direction=settings["direction"],
         )
-    except (ConfigError, ScaleError, ValueError) as e:
-        raise FormatError(f"bad threshold: {e}") from e
+    except (ConfigError, ScaleError, ValueError, TypeError, OverflowError) as e:
+        raise FormatError(f"bad threshold: {brief(str(e), 200)}") from e
 
 
 @attrs.frozen
@@ -408,9 +427,22 @@ def diff(a: object, b: object) -> ConfigDiff:
     changes = []
     for path in sorted(set(flat_a) | set(flat_b)):
         before, after = flat_a.get(path, _MISSING), flat_b.get(path, _MISSING)
-        if before != after:
+        if _differ(before, after):
             changes.append(Change(path, before, after))
     return ConfigDiff(tuple(changes))
+
+
+def _differ(a: object, b: object) -> bool:
+    """True unless *a* and *b* are equal, NaN counting as equal to itself (also in lists)."""
+    if a is b:
+        return False
+    if isinstance(a, float) and isinstance(b, float):
+        return a != b and not (math.isnan(a) and math.isnan(b))
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) != len(b) or any(_differ(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return set(a) != set(b) or any(_differ(a[k], b[k]) for k in a)
+    return bool(a != b)
 
 
 def _as_dict(value: object) -> Mapping[str, Any]:

@@ -137,7 +137,8 @@ class Holdout:
 
     def _digest(self, row: object) -> bytes:
         unit = self.unit(row)
-        data = unit if isinstance(unit, bytes) else str(unit).encode()
+        # Any text is hashed as its bytes: lone surrogates and odd Unicode included.
+        data = unit if isinstance(unit, bytes) else str(unit).encode("utf-8", "surrogatepass")
         return hashlib.blake2b(data, digest_size=8, key=self._key).digest()
 
     def hashed_unit(self, row: object) -> str:

@@ -726,9 +726,10 @@ class ActionLimit:
             if callable(weight):
                 weight = weight(*args, **kwargs)
                 if not self._report.weight_ok(weight):
-                    return key, 0, f"the weight function returned {weight!r}"
+                    return key, 0, f"the weight function returned a bad {type(weight).__name__}"
         except Exception as e:  # noqa: BLE001 - the failure policy decides instead
-            return key, 0, f"the key or weight function raised {type(e).__name__}: {e}"
+            # The type only: formatting the exception may raise, or show input values.
+            return key, 0, f"the key or weight function raised {type(e).__name__}"
         return key, weight, None
 
     def _call_code(self, args: Any, kwargs: Any) -> tuple[int, str, str | None]:
@@ -802,7 +803,7 @@ class ActionLimit:
             try:
                 key = key_fn(*args, **kwargs)
             except Exception as e:  # noqa: BLE001 - the failure policy decides instead
-                key, error = "", f"the key function raised {type(e).__name__}: {e}"
+                key, error = "", f"the key function raised {type(e).__name__}"
             if key.__class__ is str and error is None:
                 code = self._decide(key, unit)
                 if code == 0:

@@ -13,6 +13,7 @@ from typing import Any, Final
 import attrs
 
 from ._errors import ConfigError, FormatError
+from ._reading import brief, loads, reading
 
 __all__ = ["ModelRef", "callable_name", "canonical_json", "fingerprint_bytes", "fingerprint_file"]
 
@@ -145,12 +146,17 @@ class ModelRef:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelRef:
         """Read :meth:`to_dict` output back; unknown or missing keys are errors."""
+        with reading("a ModelRef"):
+            return cls._from_dict(data)
+
+    @classmethod
+    def _from_dict(cls, data: Mapping[str, Any]) -> ModelRef:
         if not isinstance(data, Mapping):
             raise FormatError(f"a ModelRef is read from a mapping, got {type(data).__name__}")
         known = {a.name for a in attrs.fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise FormatError(f"unknown ModelRef keys: {sorted(unknown)}")
+            raise FormatError(f"unknown ModelRef keys: {brief(sorted(map(str, unknown)))}")
         for required in ("name", "version"):
             if required not in data:
                 raise FormatError(f"a ModelRef needs {required!r}")
@@ -160,7 +166,7 @@ class ModelRef:
             try:
                 fields["trained_at"] = _dt.datetime.fromisoformat(trained)
             except ValueError as e:
-                raise FormatError(f"ModelRef.trained_at is not ISO-8601: {trained!r}") from e
+                raise FormatError(f"ModelRef.trained_at is not ISO-8601: {brief(trained)}") from e
         try:
             return cls(**fields)
         except ConfigError as e:
@@ -176,25 +182,26 @@ class ModelRef:
     @classmethod
     def from_json(cls, text: str | bytes) -> ModelRef:
         """Read :meth:`to_json` output back; another format or version is a FormatError."""
-        try:
-            data = json.loads(text)
-        except (ValueError, TypeError, RecursionError) as e:
-            raise FormatError(f"a ModelRef must be valid JSON: {e}") from e
-        return cls.from_document(data)
+        return cls.from_document(loads(text, "a ModelRef"))
 
     @classmethod
     def from_document(cls, data: object) -> ModelRef:
         """Read the parsed JSON of :meth:`to_json` back, strictly."""
+        with reading("a model reference document"):
+            return cls._from_document(data)
+
+    @classmethod
+    def _from_document(cls, data: object) -> ModelRef:
         if not isinstance(data, Mapping) or set(data) != {"format", "version", "model"}:
             raise FormatError(
                 f'a model reference document is {{"format": "{FORMAT}", "version": {VERSION}, '
                 '"model": {...}}'
             )
         if data["format"] != FORMAT:
-            raise FormatError(f"not a model reference: format {data['format']!r}")
+            raise FormatError(f"not a model reference: format {brief(data['format'])}")
         if data["version"] != VERSION:
             raise FormatError(
-                f"unsupported model reference version {data['version']!r}; "
+                f"unsupported model reference version {brief(data['version'])}; "
                 f"this guardrail reads version {VERSION}"
             )
         return cls.from_dict(data["model"])

@@ -18,6 +18,7 @@ from opentelemetry import environment_variables, metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from ._events import Event
+from ._privacy import PRIVACY
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -201,8 +202,7 @@ class OpenTelemetryHook:
                 if span.is_recording():
                     _describe(span, call, paused)
                     if error is not None:
-                        span.record_exception(error)
-                        span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+                        _record_exception(span, error)
             finally:
                 otel_context.detach(scope.token)
                 span.end()
@@ -290,6 +290,25 @@ def _describe(span: Any, call: Call, paused: bool) -> None:
         span.set_attribute("guardrail.holdout_count", int(np.count_nonzero(arm == "holdout")))
     if call.degraded:
         span.set_attribute("guardrail.degraded", True)
+
+
+def _record_exception(span: Any, error: BaseException) -> None:
+    """The span's exception event: the type only, unless messages are opted in.
+
+    ``span.record_exception`` would copy the message and the traceback's text,
+    which often hold input values.
+    """
+    kind = type(error)
+    name = (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
+    if PRIVACY.exception_messages:
+        span.record_exception(error)
+    else:
+        span.add_event("exception", {"exception.type": name, "exception.escaped": True})
+    span.set_status(Status(StatusCode.ERROR, kind.__name__))
 
 
 #: Units and descriptions of the counters mechanisms add to through :meth:`add`.

@@ -27,6 +27,7 @@ from ._mechanism_events import (
 )
 from ._model import callable_name
 from ._prediction import Decision, Prediction
+from ._privacy import redact
 from ._scales import LogOdds, Probability
 
 if TYPE_CHECKING:
@@ -402,7 +403,7 @@ class OutcomeMonitor:
         failed = 0
         for row in rows:
             try:
-                out.append(str(key(row)))
+                out.append(redact(key(row)))
             except Exception:  # noqa: BLE001 - a user's key function failing is counted
                 failed += 1
                 out.append(None)

@@ -23,6 +23,7 @@ from ._errors import (
 )
 from ._events import ConsumerUndeclared
 from ._model import ModelRef
+from ._reading import brief, reading
 from ._scales import SCALES, ScaleValue
 
 if TYPE_CHECKING:
@@ -49,11 +50,16 @@ def value_to_json(value: ScaleValue[Any]) -> dict[str, Any]:
 
 def value_from_json(data: object) -> ScaleValue[Any]:
     """Read :func:`value_to_json` output back, re-checking the scale."""
+    with reading("a value"):
+        return _value_from_json(data)
+
+
+def _value_from_json(data: object) -> ScaleValue[Any]:
     if not isinstance(data, Mapping) or set(data) != {"scale", "value"}:
         raise FormatError("a value is a mapping with exactly 'scale' and 'value'")
     cls = SCALES.get(data["scale"]) if isinstance(data["scale"], str) else None
     if cls is None:
-        raise FormatError(f"unknown scale {data['scale']!r}; known: {sorted(SCALES)}")
+        raise FormatError(f"unknown scale {brief(data['scale'])}; known: {sorted(SCALES)}")
     raw = data["value"]
     try:
         if isinstance(raw, list):
@@ -71,8 +77,11 @@ def _float_in(x: object) -> float:
     if x == "inf" or x == "-inf":
         return float(x)
     if isinstance(x, bool) or not isinstance(x, (int, float)):
-        raise FormatError(f"a value must be a number, got {x!r}")
-    return float(x)
+        raise FormatError(f"a value must be a number, got {brief(x)}")
+    try:
+        return float(x)
+    except OverflowError:
+        raise FormatError(f"a value must be a finite number, got {brief(x)}") from None
 
 
 @final
@@ -232,6 +241,11 @@ class Prediction(tuple, Generic[S]):  # type: ignore[type-arg]
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Prediction[Any]:
         """Read :meth:`to_dict` output back; unknown keys are errors."""
+        with reading("a Prediction"):
+            return cls._from_dict(data)
+
+    @classmethod
+    def _from_dict(cls, data: Mapping[str, Any]) -> Prediction[Any]:
         keys = {"id", "created_at", "model", "value", "upstream"}
         if not isinstance(data, Mapping) or set(data) != keys:
             raise FormatError(f"a Prediction is a mapping with exactly {sorted(keys)}")

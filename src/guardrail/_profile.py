@@ -21,7 +21,6 @@ counts in them are exact.
 from __future__ import annotations
 
 import heapq
-import json
 import math
 import sys
 from collections import Counter
@@ -35,6 +34,7 @@ from numpy.typing import NDArray
 
 from ._errors import ConfigError, ProfileFormatError, ProfileMismatchError
 from ._model import canonical_json, fingerprint_bytes
+from ._reading import brief, loads, reading
 
 __all__ = [
     "CategoricalProfile",
@@ -86,7 +86,8 @@ def numeric_column(values: Any) -> tuple[F64, int, int]:
             return np.array(values, dtype=np.float64), 0, 0
         except OverflowError:
             return np.array([to_float(v) for v in values], dtype=np.float64), 0, 0
-    missing = values.count(None) if type(None) in types else 0
+    # Not values.count(None): it compares with ==, which an array value answers with an array.
+    missing = sum(1 for v in values if v is None) if type(None) in types else 0
     kept = [v for v in values if type(v) in NUMBER_TYPES]
     if len(kept) + missing < len(values):
         # Subclasses of numbers (say, an IntEnum) count as numbers; strings and
@@ -119,13 +120,13 @@ def count_values(values: Any) -> tuple[dict[str, int], int, int]:
         values = list(values)
     try:
         return _classify_counts(Counter(values))
-    except TypeError:  # unhashable values (lists, dicts): wrong type, counted one by one
+    except Exception:  # noqa: BLE001 - unhashable values (lists, arrays): wrong type, one by one
         counted: Counter[Any] = Counter()
         unhashable = 0
         for value in values:
             try:
                 counted[value] += 1
-            except TypeError:
+            except Exception:  # noqa: BLE001 - a value that cannot be counted is of the wrong type
                 unhashable += 1
         counts, missing, invalid = _classify_counts(counted)
         return counts, missing, invalid + unhashable
@@ -550,11 +551,47 @@ def _moments(
     total = n + other_n
     # Symmetric in the two sides, so that merging is exactly commutative.
     delta = other_mean - mean
-    return (
-        total,
-        (n * mean + other_n * other_mean) / total,
-        m2 + other_m2 + delta * delta * (n * other_n / total),
-    )
+    joint = (n * mean + other_n * other_mean) / total
+    if not math.isfinite(joint):  # means near the float limits: weigh each first
+        joint = mean * (n / total) + other_mean * (other_n / total)
+    return total, joint, _saturated(m2 + other_m2 + delta * delta * (n * other_n / total))
+
+
+#: Below this magnitude, squared deviations of a chunk cannot overflow.
+_SQUARES_SAFE: Final = 2.0**480
+_FLOAT_MAX: Final = sys.float_info.max
+
+
+def _saturated(x: float) -> float:
+    """*x*, held within the finite floats (a sum past the float limits stays the largest)."""
+    if math.isfinite(x):
+        return x
+    if math.isnan(x):
+        return _FLOAT_MAX  # inf - inf: two saturated sums of opposite sides
+    return _FLOAT_MAX if x > 0 else -_FLOAT_MAX
+
+
+def _sum(values: F64) -> float:
+    """The sum of finite *values*, saturated rather than overflowing."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _saturated(float(values.sum()))
+
+
+def _scaled_moments(chunk: F64, largest: float) -> tuple[float, float]:
+    """Mean and sum of squared deviations of values near the float limits.
+
+    Scaled by a power of two (exact) so that neither the sum nor the squares
+    overflow; a sum of squares beyond the largest float saturates there.
+    """
+    if bool((chunk == chunk[0]).all()):
+        return float(chunk[0]), 0.0
+    scale = math.ldexp(1.0, math.frexp(largest)[1] - 1)
+    scaled = chunk / scale
+    mean = float(scaled.mean())
+    deviation = scaled - mean
+    np.square(deviation, out=deviation)
+    m2 = float(deviation.sum())
+    return mean * scale, _saturated(m2 * scale * scale)
 
 
 def _merge_features(a: FeatureProfile, b: FeatureProfile) -> FeatureProfile:
@@ -581,8 +618,8 @@ def _merge_features(a: FeatureProfile, b: FeatureProfile) -> FeatureProfile:
             bins=_read_only(a.bins + b.bins),
             below=a.below + b.below,
             above=a.above + b.above,
-            tail_low=a.tail_low + b.tail_low,
-            tail_high=a.tail_high + b.tail_high,
+            tail_low=_saturated(a.tail_low + b.tail_low),
+            tail_high=_saturated(a.tail_high + b.tail_high),
         )
     assert isinstance(b, CategoricalProfile)
     return CategoricalProfile(
@@ -680,13 +717,16 @@ class _NumericAccumulator:
             size = len(chunk)
             if not size:
                 continue
-            mean = float(chunk.mean())
-            deviation = chunk - mean
-            # square-and-sum in place: np.dot goes through BLAS, which is
-            # several times slower here on freshly allocated chunks.
-            np.square(deviation, out=deviation)
-            self._merge_moments(size, mean, float(deviation.sum()))
             low, high = float(chunk.min()), float(chunk.max())
+            if max(-low, high) < _SQUARES_SAFE:
+                mean = float(chunk.mean())
+                deviation = chunk - mean
+                # square-and-sum in place: np.dot goes through BLAS, which is
+                # several times slower here on freshly allocated chunks.
+                np.square(deviation, out=deviation)
+                self._merge_moments(size, mean, float(deviation.sum()))
+            else:
+                self._merge_moments(size, *_scaled_moments(chunk, max(-low, high)))
             if self.n == size or low < self.min:
                 self.min = low
             if self.n == size or high > self.max:
@@ -699,9 +739,9 @@ class _NumericAccumulator:
             if len(edges):
                 # Sums in the open-ended outer bins make Wasserstein's tails exact.
                 if below_edge[0]:
-                    self.tail_low += float(chunk[chunk < edges[0]].sum())
+                    self.tail_low = _saturated(self.tail_low + _sum(chunk[chunk < edges[0]]))
                 if below_edge[-2] < size:
-                    self.tail_high += float(chunk[chunk >= edges[-1]].sum())
+                    self.tail_high = _saturated(self.tail_high + _sum(chunk[chunk >= edges[-1]]))
             if low < self.low:
                 self.below += int(np.count_nonzero(chunk < self.low))
             if high > self.high:
@@ -721,8 +761,8 @@ class _NumericAccumulator:
         self.below += other.below
         self.above += other.above
         self.bins += other.bins
-        self.tail_low += other.tail_low
-        self.tail_high += other.tail_high
+        self.tail_low = _saturated(self.tail_low + other.tail_low)
+        self.tail_high = _saturated(self.tail_high + other.tail_high)
         if other.n:
             self.min = other.min if not self.n else min(self.min, other.min)
             self.max = other.max if not self.n else max(self.max, other.max)
@@ -1162,11 +1202,16 @@ class Profile:
     @classmethod
     def from_dict(cls, data: Any) -> Profile:
         """Read :meth:`to_dict` output back; anything malformed is a ProfileFormatError."""
+        with reading("a profile", ProfileFormatError):
+            return cls._from_dict(data)
+
+    @classmethod
+    def _from_dict(cls, data: Any) -> Profile:
         if not isinstance(data, Mapping):
             raise ProfileFormatError(f"a profile is a JSON object, got {type(data).__name__}")
         _only_keys(data, frozenset({"format", "version", "features"}), "profile")
         if data.get("format") != FORMAT:
-            raise ProfileFormatError(f"not a guardrail profile: format={data.get('format')!r}")
+            raise ProfileFormatError(f"not a guardrail profile: format={brief(data.get('format'))}")
         version = _get(data, "version", int, "profile")
         if version > VERSION:
             raise ProfileFormatError(
@@ -1187,7 +1232,7 @@ class Profile:
             elif kind == "categorical":
                 features.append(CategoricalProfile.from_dict(item, where))
             else:
-                raise ProfileFormatError(f"{where}.kind: unknown kind {kind!r}")
+                raise ProfileFormatError(f"{where}.kind: unknown kind {brief(kind)}")
         try:
             return cls(features)
         except ConfigError as e:
@@ -1196,11 +1241,7 @@ class Profile:
     @classmethod
     def from_json(cls, text: str | bytes) -> Profile:
         """Read :meth:`to_json` output back; anything malformed is a ProfileFormatError."""
-        try:
-            data = json.loads(text)
-        except (ValueError, TypeError, RecursionError) as e:
-            raise ProfileFormatError(f"a profile must be valid JSON: {e}") from e
-        return cls.from_dict(data)
+        return cls.from_dict(loads(text, "a profile", ProfileFormatError))
 
 
 def _builder(
@@ -1323,18 +1364,39 @@ class ProfileBuilder:
         A fresh builder takes its features from the keys seen, in order of
         first appearance.
         """
-        rows = list(rows)
+        # One pass over the values present: linear in rows times present values,
+        # never rows times features (sparse rows would make that quadratic).
+        present: dict[Any, list[Any]] = {}
+        count = 0
         for row in rows:
             if not isinstance(row, Mapping):
                 raise ConfigError(f"rows must be mappings, got {type(row).__name__}")
-        if self._features is not None:
-            names = tuple(self._features)
+            count += 1
+            for name, value in row.items():
+                column = present.get(name)
+                if column is None:
+                    present[name] = [value]
+                else:
+                    column.append(value)
+        if self._features is None:
+            self._features = self._first_layout(present)
+            features = self._features
         else:
-            seen: dict[str, None] = {}
-            for row in rows:
-                seen.update(dict.fromkeys(row))
-            names = tuple(seen)
-        self.add_columns({name: [row.get(name) for row in rows] for name in names})
+            features = self._features
+            for name, feature in features.items():
+                values = present.get(name)
+                if values is not None:
+                    if isinstance(feature, _NumericAccumulator):
+                        feature._add(*numeric_column(values))
+                    else:
+                        feature._add(*count_values(values))
+        for name, feature in features.items():
+            absent = count - len(present.get(name, ()))
+            if absent:
+                if isinstance(feature, _NumericAccumulator):
+                    feature._add(np.empty(0, np.float64), missing=absent)
+                else:
+                    feature._add({}, missing=absent)
 
     def add_profile(self, profile: Profile) -> None:
         """Add a profile built on this builder's layout (a fresh builder takes the profile's)."""
@@ -1414,9 +1476,16 @@ def _new_numeric(name: str, x: F64, missing: int, invalid: int, bins: int) -> _N
             # A seeded sample: the same data gives the same edges.
             rng = np.random.default_rng(0)
             sample = finite[rng.integers(0, len(finite), _EDGE_SAMPLE)]
-        edges = np.unique(np.quantile(sample, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
         low, high = float(finite.min()), float(finite.max())
-        edges = edges[(edges > low) & (edges <= high)]
+        at = np.linspace(0.0, 1.0, bins + 1)[1:-1]
+        if low == high:  # one value (a sparse feature, often): no edge inside
+            edges = np.empty(0, np.float64)
+        elif max(-low, high) < _SQUARES_SAFE:
+            edges = np.unique(np.quantile(sample, at))
+        else:  # interpolating between values near the float limits overflows unscaled
+            scale = math.ldexp(1.0, math.frexp(max(-low, high))[1] - 1)
+            edges = np.unique(np.quantile(sample / scale, at) * scale)
+        edges = edges[np.isfinite(edges) & (edges > low) & (edges <= high)]
     else:
         edges, low, high = np.empty(0, np.float64), 0.0, 0.0
     feature = _NumericAccumulator(name, edges, low, high)

@@ -7,9 +7,12 @@ that ``import guardrail`` need not pay: this loads with the public
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import attrs
 
 from ._config import CONFIG, UndeclaredPolicy
+from ._privacy import PRIVACY, digest_text
 from ._protocols import Hook
 
 __all__ = ["Settings", "get_config"]
@@ -27,10 +30,16 @@ class Settings:
         hooks: The active hooks (the defaults once resolved; empty when
             instrumentation is off).
         on_undeclared_consumer: ``"report"`` or ``"raise"``.
+        redact: The function user text (slice keys, unexpected feature
+            names) goes through before guardrail keeps or reports it.
+        exception_messages: Whether a guarded function's exception message
+            is recorded, not only its type.
     """
 
     hooks: tuple[Hook, ...]
     on_undeclared_consumer: UndeclaredPolicy
+    redact: Callable[[str], str] = digest_text
+    exception_messages: bool = False
 
 
 def get_config() -> Settings:
@@ -45,4 +54,9 @@ def get_config() -> Settings:
     >>> get_config() == saved
     True
     """
-    return Settings(hooks=CONFIG.hooks, on_undeclared_consumer=CONFIG.on_undeclared_consumer)
+    return Settings(
+        hooks=CONFIG.hooks,
+        on_undeclared_consumer=CONFIG.on_undeclared_consumer,
+        redact=PRIVACY.redact,
+        exception_messages=PRIVACY.exception_messages,
+    )

@@ -32,6 +32,7 @@ from ._events import MachineryError
 from ._hooks import emit
 from ._inputs import Inputs
 from ._mechanism_events import InputsInvalid, SkewDetected, UpstreamFailure
+from ._privacy import redact
 from ._profile import (
     NUMBER_TYPES,
     REAL,
@@ -57,6 +58,9 @@ _MAX_UNEXPECTED_NAMES: Final = 64
 # The bounds of an automatic check size (every=None).
 _MIN_EVERY: Final = 100
 _MAX_EVERY: Final = 10_000
+
+#: A value no numeric feature takes: what a row that cannot be profiled is counted as.
+_WRONG_TYPE: Final = "<invalid>"
 
 
 class SkewMonitor:
@@ -328,9 +332,10 @@ class SkewMonitor:
                     self._add_unexpected_locked(key, 1)
 
     def _add_unexpected_locked(self, key: Any, count: int) -> None:
-        # Names arrive with the inputs: past a few dozen, they share one counter.
+        # Names arrive with the inputs: past a few dozen, they share one counter,
+        # and each is kept redacted (configure(redact=...)) and bounded.
         unexpected = self._unexpected
-        name = str(key)
+        name = redact(key)
         if name not in unexpected and len(unexpected) >= _MAX_UNEXPECTED_NAMES:
             name = "<other>"
         unexpected[name] = unexpected.get(name, 0) + count
@@ -371,7 +376,7 @@ class SkewMonitor:
                 problem = "type"
             if problem is not None:
                 found.append((spec.name, problem))
-        found.extend((str(key), "unexpected") for key in row if key not in self._keys)
+        found.extend((redact(key), "unexpected") for key in row if key not in self._keys)
         return tuple(v for v in found if v[1] in checks)
 
     # -- batches -------------------------------------------------------------
@@ -442,16 +447,18 @@ class SkewMonitor:
             absent = [name for name in names if name not in batch]
             if self._raise:
                 problems = [(n, "missing") for n in absent] + [
-                    (str(k), "unexpected") for k in extra
+                    (redact(k), "unexpected") for k in extra
                 ]
                 problems = [v for v in problems if v[1] in self.checks]
-                if problems and rows:
+                # A batch holding none of the features is refused even without rows.
+                if problems and (rows or not columns):
                     raise SchemaViolationError(tuple(problems))
-            with self._lock:
-                for name in absent:
-                    self._absent[name] = self._absent.get(name, 0) + rows
-                for key in extra:
-                    self._add_unexpected_locked(key, rows)
+            if rows:
+                with self._lock:
+                    for name in absent:
+                        self._absent[name] = self._absent.get(name, 0) + rows
+                    for key in extra:
+                        self._add_unexpected_locked(key, rows)
             return columns, rows
         if kind == "rows":
             batch = inputs.rows()
@@ -545,10 +552,7 @@ class SkewMonitor:
         buffer = self._buffer
         if buffer:
             self._buffer = []
-            columns = list(zip(*buffer, strict=True))
-            self._window.add_columns(
-                {name: list(values) for name, values in zip(self._names, columns, strict=True)}
-            )
+            self._add_rows_locked(buffer)
             self._window_rows += len(buffer)
         rows = self._window_rows
         # Flush exactly when the current profile fills, so checks land on `every`.
@@ -559,6 +563,33 @@ class SkewMonitor:
         if now >= self._deadline:
             self._deadline = now + (self.seconds or math.inf)
         return None
+
+    def _add_rows_locked(self, rows: list[tuple[Any, ...]]) -> None:
+        """Profile buffered rows as columns; a row that cannot be profiled counts as invalid.
+
+        One vectorized step per block; only if that fails is the block taken
+        row by row, so that a bad value costs its own row, not its block.
+        """
+        names = self._names
+        columns = list(zip(*rows, strict=True))
+        try:
+            self._window.add_columns(
+                {name: list(values) for name, values in zip(names, columns, strict=True)}
+            )
+            return
+        except Exception:  # noqa: BLE001 - find the rows that cannot be profiled
+            pass
+        invalid = self._invalid_row
+        for row in rows:
+            try:
+                self._window.add_columns({name: [v] for name, v in zip(names, row, strict=True)})
+            except Exception:  # noqa: BLE001 - counted as one invalid row
+                self._window.add_columns(invalid)
+
+    @property
+    def _invalid_row(self) -> dict[str, list[Any]]:
+        """One row whose every value counts as of the wrong type."""
+        return {f.name: [_WRONG_TYPE if f.kind == "numeric" else 0] for f in self.schema.features}
 
     def _rotate_locked(self, now: float) -> Profile:
         window = self._window.build()
@@ -732,10 +763,22 @@ class SkewMonitor:
             return self._violations_locked()
 
     def serving_profile(self) -> Profile:
-        """Everything sampled so far, as one profile (for export and fleet merging)."""
-        with self._lock:
-            self._flush_locked_no_check()
-            return self._total.build().merge(self._window.build())
+        """Everything sampled so far, as one profile (for export and fleet merging).
+
+        Never raises: should profiling fail, the failure is reported as a
+        ``MachineryError`` and the profile holds what was profiled before.
+        """
+        try:
+            with self._lock:
+                self._flush_locked_no_check()
+                return self._total.build().merge(self._window.build())
+        except Exception as e:  # noqa: BLE001 - the caller gets what there is
+            self._failed(e)
+        try:
+            with self._lock:
+                return self._total.build()
+        except Exception:  # noqa: BLE001 - nothing profiled can be read: an empty profile
+            return self.reference.builder().build()
 
     def _failed(self, error: BaseException) -> None:
         self.errors += 1

@@ -13,7 +13,6 @@ most ``step``.
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 from collections.abc import Mapping
@@ -22,12 +21,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Literal, TypeVa
 import numpy as np
 
 from ._call import Source
-from ._errors import ConfigError, FormatError, ScaleError
+from ._errors import ConfigError, FormatError, OutOfScaleError, ScaleError
 from ._events import Event, PauseChanged
 from ._hooks import emit
 from ._mechanism_events import ThresholdChanged, ThresholdClampHit
 from ._model import ModelRef, canonical_json, fingerprint_bytes
 from ._prediction import Decision, Prediction, Threshold
+from ._reading import brief, loads, reading
 from ._scales import LogOdds, Probability, ScaleValue, Score
 
 if TYPE_CHECKING:
@@ -55,8 +55,11 @@ def _sigmoid(x: float) -> float:
 
 def _number(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
-    return float(value)
+        raise ConfigError(f"{name} must be a number, got {brief(value)}")
+    try:
+        return float(value)
+    except OverflowError:
+        raise ConfigError(f"{name} must be a finite number, got {brief(value)}") from None
 
 
 class DynamicThreshold(Generic[S]):
@@ -186,7 +189,12 @@ class DynamicThreshold(Generic[S]):
             step = _DEFAULT_STEP
         eta = _number("step", step)
         if not 0.0 < eta < math.inf:
-            raise ConfigError(f"step must be positive and finite, got {step!r}")
+            raise ConfigError(f"step must be positive and finite, got {brief(step)}")
+        if scale is not Score and eta > _LOGIT_LIMIT:
+            # A step is taken as exp(step) on the odds: beyond this it overflows.
+            raise ConfigError(
+                f"step must be at most {_LOGIT_LIMIT:g} on the log-odds scale, got {brief(step)}"
+            )
         band = 2.0 * eta if dead_band is None else _number("dead_band", dead_band)
         if not 0.0 <= band < math.inf:
             raise ConfigError(f"dead_band must be >= 0 and finite, got {dead_band!r}")
@@ -576,20 +584,20 @@ class DynamicThreshold(Generic[S]):
         version, and a state outside the clamps are
         :class:`~guardrail.errors.FormatError`.
         """
-        if isinstance(data, (str, bytes)):
-            try:
-                loaded: Any = json.loads(data)
-            except ValueError as e:
-                raise FormatError(f"a snapshot must be valid JSON: {e}") from e
-            except RecursionError as e:
-                raise FormatError("a snapshot's JSON is nested too deeply") from e
-            return cls.restore(cast(Mapping[str, Any], loaded))
+        document: object = data
+        if isinstance(data, (str, bytes, bytearray)):
+            document = loads(data, "a snapshot")
+        with reading("a snapshot"):
+            return cls._restore(document)
+
+    @classmethod
+    def _restore(cls, data: Any) -> DynamicThreshold[Any]:
         _keys(data, {"format", "version", "config", "state"}, "a snapshot")
         if data["format"] != FORMAT:
-            raise FormatError(f"not a dynamic threshold snapshot: format {data['format']!r}")
+            raise FormatError(f"not a dynamic threshold snapshot: format {brief(data['format'])}")
         if data["version"] != FORMAT_VERSION:
             raise FormatError(
-                f"unsupported snapshot version {data['version']!r}; "
+                f"unsupported snapshot version {brief(data['version'])}; "
                 f"this guardrail reads version {FORMAT_VERSION}"
             )
         config = data["config"]
@@ -603,7 +611,7 @@ class DynamicThreshold(Generic[S]):
         }
         scale = scales.get(config["scale"]) if isinstance(config["scale"], str) else None
         if scale is None:
-            raise FormatError(f"unknown scale {config['scale']!r}")
+            raise FormatError(f"unknown scale {brief(config['scale'])}")
 
         def value(key: str) -> Any:
             raw = config[key]
@@ -621,7 +629,7 @@ class DynamicThreshold(Generic[S]):
                 model=None if config["model"] is None else ModelRef.from_dict(config["model"]),
                 name=config["name"],
             )
-        except (ConfigError, ScaleError) as e:
+        except (ConfigError, ScaleError, OutOfScaleError) as e:
             raise FormatError(f"bad snapshot config: {e}") from e
         tracker = _finite(state["tracker"], "tracker")
         saved = _finite(state["saved"], "saved")
@@ -669,18 +677,23 @@ def _keys(data: object, keys: set[str], what: str) -> None:
         raise FormatError(f"{what} must be a mapping")
     if set(data) != keys:
         missing, unknown = keys - set(data), set(data) - keys
-        raise FormatError(f"{what}: missing {sorted(missing)}, unknown {sorted(unknown)}")
+        raise FormatError(
+            f"{what}: missing {sorted(missing)}, unknown {brief(sorted(map(str, unknown)))}"
+        )
 
 
 def _finite(x: object, key: str) -> float:
     if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
-        raise FormatError(f"snapshot {key} must be a finite number, got {x!r}")
-    return float(x)
+        raise FormatError(f"snapshot {key} must be a finite number, got {brief(x)}")
+    try:
+        return float(x)
+    except OverflowError:
+        raise FormatError(f"snapshot {key} must be a finite number, got {brief(x)}") from None
 
 
 def _int(x: object, key: str) -> int:
     if isinstance(x, bool) or not isinstance(x, int) or x < 0:
-        raise FormatError(f"snapshot {key} must be an int >= 0, got {x!r}")
+        raise FormatError(f"snapshot {key} must be an int >= 0, got {brief(x)}")
     return x
 
 

@@ -8,6 +8,7 @@ Exit statuses (also in ``guardrail --help``):
 - 3: input error: a missing or unreadable file, malformed JSON, a document of
   the wrong kind or of an unknown format version, a reader that is not installed.
 - 4: output error: a result file could not be written.
+- 70: internal error: a bug in guardrail (the message says what to report).
 - 130: interrupted.
 
 Errors are one line on stderr, ``guardrail: error: ...``, never a traceback.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, NoReturn
@@ -26,6 +28,7 @@ from .._errors import ConfigError, FormatError
 
 __all__ = [
     "EXIT_FOUND",
+    "EXIT_INTERNAL",
     "EXIT_INPUT",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
@@ -39,6 +42,7 @@ EXIT_FOUND: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_INPUT: Final = 3
 EXIT_OUTPUT: Final = 4
+EXIT_INTERNAL: Final = 70
 EXIT_INTERRUPTED: Final = 130
 
 _EPILOG: Final = """exit statuses:
@@ -47,6 +51,7 @@ _EPILOG: Final = """exit statuses:
   2    usage error
   3    input error: missing file, malformed JSON, unknown format or version
   4    output error: a result file could not be written
+  70   internal error: a bug in guardrail, please report it
   130  interrupted
 """
 
@@ -57,6 +62,10 @@ class InputError(Exception):
 
 class OutputError(Exception):
     """A result could not be written; the message says why, in one line."""
+
+
+class UsageError(Exception):
+    """Arguments that parse but cannot be used together; the message says why."""
 
 
 # -- reading documents ------------------------------------------------------------------
@@ -84,6 +93,10 @@ def read_json(path: str) -> Any:
         ) from None
     except RecursionError:
         raise InputError(f"{path}: JSON nested too deeply") from None
+    except ValueError as e:  # an integer of thousands of digits, say
+        raise InputError(f"{path}: malformed JSON: {e}") from None
+    except MemoryError:
+        raise InputError(f"{path}: too large to read") from None
 
 
 def _describe_kind(data: object) -> str:
@@ -175,6 +188,10 @@ def _profile_of(path: str, data: Any, args: argparse.Namespace, like: Any = None
         return Profile.from_columns(data.columns, like=like, bins=args.bins)
     except (FormatError, ConfigError) as e:
         raise InputError(f"{path}: {e}") from None
+    except (UnicodeError, ValueError, TypeError, OverflowError) as e:
+        # Data a reader let through but that cannot be profiled (a Parquet text
+        # column that is not UTF-8, say) is an input error too.
+        raise InputError(f"{path}: cannot profile the data ({type(e).__name__})") from None
 
 
 def _write(path: str, text: str) -> None:
@@ -339,13 +356,19 @@ def _fleet_profile(reference: Any, args: argparse.Namespace) -> Any:
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run
 
-    return run(
-        out=args.out,
-        requests=args.requests,
-        report=args.report,
-        directory=args.directory,
-        seed=args.seed,
-    )
+    if args.seed < 0:
+        raise UsageError(f"--seed: must be 0 or more, got {args.seed}")
+    try:
+        return run(
+            out=args.out,
+            requests=args.requests,
+            report=args.report,
+            directory=args.directory,
+            seed=args.seed,
+        )
+    except OSError as e:  # the report could not be written
+        where = args.report or args.directory
+        raise OutputError(f"{where}: cannot write: {e.strerror or e}") from None
 
 
 def _demo_requests(text: str) -> int:
@@ -534,7 +557,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     args.out = sys.stdout
     try:
-        code: int = args.run(args)
+        with warnings.catch_warnings():
+            # numpy's overflow notes on extreme values: the results say what they are.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            code: int = args.run(args)
+    except UsageError as e:
+        return _fail(f"{e} (see guardrail {args.command} --help)", EXIT_USAGE)
     except InputError as e:
         return _fail(str(e), EXIT_INPUT)
     except OutputError as e:
@@ -545,9 +573,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (``guardrail diff a b | head``): nothing more to say.
         sys.stderr.close()
         return EXIT_OK
+    except MemoryError:
+        return _fail("out of memory: the input is too large for this machine", EXIT_INPUT)
+    except Exception as e:  # noqa: BLE001 - never a traceback: one line, and what to report
+        return _fail(
+            f"internal error ({type(e).__name__} in guardrail {args.command}): "
+            "please report it with the command that caused it",
+            EXIT_INTERNAL,
+        )
     return code
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"guardrail: error: {message}", file=sys.stderr)
+    # One line whatever the message holds (a path or a parser's text with newlines).
+    line = " ".join(message.split())
+    print(f"guardrail: error: {line}", file=sys.stderr)
     return code

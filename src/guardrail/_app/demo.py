@@ -337,8 +337,9 @@ def simulate(
         return 1.0 / (1.0 + math.exp(-z))
 
     timeline = _Timeline(clock)
-    previous = get_config().hooks
-    configure(hooks=[timeline])
+    saved = get_config()
+    # The demo's inputs are its own synthetic data: its report may name them.
+    configure(hooks=[timeline], redact=str)
     bar = Progress(requests, "serving", stream=progress, unit="requests")
     history: list[tuple[float, float]] = [(0, threshold.current().value)]
     pending: collections.deque[tuple[int, str, bool]] = collections.deque()
@@ -370,7 +371,7 @@ def simulate(
                 bar.update(i, note=f"threshold {threshold.current().value:.3f}")
         monitor.check()
     finally:
-        configure(hooks=previous)
+        configure(hooks=saved.hooks)
         bar.update(requests)
         bar.close()
     history.append((requests, threshold.current().value))
@@ -421,6 +422,7 @@ def simulate(
             [[c.guardrail, c.injected, c.caught_at or "-", c.what] for c in caught],
         ),
     )
+    configure(redact=saved.redact)
     return DemoResult(
         requests=requests,
         caught=caught,

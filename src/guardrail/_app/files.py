@@ -14,6 +14,7 @@ import csv
 import importlib
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final, TextIO
@@ -195,22 +196,25 @@ class _Counting:
 
 
 def _read_npy(file: Path, names: Sequence[str] | None) -> Data:
-    with open(file, "rb") as raw:
-        if raw.read(6) != b"\x93NUMPY":
-            raise FormatError("not a readable .npy file: no NumPy header")
-    try:
-        array = np.load(file, allow_pickle=False)
-    except ValueError as e:
-        # An object array needs pickle, which is never used to read anything.
-        raise FormatError(f"not a plain .npy array (pickled objects are refused): {e}") from None
-    except (OSError, EOFError) as e:
-        raise FormatError(f"not a readable .npy file: {e}") from None
+    with open(file, "rb") as raw, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numpy's notes on odd headers: the checks below decide
+        dtype, shape = _npy_header(raw, file.stat().st_size)
+        if dtype.hasobject:
+            raise FormatError("not a plain .npy array: pickled objects are refused")
+        if len(shape) > 2:
+            raise FormatError(f"a .npy array must be 1-D or 2-D, got {len(shape)} dimensions")
+        try:
+            array = np.load(file, allow_pickle=False)
+        except (ValueError, OSError, EOFError, OverflowError, MemoryError) as e:
+            raise FormatError(f"not a readable .npy file: {type(e).__name__}") from None
     if not isinstance(array, np.ndarray):
         raise FormatError("a .npy file holds one array")
     if array.dtype.names:
         if array.ndim != 1:
             raise FormatError(f"a structured array must be 1-D, got shape {array.shape}")
         return Data(rows=len(array), columns={n: array[n] for n in array.dtype.names})
+    if array.size == 0:
+        raise FormatError("the file holds no rows")
     if array.ndim == 1:
         array = array.reshape(-1, 1)
     if array.ndim != 2:
@@ -220,7 +224,45 @@ def _read_npy(file: Path, names: Sequence[str] | None) -> Data:
         names = [f"column_{i}" for i in range(width)]
     elif len(names) != width:
         raise FormatError(f"{len(names)} names given for {width} columns")
+    elif len(set(names)) != len(names):
+        raise FormatError("the names given name a column twice")
     return Data(rows=array.shape[0], columns={n: array[:, i] for i, n in enumerate(names)})
+
+
+def _npy_header(raw: Any, size: int) -> tuple[np.dtype[Any], tuple[int, ...]]:
+    """The dtype and shape a ``.npy`` header declares, checked against the file's size.
+
+    The header is read before the data, so a file claiming a huge shape is
+    refused without allocating anything, and a malformed header is a
+    :class:`FormatError` whatever the parser raises on it.
+    """
+    if raw.read(6) != b"\x93NUMPY":
+        raise FormatError("not a readable .npy file: no NumPy header")
+    raw.seek(0)
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(raw)
+        if version == (1, 0):
+            shape, _, dtype = fmt.read_array_header_1_0(raw)
+        elif version in ((2, 0), (3, 0)):
+            shape, _, dtype = fmt.read_array_header_2_0(raw)
+        else:
+            raise FormatError(f"not a readable .npy file: unknown version {version}")
+    except FormatError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the header parser raises many kinds on bad input
+        raise FormatError(f"not a readable .npy file: bad header ({type(e).__name__})") from None
+    if not all(type(n) is int and n >= 0 for n in shape):
+        raise FormatError("not a readable .npy file: bad shape in the header")
+    needed = dtype.itemsize
+    for n in shape:
+        needed *= n
+    if needed > size - raw.tell():
+        raise FormatError(
+            f"not a readable .npy file: the header declares {needed:,} bytes of data, "
+            f"the file holds {max(0, size - raw.tell()):,}"
+        )
+    return dtype, tuple(shape)
 
 
 def _read_parquet(file: Path) -> Data:
@@ -232,6 +274,8 @@ def _read_parquet(file: Path) -> Data:
         ) from None
     try:
         table = pq.read_table(file)
+        table.column_names  # noqa: B018 - decoded now: a name that is not UTF-8 raises here
     except Exception as e:  # noqa: BLE001 - pyarrow raises several kinds for a bad file
-        raise FormatError(f"not a readable Parquet file: {type(e).__name__}: {e}") from None
+        detail = " ".join(str(e).split())[:200]
+        raise FormatError(f"not a readable Parquet file: {type(e).__name__}: {detail}") from None
     return Data(rows=table.num_rows, arrow=table)

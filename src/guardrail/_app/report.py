@@ -22,6 +22,7 @@ from typing import Any, Final, Literal, TypeAlias
 import attrs
 
 from .._errors import ConfigError
+from .._privacy import redact
 
 __all__ = [
     "Report",
@@ -424,7 +425,9 @@ def _histogram(ref: Mapping[str, Any], cur: Mapping[str, Any]) -> ReportHistogra
         other = cur.get("other", 0)
         if not isinstance(other, int) or new_total > other:
             new, new_total = [], 0
-        labels = [*ref["categories"], *(f"{value} (new)" for value, _ in new), "(other)"]
+        # New values come from serving inputs: shown through the redaction
+        # function (a digest by default; configure(redact=str) shows them).
+        labels = [*ref["categories"], *(f"{redact(value)} (new)" for value, _ in new), "(other)"]
         reference = [*ref["counts"], *(0 for _ in new), ref.get("other", 0)]
         serving = [*cur.get("counts", ()), *(count for _, count in new), other - new_total]
         if len(serving) != len(reference):
