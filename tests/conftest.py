@@ -12,8 +12,14 @@ from pathlib import Path
 
 import attrs
 import pytest
+from hypothesis import HealthCheck, settings
 
 from guardrail.instrumentation import configure, get_config
+
+# No per-example deadline and no "too slow" health check: on a busy machine a
+# slow example or a slow draw is not a failure.
+settings.register_profile("guardrail", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("guardrail")
 
 
 @pytest.fixture(autouse=True)

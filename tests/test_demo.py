@@ -100,7 +100,15 @@ class TestDemo:
         with pytest.raises(ValueError, match=f"at least {MIN_REQUESTS}"):
             simulate(requests=MIN_REQUESTS - 1)
 
-    @pytest.mark.parametrize("requests", [MIN_REQUESTS, 1_000, 5_000, 10_000])
+    @pytest.mark.parametrize(
+        "requests",
+        [
+            MIN_REQUESTS,
+            1_000,
+            pytest.param(5_000, marks=pytest.mark.integration),  # a few seconds each
+            pytest.param(10_000, marks=pytest.mark.integration),
+        ],
+    )
     def test_nothing_is_caught_before_it_is_injected(self, requests: int) -> None:
         """At any size, every line's catch comes at or after its injection's start."""
         caught = simulate(requests=requests).caught

@@ -28,9 +28,9 @@ def needs(*modules: str) -> None:
         pytest.skip(f"needs {missing}: pip install -e '.[examples]'")
 
 
-def run_example(name: str) -> subprocess.CompletedProcess[str]:
+def run_example(name: str, *args: str) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
-        [sys.executable, str(EXAMPLES / name)],
+        [sys.executable, str(EXAMPLES / name), *args],
         capture_output=True,
         text=True,
         check=False,
@@ -47,8 +47,8 @@ def json_objects(text: str) -> list[dict[str, Any]]:
 
 
 class TestFastAPIExample:
-    def test_serves_guarded_decisions_and_exports_spans(self) -> None:
-        """The endpoint returns guarded decisions; each guard span is the handler span's child."""
+    def test_prints_a_short_summary(self) -> None:
+        """By default: the responses and a few summary lines, no span JSON."""
         needs("fastapi", "httpx", "opentelemetry.sdk")
         done = run_example("fastapi_service.py")
         out = done.stdout
@@ -56,18 +56,56 @@ class TestFastAPIExample:
         assert "'block': True" in out
         assert "'model': 'fraud 3.1.0'" in out
         assert "invalid request: 422" in out
-        assert out.count('"name": "guardrail fraud"') == 2
-        assert '"guardrail.model.version": "3.1.0"' in out
-        assert '"name": "guardrail.predictions"' in out
+        assert "guard spans' parent: 'score transaction' x2" in out
+        assert "'guardrail.model.version': '3.1.0'" in out
+        assert "guardrail.predictions" in out
+        assert len(out.splitlines()) <= 12
+        assert json_objects(out) == []
         assert done.stderr == ""
+
+    def test_exports_spans_to_a_file(self, tmp_path: Path) -> None:
+        """--spans PATH writes the spans as JSON; each guard span is the handler span's child."""
+        needs("fastapi", "httpx", "opentelemetry.sdk")
+        path = tmp_path / "spans.json"
+        done = run_example("fastapi_service.py", "--spans", str(path))
+        assert f"spans and metrics as JSON: {path}" in done.stdout
+        text = path.read_text(encoding="utf-8")
+        assert text.count('"name": "guardrail fraud"') == 2
+        assert '"guardrail.model.version": "3.1.0"' in text
+        assert '"name": "guardrail.predictions"' in text
         spans = {}
-        for item in json_objects(out):
+        for item in json_objects(text):
             if "span_id" in item.get("context", {}):
                 spans[item["context"]["span_id"]] = item
         guard_spans = [s for s in spans.values() if s["name"] == "guardrail fraud"]
         assert len(guard_spans) == 2
         for span in guard_spans:
             assert spans[span["parent_id"]]["name"] == "score transaction"
+
+    def test_the_examples_extra_has_what_the_examples_import(self) -> None:
+        """Every third-party module an example imports is in the examples extra."""
+        import tomllib
+
+        extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+        wanted = " ".join(extras["project"]["optional-dependencies"]["examples"])
+        mentioned = {"fastapi", "httpx", "opentelemetry-sdk", "scikit-learn", "uvicorn"}
+        for name in mentioned:
+            assert name in wanted, name
+        imports = set()
+        for example in EXAMPLES.glob("*.py"):
+            text = example.read_text(encoding="utf-8")
+            imports |= set(re.findall(r"^(?:from|import) (\w+)", text, re.M))
+            imports |= set(re.findall(r"^\s+(\w+) \w+:app$", text, re.M))
+        third_party = imports - set(sys.stdlib_module_names) - {"guardrail", "__future__"}
+        providers = {
+            "fastapi": "fastapi",
+            "numpy": None,
+            "opentelemetry": "opentelemetry-sdk",
+            "pydantic": None,
+            "sklearn": "scikit-learn",
+            "uvicorn": "uvicorn",
+        }
+        assert third_party <= set(providers), third_party - set(providers)
 
 
 class TestScikitLearnExample:
