@@ -32,6 +32,7 @@ from ._call import Source
 from ._durations import parse_duration
 from ._errors import ActionLimitExceededError, ConfigError
 from ._events import PauseChanged
+from ._forks import fork_safe_lock, in_child
 from ._hooks import add, emit, metrics_configured
 from ._mechanism_events import LimitDegraded, LimitExceeded, LimitNear, LimitRecovered
 from ._model import callable_name
@@ -229,7 +230,7 @@ class MemoryCounter:
     ) -> None:
         self.windows = windows
         self.clock = clock_ns
-        self.lock = threading.Lock()
+        self.lock = fork_safe_lock(self, "lock")
         self.states: dict[str, Any] = {}
         self.max_keys = max_keys
         self.next_sweep = min(1024, max_keys)
@@ -237,9 +238,16 @@ class MemoryCounter:
         # before then would free nothing, and costs O(keys)).
         self.next_expiry = 0
         self.single = len(windows) == 1
+        self.near = near
         self.acquire: Callable[[str, int], int] = (
             self._one_window(windows[0], near) if self.single else self._many(near)
         )
+        # The closures bind the lock: a forked child's fresh lock needs fresh ones.
+        in_child(self, MemoryCounter._rebind)
+
+    def _rebind(self) -> None:
+        near = self.near
+        self.acquire = self._one_window(self.windows[0], near) if self.single else self._many(near)
 
     # The allow path is a closure over locals (cheaper than attribute lookups),
     # compares the clock with the end of the sub-window instead of dividing,
@@ -587,6 +595,8 @@ class ActionLimit:
         self._quiet_deny: bool | None = {"fallback": False, "report": True, "raise": None}[
             on_exceed
         ]
+        # A forked child's counter has fresh closures (see MemoryCounter).
+        in_child(self, _rebind_decide)
         self._refunds = callable(getattr(counter, "mark", None)) and callable(
             getattr(counter, "refund", None)
         )
@@ -966,6 +976,11 @@ def _argument_type_error(name: str, value: object) -> TypeError:
     return TypeError(f"the {name} must be {expected}, got {type(value).__name__}: {value!r:.80}")
 
 
+def _rebind_decide(limit: ActionLimit) -> None:
+    if limit._decide is not _paused:
+        limit._decide = limit._counter.acquire
+
+
 def _paused(key: str, weight: int) -> int:
     return PAUSED | DENY
 
@@ -976,7 +991,7 @@ class _Reporter:
 
     limit: ActionLimit
     smallest: int
-    lock: threading.Lock = attrs.Factory(threading.Lock)
+    lock: threading.Lock = attrs.Factory(lambda self: fork_safe_lock(self, "lock"), takes_self=True)
     degraded_total: int = 0
     degraded_unreported: int = 0
     degraded_last_event: float = -math.inf

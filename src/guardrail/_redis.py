@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
 import time
 from typing import Any, Literal
 
 from ._errors import ConfigError
+from ._forks import fork_safe_lock, in_child
 from ._limits import (
     DEGRADED,
     DENY,
@@ -275,9 +275,11 @@ class RedisStore:
         self._settings = settings
         self._sync_class = sync_class
         self._async_class = async_class
-        self._lock = threading.Lock()
+        self._lock = fork_safe_lock(self)
         self._sync: Any = None
         self._async: dict[int, tuple[Any, Any]] = {}
+        # A child opens its own connections (the parent's sockets stay the parent's).
+        in_child(self, _forget_clients)
 
     def _timeouts(self, retry: Any) -> dict[str, Any]:
         return {
@@ -363,6 +365,11 @@ class RedisStore:
             f"RedisStore(namespace={self.namespace!r}, deadline={self.deadline}, "
             f"on_store_error={self.on_store_error!r})"
         )
+
+
+def _forget_clients(store: RedisStore) -> None:
+    store._sync = None
+    store._async = {}
 
 
 def _sha1(script: str) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Literal, TypeVar, cast, overload
 
@@ -24,6 +23,7 @@ import numpy as np
 from ._call import Source
 from ._errors import ConfigError, FormatError, ScaleError
 from ._events import Event, PauseChanged
+from ._forks import fork_safe_lock
 from ._hooks import emit
 from ._mechanism_events import ThresholdChanged, ThresholdClampHit
 from ._model import ModelRef, canonical_json, fingerprint_bytes
@@ -254,7 +254,7 @@ class DynamicThreshold(Generic[S]):
                 self._exact[internal] = clamp
                 # A clamped tracker reads back as log(exp(clamp)).
                 self._exact[math.log(v) if self._logistic else v] = clamp
-        self._lock = threading.Lock()
+        self._lock = fork_safe_lock(self)
         self._acquire = self._lock.acquire
         self._release = self._lock.release
         self._restore_state(
