@@ -27,7 +27,8 @@ T = TypeVar("T")
 
 # id(owner) -> (weak owner, what to run in the child with the owner).
 _OWNERS: dict[int, tuple[Callable[[], Any], list[Callable[[Any], None]]]] = {}
-_REGISTRY = threading.Lock()
+# Re-entrant: a collection inside in_child() may run forget() in the same thread.
+_REGISTRY = threading.RLock()
 
 
 def in_child(owner: T, callback: Callable[[T], None]) -> None:

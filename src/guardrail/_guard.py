@@ -342,6 +342,7 @@ class Guard(Generic[S]):
             assigner = self._assigner
             if assigner is not None and call.threshold is not None:
                 self._step(assigner.assign_call, assigner.source, call)
+                call.degraded = call.degraded or call.arm is None  # the holdout failed
         if call.threshold is None:
             # No basis for an action: the value is off its scale, or the
             # decider failed (then the decision is marked degraded).
