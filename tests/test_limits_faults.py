@@ -173,3 +173,38 @@ class TestSmallerReports:
             return 0.9
 
         assert predict({"x": 1.0}).degraded
+
+
+class TestDeadline:
+    def test_one_slow_reply_does_not_send_later_decisions_to_the_policy(
+        self, own_redis_server: Any
+    ) -> None:
+        """A decision cut off by a stalled server is degraded; the next one asks Redis again."""
+        store = shared(own_redis_server, "d1", deadline=0.05, probe_every=600)
+        limit = gr.ActionLimit("slow", max_actions=100, per="1h", store=store)
+        assert limit.allow("k")
+        process = own_redis_server.process
+        with capture_events() as events:
+            process.send_signal(signal.SIGSTOP)
+            try:
+                assert not limit.allow("k")
+            finally:
+                process.send_signal(signal.SIGCONT)
+            assert limit.allow("k")
+        kinds = [e.kind for e in events]
+        assert (kinds.count("limit.degraded"), kinds.count("limit.recovered")) == (1, 1)
+
+    def test_consecutive_failures_trip_the_policy(self, own_redis_server: Any) -> None:
+        """trip_after failures in a row send the next decisions to the policy until the probe."""
+        store = shared(own_redis_server, "d2", deadline=0.05, probe_every=600, trip_after=2)
+        limit = gr.ActionLimit("slow", max_actions=100, per="1h", store=store)
+        assert limit.allow("k")
+        process = own_redis_server.process
+        process.send_signal(signal.SIGSTOP)
+        try:
+            assert not limit.allow("k")
+            assert not limit.allow("k")
+        finally:
+            process.send_signal(signal.SIGCONT)
+        # Redis answers again, but the tripped limit does not ask it until the probe.
+        assert not limit.allow("k")

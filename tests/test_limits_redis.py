@@ -253,7 +253,7 @@ class TestFailurePolicy:
             max_actions=10,
             per="1h",
             on_exceed="raise",
-            store=store(redis_server, namespace, deadline=deadline, probe_every=0.05),
+            store=store(redis_server, namespace, deadline=deadline, probe_every=0.05, trip_after=1),
         )
         assert limit.allow()
         assert redis_server.process is not None

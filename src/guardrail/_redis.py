@@ -249,7 +249,11 @@ class RedisStore:
             variable; without either, keys are digested unkeyed, and anyone
             who can list the Redis keys can recover keys from a small space
             (a 6-digit id takes seconds) by hashing guesses.
-        probe_every: After a failure, decisions skip Redis (and use the
+        trip_after: Consecutive failed decisions (time-outs, errors) after
+            which decisions skip Redis for *probe_every*. A failed decision
+            is always decided by the policy, but one slow reply does not send
+            the next decisions there: they try Redis again (default 3).
+        probe_every: Once tripped, decisions skip Redis (and use the
             policy at once) for this many seconds, then try it again: the
             limit recovers by itself when Redis is back.
 
@@ -274,6 +278,7 @@ class RedisStore:
         probe_every: float = 0.1,
         key_secret: str | bytes | None = None,
         on_state_lost: OnStateLost = "deny",
+        trip_after: int = 3,
     ) -> None:
         try:
             import redis
@@ -297,6 +302,8 @@ class RedisStore:
                 raise ConfigError(f"{name} must be in ({low}, {high}], got {value!r}")
         if on_state_lost not in ("deny", "reset"):
             raise ConfigError(f"on_state_lost must be 'deny' or 'reset', got {on_state_lost!r}")
+        if isinstance(trip_after, bool) or not isinstance(trip_after, int) or trip_after < 1:
+            raise ConfigError(f"trip_after must be a positive int, got {trip_after!r}")
         if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
             raise ConfigError(f"processes must be a positive int, got {processes!r}")
         if key_secret is None:
@@ -332,6 +339,7 @@ class RedisStore:
         self.on_store_error = on_store_error
         self.local_share = float(local_share)
         self.processes = processes
+        self.trip_after = trip_after
         self.on_state_lost: OnStateLost = on_state_lost
         #: The namespace's epoch marker as this process knows it ('' until first contact).
         self.epoch = ""
@@ -471,7 +479,13 @@ class RedisStore:
             client.connection_pool.disconnect()
 
     def bind(self, name: str, windows: tuple[Window, ...], near: float) -> RedisCounter:
-        """The counter for one limit."""
+        """The counter for one limit; the first one opens a connection ahead of the decisions.
+
+        Opening it here (with the epoch look-up) keeps connection set-up out
+        of the first decision's deadline; if Redis cannot answer now, the
+        first decision tries again.
+        """
+        self.sync_client()
         return RedisCounter(self, name, windows, near)
 
     def __repr__(self) -> str:
@@ -481,7 +495,14 @@ class RedisStore:
         )
 
 
+#: Clients inherited from a parent process, kept so that they are never
+#: collected: closing one would take its pool's lock, which a thread of the
+#: parent may have held at the fork.
+_INHERITED: list[Any] = []
+
+
 def _forget_clients(store: RedisStore) -> None:
+    _INHERITED.append((store._sync, store._async))
     store._sync = None
     store._async = {}
 
@@ -535,6 +556,7 @@ class RedisCounter:
 
         self.noscript = NoScriptError
         self.down_until = 0.0
+        self.consecutive = 0
         self.failed = False
         self.last_error = ""
 
@@ -649,6 +671,7 @@ class RedisCounter:
 
     def _recovered(self, code: int) -> int:
         with self.store._lock:
+            self.consecutive = 0
             # Of several threads answered at once, only one ends the outage.
             ended, self.failed = self.failed, False
             if ended:
@@ -702,7 +725,11 @@ class RedisCounter:
             # Both together, so an answer in another thread sees an outage whole or not at all.
             self.last_error = message
             self.failed = True
-            self.down_until = time.monotonic() + self.store.probe_every
+            self.consecutive += 1
+            # One slow reply decides only its own decision; trip_after in a row
+            # send the next ones to the policy until the probe.
+            if self.consecutive >= self.store.trip_after:
+                self.down_until = time.monotonic() + self.store.probe_every
         return self._degraded(key, weight)
 
     def _degraded(self, key: str, weight: int) -> int:
