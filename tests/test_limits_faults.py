@@ -208,3 +208,22 @@ class TestDeadline:
             process.send_signal(signal.SIGCONT)
         # Redis answers again, but the tripped limit does not ask it until the probe.
         assert not limit.allow("k")
+
+    def test_a_decision_that_timed_out_but_was_counted_is_refunded(
+        self, own_redis_server: Any
+    ) -> None:
+        """A decision cut off by the deadline but counted by the server gives its count back."""
+        store = shared(own_redis_server, "d3", deadline=0.05, probe_every=0.01)
+        limit = gr.ActionLimit("late", max_actions=3, per="1h", store=store)
+        assert limit.allow("k")
+        process = own_redis_server.process
+        process.send_signal(signal.SIGSTOP)
+        try:
+            assert not limit.allow("k")  # timed out (the server counts it when it resumes)
+        finally:
+            process.send_signal(signal.SIGCONT)
+        end = time.monotonic() + 10
+        while time.monotonic() < end and own_redis_server.client().ping() is not True:
+            time.sleep(0.01)
+        time.sleep(0.1)  # the late reply reaches the parked connection
+        assert [limit.allow("k") for _ in range(3)] == [True, True, False]

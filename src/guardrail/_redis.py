@@ -36,6 +36,10 @@ __all__ = ["RedisStore"]
 OnStoreError = Literal["closed", "open", "local"]
 OnStateLost = Literal["deny", "reset"]
 
+#: Timed-out decisions kept waiting for their reply, per limit, and for how long (s).
+MAX_LATE = 8
+LATE_FOR = 5.0
+
 #: The decide script's answer when the namespace's epoch marker is gone or new.
 LOST = 4
 
@@ -507,6 +511,11 @@ def _forget_clients(store: RedisStore) -> None:
     store._async = {}
 
 
+def _forget_late(counter: RedisCounter) -> None:
+    _INHERITED.append(counter.late)
+    counter.late = []
+
+
 def _sha1(script: str) -> str:
     return hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
 
@@ -558,6 +567,13 @@ class RedisCounter:
         self.down_until = 0.0
         self.consecutive = 0
         self.failed = False
+        #: Timed-out decisions whose reply may still come: (connection, key, weight, mark, until).
+        self.late: list[tuple[Any, str, int, int, float]] = []
+        from redis.exceptions import TimeoutError as RedisTimeout
+
+        self.timeouts = RedisTimeout
+        # A child does not read its parent's late replies.
+        in_child(self, _forget_late)
         self.last_error = ""
 
     def redis_key(self, key: str) -> str:
@@ -611,12 +627,22 @@ class RedisCounter:
             return DEGRADED | DENY
         if not self.store.epoch:
             self.store.new_epoch()
+        if self.late:
+            self._collect_late()
+        parked = False
         try:
             pool = self.store.sync_client().connection_pool
             connection = pool.get_connection()
             try:
                 connection.send_packed_command(self.packed(key, weight), check_health=False)
-                reply = connection.read_response()
+                reply = connection.read_response(disconnect_on_error=False)
+            except self.timeouts:
+                # Sent, and perhaps counted: keep the connection to read the late
+                # reply, and give back what it counted (see _collect_late).
+                parked = self._park(connection, key, weight)
+                if not parked:
+                    connection.disconnect()
+                raise
             except self.noscript:
                 reply = self.store.sync_client().execute_command(
                     "EVAL",
@@ -632,11 +658,55 @@ class RedisCounter:
                 connection.disconnect()
                 raise
             finally:
-                pool.release(connection)
+                if not parked:
+                    pool.release(connection)
             code = int(reply)
         except Exception as e:  # noqa: BLE001 - the failure policy decides instead
             return self._failed(e, key, weight)
         return self._answered(code)
+
+    def _park(self, connection: Any, key: str, weight: int) -> bool:
+        """Keep a timed-out decision's connection until its reply comes (a few at most)."""
+        with self.store._lock:
+            if len(self.late) >= MAX_LATE:
+                return False
+            # The decision began about one deadline ago (the refund's margin covers the rest).
+            mark = time.monotonic_ns() - round(self.deadline * 1e9)
+            self.late.append((connection, key, weight, mark, time.monotonic() + LATE_FOR))
+        return True
+
+    def _collect_late(self) -> None:
+        """Read the replies of timed-out decisions; refund those the server counted.
+
+        A decision that timed out was decided by the failure policy; if the
+        server counted it anyway, that count is given back, so a slow reply
+        does not eat budget. Never raises.
+        """
+        with self.store._lock:
+            late, self.late = self.late, []
+        pool = self.store.sync_client().connection_pool
+        keep = []
+        for entry in late:
+            connection, key, weight, mark, give_up = entry
+            try:
+                if not connection.can_read(timeout=0):
+                    if time.monotonic() < give_up:
+                        keep.append(entry)
+                        continue
+                    connection.disconnect()  # too late: the count stays (the safe side)
+                    pool.release(connection)
+                    continue
+                reply = connection.read_response(disconnect_on_error=True)
+            except Exception:  # noqa: BLE001 - a lost reply only leaves the count in place
+                connection.disconnect()
+                pool.release(connection)
+                continue
+            pool.release(connection)
+            if isinstance(reply, int) and not reply & DENY and reply != LOST:
+                self.refund(key, weight, mark)
+        if keep:
+            with self.store._lock:
+                self.late.extend(keep)
 
     async def acquire_async(self, key: str, weight: int) -> int:
         """:meth:`acquire` with redis.asyncio, bounded by the deadline."""
