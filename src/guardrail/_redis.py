@@ -625,7 +625,7 @@ class RedisCounter:
             return self._degraded(key, weight)
         if self.lost_until and self._still_lost():
             return DEGRADED | DENY
-        if not self.store.epoch:
+        if not self.store.epoch and not self.failed:  # not learned yet (first contact failed)
             self.store.new_epoch()
         if self.late:
             self._collect_late()
