@@ -111,6 +111,21 @@ def redis_server() -> Iterator[RedisServer]:
         shutil.rmtree(server.dir, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def own_redis_server() -> Iterator[RedisServer]:
+    """A redis-server for one test module, free to be stopped, killed and reconfigured."""
+    executable = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not shutil.which(executable):
+        pytest.skip("redis-server is not installed")
+    server = RedisServer(executable)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.dir, ignore_errors=True)
+
+
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 _SAVED_ARTIFACTS: list[Path] = []
 

@@ -425,7 +425,7 @@ class TestConfigAttacks:
     def test_a_refused_guard_leaves_its_mechanisms_free(self) -> None:
         """When a guard is refused, the mechanisms it named can serve another guard."""
         shared = gr.ActionLimit("shared", max_actions=10, per="1h")
-        gr.Guard(
+        first = gr.Guard(  # alive for the whole test: it holds the shared limit
             gr.GuardConfig(
                 model=MODEL, returns=gr.Probability, threshold=THRESHOLD, limits=[shared], name="A"
             )
@@ -447,6 +447,7 @@ class TestConfigAttacks:
             )
         )
         assert fresh.source.guard == "C"
+        assert first.name == "A"
 
     def test_two_live_guards_of_one_name_cannot_share_a_monitor(self) -> None:
         """Decorating a function twice with the same monitor is refused like two names are."""

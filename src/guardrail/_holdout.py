@@ -8,7 +8,7 @@ import hashlib
 import json
 import os
 import sys
-import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, Protocol, runtime_checkable
 
@@ -17,6 +17,7 @@ import numpy as np
 
 from ._call import Source
 from ._errors import ConfigError, SinkClosedError, SinkFullError
+from ._forks import fork_safe_lock, in_child
 from ._hooks import emit
 from ._inputs import rows_of
 from ._mechanism_events import DecisionLogFailed
@@ -292,10 +293,18 @@ class JsonLinesSink:
 
     Records are buffered and written every *flush_every* records, on
     :meth:`flush`, on :meth:`close` (also as a context manager) and at
-    interpreter exit (registered at the first write, not at import). If
-    writing fails the buffer keeps up to *max_buffer* records and raises
-    :class:`~guardrail.errors.SinkFullError` for the ones beyond. Writing after
-    :meth:`close` raises :class:`~guardrail.errors.SinkClosedError`.
+    interpreter exit (registered at the first write, not at import). Writing
+    after :meth:`close` raises :class:`~guardrail.errors.SinkClosedError`.
+
+    Each record is written exactly once and whole: lines go to the file with
+    unbuffered appends, and after a failed or partial write only the bytes
+    not yet written are retried. A forked child drops the records its parent
+    had buffered (the parent writes them). If writing fails, the buffer keeps
+    up to *max_buffer* records, the sink retries at most every *retry_every*
+    seconds (so a failing file costs O(1) per record) and
+    :class:`~guardrail.errors.SinkFullError` is raised for records beyond the
+    buffer. :attr:`written` counts the records that reached the file,
+    :attr:`failures` the failed writes (``last_error`` the latest).
 
     >>> import guardrail as gr, tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "decisions.jsonl")
@@ -304,22 +313,46 @@ class JsonLinesSink:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, max_buffer: int = 10_000, flush_every: int = 1000
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_buffer: int = 10_000,
+        flush_every: int = 1000,
+        retry_every: float = 1.0,
     ) -> None:
         for key, n in (("max_buffer", max_buffer), ("flush_every", flush_every)):
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise ConfigError(f"{key} must be a positive int, got {n!r}")
         if flush_every > max_buffer:
             raise ConfigError("flush_every must not exceed max_buffer")
+        if (
+            isinstance(retry_every, bool)
+            or not isinstance(retry_every, (int, float))
+            or not 0 <= retry_every <= 3600
+        ):
+            raise ConfigError(f"retry_every must be seconds in [0, 3600], got {retry_every!r}")
         self.path = os.fspath(path)
         self.max_buffer = max_buffer
         self.flush_every = flush_every
+        self.retry_every = float(retry_every)
         self._buffer: list[str] = []
-        self._lock = threading.Lock()
-        self._file: Any = None
+        # Bytes taken from the buffer whose write has not completed, from _offset on,
+        # and how many records they still hold.
+        self._chunk = b""
+        self._offset = 0
+        self._chunk_records = 0
+        self._lock = fork_safe_lock(self)
+        self._fd: int | None = None
         self._registered = False
         self._closed = False
+        self._retry_at = 0.0
+        #: Records that reached the file.
         self.written = 0
+        #: Failed writes (a retry that fails again counts again).
+        self.failures = 0
+        #: The latest failed write's exception type and message.
+        self.last_error = ""
+        in_child(self, _drop_inherited)
 
     def write(self, record: DecisionRecord) -> None:
         """Buffer *record*; write the buffer out when it reaches *flush_every*."""
@@ -332,36 +365,60 @@ class JsonLinesSink:
                 atexit.register(self._close_at_exit)
                 self._registered = True
             buffer = self._buffer
-            if len(buffer) >= self.max_buffer:
+            held = len(buffer) + self._chunk_records
+            if held >= self.flush_every and time.monotonic() >= self._retry_at:
+                # On failure the records stay buffered, retried after retry_every.
                 with contextlib.suppress(OSError):
                     self._flush_locked()
-                if len(buffer) >= self.max_buffer:
-                    raise SinkFullError(f"{self.path}: {len(buffer)} records buffered")
+                held = len(buffer) + self._chunk_records
+            if held >= self.max_buffer:
+                raise SinkFullError(f"{self.path}: {held} records buffered")
             buffer.append(line)
-            if len(buffer) >= self.flush_every:
-                # On failure the records stay buffered, retried on the next write.
+            if held + 1 >= self.flush_every and time.monotonic() >= self._retry_at:
                 with contextlib.suppress(OSError):
                     self._flush_locked()
 
     def _flush_locked(self) -> None:
-        if not self._buffer:
+        if not self._chunk and self._buffer:
+            self._chunk = ("\n".join(self._buffer) + "\n").encode()
+            self._offset = 0
+            self._chunk_records = len(self._buffer)
+            self._buffer.clear()
+        chunk = self._chunk
+        if not chunk:
             return
-        if self._file is None:
-            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
-        self._file.write("\n".join(self._buffer) + "\n")
-        self._file.flush()
-        self.written += len(self._buffer)
-        self._buffer.clear()
+        view = memoryview(chunk)
+        try:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            while self._offset < len(chunk):
+                start = self._offset
+                n = os.write(self._fd, view[start:])
+                self._offset = start + n
+                lines = chunk.count(b"\n", start, start + n)
+                self.written += lines
+                self._chunk_records -= lines
+        except OSError as e:
+            self.failures += 1
+            self.last_error = f"{type(e).__name__}: {e}"[:200]
+            self._retry_at = time.monotonic() + self.retry_every
+            raise
+        finally:
+            view.release()
+        self._chunk, self._offset, self._chunk_records = b"", 0, 0
+        self._retry_at = 0.0
 
     def flush(self) -> None:
-        """Write buffered records to the file."""
+        """Write buffered records to the file (``OSError`` if it cannot)."""
         with self._lock:
             self._flush_locked()
+            if self._buffer:  # records buffered behind a chunk just written
+                self._flush_locked()
 
     @property
     def buffered(self) -> int:
         """Records waiting to be written."""
-        return len(self._buffer)
+        return len(self._buffer) + self._chunk_records
 
     def close(self) -> None:
         """Flush and close the file; safe to call twice.
@@ -370,21 +427,24 @@ class JsonLinesSink:
         kept, and a later ``close`` tries again).
         """
         with self._lock:
-            if self._closed and not self._buffer:
+            if self._closed and not self.buffered:
                 return
             try:
                 self._flush_locked()
+                if self._buffer:
+                    self._flush_locked()
             finally:
-                if self._file is not None:
-                    self._file.close()
-                    self._file = None
+                if self._fd is not None:
+                    with contextlib.suppress(OSError):
+                        os.close(self._fd)
+                    self._fd = None
                 self._closed = True
                 if self._registered:
                     atexit.unregister(self._close_at_exit)
                     self._registered = False
 
     def _close_at_exit(self) -> None:
-        lost = len(self._buffer)
+        lost = self.buffered
         try:
             self.close()
         except OSError as e:
@@ -403,6 +463,16 @@ class JsonLinesSink:
         return f"JsonLinesSink({self.path!r}, buffered={self.buffered})"
 
 
+def _drop_inherited(sink: JsonLinesSink) -> None:
+    """In a forked child: the parent writes what it had buffered; the child starts empty."""
+    sink._buffer = []
+    sink._chunk, sink._offset, sink._chunk_records = b"", 0, 0
+    if sink._fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(sink._fd)  # the child's copy; the parent's stays open
+        sink._fd = None
+
+
 class DecisionLog:
     """Writes one :class:`DecisionRecord` per decided row to a sink.
 
@@ -410,7 +480,9 @@ class DecisionLog:
     :class:`OutcomeMonitor` (``log=``), or call :meth:`write` by hand. A sink
     that raises or is full is counted (``dropped_full``, ``dropped_error``)
     and reported with :class:`~guardrail.instrumentation.DecisionLogFailed` at doubling
-    counts; it never raises into the predict call.
+    counts; it never raises into the predict call. A sink that keeps a
+    ``failures`` count (as :class:`JsonLinesSink` does) is reported at its
+    first failed write, and again each time that count doubles.
 
     Args:
         sink: A :class:`DecisionSink`, e.g. :class:`JsonLinesSink`.
@@ -455,10 +527,25 @@ class DecisionLog:
             raise ConfigError(f"config must be JSON-ready: {e}") from e
         #: The sha256 of the configuration, written into every record.
         self.fingerprint = fingerprint_bytes(text.encode())
-        self._lock = threading.Lock()
-        self.written = 0
+        self._lock = fork_safe_lock(self)
+        #: Records the sink accepted (buffered or written).
+        self.accepted = 0
         self.dropped_full = 0
         self.dropped_error = 0
+        self._sink_failures = 0
+
+    @property
+    def written(self) -> int:
+        """Records that reached the sink's storage.
+
+        The sink's own ``written`` count when it keeps one (as
+        :class:`JsonLinesSink` does: records in the file, not in its buffer),
+        else the records the sink accepted.
+        """
+        written = getattr(self.sink, "written", None)
+        if isinstance(written, int) and not isinstance(written, bool):
+            return written
+        return self.accepted
 
     def records(
         self,
@@ -551,7 +638,20 @@ class DecisionLog:
                 self._failed(e)
             else:
                 with self._lock:
-                    self.written += 1
+                    self.accepted += 1
+        failures = getattr(self.sink, "failures", 0)
+        if failures != self._sink_failures and isinstance(failures, int):
+            # The sink failed to write (its records wait in its buffer): say so at
+            # the first failure, not when the buffer is full.
+            with self._lock:
+                seen, self._sink_failures = self._sink_failures, failures
+            if failures > seen and (seen == 0 or failures.bit_length() > seen.bit_length()):
+                error = str(getattr(self.sink, "last_error", "")).partition(":")[0] or "OSError"
+                emit(
+                    DecisionLogFailed(
+                        source=self.source, reason="error", count=failures, error=error
+                    )
+                )
 
     def _failed(self, error: Exception) -> None:
         with self._lock:

@@ -19,6 +19,7 @@ import functools
 import hashlib
 import inspect
 import math
+import os
 import re
 import threading
 import time
@@ -32,6 +33,7 @@ from ._call import Source
 from ._durations import parse_duration
 from ._errors import ActionLimitExceededError, ConfigError
 from ._events import PauseChanged
+from ._forks import fork_safe_lock, in_child
 from ._hooks import add, emit, metrics_configured
 from ._mechanism_events import LimitDegraded, LimitExceeded, LimitNear, LimitRecovered
 from ._model import callable_name
@@ -229,7 +231,7 @@ class MemoryCounter:
     ) -> None:
         self.windows = windows
         self.clock = clock_ns
-        self.lock = threading.Lock()
+        self.lock = fork_safe_lock(self, "lock")
         self.states: dict[str, Any] = {}
         self.max_keys = max_keys
         self.next_sweep = min(1024, max_keys)
@@ -237,9 +239,16 @@ class MemoryCounter:
         # before then would free nothing, and costs O(keys)).
         self.next_expiry = 0
         self.single = len(windows) == 1
+        self.near = near
         self.acquire: Callable[[str, int], int] = (
             self._one_window(windows[0], near) if self.single else self._many(near)
         )
+        # The closures bind the lock: a forked child's fresh lock needs fresh ones.
+        in_child(self, MemoryCounter._rebind)
+
+    def _rebind(self) -> None:
+        near = self.near
+        self.acquire = self._one_window(self.windows[0], near) if self.single else self._many(near)
 
     # The allow path is a closure over locals (cheaper than attribute lookups),
     # compares the clock with the end of the sub-window instead of dividing,
@@ -442,9 +451,35 @@ def _advance(state: list[int], now: int, width: int, slots: int) -> None:
     state[3] = 4 + bucket % slots
 
 
+#: The environment variable holding the secret that limit key digests are keyed with.
+KEY_SECRET_ENV = "GUARDRAIL_KEY_SECRET"
+
+
+def secret_key(secret: str | bytes) -> bytes:
+    """The 32-byte BLAKE2b key made from a configured secret."""
+    raw = secret.encode() if isinstance(secret, str) else bytes(secret)
+    return hashlib.sha256(b"guardrail-key-secret\0" + raw).digest()
+
+
+def _event_secret() -> bytes:
+    configured = os.environ.get(KEY_SECRET_ENV)
+    # Without a configured secret, one per process: digests then match within
+    # a process only, and cannot be reversed by hashing guesses.
+    return secret_key(configured) if configured else os.urandom(32)
+
+
+_EVENT_KEY = _event_secret()
+
+
 def key_digest(key: str) -> str:
-    """A short digest of a limit key for events (keys come from inputs)."""
-    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+    """A short keyed digest of a limit key for events (keys come from inputs).
+
+    Keyed with ``GUARDRAIL_KEY_SECRET`` (or a random per-process secret), so a
+    digest cannot be reversed by hashing guesses of a small key space.
+    """
+    return hashlib.blake2b(
+        key.encode("utf-8", "surrogatepass"), digest_size=8, key=_EVENT_KEY, person=b"event"
+    ).hexdigest()
 
 
 #: The counters a limit adds to through the hooks (the OpenTelemetry hook makes them counters).
@@ -492,7 +527,10 @@ class ActionLimit:
             values that all apply (e.g. 100 a minute and 2,000 a day).
         key: Which budget an action uses: called with the action function's
             arguments (standalone) or with one input row (in a guard); must
-            return a str. ``None``: one budget for every action.
+            return a str (a subclass such as ``numpy.str_`` or a ``StrEnum``
+            counts as the string it holds). ``None``: one budget for every
+            action. A key function that raises or returns a non-str leaves the
+            call to ``on_error``.
         weight: Actions counted per call: an int, or a callable like *key*.
         on_exceed: ``"fallback"`` (default: skip the action; a decorated
             function returns *fallback*, a guard's decision becomes "don't
@@ -587,6 +625,8 @@ class ActionLimit:
         self._quiet_deny: bool | None = {"fallback": False, "report": True, "raise": None}[
             on_exceed
         ]
+        # A forked child's counter has fresh closures (see MemoryCounter).
+        in_child(self, _rebind_decide)
         self._refunds = callable(getattr(counter, "mark", None)) and callable(
             getattr(counter, "refund", None)
         )
@@ -673,7 +713,7 @@ class ActionLimit:
         if key is None:
             key = ""
         elif key.__class__ is not str:
-            raise _argument_type_error("key", key)
+            key = _as_str(key)
         if weight is None:
             weight = self._unit
         elif not self._report.weight_ok(weight):
@@ -697,7 +737,7 @@ class ActionLimit:
         if key is None:
             key = ""
         elif key.__class__ is not str:
-            raise _argument_type_error("key", key)
+            key = _as_str(key)
         if weight is None:
             weight = self._unit
         elif not self._report.weight_ok(weight):
@@ -722,7 +762,9 @@ class ActionLimit:
             if key_fn is not None:
                 key = key_fn(*args, **kwargs)
                 if key.__class__ is not str:
-                    return "", 0, f"the key function returned {type(key).__name__}, not str"
+                    if not isinstance(cast(object, key), str):
+                        return "", 0, f"the key function returned {type(key).__name__}, not str"
+                    key = str.__str__(key)
             if callable(weight):
                 weight = weight(*args, **kwargs)
                 if not self._report.weight_ok(weight):
@@ -804,6 +846,8 @@ class ActionLimit:
                 key = key_fn(*args, **kwargs)
             except Exception as e:  # noqa: BLE001 - the failure policy decides instead
                 key, error = "", f"the key function raised {type(e).__name__}"
+            if error is None and key.__class__ is not str and isinstance(key, str):
+                key = str.__str__(key)  # numpy.str_, StrEnum: counted as that string
             if key.__class__ is str and error is None:
                 code = self._decide(key, unit)
                 if code == 0:
@@ -855,7 +899,14 @@ class ActionLimit:
         """
         store = self.store
         store_settings: dict[str, Any] = {"type": type(store).__name__}
-        for attribute in ("namespace", "deadline", "on_store_error", "local_share"):
+        for attribute in (
+            "namespace",
+            "deadline",
+            "on_store_error",
+            "local_share",
+            "processes",
+            "on_state_lost",
+        ):
             if hasattr(store, attribute):
                 store_settings[attribute] = getattr(store, attribute)
         return {
@@ -962,9 +1013,21 @@ class _Refunding(Protocol):
     def refund(self, key: str, weight: int, mark: int) -> None: ...
 
 
+def _as_str(key: object) -> str:
+    """A str subclass (``numpy.str_``, ``StrEnum``) as the plain string it holds."""
+    if isinstance(key, str):
+        return str.__str__(key)
+    raise _argument_type_error("key", key)
+
+
 def _argument_type_error(name: str, value: object) -> TypeError:
     expected = "a str" if name == "key" else "an int"
     return TypeError(f"the {name} must be {expected}, got {type(value).__name__}: {value!r:.80}")
+
+
+def _rebind_decide(limit: ActionLimit) -> None:
+    if limit._decide is not _paused:
+        limit._decide = limit._counter.acquire
 
 
 def _paused(key: str, weight: int) -> int:
@@ -977,7 +1040,7 @@ class _Reporter:
 
     limit: ActionLimit
     smallest: int
-    lock: threading.Lock = attrs.Factory(threading.Lock)
+    lock: threading.Lock = attrs.Factory(lambda self: fork_safe_lock(self, "lock"), takes_self=True)
     degraded_total: int = 0
     degraded_unreported: int = 0
     degraded_last_event: float = -math.inf
@@ -1048,9 +1111,11 @@ class _Reporter:
         now = time.monotonic()
         with self.lock:
             self.degraded_total += 1
+            # A new outage (none since the last recovery) is reported at once.
+            first = self.outage == 0
             self.outage += 1
             self.degraded_unreported += 1
-            if now - self.degraded_last_event < 1.0:
+            if not first and now - self.degraded_last_event < 1.0:
                 return
             decisions, self.degraded_unreported = self.degraded_unreported, 0
             self.degraded_last_event = now

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import threading
 import time
 from array import array
 from collections import OrderedDict, deque
@@ -17,6 +16,7 @@ from ._call import Mechanism, Source
 from ._durations import parse_duration
 from ._errors import ConfigError, LabelError, ScaleError
 from ._events import Event
+from ._forks import fork_safe_lock
 from ._hooks import emit
 from ._inputs import rows_of
 from ._mechanism_events import (
@@ -255,7 +255,7 @@ class OutcomeMonitor:
         self._thresholds = dyn
         self._log = log
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = fork_safe_lock(self)
         # id -> (probability, acted, slice, recorded at)
         self._pending: OrderedDict[str, tuple[float, bool | None, str | None, float]] = (
             OrderedDict()

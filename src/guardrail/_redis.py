@@ -12,26 +12,47 @@ store (see ``docs/limits.md``), kept in one hash per limit key.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
-import threading
+import os
 import time
 from typing import Any, Literal
 
 from ._errors import ConfigError
+from ._forks import fork_safe_lock, in_child
 from ._limits import (
     DEGRADED,
     DENY,
+    KEY_SECRET_ENV,
     NAME_PATTERN,
     RECOVERED,
     MemoryCounter,
     Window,
+    secret_key,
 )
 
 __all__ = ["RedisStore"]
 
 OnStoreError = Literal["closed", "open", "local"]
+OnStateLost = Literal["deny", "reset"]
 
-# KEYS[1]: the limit key. ARGV[1]: the weight. The windows are constants of the
+#: Timed-out decisions kept waiting for their reply, per limit, and for how long (s).
+MAX_LATE = 8
+LATE_FOR = 5.0
+
+#: The decide script's answer when the namespace's epoch marker is gone or new.
+LOST = 4
+
+_log = logging.getLogger("guardrail")
+
+#: The most keys whose outage admissions are written back on recovery.
+MAX_PENDING = 10_000
+
+# KEYS[1]: the limit key. ARGV[1]: the weight; ARGV[2] '1' counts it without
+# checking (what a process admitted on its own during an outage). KEYS[2], ARGV[3]:
+# the namespace's epoch marker and the value this process knows ('' to skip): when
+# they differ the counts were lost (a restart without persistence, an eviction),
+# and the script returns 4 without counting. The windows are constants of the
 # script (rendered per limit): {width µs, sub-windows kept, max, near count, offset}.
 # State: one msgpack array per key; per window at its offset: the current
 # sub-window index, the running total, the alerted flag, then the counts (a ring).
@@ -71,11 +92,13 @@ end
 """
 
 _DECIDE_BODY = """
+if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[3] then return 4 end
 local weight = tonumber(ARGV[1])
+local force = ARGV[2] == '1'
 for i = 1, #W do
   local w = W[i]
   local base = w[5]
-  if s[base + 2] + weight > w[3] then
+  if not force and s[base + 2] + weight > w[3] then
     if s[base + 3] == 1 then return 2 end
     s[base + 3] = 1
     redis.call('SET', KEYS[1], cmsgpack.pack(s), 'PX', {ttl_ms})
@@ -152,14 +175,21 @@ def _layout(windows: tuple[Window, ...]) -> str:
     return hashlib.blake2b(rendered.encode(), digest_size=4).hexdigest()
 
 
-def _scripts(windows: tuple[Window, ...], near: float) -> tuple[str, str, str]:
-    """The decide, peek and refund scripts for one limit's windows."""
+def _scripts(
+    windows: tuple[Window, ...], near: float, caps: tuple[int, ...] | None = None
+) -> tuple[str, str, str]:
+    """The decide, peek and refund scripts for one limit's windows.
+
+    *caps*: what shared decisions may count per window (each window's
+    ``max_actions`` less what is held back for outages), by default the caps.
+    """
     rows, offset, ttl_us = [], 0, 0
-    for w in windows:
+    for i, w in enumerate(windows):
         width = -(-round(w.per * 1e6) // w.buckets)
         slots = w.buckets + 1
         near_at = max(1, math.ceil(w.max_actions * near))
-        rows.append(f"{{{width}, {slots}, {w.max_actions}, {near_at}, {offset}}}")
+        cap = w.max_actions if caps is None else caps[i]
+        rows.append(f"{{{width}, {slots}, {cap}, {near_at}, {offset}}}")
         offset += 3 + slots
         ttl_us = max(ttl_us, width * slots)
     prelude = _PRELUDE.format(windows="{" + ", ".join(rows) + "}")
@@ -199,15 +229,40 @@ class RedisStore:
         deadline: Seconds a decision may wait for Redis (default 5 ms).
         on_store_error: When Redis cannot answer in time: ``"closed"`` (deny,
             the default), ``"open"`` (allow) or ``"local"`` (count in this
-            process against ``local_share`` of each window's cap).
-        local_share: The fraction of each window's ``max_actions`` one
-            process may use on its own while Redis is unreachable.
-        probe_every: After a failure, decisions skip Redis (and use the
+            process against its part of the share held back for outages).
+        local_share: With ``"local"``: the fraction of each window's
+            ``max_actions`` held back from shared decisions for outages
+            (default 0.1). Shared decisions admit up to ``max_actions -
+            floor(max_actions * local_share)``; during an outage each
+            process admits on its own up to its part of the held-back share,
+            ``floor(held / processes)`` per window, and writes it back to
+            Redis when Redis answers again. So in any window the fleet stays
+            within ``max_actions`` as long as at most *processes* processes
+            share the namespace.
+        processes: With ``"local"``: how many processes share the namespace.
+        on_state_lost: When the counts are found lost (the namespace's epoch
+            marker is gone: Redis restarted without persistence, or evicted
+            keys): ``"deny"`` (the default) denies this limit's actions until
+            its longest window has passed, so nothing counted before the
+            loss can be exceeded; ``"reset"`` counts afresh at once (up to
+            twice the cap in the window of the loss). Either way the
+            decisions are degraded and reported with ``LimitDegraded``.
+        key_secret: The secret limit keys are digested with in Redis key
+            names (at least 16 characters; every process of the fleet must use
+            the same one). By default the ``GUARDRAIL_KEY_SECRET`` environment
+            variable; without either, keys are digested unkeyed, and anyone
+            who can list the Redis keys can recover keys from a small space
+            (a 6-digit id takes seconds) by hashing guesses.
+        trip_after: Consecutive failed decisions (time-outs, errors) after
+            which decisions skip Redis for *probe_every*. A failed decision
+            is always decided by the policy, but one slow reply does not send
+            the next decisions there: they try Redis again (default 3).
+        probe_every: Once tripped, decisions skip Redis (and use the
             policy at once) for this many seconds, then try it again: the
             limit recovers by itself when Redis is back.
 
     Keys are ``guardrail:<namespace>:<limit>:<layout>:<digest>``: the key
-    function's output is hashed (BLAKE2b, 128 bits), so it can neither
+    function's output is hashed (BLAKE2b, 128 bits, keyed with *key_secret*), so it can neither
     collide with another limit's keys nor escape the namespace, whatever it
     contains. ``<layout>`` is a short hash of the windows' sub-window widths
     and counts: a limit redefined under its name with other windows (another
@@ -222,8 +277,12 @@ class RedisStore:
         namespace: str = "default",
         deadline: float = 0.005,
         on_store_error: OnStoreError = "closed",
-        local_share: float = 1.0,
+        local_share: float = 0.1,
+        processes: int = 1,
         probe_every: float = 0.1,
+        key_secret: str | bytes | None = None,
+        on_state_lost: OnStateLost = "deny",
+        trip_after: int = 3,
     ) -> None:
         try:
             import redis
@@ -245,6 +304,18 @@ class RedisStore:
                 or not low < value <= high
             ):
                 raise ConfigError(f"{name} must be in ({low}, {high}], got {value!r}")
+        if on_state_lost not in ("deny", "reset"):
+            raise ConfigError(f"on_state_lost must be 'deny' or 'reset', got {on_state_lost!r}")
+        if isinstance(trip_after, bool) or not isinstance(trip_after, int) or trip_after < 1:
+            raise ConfigError(f"trip_after must be a positive int, got {trip_after!r}")
+        if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+            raise ConfigError(f"processes must be a positive int, got {processes!r}")
+        if key_secret is None:
+            key_secret = os.environ.get(KEY_SECRET_ENV) or None
+        if key_secret is not None and (
+            not isinstance(key_secret, (str, bytes)) or len(key_secret) < 16
+        ):
+            raise ConfigError("key_secret must be a str or bytes of at least 16 characters")
         if on_store_error not in ("closed", "open", "local"):
             raise ConfigError(
                 f"on_store_error must be 'closed', 'open' or 'local', got {on_store_error!r}"
@@ -271,13 +342,23 @@ class RedisStore:
         self.deadline = float(deadline)
         self.on_store_error = on_store_error
         self.local_share = float(local_share)
+        self.processes = processes
+        self.trip_after = trip_after
+        self.on_state_lost: OnStateLost = on_state_lost
+        #: The namespace's epoch marker as this process knows it ('' until first contact).
+        self.epoch = ""
+        #: Whether limit keys are digested with a secret (see ``key_secret``).
+        self.keyed = key_secret is not None
+        self._digest_key = b"" if key_secret is None else secret_key(key_secret)
         self.probe_every = float(probe_every)
         self._settings = settings
         self._sync_class = sync_class
         self._async_class = async_class
-        self._lock = threading.Lock()
+        self._lock = fork_safe_lock(self)
         self._sync: Any = None
         self._async: dict[int, tuple[Any, Any]] = {}
+        # A child opens its own connections (the parent's sockets stay the parent's).
+        in_child(self, _forget_clients)
 
     def _timeouts(self, retry: Any) -> dict[str, Any]:
         return {
@@ -301,9 +382,56 @@ class RedisStore:
                     pool = redis.ConnectionPool(
                         connection_class=self._sync_class, **self._timeouts(Retry(NoBackoff(), 0))
                     )
-                    self._sync = redis.Redis(connection_pool=pool)
+                    client = redis.Redis(connection_pool=pool)
+                    self._warm(client)
+                    self._sync = client
                 client = self._sync
         return client
+
+    def _warm(self, client: Any) -> None:
+        """First contact: open a connection, learn the epoch, check the eviction policy.
+
+        Never raises: a server that cannot answer now is the failure policy's
+        business at the next decision.
+        """
+        try:
+            if not self.epoch:
+                self.epoch = self._adopt_epoch(client)
+        except Exception:  # noqa: BLE001 - decided by the policy later
+            return
+        try:
+            policy = client.config_get("maxmemory-policy").get("maxmemory-policy", "")
+        except Exception:  # noqa: BLE001 - CONFIG may be disabled: nothing to check
+            return
+        if policy not in ("noeviction", ""):
+            _log.warning(
+                "guardrail: Redis maxmemory-policy is %s: limit keys may be evicted "
+                "(counts lost); use noeviction for the limits' Redis",
+                policy,
+            )
+
+    def _adopt_epoch(self, client: Any) -> str:
+        marker = f"guardrail:{self.namespace}:epoch"
+        client.set(marker, os.urandom(8).hex(), nx=True)
+        value = client.get(marker)
+        return value.decode() if isinstance(value, bytes) else str(value or "")
+
+    async def warm_async(self, client: Any) -> None:
+        """Learn the epoch on an async client's first contact (bounded by the deadline)."""
+        import asyncio
+
+        marker = f"guardrail:{self.namespace}:epoch"
+        async with asyncio.timeout(self.deadline):
+            await client.set(marker, os.urandom(8).hex(), nx=True)
+            value = await client.get(marker)
+        self.epoch = value.decode() if isinstance(value, bytes) else str(value or "")
+
+    def new_epoch(self) -> None:
+        """After a loss: take the namespace's new epoch (made by this process or another)."""
+        try:
+            self.epoch = self._adopt_epoch(self.sync_client())
+        except Exception:  # noqa: BLE001 - keep the old one: the next decision retries
+            return
 
     def async_client(self) -> Any:
         """The store's own ``redis.asyncio.Redis`` for the running event loop."""
@@ -355,7 +483,13 @@ class RedisStore:
             client.connection_pool.disconnect()
 
     def bind(self, name: str, windows: tuple[Window, ...], near: float) -> RedisCounter:
-        """The counter for one limit."""
+        """The counter for one limit; the first one opens a connection ahead of the decisions.
+
+        Opening it here (with the epoch look-up) keeps connection set-up out
+        of the first decision's deadline; if Redis cannot answer now, the
+        first decision tries again.
+        """
+        self.sync_client()
         return RedisCounter(self, name, windows, near)
 
     def __repr__(self) -> str:
@@ -363,6 +497,23 @@ class RedisStore:
             f"RedisStore(namespace={self.namespace!r}, deadline={self.deadline}, "
             f"on_store_error={self.on_store_error!r})"
         )
+
+
+#: Clients inherited from a parent process, kept so that they are never
+#: collected: closing one would take its pool's lock, which a thread of the
+#: parent may have held at the fork.
+_INHERITED: list[Any] = []
+
+
+def _forget_clients(store: RedisStore) -> None:
+    _INHERITED.append((store._sync, store._async))
+    store._sync = None
+    store._async = {}
+
+
+def _forget_late(counter: RedisCounter) -> None:
+    _INHERITED.append(counter.late)
+    counter.late = []
 
 
 def _sha1(script: str) -> str:
@@ -380,44 +531,83 @@ class RedisCounter:
         self.prefix = f"guardrail:{store.namespace}:{name}:{_layout(windows)}:"
         self.deadline = store.deadline
         self.policy = store.on_store_error
-        self.decide_script, self.peek_script, self.refund_script = _scripts(windows, near)
+        self.local: MemoryCounter | None = None
+        caps = None
+        if self.policy == "local":
+            # Held back from shared decisions for outages, split across the processes:
+            # in any window, shared (max - held) plus local (at most held) is within max.
+            held = [math.floor(w.max_actions * store.local_share) for w in windows]
+            caps = tuple(w.max_actions - h for w, h in zip(windows, held, strict=True))
+            shares = [h // store.processes for h in held]
+            if min(shares) > 0:
+                local = tuple(
+                    Window(share, w.per, buckets=w.buckets)
+                    for w, share in zip(windows, shares, strict=True)
+                )
+                self.local = MemoryCounter(local, near, time.monotonic_ns)
+        #: What this process admitted on its own during outages, written back
+        #: to Redis when it answers again: key -> weight.
+        self.pending: dict[str, int] = {}
+        self.decide_script, self.peek_script, self.refund_script = _scripts(windows, near, caps)
         self.decide_sha = _sha1(self.decide_script)
         self.peek_sha = _sha1(self.peek_script)
         self.refund_sha = _sha1(self.refund_script)
-        self.command_head = b"*5\r\n$7\r\nEVALSHA\r\n$40\r\n%b\r\n$1\r\n1\r\n" % (
+        self.command_head = b"*8\r\n$7\r\nEVALSHA\r\n$40\r\n%b\r\n$1\r\n2\r\n" % (
             self.decide_sha.encode()
         )
+        self.epoch_key = f"guardrail:{store.namespace}:epoch"
+        self.max_per = max(w.per for w in windows)
+        #: Until when (monotonic seconds) decisions are denied after the counts were lost.
+        self.lost_until = 0.0
         self.commands: dict[tuple[str, int], list[bytes]] = {}
+        self.cached_epoch = ""
         from redis.exceptions import NoScriptError
 
         self.noscript = NoScriptError
-        self.local: MemoryCounter | None = None
-        if self.policy == "local":
-            share = store.local_share
-            local = tuple(
-                Window(max(1, math.floor(w.max_actions * share)), w.per, buckets=w.buckets)
-                for w in windows
-            )
-            self.local = MemoryCounter(local, near, time.monotonic_ns)
         self.down_until = 0.0
+        self.consecutive = 0
         self.failed = False
+        #: Timed-out decisions whose reply may still come: (connection, key, weight, mark, until).
+        self.late: list[tuple[Any, str, int, int, float]] = []
+        from redis.exceptions import TimeoutError as RedisTimeout
+
+        self.timeouts = RedisTimeout
+        # A child does not read its parent's late replies.
+        in_child(self, _forget_late)
         self.last_error = ""
 
     def redis_key(self, key: str) -> str:
-        """The Redis key holding *key*'s counts."""
-        digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16)
+        """The Redis key holding *key*'s counts (a keyed digest of *key*)."""
+        digest = hashlib.blake2b(
+            key.encode("utf-8", "surrogatepass"), digest_size=16, key=self.store._digest_key
+        )
         return self.prefix + digest.hexdigest()
 
     def packed(self, key: str, weight: int) -> list[bytes]:
         """The EVALSHA command for *key* and *weight*, encoded once and cached."""
         cache = self.commands
+        if self.cached_epoch is not self.store.epoch:  # commands carry the epoch
+            cache.clear()
+            self.cached_epoch = self.store.epoch
         command = cache.get((key, weight))
         if command is None:
             name = self.redis_key(key).encode()
             count = str(weight).encode()
+            marker = self.epoch_key.encode()
+            epoch = self.store.epoch.encode()
             command = [
-                b"%b$%d\r\n%b\r\n$%d\r\n%b\r\n"
-                % (self.command_head, len(name), name, len(count), count)
+                b"%b$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$1\r\n0\r\n$%d\r\n%b\r\n"
+                % (
+                    self.command_head,
+                    len(name),
+                    name,
+                    len(marker),
+                    marker,
+                    len(count),
+                    count,
+                    len(epoch),
+                    epoch,
+                )
             ]
             if len(cache) >= 4096:  # keys come from inputs: keep the cache bounded
                 cache.clear()
@@ -433,25 +623,90 @@ class RedisCounter:
         """
         if self.down_until and time.monotonic() < self.down_until:
             return self._degraded(key, weight)
+        if self.lost_until and self._still_lost():
+            return DEGRADED | DENY
+        if not self.store.epoch and not self.failed:  # not learned yet (first contact failed)
+            self.store.new_epoch()
+        if self.late:
+            self._collect_late()
+        parked = False
         try:
             pool = self.store.sync_client().connection_pool
             connection = pool.get_connection()
             try:
                 connection.send_packed_command(self.packed(key, weight), check_health=False)
-                reply = connection.read_response()
+                reply = connection.read_response(disconnect_on_error=False)
+            except self.timeouts:
+                # Sent, and perhaps counted: keep the connection to read the late
+                # reply, and give back what it counted (see _collect_late).
+                parked = self._park(connection, key, weight)
+                if not parked:
+                    connection.disconnect()
+                raise
             except self.noscript:
                 reply = self.store.sync_client().execute_command(
-                    "EVAL", self.decide_script, 1, self.redis_key(key), weight
+                    "EVAL",
+                    self.decide_script,
+                    2,
+                    self.redis_key(key),
+                    self.epoch_key,
+                    weight,
+                    0,
+                    self.store.epoch,
                 )
             except BaseException:
                 connection.disconnect()
                 raise
             finally:
-                pool.release(connection)
+                if not parked:
+                    pool.release(connection)
             code = int(reply)
         except Exception as e:  # noqa: BLE001 - the failure policy decides instead
             return self._failed(e, key, weight)
         return self._answered(code)
+
+    def _park(self, connection: Any, key: str, weight: int) -> bool:
+        """Keep a timed-out decision's connection until its reply comes (a few at most)."""
+        with self.store._lock:
+            if len(self.late) >= MAX_LATE:
+                return False
+            # The decision began about one deadline ago (the refund's margin covers the rest).
+            mark = time.monotonic_ns() - round(self.deadline * 1e9)
+            self.late.append((connection, key, weight, mark, time.monotonic() + LATE_FOR))
+        return True
+
+    def _collect_late(self) -> None:
+        """Read the replies of timed-out decisions; refund those the server counted.
+
+        A decision that timed out was decided by the failure policy; if the
+        server counted it anyway, that count is given back, so a slow reply
+        does not eat budget. Never raises.
+        """
+        with self.store._lock:
+            late, self.late = self.late, []
+        pool = self.store.sync_client().connection_pool
+        keep = []
+        for entry in late:
+            connection, key, weight, mark, give_up = entry
+            try:
+                if not connection.can_read(timeout=0):
+                    if time.monotonic() < give_up:
+                        keep.append(entry)
+                        continue
+                    connection.disconnect()  # too late: the count stays (the safe side)
+                    pool.release(connection)
+                    continue
+                reply = connection.read_response(disconnect_on_error=True)
+            except Exception:  # noqa: BLE001 - a lost reply only leaves the count in place
+                connection.disconnect()
+                pool.release(connection)
+                continue
+            pool.release(connection)
+            if isinstance(reply, int) and not reply & DENY and reply != LOST:
+                self.refund(key, weight, mark)
+        if keep:
+            with self.store._lock:
+                self.late.extend(keep)
 
     async def acquire_async(self, key: str, weight: int) -> int:
         """:meth:`acquire` with redis.asyncio, bounded by the deadline."""
@@ -459,35 +714,80 @@ class RedisCounter:
 
         if self.down_until and time.monotonic() < self.down_until:
             return self._degraded(key, weight)
+        if self.lost_until and self._still_lost():
+            return DEGRADED | DENY
         try:
             client = self.store.async_client()
+            if not self.store.epoch:
+                await self.store.warm_async(client)
             name = self.redis_key(key)
+            args = (2, name, self.epoch_key, weight, 0, self.store.epoch)
             async with asyncio.timeout(self.deadline):
                 try:
-                    reply = await client.execute_command(
-                        "EVALSHA", self.decide_sha, 1, name, weight
-                    )
+                    reply = await client.execute_command("EVALSHA", self.decide_sha, *args)
                 except self.noscript:
-                    reply = await client.execute_command(
-                        "EVAL", self.decide_script, 1, name, weight
-                    )
+                    reply = await client.execute_command("EVAL", self.decide_script, *args)
             code = int(reply)
         except Exception as e:  # noqa: BLE001 - the failure policy decides instead
             return self._failed(e, key, weight)
         return self._answered(code)
 
     def _answered(self, code: int) -> int:
+        if code == LOST:
+            code = self._lost()
         if self.failed:  # read without the lock: the common case stays lock-free
             return self._recovered(code)
         return code
 
     def _recovered(self, code: int) -> int:
         with self.store._lock:
+            self.consecutive = 0
             # Of several threads answered at once, only one ends the outage.
             ended, self.failed = self.failed, False
             if ended:
                 self.down_until = 0.0
+        if ended and self.pending:
+            self._reconcile()
         return code | RECOVERED if ended else code
+
+    def _lost(self) -> int:
+        """The counts were lost: adopt a new epoch; deny for a window unless told to reset."""
+        self.store.new_epoch()
+        self.last_error = (
+            "the shared counts were lost (Redis restarted without persistence, or "
+            "evicted keys): "
+            + (
+                "counting afresh"
+                if self.store.on_state_lost == "reset"
+                else "denying until a full window has passed"
+            )
+        )
+        if self.store.on_state_lost == "reset":
+            return DEGRADED | DENY
+        self.lost_until = time.monotonic() + self.max_per
+        return DEGRADED | DENY
+
+    def _still_lost(self) -> bool:
+        if time.monotonic() < self.lost_until:
+            return True
+        self.lost_until = 0.0
+        return False
+
+    def _reconcile(self) -> None:
+        """Count in Redis what this process admitted on its own (best effort)."""
+        with self.store._lock:
+            pending, self.pending = self.pending, {}
+        try:
+            client = self.store.sync_client()
+            for key, weight in pending.items():
+                name = self.redis_key(key)
+                args = (2, name, self.epoch_key, weight, 1, "")
+                try:
+                    client.execute_command("EVALSHA", self.decide_sha, *args)
+                except self.noscript:
+                    client.execute_command("EVAL", self.decide_script, *args)
+        except Exception as e:  # noqa: BLE001 - the held-back share still bounds the fleet
+            self.last_error = f"{type(e).__name__}: {e}"[:200]
 
     def _failed(self, error: BaseException, key: str, weight: int) -> int:
         message = f"{type(error).__name__}: {error}"[:200]
@@ -495,7 +795,11 @@ class RedisCounter:
             # Both together, so an answer in another thread sees an outage whole or not at all.
             self.last_error = message
             self.failed = True
-            self.down_until = time.monotonic() + self.store.probe_every
+            self.consecutive += 1
+            # One slow reply decides only its own decision; trip_after in a row
+            # send the next ones to the policy until the probe.
+            if self.consecutive >= self.store.trip_after:
+                self.down_until = time.monotonic() + self.store.probe_every
         return self._degraded(key, weight)
 
     def _degraded(self, key: str, weight: int) -> int:
@@ -503,8 +807,16 @@ class RedisCounter:
             return DEGRADED | DENY
         if self.policy == "open":
             return DEGRADED
-        assert self.local is not None
-        return self.local.acquire(key, weight) | DEGRADED
+        local = self.local
+        if local is None:  # nothing held back for this process: deny
+            return DEGRADED | DENY
+        code = local.acquire(key, weight)
+        if not code & DENY:
+            pending = self.pending
+            with self.store._lock:
+                if key in pending or len(pending) < MAX_PENDING:
+                    pending[key] = pending.get(key, 0) + weight
+        return code | DEGRADED
 
     def mark(self) -> int:
         """A local clock reading to take before :meth:`acquire`, for a later :meth:`refund`."""

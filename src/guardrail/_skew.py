@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import random
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import itemgetter
@@ -29,6 +28,7 @@ from ._config import CONFIG
 from ._drift import DriftThresholds, SkewReport, compare, rows_to_decide
 from ._errors import ConfigError, SchemaViolationError
 from ._events import MachineryError
+from ._forks import fork_safe_lock
 from ._hooks import emit
 from ._inputs import Inputs
 from ._mechanism_events import InputsInvalid, SkewDetected, UpstreamFailure
@@ -235,7 +235,7 @@ class SkewMonitor:
         self._np_rng = np.random.default_rng(seed)
         self._np_seeded = np.random.default_rng(self._np_seed)
 
-        self._lock = threading.Lock()
+        self._lock = fork_safe_lock(self)
         self._buffer: list[tuple[Any, ...]] = []
         self._window = reference.builder()
         self._total = reference.builder()

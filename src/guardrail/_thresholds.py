@@ -14,7 +14,6 @@ most ``step``.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Literal, TypeVar, cast, overload
 
@@ -23,6 +22,7 @@ import numpy as np
 from ._call import Source
 from ._errors import ConfigError, FormatError, OutOfScaleError, ScaleError
 from ._events import Event, PauseChanged
+from ._forks import fork_safe_lock
 from ._hooks import emit
 from ._mechanism_events import ThresholdChanged, ThresholdClampHit
 from ._model import ModelRef, canonical_json, fingerprint_bytes
@@ -262,7 +262,7 @@ class DynamicThreshold(Generic[S]):
                 self._exact[internal] = clamp
                 # A clamped tracker reads back as log(exp(clamp)).
                 self._exact[math.log(v) if self._logistic else v] = clamp
-        self._lock = threading.Lock()
+        self._lock = fork_safe_lock(self)
         self._acquire = self._lock.acquire
         self._release = self._lock.release
         self._restore_state(
