@@ -48,10 +48,18 @@ WITH_CODE = [name(p) for p in PAGES if blocks(p)]
 
 class TestCodeBlocks:
     @pytest.mark.parametrize("page", WITH_CODE)
-    def test_page_runs_as_written(self, page: str, tmp_path: Path) -> None:
-        """Every python block of the page runs, in order, in one fresh interpreter."""
+    def test_page_runs_as_written(
+        self, page: str, tmp_path: Path, request: pytest.FixtureRequest
+    ) -> None:
+        """Every python block of the page runs, in order, in one fresh interpreter.
+
+        A page that reads ``REDIS_PORT`` runs against the suite's real redis-server.
+        """
         if page in SKIP:
             pytest.skip(SKIP[page])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        if "REDIS_PORT" in (ROOT / page).read_text(encoding="utf-8"):
+            env["REDIS_PORT"] = str(request.getfixturevalue("redis_server").port)
         files = []
         for number, code in enumerate(blocks(ROOT / page), 1):
             path = tmp_path / "blocks" / f"{page.replace('/', '_')}[{number}].py"
@@ -67,7 +75,7 @@ class TestCodeBlocks:
             text=True,
             check=False,
             timeout=300,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+            env=env,
         )
         assert done.returncode == 0, done.stderr[-3000:]
 

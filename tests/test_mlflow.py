@@ -456,7 +456,7 @@ class TestImport:
             capture_output=True,
             text=True,
         ).stdout
-        assert "pip install 'guardrail[mlflow]'" in out
+        assert "pip install 'guardrail-sdk[mlflow]'" in out
 
     def test_public_names_report_guardrail_mlflow(self) -> None:
         """guardrail.mlflow's __all__ is sorted and its names report the public module."""
