@@ -333,12 +333,17 @@ class TestVetoOnlyAttacks:
             def refund_call(self, receipt: object, act: Any) -> None:
                 raise KeyboardInterrupt
 
-        @gr.guard(model=MODEL, returns=gr.Probability, threshold=THRESHOLD, limits=[Interrupting()])
+        later = gr.ActionLimit("later", max_actions=1, per="1h")
+
+        @gr.guard(
+            model=MODEL, returns=gr.Probability, threshold=THRESHOLD, limits=[Interrupting(), later]
+        )
         def predict(row: dict[str, int]) -> float:
             return 0.9
 
+        predict({})  # nothing vetoed after the first limit: nothing to give back
         with pytest.raises(KeyboardInterrupt):
-            predict({})
+            predict({})  # the later limit vetoes: the first gives back, and is interrupted
 
     def test_a_mechanism_cannot_reopen_the_action(self) -> None:
         """decide() and assign() after the deciding steps are machinery errors; act stays vetoed."""

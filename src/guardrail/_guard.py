@@ -522,7 +522,9 @@ class Guard(Generic[S]):
         as ``on_exceed="raise"``), no action of the call is taken and every
         count it made is refunded.
         """
-        receipts: list[tuple[Limiter, object]] = []
+        #: (limit, receipt, vetoes recorded when it counted) for each counting limit.
+        receipts: list[tuple[Limiter, object, int]] = []
+        reasons = call.reasons
         try:
             for limit in self._limits:
                 try:
@@ -533,15 +535,18 @@ class Guard(Generic[S]):
                     self._machinery_error(limit.source, e)
                     continue
                 if receipt is not None:
-                    receipts.append((limit, receipt))
+                    receipts.append((limit, receipt, len(reasons)))
         except BaseException:
-            for limit, receipt in receipts:
+            for limit, receipt, _ in receipts:
                 self._refund(limit, receipt, None)
             raise
         if receipts:
             act = call.act
-            for limit, receipt in receipts:
-                self._refund(limit, receipt, act)
+            vetoes = len(reasons)
+            for limit, receipt, seen in receipts:
+                # Nothing vetoed after this limit counted: nothing to give back.
+                if seen != vetoes:
+                    self._refund(limit, receipt, act)
 
     def _refund(self, limit: Limiter, receipt: object, act: Any) -> None:
         try:
