@@ -1,38 +1,8 @@
-"""The exceptions guardrail raises, in one tree.
+"""The exceptions guardrail raises; :mod:`guardrail.errors` draws their tree.
 
 Every exception derives from :class:`GuardrailError` and from the builtin that
 describes it best (``TypeError`` for a scale mix-up, ``ValueError`` for a bad
-value), so callers can catch either::
-
-    GuardrailError
-    ├── ScaleError (TypeError)              values on different scales were mixed
-    ├── OutOfScaleError (ValueError)        a number is off its declared scale
-    │   └── PredictionOutOfScaleError       ... returned by a guarded predict function
-    ├── ModelMismatchError (ValueError)     a threshold or profile set for another model
-    ├── UndeclaredConsumerError (PermissionError)
-    ├── ConfigError (ValueError)            a configuration value is invalid
-    ├── FormatError (ValueError)            a document or file is malformed
-    │   ├── ProfileFormatError
-    │   └── MissingDependencyError          a file kind needs an optional package
-    ├── ProfileMismatchError (ValueError)   profiles of different layouts
-    ├── LabelError (ValueError)             an outcome label is not 0 or 1
-    ├── SinkClosedError (ValueError)        a decision sink was closed
-    ├── SinkFullError                       a decision sink's buffer is full
-    ├── CallStageError (RuntimeError)       a mechanism broke the call contract
-    ├── RegistryError (RuntimeError)        a model registry (MLflow) failed
-    │   ├── RegistryUnreachableError (ConnectionError)   it did not answer in time
-    │   ├── ModelNotFoundError (LookupError)             no model at that URI
-    │   └── ReferenceNotFoundError (LookupError)         no reference profile stored with it
-    ├── MissingSignatureError (ValueError)  a registered model has no input signature
-    ├── SignatureMismatchError (ValueError) a profile's features are not the model's inputs
-    └── PolicyError                         a policy the user chose stopped the call
-        ├── PredictionOutOfScaleError       on_out_of_scale="raise"
-        ├── SchemaViolationError (ValueError)   on_invalid="raise"
-        └── ActionLimitExceededError        on_exceed="raise"
-
-A guard lets :class:`PolicyError` propagate into the caller; every other
-failure of its machinery is counted and reported instead, and never changes
-the prediction.
+value), so callers can catch either.
 """
 
 from __future__ import annotations

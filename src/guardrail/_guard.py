@@ -342,26 +342,17 @@ class Guard(Generic[S]):
             except Exception as e:  # noqa: BLE001 - machinery never breaks the call
                 self._machinery_error(source, e)
 
-    def _bind_run_quiet(
+    def _bind_begin_quiet(
         self,
-    ) -> Callable[[InputBinding, Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any]:
-        """The whole call path while nothing records telemetry, composed once.
-
-        No telemetry scope, no timing and no per-step wrapper: the cost of a
-        call is the guard's bookkeeping plus each mechanism's own work.
-        """
-        count_call, count_error = self._calls.add, self._errors.add
+    ) -> Callable[[InputBinding, tuple[Any, ...], dict[str, Any]], Call]:
+        """The start of a quiet call: count it, read its inputs, run the input monitors."""
+        count_call = self._calls.add
         names, name, model = self._names, self.name, self.model
-        read, finish, observe = Inputs.of, self._finish, self._observe
+        read, observe = Inputs.of, self._observe
         monitors = bool(self._monitor_steps)
-        ndarray, missing, new_call = np.ndarray, MISSING, Call
+        missing, new_call = MISSING, Call
 
-        def run_quiet(
-            binding: InputBinding,
-            fn: Callable[..., Any],
-            args: tuple[Any, ...],
-            kwargs: dict[str, Any],
-        ) -> Any:
+        def begin(binding: InputBinding, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
             count_call()
             given = binding(args, kwargs)
             try:
@@ -371,6 +362,28 @@ class Guard(Generic[S]):
             call = new_call(name, model, inputs)
             if monitors:
                 observe(call)
+            return call
+
+        return begin
+
+    def _bind_run_quiet(
+        self,
+    ) -> Callable[[InputBinding, Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any]:
+        """The whole call path while nothing records telemetry, composed once.
+
+        No telemetry scope, no timing and no per-step wrapper: the cost of a
+        call is the guard's bookkeeping plus each mechanism's own work.
+        """
+        begin, count_error, finish = self._bind_begin_quiet(), self._errors.add, self._finish
+        ndarray = np.ndarray
+
+        def run_quiet(
+            binding: InputBinding,
+            fn: Callable[..., Any],
+            args: tuple[Any, ...],
+            kwargs: dict[str, Any],
+        ) -> Any:
+            call = begin(binding, args, kwargs)
             try:
                 raw = fn(*args, **kwargs)
             except BaseException:
@@ -389,11 +402,8 @@ class Guard(Generic[S]):
         Awaitable[Any],
     ]:
         """:meth:`_bind_run_quiet` for coroutine functions."""
-        count_call, count_error = self._calls.add, self._errors.add
-        names, name, model = self._names, self.name, self.model
-        read, finish, observe = Inputs.of, self._finish, self._observe
-        monitors = bool(self._monitor_steps)
-        ndarray, missing, new_call = np.ndarray, MISSING, Call
+        begin, count_error, finish = self._bind_begin_quiet(), self._errors.add, self._finish
+        ndarray = np.ndarray
 
         async def run_quiet_async(
             binding: InputBinding,
@@ -401,15 +411,7 @@ class Guard(Generic[S]):
             args: tuple[Any, ...],
             kwargs: dict[str, Any],
         ) -> Any:
-            count_call()
-            given = binding(args, kwargs)
-            try:
-                inputs = read(None if given is missing else given, names)
-            except Exception:  # noqa: BLE001 - unreadable inputs: the slow path reports them
-                inputs = Inputs(None, "row", None)
-            call = new_call(name, model, inputs)
-            if monitors:
-                observe(call)
+            call = begin(binding, args, kwargs)
             try:
                 raw = await fn(*args, **kwargs)
             except BaseException:
