@@ -220,6 +220,14 @@ def guarded(log: gr.DecisionLog, h: gr.Holdout, monitor: gr.OutcomeMonitor | Non
 
 
 class TestDecisionLog:
+    def test_a_fixed_threshold_is_covered_by_the_fingerprint(self) -> None:
+        """A log built with a fixed Threshold fingerprints its settings, as a dynamic one does."""
+        low = gr.holdout.DecisionLog(ListSink(), threshold=gr.Threshold(0.5, scale=gr.Probability))
+        high = gr.holdout.DecisionLog(ListSink(), threshold=gr.Threshold(0.6, scale=gr.Probability))
+        assert low.fingerprint != high.fingerprint
+        with pytest.raises(gr.ConfigError, match="Threshold or a DynamicThreshold"):
+            gr.holdout.DecisionLog(ListSink(), threshold=0.5)  # type: ignore[arg-type]
+
     def test_record_has_what_off_policy_evaluation_needs(self) -> None:
         """A record holds id, hashed unit, time, model, score, threshold, action, arm, config."""
         sink = ListSink()

@@ -473,6 +473,18 @@ def _drop_inherited(sink: JsonLinesSink) -> None:
         sink._fd = None
 
 
+def _threshold_settings(threshold: object) -> Any:
+    """What a decision log's fingerprint records of its threshold."""
+    if threshold is None:
+        return None
+    if isinstance(threshold, Threshold):
+        return threshold.to_dict()
+    config = getattr(threshold, "config", None)
+    if config is None:
+        raise ConfigError(f"threshold must be a Threshold or a DynamicThreshold, got {threshold!r}")
+    return config
+
+
 class DecisionLog:
     """Writes one :class:`DecisionRecord` per decided row to a sink.
 
@@ -487,8 +499,8 @@ class DecisionLog:
     Args:
         sink: A :class:`DecisionSink`, e.g. :class:`JsonLinesSink`.
         holdout: Hashes unit ids with the holdout's unit function and salt.
-        threshold: A dynamic threshold whose configuration the fingerprint
-            covers.
+        threshold: A threshold (fixed or dynamic) whose settings the
+            fingerprint covers.
         config: Anything else the fingerprint should cover (JSON-ready).
         name: Identifies the log in events.
     """
@@ -500,7 +512,7 @@ class DecisionLog:
         sink: DecisionSink,
         *,
         holdout: Holdout | None = None,
-        threshold: DynamicThreshold[Any] | None = None,
+        threshold: DynamicThreshold[Any] | Threshold[Any] | None = None,
         config: Mapping[str, Any] | None = None,
         name: str = "decisions",
     ) -> None:
@@ -519,7 +531,7 @@ class DecisionLog:
             text = canonical_json(
                 {
                     "holdout": None if holdout is None else holdout.config,
-                    "threshold": None if threshold is None else threshold.config,
+                    "threshold": _threshold_settings(threshold),
                     "config": None if config is None else dict(config),
                 }
             )
