@@ -140,3 +140,49 @@ class TestFork:
 def _no_alarm() -> Any:
     yield
     signal.alarm(0)
+
+
+class TestProcessWideLocks:
+    def test_a_child_builds_guards_though_a_parent_thread_held_their_locks(self) -> None:
+        """Forked while another thread holds the registry's and the owners' locks, a child
+        still builds and calls a guard."""
+        import guardrail._call
+        import guardrail._guard
+
+        held, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with guardrail._guard._REGISTRY_LOCK, guardrail._call._OWNERS_LOCK:
+                held.set()
+                release.wait(10)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert held.wait(10)
+        pid = os.fork()
+        if pid == 0:  # the child: exit 0 only if a guard could be built and called
+            code = 1
+            try:
+                limit = gr.ActionLimit("child", max_actions=1, per="1h")
+                predict = gr.guard(
+                    model=gr.ModelRef(name="m", version="1"),
+                    returns=gr.Probability,
+                    threshold=gr.Threshold(0.5, scale=gr.Probability),
+                    limits=[limit],
+                )(lambda row: 0.9)
+                code = 0 if predict({}).act is True else 2
+            finally:
+                os._exit(code)
+        release.set()
+        holder.join()
+        deadline = time.monotonic() + 30  # generous: a hang is what fails here
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                pytest.fail("the child hung on a lock its parent's thread held")
+            time.sleep(0.05)
+        assert os.waitstatus_to_exitcode(status) == 0

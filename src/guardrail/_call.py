@@ -23,6 +23,7 @@ reports it and carries on with the prediction unchanged.
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Callable
@@ -331,6 +332,15 @@ class Recorder(Mechanism, Protocol):
 #: Which live guard each mechanism serves: id(mechanism) -> (mechanism, guard), weakly.
 _OWNERS: dict[int, tuple[Callable[[], Any], Callable[[], Any]]] = {}
 _OWNERS_LOCK = threading.Lock()
+
+
+def _fresh_owners_lock() -> None:
+    # A thread of the parent may have held it at the fork: the child starts anew.
+    global _OWNERS_LOCK
+    _OWNERS_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_owners_lock)
 
 
 def _owner(mechanism: Any) -> Any:

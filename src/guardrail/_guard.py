@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import os
 import sys
 import threading
 import time
@@ -773,6 +774,15 @@ def _none_like(prediction: Prediction[Any]) -> bool | NDArray[np.bool_]:
 # -- the registry --------------------------------------------------------------------
 
 _REGISTRY_LOCK = threading.Lock()
+
+
+def _fresh_registry_lock() -> None:
+    # A thread of the parent may have held it at the fork: the child starts anew.
+    global _REGISTRY_LOCK
+    _REGISTRY_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_registry_lock)
 _REGISTRY: list[weakref.ref[Guard[Any]]] = []
 _GUARDS_BY_FUNCTION: weakref.WeakKeyDictionary[Callable[..., Any], Guard[Any]] = (
     weakref.WeakKeyDictionary()
