@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import shutil
 import socket
 import subprocess
@@ -96,9 +98,8 @@ class RedisServer:
         return redis.Redis(host="127.0.0.1", port=self.port)
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    """A redis-server for the whole session (skipped if none is installed)."""
+def _running_redis() -> Iterator[RedisServer]:
+    """Start a redis-server, yield it, stop it (skipped if none is installed)."""
     executable = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not shutil.which(executable):
         pytest.skip("redis-server is not installed")
@@ -109,21 +110,27 @@ def redis_server() -> Iterator[RedisServer]:
     finally:
         server.stop()
         shutil.rmtree(server.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A redis-server for the whole session (skipped if none is installed)."""
+    yield from _running_redis()
 
 
 @pytest.fixture(scope="module")
 def own_redis_server() -> Iterator[RedisServer]:
     """A redis-server for one test module, free to be stopped, killed and reconfigured."""
-    executable = shutil.which("redis-server") or "/usr/bin/redis-server"
-    if not shutil.which(executable):
-        pytest.skip("redis-server is not installed")
-    server = RedisServer(executable)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(server.dir, ignore_errors=True)
+    yield from _running_redis()
+
+
+_namespaces = itertools.count()
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A fresh Redis namespace per test, so tests never share counts or trackers."""
+    return f"t{os.getpid()}-{next(_namespaces)}"
 
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -172,6 +179,7 @@ def spark() -> Iterator[object]:
         yield session
     finally:
         session.stop()
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     """``--fuzz-long``: run the loaders' fuzz tests with 20,000 cases each."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import itertools
 import os
 import signal
 import subprocess
@@ -21,19 +20,11 @@ from guardrail.testing import capture_events
 
 pytestmark = pytest.mark.integration  # a real redis-server, stopped, hung and restarted
 
-_names = itertools.count()
-
 
 @pytest.fixture(autouse=True)
 def _quiet() -> None:
     gr.configure(hooks=[])
     return
-
-
-@pytest.fixture
-def namespace() -> str:
-    """A fresh namespace per test, so tests never share counts."""
-    return f"t{os.getpid()}-{next(_names)}"
 
 
 def store(server: Any, namespace: str, **kwargs: Any) -> gr.RedisStore:

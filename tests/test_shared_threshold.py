@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
@@ -22,19 +21,11 @@ from guardrail.thresholds import SharedThreshold
 #: Real engines (Spark, Dask, Redis, Prometheus): the integration tier.
 pytestmark = pytest.mark.integration
 
-_names = itertools.count()
-
 
 @pytest.fixture(autouse=True)
 def _quiet() -> None:
     gr.configure(hooks=[])
     return
-
-
-@pytest.fixture
-def namespace() -> str:
-    """A fresh namespace per test, so tests never share a tracker."""
-    return f"st{os.getpid()}-{next(_names)}"
 
 
 class Clock:
