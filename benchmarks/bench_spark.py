@@ -11,6 +11,15 @@ same rows through ``mapInArrow`` into Python, counted and dropped) says how
 much of the time is moving rows to Python rather than profiling them. The
 in-memory builder profiles 1,000,000 rows of numpy columns (its time grows
 linearly with the rows). Each case runs three times; the median is quoted.
+
+whylogs' Spark integration (``collect_dataset_profile_view``) is timed on the
+same frame when ``whylogs`` imports. whylogs 1.6 needs numpy < 2, so run it
+from an environment of its own, with Spark's workers on the same Python::
+
+    python -m venv --system-site-packages /tmp/wlenv
+    /tmp/wlenv/bin/pip install 'whylogs[spark]' 'numpy<2' 'pandas>=2.2,<3' 'pyarrow>=15,<18'
+    PYSPARK_PYTHON=/tmp/wlenv/bin/python PYTHONPATH=src \
+        /tmp/wlenv/bin/python benchmarks/bench_spark.py
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -66,6 +75,15 @@ def scan(frame: Any) -> int:
     return sum(row["rows"] for row in frame.mapInArrow(count, "rows long").collect())
 
 
+def whylogs_profile() -> Callable[[Any], object] | None:
+    """whylogs' Spark profiler, or None when whylogs does not import here."""
+    try:
+        from whylogs.api.pyspark.experimental import collect_dataset_profile_view
+    except (ImportError, AttributeError):  # not installed, or built for another numpy
+        return None
+    return cast("Callable[[Any], object]", collect_dataset_profile_view)
+
+
 def median_seconds(fn: Callable[[], object], repeat: int = 3) -> float:
     times = []
     for _ in range(repeat):
@@ -103,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     scan_s = median_seconds(lambda: scan(frame), args.repeat)
     like_s = median_seconds(lambda: profile_spark(frame, like=reference), args.repeat)
     fresh_s = median_seconds(lambda: profile_spark(frame), args.repeat)
+    whylogs = whylogs_profile()
+    peer_s = median_seconds(lambda: whylogs(frame), args.repeat) if whylogs else None
     spark.stop()
 
     def rate(rows: int, seconds: float) -> str:
@@ -114,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         ("`profile_spark(frame, like=reference)` (pass 2 only)", args.rows, like_s),
         ("`profile_spark(frame)` (layout + counts)", args.rows, fresh_s),
     ]
+    if peer_s is not None:
+        rows.append(("whylogs `collect_dataset_profile_view(frame)`", args.rows, peer_s))
     base = IN_MEMORY_ROWS / memory
     print(f"Machine: Python {sys.version.split()[0]}, Spark local[2]; 15 float + 5 string features")
     print()
@@ -124,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
             f"| {name} | {count:,} | {seconds:.2f} s | {rate(count, seconds)} "
             f"| {count / seconds / base:.2f}x in-memory |"
         )
+    if peer_s is None:
+        print()
+        print("whylogs' Spark integration was not timed: whylogs does not import here.")
     return 0
 
 
