@@ -130,6 +130,19 @@ class TestBuilding:
         assert profile["c"].missing == 2
         assert profile["v"].nan == 1
 
+    def test_from_pandas_counts_pd_na_missing(self) -> None:
+        """pd.NA in a nullable string or object column is a missing value, not an invalid one."""
+        pd = pytest.importorskip("pandas")
+        frame = pd.DataFrame(
+            {
+                "s": pd.Series(["a", pd.NA, "b", None], dtype="string"),
+                "o": pd.Series(["a", pd.NA, 3, "b"], dtype=object),
+            }
+        )
+        profile = gr.Profile.from_pandas(frame)
+        assert (profile["s"].missing, profile["s"].invalid) == (2, 0)
+        assert (profile["o"].missing, profile["o"].invalid) == (1, 1)
+
     def test_from_arrow(self) -> None:
         """A pyarrow Table profiles like its columns; nulls are missing values."""
         pa = pytest.importorskip("pyarrow")

@@ -132,13 +132,22 @@ def count_values(values: Any) -> tuple[dict[str, int], int, int]:
         return counts, missing, invalid + unhashable
 
 
+#: pandas' missing-value scalars (``pd.NA``, ``pd.NaT``), known by type name
+#: so that reading a column never imports pandas.
+_PANDAS_MISSING = frozenset({"NAType", "NaTType"})
+
+
 def _classify_counts(counted: Mapping[Any, int]) -> tuple[dict[str, int], int, int]:
     counts: dict[str, int] = {}
     missing = invalid = 0
     for value, count in counted.items():
         if type(value) is str:
             counts[value] = count
-        elif value is None or (isinstance(value, float) and value != value):
+        elif (
+            value is None
+            or (isinstance(value, float) and value != value)
+            or type(value).__name__ in _PANDAS_MISSING
+        ):
             missing += count
         elif isinstance(value, str):
             key = str(value)
