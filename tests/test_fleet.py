@@ -254,4 +254,4 @@ class TestHowTo:
         assert len(found) == 2
         for number, code in enumerate(found, 1):
             exec(compile(code, f"fleet-prometheus.md[{number}]", "exec"), namespace)
-        assert "guardrail_fleet_bins_total" in str(namespace["exposition"])
+        assert "guardrail_fleet_values_" in str(namespace["exposition"])

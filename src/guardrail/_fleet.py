@@ -8,14 +8,20 @@ Prometheus's HTTP API as a :class:`Profile`, which compares like any other.
 The instruments (each labelled ``model``, ``model_version``, ``schema`` (the
 first 16 hex digits of the reference's schema fingerprint) and ``feature``):
 
-- ``guardrail.fleet.bins``: a counter per numeric feature and ``bin`` (the
-  index of the reference's bin, ``0`` to ``len(edges)``) of finite values,
-  and ``guardrail.fleet.sum`` (an up-down counter) of their sum.
-  All instruments are observable: they report the replica's cumulative
-  counts when the SDK collects. Not an
-  OpenTelemetry histogram with the edges as bucket boundaries: the SDK drops
-  negative measurements from histograms, and its buckets include their upper
-  boundary where guardrail's bins include their lower edge.
+- ``guardrail.fleet.values.<digest>``: an OpenTelemetry histogram per
+  numeric feature's bin edges, whose explicit bucket boundaries (the
+  ``explicit_bucket_boundaries_advisory``) are the reference's inner edges,
+  so its buckets are the reference's bins (``<digest>``: 12 hex digits of
+  the boundaries; features with the same edges share the instrument). Two
+  conventions differ, and the exporter bridges both: OpenTelemetry buckets
+  include their upper boundary where guardrail's bins include their lower
+  edge, and the SDK drops negative measurements. So a value is recorded as
+  its bin's bucket boundary (the top bin as the next float above the last
+  boundary), and when the lowest edge is negative every boundary is the edge
+  minus the lowest edge. Recording happens when the SDK collects (a scrape),
+  from the counts since the last collection: the predict path pays no
+  OpenTelemetry call. The histogram's ``_sum`` is of the recorded boundaries;
+  the values' sum is ``guardrail.fleet.sum`` (an up-down counter).
 - ``guardrail.fleet.outcomes``: a counter per feature and ``outcome``
   (``missing``, ``invalid``, ``nan``, ``posinf``, ``neginf``, ``below``,
   ``above`` for numeric features; ``missing``, ``invalid``, ``other`` for
@@ -26,15 +32,19 @@ first 16 hex digits of the reference's schema fingerprint) and ``feature``):
   of squared deviations from the reference mean, for the variance).
 - ``guardrail.fleet.min`` / ``max``: gauges of each replica's extremes.
 
-The series per model are therefore bounded by the reference's layout: per
-numeric feature ``len(edges) + 1`` bin series, 7 outcome series, 5 float
-series; per categorical feature one series per known
+All but the histograms are observable: they report the replica's cumulative
+counts when the SDK collects. The series per model are bounded by the
+reference's layout: per numeric feature ``len(edges) + 3`` histogram series
+in Prometheus (``len(edges) + 1`` buckets, ``_count``, ``_sum``), 7 outcome
+series, 5 float series; per categorical feature one series per known
 category plus 3 outcome series; times the replicas (the ``instance`` label
 the scrape adds).
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import math
 import threading
@@ -83,11 +93,12 @@ class FleetExporter:
 
     Use it as a guard's input monitor (``inputs=``), or call :meth:`record`
     with columns. A call only buffers its columns (folded into a profile
-    builder every ``fold_rows`` rows); the metrics are observable instruments
-    that report the cumulative counts when the SDK collects them (a scrape),
-    so the predict path pays no OpenTelemetry call. Summed across replicas by
-    the backend, they are the fleet's serving profile; read it back with
-    :func:`fleet_profile`.
+    builder every ``fold_rows`` rows). When the SDK collects (a scrape), the
+    numeric features' new counts are recorded into histograms whose buckets
+    are the reference's bins, and observable instruments report the other
+    cumulative counts, so the predict path pays no OpenTelemetry call. Summed
+    across replicas by the backend, they are the fleet's serving profile;
+    read it back with :func:`fleet_profile`.
 
     Args:
         reference: The training-time profile whose bins and categories the
@@ -136,12 +147,30 @@ class FleetExporter:
         base = _labels(reference, model)
         self._attributes = {f.name: {**base, "feature": f.name} for f in reference}
         meter = meter_provider.get_meter("guardrail.fleet")
+        #: Per numeric feature: its histogram, the value recorded for each bin,
+        #: and the bin counts recorded so far.
+        self._histograms: dict[str, tuple[Any, list[float], np.ndarray]] = {}
+        self._recording = threading.Lock()
+        for f in reference:
+            if isinstance(f, NumericProfile):
+                boundaries = _boundaries(f.edges)
+                try:
+                    histogram = meter.create_histogram(
+                        _histogram_name(boundaries),
+                        description="Finite values of a numeric feature in the reference's bins",
+                        explicit_bucket_boundaries_advisory=list(boundaries),
+                    )
+                except TypeError as e:  # an API before the advisory (1.30)
+                    raise ConfigError(
+                        "FleetExporter needs opentelemetry-api and -sdk 1.30 or later "
+                        "(explicit bucket boundaries)"
+                    ) from e
+                self._histograms[f.name] = (
+                    histogram,
+                    _bin_values(boundaries),
+                    np.zeros(len(boundaries) + 1, np.int64),
+                )
         make = meter.create_observable_counter
-        make(
-            "guardrail.fleet.bins",
-            [self._observe_bins],
-            description="Finite values of a numeric feature per reference bin",
-        )
         make(
             "guardrail.fleet.outcomes",
             [self._observe_outcomes],
@@ -204,16 +233,19 @@ class FleetExporter:
     # -- observing (called by the SDK when it collects) --------------------
 
     def _collect(self) -> Profile:
-        return self.profile()
-
-    def _observe_bins(self, options: Any) -> Iterator[Any]:
-        from opentelemetry.metrics import Observation
-
-        for f in self._collect():
-            if isinstance(f, NumericProfile):
-                attributes = self._attributes[f.name]
-                for i, count in enumerate(f.bins.tolist()):
-                    yield Observation(count, {**attributes, "bin": str(i)})
+        profile = self.profile()
+        with self._recording:  # the first callback of a collection records the new counts
+            for f in profile:
+                if isinstance(f, NumericProfile):
+                    histogram, values, recorded = self._histograms[f.name]
+                    attributes = self._attributes[f.name]
+                    record = histogram.record
+                    for i in np.flatnonzero(f.bins > recorded).tolist():
+                        value = values[i]
+                        for _ in range(int(f.bins[i] - recorded[i])):
+                            record(value, attributes)
+                    np.maximum(recorded, f.bins, out=recorded)
+        return profile
 
     def _observe_outcomes(self, options: Any) -> Iterator[Any]:
         from opentelemetry.metrics import Observation
@@ -272,6 +304,32 @@ def _as_column(values: Any, rows: int) -> Any:
     return list(values)
 
 
+def _boundaries(edges: Any) -> tuple[float, ...]:
+    """A numeric feature's bucket boundaries: its inner edges, shifted to start at 0 if negative.
+
+    The SDK drops negative measurements, so the values recorded (the
+    boundaries themselves) must be non-negative; a shift that would merge two
+    edges in floating point falls back to the bin indices.
+    """
+    edges = [float(e) for e in edges]
+    low = min(edges[0], 0.0) if edges else 0.0
+    shifted = [e - low for e in edges]
+    if all(a < b for a, b in itertools.pairwise(shifted)):
+        return tuple(shifted)
+    return tuple(float(i) for i in range(len(edges)))
+
+
+def _bin_values(boundaries: tuple[float, ...]) -> list[float]:
+    """The value recorded for each bin: bin ``i`` is the bucket ``(b[i-1], b[i]]``."""
+    top = math.nextafter(boundaries[-1], math.inf) if boundaries else 0.0
+    return [*boundaries, top]
+
+
+def _histogram_name(boundaries: tuple[float, ...]) -> str:
+    digest = hashlib.sha256(json.dumps(list(boundaries)).encode()).hexdigest()
+    return f"guardrail.fleet.values.{digest[:12]}"
+
+
 def fleet_profile(
     reference: Profile,
     prometheus: str,
@@ -315,7 +373,19 @@ def fleet_profile(
             )
         return _query(prometheus, expression, when, by.split(", "), timeout)
 
-    bins_by = query("guardrail_fleet_bins_total", "feature, bin")
+    buckets: dict[str, np.ndarray] = {}
+    for boundaries, names in _by_boundaries(reference).items():
+        metric = _histogram_name(boundaries).replace(".", "_") + "_bucket"
+        cumulative = query(metric, "feature, le")
+        position = {b: i for i, b in enumerate(boundaries)}
+        for name in names:
+            counts = np.zeros(len(boundaries) + 1, np.int64)
+            for (feature, le), value in cumulative.items():
+                i = len(boundaries) if le == "+Inf" else position.get(_float(le), -1)
+                if feature == name and i >= 0:
+                    counts[i] = _count(value)
+            # De-cumulate; increase() extrapolates each bucket alone, so clamp at zero.
+            buckets[name] = np.maximum(np.diff(counts, prepend=0), 0)
     sums = query("guardrail_fleet_sum", "feature", counter=False)
     outcomes = query("guardrail_fleet_outcomes_total", "feature, outcome")
     categories = query("guardrail_fleet_categories_total", "feature, category")
@@ -333,10 +403,7 @@ def fleet_profile(
     for ref in reference:
         out = {o: _count(outcomes.get((ref.name, o), 0.0)) for o in _NUMERIC_OUTCOMES}
         if isinstance(ref, NumericProfile):
-            bins = np.array(
-                [_count(bins_by.get((ref.name, str(i)), 0.0)) for i in range(len(ref.edges) + 1)],
-                np.int64,
-            )
+            bins = buckets[ref.name]
             n = int(bins.sum())
             mean = sums.get((ref.name,), 0.0) / n if n else 0.0
             m2 = max(squares.get((ref.name,), 0.0) - n * (mean - ref.mean) ** 2, 0.0) if n else 0.0
@@ -384,6 +451,22 @@ def fleet_profile(
                 )
             )
     return Profile(features)
+
+
+def _by_boundaries(reference: Profile) -> dict[tuple[float, ...], list[str]]:
+    """The numeric features' names, grouped by their histogram's boundaries."""
+    out: dict[tuple[float, ...], list[str]] = {}
+    for f in reference:
+        if isinstance(f, NumericProfile):
+            out.setdefault(_boundaries(f.edges), []).append(f.name)
+    return out
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
 
 
 def _escape(value: str) -> str:

@@ -1,0 +1,111 @@
+"""The fleet exporter's OpenTelemetry histograms, collected by the real SDK in memory."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+import guardrail as gr
+from guardrail.errors import ConfigError
+from guardrail.skew import FleetExporter, NumericProfile
+
+from .strategies import REFERENCE, columns
+
+MODEL = gr.ModelRef(name="fraud", version="3.1.0")
+
+
+def exporter_and_reader(reference: gr.Profile) -> tuple[FleetExporter, InMemoryMetricReader]:
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    return FleetExporter(reference, model=MODEL, meter_provider=provider), reader
+
+
+def histograms(reader: InMemoryMetricReader) -> dict[str, tuple[tuple[float, ...], list[int]]]:
+    """Per feature: the histogram's explicit bounds and bucket counts."""
+    out: dict[str, tuple[tuple[float, ...], list[int]]] = {}
+    data = reader.get_metrics_data()
+    assert data is not None
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name.startswith("guardrail.fleet.values."):
+                    for point in metric.data.data_points:
+                        feature = str(point.attributes["feature"])
+                        out[feature] = (tuple(point.explicit_bounds), list(point.bucket_counts))
+    return out
+
+
+class TestHistograms:
+    def test_bounds_are_the_reference_edges(self) -> None:
+        """A feature whose edges are not negative has its inner edges as bucket boundaries."""
+        reference = gr.Profile.from_columns({"age": np.arange(18.0, 90.0)}, bins=8)
+        exporter, reader = exporter_and_reader(reference)
+        exporter.record({"age": [30.0]})
+        bounds, counts = histograms(reader)["age"]
+        assert bounds == tuple(reference["age"].edges.tolist())
+        assert counts == exporter.profile()["age"].bins.tolist()
+
+    def test_values_on_an_edge_land_in_the_profiles_bin(self) -> None:
+        """A value equal to an edge is in the bin above it, in the histogram as in the profile."""
+        reference = REFERENCE
+        edges = reference["count"].edges.tolist()
+        exporter, reader = exporter_and_reader(reference)
+        exporter.record({"count": [*edges, edges[0] - 1, edges[-1] + 1, math.nan, None, "x"]})
+        bins = exporter.profile()["count"].bins
+        assert bins.tolist() == [1] + [1] * (len(edges) - 1) + [2]  # below the first edge: bin 0
+        assert histograms(reader)["count"][1] == bins.tolist()
+
+    def test_negative_edges_are_shifted_to_start_at_zero(self) -> None:
+        """The SDK drops negative measurements, so negative edges are shifted by the lowest."""
+        edges = REFERENCE["amount"].edges
+        assert edges[0] < 0
+        exporter, reader = exporter_and_reader(REFERENCE)
+        exporter.record({"amount": [-1e6, *edges.tolist(), 1e6]})
+        bounds, counts = histograms(reader)["amount"]
+        assert bounds == tuple((edges - edges[0]).tolist())
+        assert counts == exporter.profile()["amount"].bins.tolist()
+        assert sum(counts) == len(edges) + 2
+
+    def test_each_collection_records_only_the_new_counts(self) -> None:
+        """Collections are cumulative: a second collection adds only what came since."""
+        exporter, reader = exporter_and_reader(REFERENCE)
+        exporter.record({"count": [0, 1, 2]})
+        first = sum(histograms(reader)["count"][1])
+        exporter.record({"count": [3, 4]})
+        second = sum(histograms(reader)["count"][1])
+        third = sum(histograms(reader)["count"][1])
+        assert (first, second, third) == (3, 5, 5)
+
+    @settings(max_examples=50, deadline=None)
+    @given(batches=columns(), more=columns())
+    def test_buckets_are_the_profiles_bins(
+        self, batches: dict[str, list[Any]], more: dict[str, list[Any]]
+    ) -> None:
+        """Whatever the values (NaN, None, infinities, strings), the buckets equal the bins."""
+        exporter, reader = exporter_and_reader(REFERENCE)
+        for batch in (batches, more):
+            exporter.record(batch)
+            found = histograms(reader)
+            for feature in exporter.profile():
+                if isinstance(feature, NumericProfile) and feature.n:
+                    assert found[feature.name][1] == feature.bins.tolist()
+
+    def test_an_api_without_the_advisory_is_a_config_error(self) -> None:
+        """An OpenTelemetry API older than the bucket-boundaries advisory is refused when built."""
+
+        class OldMeter:
+            def create_histogram(self, name: str, unit: str = "", description: str = "") -> None:
+                raise AssertionError("not reached")  # the keyword is refused before the call
+
+        class OldProvider:
+            def get_meter(self, name: str) -> OldMeter:
+                return OldMeter()
+
+        with pytest.raises(ConfigError, match=r"1\.30 or later"):
+            FleetExporter(REFERENCE, model=MODEL, meter_provider=OldProvider())
