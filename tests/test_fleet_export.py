@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -28,8 +29,11 @@ def exporter_and_reader(reference: gr.Profile) -> tuple[FleetExporter, InMemoryM
 
 def histograms(reader: InMemoryMetricReader) -> dict[str, tuple[tuple[float, ...], list[int]]]:
     """Per feature: the histogram's explicit bounds and bucket counts."""
+    return histograms_of(reader.get_metrics_data())
+
+
+def histograms_of(data: Any) -> dict[str, tuple[tuple[float, ...], list[int]]]:
     out: dict[str, tuple[tuple[float, ...], list[int]]] = {}
-    data = reader.get_metrics_data()
     assert data is not None
     for resource in data.resource_metrics:
         for scope in resource.scope_metrics:
@@ -109,3 +113,17 @@ class TestHistograms:
 
         with pytest.raises(ConfigError, match=r"1\.30 or later"):
             FleetExporter(REFERENCE, model=MODEL, meter_provider=OldProvider())
+
+    def test_a_slow_collection_leaves_the_rest_to_the_next(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A collection records for at most half its time limit; the next one records the rest."""
+        exporter, reader = exporter_and_reader(REFERENCE)
+        exporter.record({"amount": np.linspace(-50.0, 150.0, 20_000)})
+        clock = iter(range(0, 10**6))  # one second per reading: the 5 s budget is 5 readings
+        with monkeypatch.context() as patch:
+            patch.setattr(time, "monotonic", lambda: float(next(clock)))
+            first = sum(histograms(reader)["amount"][1])
+        assert 0 < first < 20_000
+        counts = histograms(reader)["amount"][1]
+        assert counts == exporter.profile()["amount"].bins.tolist()

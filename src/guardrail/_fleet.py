@@ -19,9 +19,11 @@ first 16 hex digits of the reference's schema fingerprint) and ``feature``):
   its bin's bucket boundary (the top bin as the next float above the last
   boundary), and when the lowest edge is negative every boundary is the edge
   minus the lowest edge. Recording happens when the SDK collects (a scrape),
-  from the counts since the last collection: the predict path pays no
-  OpenTelemetry call. The histogram's ``_sum`` is of the recorded boundaries;
-  the values' sum is ``guardrail.fleet.sum`` (an up-down counter).
+  from the counts since the last collection (for at most half the
+  collection's time limit; the next collection records the rest): the
+  predict path pays no OpenTelemetry call. The histogram's ``_sum`` is of
+  the recorded boundaries; the values' sum is ``guardrail.fleet.sum`` (an
+  up-down counter).
 - ``guardrail.fleet.outcomes``: a counter per feature and ``outcome``
   (``missing``, ``invalid``, ``nan``, ``posinf``, ``neginf``, ``below``,
   ``above`` for numeric features; ``missing``, ``invalid``, ``other`` for
@@ -232,25 +234,38 @@ class FleetExporter:
 
     # -- observing (called by the SDK when it collects) --------------------
 
-    def _collect(self) -> Profile:
+    def _collect(self, options: Any, record: bool = False) -> Profile:
         profile = self.profile()
-        with self._recording:  # the first callback of a collection records the new counts
-            for f in profile:
-                if isinstance(f, NumericProfile):
-                    histogram, values, recorded = self._histograms[f.name]
-                    attributes = self._attributes[f.name]
-                    record = histogram.record
-                    for i in np.flatnonzero(f.bins > recorded).tolist():
-                        value = values[i]
-                        for _ in range(int(f.bins[i] - recorded[i])):
-                            record(value, attributes)
-                    np.maximum(recorded, f.bins, out=recorded)
+        if record:  # one callback a collection: at most half the collection's time limit,
+            # so a scrape after a busy spell never times out; the next one records the rest
+            budget = float(getattr(options, "timeout_millis", 10_000.0)) / 2_000.0
+            self._record_new(profile, time.monotonic() + budget)
         return profile
+
+    def _record_new(self, profile: Profile, deadline: float) -> None:
+        """Record into the histograms the counts not recorded yet, until *deadline*."""
+        with self._recording:
+            for f in profile:
+                if not isinstance(f, NumericProfile):
+                    continue
+                histogram, values, recorded = self._histograms[f.name]
+                attributes = self._attributes[f.name]
+                record = histogram.record
+                for i in np.flatnonzero(f.bins > recorded).tolist():
+                    value, todo = values[i], int(f.bins[i] - recorded[i])
+                    while todo:
+                        step = min(todo, 1024)
+                        for _ in range(step):
+                            record(value, attributes)
+                        recorded[i] += step
+                        todo -= step
+                        if time.monotonic() > deadline:
+                            return
 
     def _observe_outcomes(self, options: Any) -> Iterator[Any]:
         from opentelemetry.metrics import Observation
 
-        for f in self._collect():
+        for f in self._collect(options, record=True):
             outcomes = _NUMERIC_OUTCOMES if isinstance(f, NumericProfile) else _CATEGORICAL_OUTCOMES
             attributes = self._attributes[f.name]
             for outcome in outcomes:
@@ -259,7 +274,7 @@ class FleetExporter:
     def _observe_categories(self, options: Any) -> Iterator[Any]:
         from opentelemetry.metrics import Observation
 
-        for f in self._collect():
+        for f in self._collect(options):
             if isinstance(f, CategoricalProfile):
                 attributes = self._attributes[f.name]
                 for category, count in zip(f.categories, f.counts.tolist(), strict=True):
@@ -269,7 +284,7 @@ class FleetExporter:
         def observe(options: Any) -> Iterator[Any]:
             from opentelemetry.metrics import Observation
 
-            for f in self._collect():
+            for f in self._collect(options):
                 if not isinstance(f, NumericProfile):
                     continue
                 if what in ("min", "max"):
