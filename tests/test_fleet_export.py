@@ -127,3 +127,33 @@ class TestHistograms:
         assert 0 < first < 20_000
         counts = histograms(reader)["amount"][1]
         assert counts == exporter.profile()["amount"].bins.tolist()
+
+
+class TestCounters:
+    def test_counters_export_one_series_per_bin_and_no_histogram(self) -> None:
+        """bins="counters" exports the bins as a counter with a bin label instead of a histogram."""
+        reader = InMemoryMetricReader()
+        exporter = FleetExporter(
+            REFERENCE,
+            model=MODEL,
+            meter_provider=MeterProvider(metric_readers=[reader]),
+            bins="counters",
+        )
+        edges = REFERENCE["count"].edges.tolist()
+        exporter.record({"count": [*edges, math.nan]})
+        data = reader.get_metrics_data()
+        assert not histograms_of(data)
+        found = {}
+        for scope in data.resource_metrics[0].scope_metrics:
+            for metric in scope.metrics:
+                if metric.name == "guardrail.fleet.bins":
+                    for point in metric.data.data_points:
+                        if point.attributes["feature"] == "count":
+                            found[int(str(point.attributes["bin"]))] = point.value
+        bins = exporter.profile()["count"].bins.tolist()
+        assert [found[i] for i in range(len(bins))] == bins
+
+    def test_other_bins_settings_are_config_errors(self) -> None:
+        """bins takes "histogram" or "counters" only."""
+        with pytest.raises(ConfigError, match="bins must be"):
+            FleetExporter(REFERENCE, model=MODEL, bins="buckets")

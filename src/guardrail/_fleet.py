@@ -24,6 +24,10 @@ first 16 hex digits of the reference's schema fingerprint) and ``feature``):
   predict path pays no OpenTelemetry call. The histogram's ``_sum`` is of
   the recorded boundaries; the values' sum is ``guardrail.fleet.sum`` (an
   up-down counter).
+- or, with ``bins="counters"``, ``guardrail.fleet.bins``: an observable
+  counter per numeric feature and ``bin`` (the bin's index, ``0`` to
+  ``len(edges)``), whose collection costs the same however many values were
+  served.
 - ``guardrail.fleet.outcomes``: a counter per feature and ``outcome``
   (``missing``, ``invalid``, ``nan``, ``posinf``, ``neginf``, ``below``,
   ``above`` for numeric features; ``missing``, ``invalid``, ``other`` for
@@ -110,6 +114,12 @@ class FleetExporter:
             (default: the global one).
         fold_rows: Buffered rows that trigger folding into the builder.
         name: The monitor's name in events.
+        bins: ``"histogram"`` (OpenTelemetry histograms whose buckets are the
+            reference's bins; one ``record`` per finite numeric value when the
+            SDK collects) or ``"counters"`` (``guardrail.fleet.bins``, an
+            observable counter per bin with a ``bin`` label: a collection
+            costs the same however many values were served). A fleet may
+            mix both; :func:`fleet_profile` reads and adds both.
     """
 
     kind: ClassVar[str] = "fleet"
@@ -122,11 +132,14 @@ class FleetExporter:
         meter_provider: Any = None,
         fold_rows: int = 4096,
         name: str = "fleet",
+        bins: str = "histogram",
     ) -> None:
         if not isinstance(reference, Profile):
             raise ConfigError(f"reference must be a Profile, got {type(reference).__name__}")
         if not isinstance(model, ModelRef):
             raise ConfigError("model must be a ModelRef")
+        if bins not in ("histogram", "counters"):
+            raise ConfigError(f'bins must be "histogram" or "counters", got {bins!r}')
         if type(fold_rows) is not int or fold_rows < 1:
             raise ConfigError(f"fold_rows must be an integer >= 1, got {fold_rows!r}")
         if meter_provider is None:
@@ -154,7 +167,7 @@ class FleetExporter:
         self._histograms: dict[str, tuple[Any, list[float], np.ndarray]] = {}
         self._recording = threading.Lock()
         for f in reference:
-            if isinstance(f, NumericProfile):
+            if bins == "histogram" and isinstance(f, NumericProfile):
                 boundaries = _boundaries(f.edges)
                 try:
                     histogram = meter.create_histogram(
@@ -173,6 +186,12 @@ class FleetExporter:
                     np.zeros(len(boundaries) + 1, np.int64),
                 )
         make = meter.create_observable_counter
+        if bins == "counters":
+            make(
+                "guardrail.fleet.bins",
+                [self._observe_bins],
+                description="Finite values of a numeric feature per reference bin",
+            )
         make(
             "guardrail.fleet.outcomes",
             [self._observe_outcomes],
@@ -246,7 +265,7 @@ class FleetExporter:
         """Record into the histograms the counts not recorded yet, until *deadline*."""
         with self._recording:
             for f in profile:
-                if not isinstance(f, NumericProfile):
+                if not isinstance(f, NumericProfile) or f.name not in self._histograms:
                     continue
                 histogram, values, recorded = self._histograms[f.name]
                 attributes = self._attributes[f.name]
@@ -261,6 +280,15 @@ class FleetExporter:
                         todo -= step
                         if time.monotonic() > deadline:
                             return
+
+    def _observe_bins(self, options: Any) -> Iterator[Any]:
+        from opentelemetry.metrics import Observation
+
+        for f in self._collect(options):
+            if isinstance(f, NumericProfile):
+                attributes = self._attributes[f.name]
+                for i, count in enumerate(f.bins.tolist()):
+                    yield Observation(count, {**attributes, "bin": str(i)})
 
     def _observe_outcomes(self, options: Any) -> Iterator[Any]:
         from opentelemetry.metrics import Observation
@@ -401,6 +429,10 @@ def fleet_profile(
                     counts[i] = _count(value)
             # De-cumulate; increase() extrapolates each bucket alone, so clamp at zero.
             buckets[name] = np.maximum(np.diff(counts, prepend=0), 0)
+    counters = query("guardrail_fleet_bins_total", "feature, bin")  # replicas with bins="counters"
+    for (feature, bin_), value in counters.items():
+        if feature in buckets and bin_.isdigit() and int(bin_) < len(buckets[feature]):
+            buckets[feature][int(bin_)] += _count(value)
     sums = query("guardrail_fleet_sum", "feature", counter=False)
     outcomes = query("guardrail_fleet_outcomes_total", "feature, outcome")
     categories = query("guardrail_fleet_categories_total", "feature, category")
