@@ -157,3 +157,42 @@ class TestCounters:
         """bins takes "histogram" or "counters" only."""
         with pytest.raises(ConfigError, match="bins must be"):
             FleetExporter(REFERENCE, model=MODEL, bins="buckets")
+
+
+class TestSharedMeter:
+    def test_two_exporters_on_one_provider_both_export(self) -> None:
+        """Two models' exporters on one meter provider both report every series of their own."""
+        reader = InMemoryMetricReader()
+        provider = MeterProvider(metric_readers=[reader])
+        old = FleetExporter(REFERENCE, model=MODEL, meter_provider=provider)
+        new = FleetExporter(
+            REFERENCE,
+            model=gr.ModelRef(name="fraud", version="3.2.0"),
+            meter_provider=provider,
+            bins="counters",
+        )
+        old.record({"amount": [1.0, 2.0], "country": ["FR", "XX"]})
+        new.record({"amount": [3.0], "country": ["DE"]})
+        data = reader.get_metrics_data()
+        assert data is not None
+        versions: dict[str, set[str]] = {}
+        totals: dict[tuple[str, str], float] = {}
+        for scope in data.resource_metrics[0].scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    version = str(point.attributes["model_version"])
+                    versions.setdefault(metric.name, set()).add(version)
+                    if (
+                        metric.name == "guardrail.fleet.outcomes"
+                        and point.attributes["outcome"] == "other"
+                    ):
+                        totals[version, str(point.attributes["feature"])] = point.value
+        assert versions.pop("guardrail.fleet.bins") == {"3.2.0"}  # counters: the new one only
+        histogram = [name for name in versions if name.startswith("guardrail.fleet.values.")]
+        assert histogram
+        assert all(versions.pop(name) == {"3.1.0"} for name in histogram)
+        assert len(versions) == 8
+        assert all(found == {"3.1.0", "3.2.0"} for found in versions.values())
+        assert totals["3.1.0", "country"] == 1
+        assert totals["3.2.0", "country"] == 0
+        assert histograms_of(data)["amount"][1] == old.profile()["amount"].bins.tolist()

@@ -57,6 +57,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
@@ -185,28 +186,8 @@ class FleetExporter:
                     _bin_values(boundaries),
                     np.zeros(len(boundaries) + 1, np.int64),
                 )
-        make = meter.create_observable_counter
-        if bins == "counters":
-            make(
-                "guardrail.fleet.bins",
-                [self._observe_bins],
-                description="Finite values of a numeric feature per reference bin",
-            )
-        make(
-            "guardrail.fleet.outcomes",
-            [self._observe_outcomes],
-            description="Values by what they were",
-        )
-        make(
-            "guardrail.fleet.categories",
-            [self._observe_categories],
-            description="Values of each known category",
-        )
-        make("guardrail.fleet.squares", [self._floats("squares")])
-        for what in ("sum", "tail_low", "tail_high"):
-            meter.create_observable_up_down_counter(f"guardrail.fleet.{what}", [self._floats(what)])
-        for what in ("min", "max"):
-            meter.create_observable_gauge(f"guardrail.fleet.{what}", [self._floats(what)])
+        self.bins = bins
+        _share(meter, self)
 
     # -- counting --------------------------------------------------------
 
@@ -284,6 +265,8 @@ class FleetExporter:
     def _observe_bins(self, options: Any) -> Iterator[Any]:
         from opentelemetry.metrics import Observation
 
+        if self.bins != "counters":
+            return
         for f in self._collect(options):
             if isinstance(f, NumericProfile):
                 attributes = self._attributes[f.name]
@@ -308,26 +291,104 @@ class FleetExporter:
                 for category, count in zip(f.categories, f.counts.tolist(), strict=True):
                     yield Observation(count, {**attributes, "category": category})
 
-    def _floats(self, what: str) -> Callable[[Any], Iterator[Any]]:
-        def observe(options: Any) -> Iterator[Any]:
-            from opentelemetry.metrics import Observation
+    def _observe_floats(self, what: str, options: Any) -> Iterator[Any]:
+        from opentelemetry.metrics import Observation
 
-            for f in self._collect(options):
-                if not isinstance(f, NumericProfile):
+        for f in self._collect(options):
+            if not isinstance(f, NumericProfile):
+                continue
+            if what in ("min", "max"):
+                if not f.n:
                     continue
-                if what in ("min", "max"):
-                    if not f.n:
-                        continue
-                    value = f.min if what == "min" else f.max
-                elif what == "sum":
-                    value = f.mean * f.n
-                elif what == "squares":
-                    value = f.m2 + f.n * (f.mean - self._centre[f.name]) ** 2 if f.n else 0.0
-                else:
-                    value = getattr(f, what)
-                yield Observation(value, self._attributes[f.name])
+                value = f.min if what == "min" else f.max
+            elif what == "sum":
+                value = f.mean * f.n
+            elif what == "squares":
+                value = f.m2 + f.n * (f.mean - self._centre[f.name]) ** 2 if f.n else 0.0
+            else:
+                value = getattr(f, what)
+            yield Observation(value, self._attributes[f.name])
 
-        return observe
+
+class _Shared:
+    """The exporters on one meter, and the observable instruments they share.
+
+    The SDK keeps one instrument per name and meter, with the callbacks of
+    the first registration only, so each instrument's callback observes every
+    live exporter on the meter.
+    """
+
+    def __init__(self) -> None:
+        self.exporters: list[weakref.ref[FleetExporter]] = []
+        self.made: set[str] = set()
+
+    def live(self) -> list[FleetExporter]:
+        with _SHARED_LOCK:
+            self.exporters[:] = [r for r in self.exporters if r() is not None]
+            return [e for r in self.exporters if (e := r()) is not None]
+
+    def each(
+        self, observe: Callable[[FleetExporter, Any], Iterator[Any]]
+    ) -> Callable[[Any], Iterator[Any]]:
+        def callback(options: Any) -> Iterator[Any]:
+            for exporter in self.live():
+                yield from observe(exporter, options)
+
+        return callback
+
+
+_SHARED: weakref.WeakKeyDictionary[Any, _Shared] = weakref.WeakKeyDictionary()
+_SHARED_LOCK: Final = threading.Lock()
+
+
+def _floats(what: str) -> Callable[[FleetExporter, Any], Iterator[Any]]:
+    def observe(exporter: FleetExporter, options: Any) -> Iterator[Any]:
+        return exporter._observe_floats(what, options)
+
+    return observe
+
+
+def _share(meter: Any, exporter: FleetExporter) -> None:
+    """Add *exporter* to its meter's exporters; make the instruments the meter lacks."""
+    with _SHARED_LOCK:
+        try:
+            shared = _SHARED.setdefault(meter, _Shared())
+        except TypeError:  # a meter that cannot be weakly referenced: instruments of its own
+            shared = _Shared()
+        shared.exporters.append(weakref.ref(exporter))
+        wanted = ["outcomes", "categories", "squares", "sum", "tail_low", "tail_high", "min", "max"]
+        if exporter.bins == "counters":
+            wanted.append("bins")
+        new = [what for what in wanted if what not in shared.made]
+        shared.made.update(new)
+    for what in new:
+        name = f"guardrail.fleet.{what}"
+        if what == "bins":
+            meter.create_observable_counter(
+                name,
+                [shared.each(FleetExporter._observe_bins)],
+                description="Finite values of a numeric feature per reference bin",
+            )
+        elif what == "outcomes":
+            meter.create_observable_counter(
+                name,
+                [shared.each(FleetExporter._observe_outcomes)],
+                description="Values by what they were",
+            )
+        elif what == "categories":
+            meter.create_observable_counter(
+                name,
+                [shared.each(FleetExporter._observe_categories)],
+                description="Values of each known category",
+            )
+        else:
+            callback = shared.each(_floats(what))
+            if what == "squares":
+                meter.create_observable_counter(name, [callback])
+            elif what in ("min", "max"):
+                meter.create_observable_gauge(name, [callback])
+            else:
+                meter.create_observable_up_down_counter(name, [callback])
 
 
 def _rows(columns: Mapping[str, Any]) -> int:
