@@ -42,7 +42,7 @@ All but the histograms are observable: they report the replica's cumulative
 counts when the SDK collects. The series per model are bounded by the
 reference's layout: per numeric feature ``len(edges) + 3`` histogram series
 in Prometheus (``len(edges) + 1`` buckets, ``_count``, ``_sum``), 7 outcome
-series, 5 float series; per categorical feature one series per known
+series, 6 float series; per categorical feature one series per known
 category plus 3 outcome series; times the replicas (the ``instance`` label
 the scrape adds).
 """
@@ -449,7 +449,9 @@ def fleet_profile(
         reference: The reference whose layout the replicas exported on (its
             schema fingerprint selects the series).
         prometheus: The server's base URL, e.g. ``http://127.0.0.1:9090``.
-        model: The model (a :class:`ModelRef`, or its name for every version).
+        model: The model (a :class:`ModelRef`, or its name for every version;
+            the numeric bins then come from the versions whose references
+            had the same edges, as their histograms are named by the edges).
         since: A duration (``"1h"``, seconds): only what was counted in that
             range before *at* (``increase`` for the counts, rounded; a
             difference for the float sums). ``None``: everything the replicas
