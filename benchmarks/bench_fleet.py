@@ -8,13 +8,30 @@ Cases: ``SharedThreshold.decide`` from its cache (no Redis call) next to
 Redis round trip); ``FleetExporter.record`` of one row and of 100 rows of 15
 numeric and 5 categorical features (buffered, folded every 4,096 rows: the
 amortized cost); one collection by the OpenTelemetry SDK (what a scrape costs
-the replica);
-``fleet_profile`` against an empty Prometheus (its 12 HTTP queries, without the
-cost of summing stored series). Medians of several repeats.
+the replica), with no new values and after 1,000 new rows (whose 15,000
+numeric values are recorded into the histograms then; and with
+``bins="counters"``, which records nothing per value);
+``fleet_profile`` against an empty Prometheus (its HTTP queries, without the
+cost of summing stored series), and against a Prometheus that has scraped
+a fleet: a synthetic exporter process serves one replica's exposition
+(the real exporter's, for the same reference) once per replica with a
+``replica`` label (100 replicas by default), its counts growing each
+scrape; Prometheus scrapes it every second for a minute, then
+``fleet_profile`` is timed without ``since`` (one sample per series) and
+with ``since="1m"`` (about 60 samples per series), with Prometheus's own
+``prometheus_engine_query_duration_seconds`` (inner evaluation) over the
+same runs. Medians of several repeats.
+
+Options: ``--replicas N`` (default 100), ``--seconds S`` of scraping (default
+60); ``--serve PORT TEMPLATE`` is the synthetic exporter itself.
 """
 
 from __future__ import annotations
 
+import http.server
+import json
+import os
+import re
 import shutil
 import socket
 import statistics
@@ -22,14 +39,16 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 import guardrail as gr
-from guardrail.skew import FleetExporter, fleet_profile
+from guardrail.skew import FleetExporter, NumericProfile, fleet_profile
 from guardrail.thresholds import SharedThreshold
 
 
@@ -67,7 +86,146 @@ def fmt(seconds: float) -> str:
     return f"{seconds * 1e3:.2f} ms"
 
 
-def main() -> int:
+def serve(port: int, template: str) -> None:
+    """The synthetic exporter: every replica's series, counts scaled by the scrape number."""
+    lines: list[tuple[str, float, bool]] = json.loads(Path(template).read_text())
+    scrapes = [0]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            scrapes[0] += 1
+            n = scrapes[0]
+            body = "".join(
+                f"{prefix} {value * n if grows else value!r}\n" for prefix, value, grows in lines
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    class Server(http.server.HTTPServer):
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            pass  # a scrape that timed out closed its connection: the next one comes
+
+    Server(("127.0.0.1", port), Handler).serve_forever()
+
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
+
+
+def fleet_template(exposition: str, replicas: int) -> list[tuple[str, float, bool]]:
+    """One replica's sample lines, repeated with a ``replica`` label: (prefix, value, grows)."""
+    out = []
+    for line in exposition.splitlines():
+        match = _SAMPLE.match(line)
+        if match is None or not match.group(1).startswith("guardrail_fleet_"):
+            continue
+        name, labels, value = match.groups()
+        grows = name.endswith(("_total", "_bucket", "_count"))
+        for r in range(replicas):
+            inner = f'{labels},replica="r{r}"' if labels else f'replica="r{r}"'
+            out.append((f"{name}{{{inner}}}", float(value), grows))
+    return out
+
+
+def engine_seconds(url: str) -> tuple[float, float]:
+    """Prometheus's own inner evaluation time: (sum of seconds, count of queries) so far."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    found = {}
+    for line in text.splitlines():
+        for what in ("sum", "count"):
+            key = f'prometheus_engine_query_duration_seconds_{what}{{slice="inner_eval"}}'
+            if line.startswith(key):
+                found[what] = float(line.split()[-1])
+    return found.get("sum", 0.0), found.get("count", 0.0)
+
+
+def query_fleet(
+    executable: str, reference: gr.Profile, exposition: str, replicas: int, seconds: float
+) -> list[tuple[str, float, str]]:
+    """Time ``fleet_profile`` against a Prometheus that scraped *replicas* synthetic replicas."""
+    rows: list[tuple[str, float, str]] = []
+    directory = tempfile.mkdtemp(prefix="guardrail-bench-")
+    template = Path(directory) / "template.json"
+    lines = fleet_template(exposition, replicas)
+    template.write_text(json.dumps(lines))
+    target = free_port()
+    exporter = subprocess.Popen([sys.executable, __file__, "--serve", str(target), str(template)])
+    config = Path(directory) / "prometheus.yml"
+    config.write_text(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+        "scrape_configs:\n  - job_name: fleet\n    static_configs:\n"
+        f"      - targets: ['127.0.0.1:{target}']\n"
+    )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [executable, f"--config.file={config}", f"--storage.tsdb.path={directory}/data",
+         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    model = gr.ModelRef(name="m", version="1")
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(f"{url}/-/ready", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        time.sleep(seconds)
+        series = fleet_series(url)
+        samples = fleet_query(url, 'count_over_time(up{job="fleet"}[1m])')
+        print(
+            f"fleet: {replicas} replicas, {len(lines)} exposed samples a scrape, "
+            f"{series:.0f} series stored, {samples:.0f} scrapes in the last minute",
+            file=sys.stderr,
+        )
+        for since, label in ((None, "no `since`: 1 sample a series"),
+                             ("1m", f"`since=\"1m\"`: {samples:.0f} samples a series")):  # fmt: skip
+            fleet_profile(reference, url, model=model, since=since, timeout=60)  # warm
+            before = engine_seconds(url)
+            times = []
+            for _ in range(5):
+                start = time.perf_counter()
+                profile = fleet_profile(reference, url, model=model, since=since, timeout=60)
+                times.append(time.perf_counter() - start)
+            after = engine_seconds(url)
+            queries = after[1] - before[1]
+            inner = (after[0] - before[0]) / 5
+            rows.append(
+                (
+                    f"`fleet_profile`, {replicas} replicas ({series:.0f} series), {label}",
+                    statistics.median(times),
+                    f"{inner * 1e3:.1f} ms evaluating, {queries / 5:.0f} queries",
+                )
+            )
+            print(f"  since={since}: {profile.rows} rows", file=sys.stderr)
+    finally:
+        server.kill()
+        server.wait()
+        exporter.kill()
+        exporter.wait()
+        shutil.rmtree(directory, ignore_errors=True)
+    return rows
+
+
+def fleet_query(url: str, expression: str) -> float:
+    query = urllib.parse.urlencode({"query": expression})
+    with urllib.request.urlopen(f"{url}/api/v1/query?{query}", timeout=60) as response:
+        result = json.load(response)["data"]["result"]
+    return float(result[0]["value"][1]) if result else 0.0
+
+
+def fleet_series(url: str) -> float:
+    return fleet_query(url, 'count({__name__=~"guardrail_fleet_.+", model="m"})')
+
+
+def main(replicas: int = 100, seconds: float = 60.0) -> int:
     import redis
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -140,11 +298,59 @@ def main() -> int:
         )
     )
 
+    reader.get_metrics_data()  # records what was counted so far
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from prometheus_client import generate_latest
+
+    replica = FleetExporter(
+        reference,
+        model=gr.ModelRef(name="m", version="1"),
+        meter_provider=MeterProvider(metric_readers=[PrometheusMetricReader()]),
+    )
+    replica.record(columns(1_000, 3))
+    exposition = generate_latest().decode()
+    per_replica = sum(line.startswith("guardrail_fleet_") for line in exposition.splitlines())
     rows.append(
         (
-            "one collection (a scrape): 20 features, 660 series",
+            f"one collection (a scrape), no new values: 20 features, {per_replica} series",
             per_call(reader.get_metrics_data, 20, 3),
             "",
+        )
+    )
+    after_rows = []
+    for seed in range(3):
+        exporter.record(columns(1_000, 10 + seed))
+        start = time.perf_counter()
+        reader.get_metrics_data()
+        after_rows.append(time.perf_counter() - start)
+    histogram_cost = statistics.median(after_rows)
+    rows.append(
+        (
+            "one collection after 1,000 new rows (15,000 numeric values recorded)",
+            histogram_cost,
+            "",
+        )
+    )
+    counters_reader = InMemoryMetricReader()
+    counters = FleetExporter(
+        reference,
+        model=gr.ModelRef(name="m", version="1"),
+        meter_provider=MeterProvider(metric_readers=[counters_reader]),
+        bins="counters",
+    )
+    counters_reader.get_metrics_data()
+    after_rows = []
+    for seed in range(3):
+        counters.record(columns(1_000, 10 + seed))
+        start = time.perf_counter()
+        counters_reader.get_metrics_data()
+        after_rows.append(time.perf_counter() - start)
+    counters_cost = statistics.median(after_rows)
+    rows.append(
+        (
+            'the same with `bins="counters"`',
+            counters_cost,
+            f"{counters_cost / histogram_cost:.2f}x",
         )
     )
 
@@ -168,15 +374,21 @@ def main() -> int:
                 except OSError:
                     time.sleep(0.1)
             cost = per_call(lambda: fleet_profile(reference, url, model="m", since="1h"), 20, 3)
-            rows.append(("`fleet_profile` on an empty Prometheus (12 queries)", cost, ""))
+            queries = 9 + sum(isinstance(f, NumericProfile) for f in reference)
+            rows.append((f"`fleet_profile` on an empty Prometheus ({queries} queries)", cost, ""))
         finally:
             server.kill()
             server.wait()
             shutil.rmtree(directory, ignore_errors=True)
+        rows.extend(query_fleet(executable, reference, exposition, replicas, seconds))
 
-    print(f"Machine: Python {sys.version.split()[0]}; redis-server and Prometheus on loopback")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"Machine: Python {sys.version.split()[0]}; redis-server and Prometheus on loopback; "
+        f"load average {load} at the end"
+    )
     print()
-    print("| case | median | ratio |")
+    print("| case | median | ratio or note |")
     print("| --- | ---: | ---: |")
     for name, seconds, ratio in rows:
         print(f"| {name} | {fmt(seconds)} | {ratio} |")
@@ -184,4 +396,12 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    if sys.argv[1:2] == ["--serve"]:
+        serve(int(sys.argv[2]), sys.argv[3])
+    options = dict(zip(sys.argv[1::2], sys.argv[2::2], strict=False))
+    sys.exit(
+        main(
+            replicas=int(options.get("--replicas", 100)),
+            seconds=float(options.get("--seconds", 60)),
+        )
+    )

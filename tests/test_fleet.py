@@ -100,7 +100,7 @@ start_http_server(port, addr="127.0.0.1")
 provider = MeterProvider(metric_readers=[PrometheusMetricReader()])
 reference = gr.Profile.from_json(open(reference_path).read())
 model = gr.ModelRef(name="fraud", version="3.1.0")
-exporter = FleetExporter(reference, model=model, meter_provider=provider)
+exporter = FleetExporter(reference, model=model, meter_provider=provider, bins=sys.argv[6])
 own = reference.builder()
 
 @gr.guard(model=model, returns=gr.Probability, inputs=exporter)
@@ -130,7 +130,10 @@ def prometheus_executable() -> str:
 
 class TestFleetProfile:
     def test_prometheus_sums_the_fleet(self, prometheus_executable: str, tmp_path: Path) -> None:
-        """The fleet profile read from Prometheus equals the merge of the replicas' own profiles."""
+        """The fleet profile read from Prometheus equals the merge of the replicas' own profiles.
+
+        Two replicas export histograms and one per-bin counters; the read adds both.
+        """
         reference = gr.Profile.from_columns(training(20_000, 99), bins=10)
         reference_path = tmp_path / "reference.json"
         reference_path.write_text(reference.to_json(), encoding="utf-8")
@@ -145,13 +148,16 @@ class TestFleetProfile:
         replicas = [
             subprocess.Popen(
                 [sys.executable, "-c", REPLICA, str(port), str(seed), str(shift),
-                 str(reference_path), str(tmp_path)],
+                 str(reference_path), str(tmp_path), bins],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
                 env=env,
             )
-            for port, seed, shift in zip(ports, (1, 2, 3), (0.0, 0.0, 1.5), strict=True)
+            for port, seed, shift, bins in zip(
+                ports, (1, 2, 3), (0.0, 0.0, 1.5), ("histogram", "counters", "histogram"),
+                strict=True,
+            )
         ]  # fmt: skip
         try:
             profiles = []
@@ -254,4 +260,4 @@ class TestHowTo:
         assert len(found) == 2
         for number, code in enumerate(found, 1):
             exec(compile(code, f"fleet-prometheus.md[{number}]", "exec"), namespace)
-        assert "guardrail_fleet_bins_total" in str(namespace["exposition"])
+        assert "guardrail_fleet_values_" in str(namespace["exposition"])
