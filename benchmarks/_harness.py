@@ -203,6 +203,26 @@ class Suite:
             for name in cases
         ]
 
+    def group(
+        self,
+        cases: list[tuple[str, Callable[[], object], int, str | None]],
+        *,
+        rounds: int = 5,
+        runs: int = RUNS,
+        clock: Callable[[], float] | None = None,
+    ) -> list[Result]:
+        """Time *cases* (name, function, calls per round, baseline) round-robin together.
+
+        Each case's ratios are to its own baseline, a case of the group (or None).
+        """
+        samplers = {name: _timer(fn, number, clock or self.clock) for name, fn, number, _ in cases}
+        self._samplers.update(samplers)
+        times, all_rounds = self._round_robin(samplers, rounds, runs)
+        return [
+            self._record(name, times[name], all_rounds, baseline, "")
+            for name, _, _, baseline in cases
+        ]
+
     def add(
         self, name: str, seconds: float, *, baseline: str | None = None, note: str = ""
     ) -> Result:

@@ -10,23 +10,23 @@ numeric and 5 categorical features (buffered, folded every 4,096 rows: the
 amortized cost); one collection by the OpenTelemetry SDK (what a scrape costs
 the replica);
 ``fleet_profile`` against an empty Prometheus (its 12 HTTP queries, without the
-cost of summing stored series). Medians of several repeats.
+cost of summing stored series). Timed round-robin by ``_harness.py`` (wall
+time: Redis, Prometheus and the SDK's reader are other processes and threads).
 """
 
 from __future__ import annotations
 
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from _harness import Suite, machine
 
 import guardrail as gr
 from guardrail.skew import FleetExporter, fleet_profile
@@ -39,17 +39,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def per_call(fn: Callable[[], object], number: int, repeat: int = 5) -> float:
-    """Median seconds per call over *repeat* runs of *number* calls."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - start) / number)
-    return statistics.median(times)
-
-
 def columns(rows: int, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     out: dict[str, np.ndarray] = {f"f{i}": rng.normal(i, 1.0, rows) for i in range(15)}
@@ -59,21 +48,13 @@ def columns(rows: int, seed: int = 0) -> dict[str, np.ndarray]:
     return out
 
 
-def fmt(seconds: float) -> str:
-    if seconds < 1e-6:
-        return f"{seconds * 1e9:.0f} ns"
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.1f} µs"
-    return f"{seconds * 1e3:.2f} ms"
-
-
 def main() -> int:
     import redis
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
     gr.configure(hooks=[])
-    rows: list[tuple[str, float, str]] = []
+    suite = Suite("Fleet mechanisms (per call)")
     port = free_port()
     directory = tempfile.mkdtemp(prefix="guardrail-bench-")
     server = subprocess.Popen(
@@ -106,12 +87,21 @@ def main() -> int:
             target_rate=0.05, initial=gr.Probability(0.9), store=store, max_staleness=3600.0
         )
         shared.sync()
-        base = per_call(lambda: local.decide(prediction), 20_000)
-        rows.append(("`DynamicThreshold.decide` (one process)", base, ""))
-        cached = per_call(lambda: shared.decide(prediction), 20_000)
-        rows.append(("`SharedThreshold.decide`, from the cache", cached, f"{cached / base:.2f}x"))
-        sync = per_call(shared.sync, 500)
-        rows.append(("`SharedThreshold.sync` (one Lua script, one round trip)", sync, ""))
+        local_name = "`DynamicThreshold.decide` (one process)"
+        suite.time(local_name, lambda: local.decide(prediction), number=5_000, repeat=9)
+        suite.time(
+            "`SharedThreshold.decide`, from the cache",
+            lambda: shared.decide(prediction),
+            number=5_000,
+            repeat=9,
+            baseline=local_name,
+        )
+        suite.time(
+            "`SharedThreshold.sync` (one Lua script, one round trip)",
+            shared.sync,
+            number=200,
+            repeat=9,
+        )
     finally:
         server.kill()
         server.wait()
@@ -125,27 +115,26 @@ def main() -> int:
     )
     one = {name: values[:1] for name, values in columns(1, 1).items()}
     hundred = columns(100, 2)
-    rows.append(
-        (
-            "`FleetExporter.record`, 1 row x 20 features",
-            per_call(lambda: exporter.record(one), 500),
-            "",
-        )
+    suite.time(
+        "`FleetExporter.record`, 1 row x 20 features",
+        lambda: exporter.record(one),
+        number=500,
+        repeat=9,
+        note="amortized: folded every 4,096 rows",
     )
-    rows.append(
-        (
-            "`FleetExporter.record`, 100 rows x 20 features",
-            per_call(lambda: exporter.record(hundred), 200),
-            "",
-        )
+    suite.time(
+        "`FleetExporter.record`, 100 rows x 20 features",
+        lambda: exporter.record(hundred),
+        number=200,
+        repeat=9,
+        baseline="`FleetExporter.record`, 1 row x 20 features",
+        note="amortized",
     )
-
-    rows.append(
-        (
-            "one collection (a scrape): 20 features, 660 series",
-            per_call(reader.get_metrics_data, 20, 3),
-            "",
-        )
+    suite.time(
+        "one collection (a scrape): 20 features, 660 series",
+        reader.get_metrics_data,
+        number=10,
+        repeat=6,
     )
 
     executable = shutil.which("prometheus")
@@ -167,19 +156,20 @@ def main() -> int:
                     break
                 except OSError:
                     time.sleep(0.1)
-            cost = per_call(lambda: fleet_profile(reference, url, model="m", since="1h"), 20, 3)
-            rows.append(("`fleet_profile` on an empty Prometheus (12 queries)", cost, ""))
+            suite.time(
+                "`fleet_profile` on an empty Prometheus (12 queries)",
+                lambda: fleet_profile(reference, url, model="m", since="1h"),
+                number=10,
+                repeat=6,
+            )
         finally:
             server.kill()
             server.wait()
             shutil.rmtree(directory, ignore_errors=True)
 
-    print(f"Machine: Python {sys.version.split()[0]}; redis-server and Prometheus on loopback")
-    print()
-    print("| case | median | ratio |")
-    print("| --- | ---: | ---: |")
-    for name, seconds, ratio in rows:
-        print(f"| {name} | {fmt(seconds)} | {ratio} |")
+    print(f"_{machine()}_\n")
+    print("redis-server and Prometheus on loopback.\n")
+    print(suite.table())
     return 0
 
 
