@@ -151,9 +151,16 @@ class Suite:
         """
         self._samplers[name] = sampler
         cases = {name: sampler}
+        fixed = None
         if baseline is not None:
-            cases[baseline] = self._samplers[baseline]
+            if baseline in self._samplers:
+                cases[baseline] = self._samplers[baseline]
+            else:  # a figure recorded with add(): measured elsewhere, so it cannot move
+                fixed = self.get(baseline).seconds
         times, rounds = self._round_robin(cases, max(1, math.ceil(repeat / runs)), runs)
+        if fixed is not None:
+            for got in rounds:
+                got[baseline] = fixed
         return self._record(name, times[name], rounds, baseline, note)
 
     def time(

@@ -2,6 +2,25 @@
 
 Figures are from ``python benchmarks/run.py`` on a shared 2-core machine;
 they are ratios or differences measured in the same run.
+
+The tricks that must live beside the code they speed up, listed here:
+
+* ``Prediction`` and ``Decision`` are records built on a tuple
+  (``_prediction.py``): ``tuple.__new__`` with all fields at once costs about
+  0.12 µs, where an attrs frozen class setting nine slots cost 0.93 µs per
+  decision.
+* A guard composes its quiet sync path once, when it is built
+  (``Guard._bind_finish_quiet``): each step is a local of a closure chosen
+  for the mechanisms it has, and the decision is built as its record. With a
+  dynamic threshold, a keyed limit and a skew monitor a call went from
+  +1.5 µs to about +0.5 µs over the same mechanisms called by hand.
+* An action limit deciding one row (``ActionLimit._acquire_one``) returns one
+  tuple as its receipt instead of a list of them, builds its veto reason once,
+  and a guard with one limit drops the receipt (nothing after the last limit
+  can veto): a keyed limit in a guard went from 4.3x to about 2.7x the
+  guard plus the limit called by hand.
+* :func:`batch_check` takes a predict function's result array as it is when
+  one vectorized test shows it is on its scale (below).
 """
 
 from __future__ import annotations
@@ -99,14 +118,20 @@ _ONE_BITS = np.float64(1.0).view(np.uint64)
 _INF = float("inf")
 
 
+# The ufuncs' reduce, called directly: ndarray.max() and .min() go through a
+# Python wrapper first (about 0.1 µs a call).
+_max = np.maximum.reduce
+_min = np.minimum.reduce
+
+
 def _probabilities_ok(raw: NDArray[Any]) -> bool:
     # Read as unsigned integers, the floats in [+0.0, 1.0] are exactly those
     # whose bits are at most 1.0's: one reduction instead of min and max.
-    return bool(raw.view(_UINT64).max() <= _ONE_BITS)
+    return bool(_max(raw.view(_UINT64)) <= _ONE_BITS)
 
 
 def _log_odds_ok(raw: NDArray[Any]) -> bool:
-    lowest = raw.min()  # NaN if any element is NaN
+    lowest = _min(raw)  # NaN if any element is NaN
     return bool(lowest == lowest)
 
 
