@@ -468,6 +468,10 @@ class Guard(Generic[S]):
         decide, decider_source = decider.decide_call, decider.source
         assign = None if assigner is None else assigner.assign_call
         assigner_source = None if assigner is None else assigner.source
+        # A fixed threshold is one comparison of the float: made here, inline.
+        fixed = decider.threshold if isinstance(decider, _FixedThreshold) else None
+        cut = 0.0 if fixed is None else fixed.value
+        at_least = fixed is None or fixed.direction == ">="
 
         def finish_decision(call: Call, raw: object) -> Any:
             if type(raw) is not float or not low <= raw <= high:
@@ -480,12 +484,15 @@ class Guard(Generic[S]):
             call.prediction = prediction
             if call.inputs.batch_size is not None:
                 call.inputs = call.inputs.matching(None)
-            try:
-                decide(call)
-            except PolicyError:
-                raise
-            except Exception as e:  # noqa: BLE001 - machinery never breaks the call
-                machinery_error(decider_source, e)
+            if fixed is not None:
+                call.decide(fixed, raw >= cut if at_least else raw <= cut)
+            else:
+                try:
+                    decide(call)
+                except PolicyError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - machinery never breaks the call
+                    machinery_error(decider_source, e)
             if call.threshold is None:
                 # The decider failed: no basis for an action (see _finish).
                 call.close_decision()
