@@ -140,7 +140,7 @@ def main() -> None:
     print(f"_{machine()}_\n")
     print(suite.table())
     print()
-    suite = Suite("Import time")
+    suite = Suite("Import time", timing="CPU time of each fresh interpreter's import")
     imports(suite)
     print(suite.table())
     print()
