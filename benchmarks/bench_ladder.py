@@ -223,6 +223,10 @@ def sdk(suite: Suite) -> None:
             },
             baseline="SDK: bare call",
             number=500,
+            notes={
+                "SDK: guard(model), batch processor": "wall time: the export thread competes "
+                "with the calls, so this figure moves with load"
+            },
         )
     finally:
         gr.configure(hooks=[])
