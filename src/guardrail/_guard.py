@@ -440,6 +440,9 @@ class Guard(Generic[S]):
         prediction_cls, decision_cls = Prediction, Decision
         decider, assigner = self._decider, self._assigner
         limits, acquire = bool(self._limits), self._acquire
+        # One limit: nothing after it can veto, so no receipt is kept (see _acquire).
+        only_limit = self._limits[0] if len(self._limits) == 1 else None
+        acquire_only = None if only_limit is None else only_limit.acquire_call
         recorders, record = bool(self._recorder_steps), self._record
         machinery_error = self._machinery_error
         fallback = self._fallback_threshold
@@ -510,7 +513,14 @@ class Guard(Generic[S]):
             call.close_decision()
             if guard.paused or config.paused:
                 call.veto("paused")
-            if limits:
+            if acquire_only is not None:
+                try:
+                    acquire_only(call)
+                except PolicyError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - machinery never breaks the call
+                    machinery_error(cast(Limiter, only_limit).source, e)
+            elif limits:
                 acquire(call)
             call.close_vetoes()
             act, above = call.act, call.above
