@@ -20,7 +20,10 @@ scrape; Prometheus scrapes it every second for a minute, then
 ``fleet_profile`` is timed without ``since`` (one sample per series) and
 with ``since="1m"`` (about 60 samples per series), with Prometheus's own
 ``prometheus_engine_query_duration_seconds`` (inner evaluation) over the
-same runs. Medians of several repeats.
+same runs. The per-call cases are timed round-robin by ``_harness.py`` (wall
+time: Redis, Prometheus and the SDK's reader are other processes and
+threads); the collections after new rows and the fleet queries change state
+as they run or wait on Prometheus, so they are medians of repeated runs.
 
 Options: ``--replicas N`` (default 100), ``--seconds S`` of scraping (default
 60); ``--serve PORT TEMPLATE`` is the synthetic exporter itself.
@@ -46,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _harness import Suite, format_seconds, machine
 
 import guardrail as gr
 from guardrail.skew import FleetExporter, NumericProfile, fleet_profile
@@ -76,14 +80,6 @@ def columns(rows: int, seed: int = 0) -> dict[str, np.ndarray]:
         cats = np.array([f"cat{i}_{j}" for j in range(10 * (i + 1))], dtype=object)
         out[f"c{i}"] = cats[rng.integers(0, len(cats), rows)]
     return out
-
-
-def fmt(seconds: float) -> str:
-    if seconds < 1e-6:
-        return f"{seconds * 1e9:.0f} ns"
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.1f} µs"
-    return f"{seconds * 1e3:.2f} ms"
 
 
 def serve(port: int, template: str) -> None:
@@ -231,6 +227,7 @@ def main(replicas: int = 100, seconds: float = 60.0) -> int:
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
     gr.configure(hooks=[])
+    suite = Suite("Fleet mechanisms (per call)")
     rows: list[tuple[str, float, str]] = []
     port = free_port()
     directory = tempfile.mkdtemp(prefix="guardrail-bench-")
@@ -264,12 +261,21 @@ def main(replicas: int = 100, seconds: float = 60.0) -> int:
             target_rate=0.05, initial=gr.Probability(0.9), store=store, max_staleness=3600.0
         )
         shared.sync()
-        base = per_call(lambda: local.decide(prediction), 20_000)
-        rows.append(("`DynamicThreshold.decide` (one process)", base, ""))
-        cached = per_call(lambda: shared.decide(prediction), 20_000)
-        rows.append(("`SharedThreshold.decide`, from the cache", cached, f"{cached / base:.2f}x"))
-        sync = per_call(shared.sync, 500)
-        rows.append(("`SharedThreshold.sync` (one Lua script, one round trip)", sync, ""))
+        local_name = "`DynamicThreshold.decide` (one process)"
+        suite.time(local_name, lambda: local.decide(prediction), number=5_000, repeat=9)
+        suite.time(
+            "`SharedThreshold.decide`, from the cache",
+            lambda: shared.decide(prediction),
+            number=5_000,
+            repeat=9,
+            baseline=local_name,
+        )
+        suite.time(
+            "`SharedThreshold.sync` (one Lua script, one round trip)",
+            shared.sync,
+            number=200,
+            repeat=9,
+        )
     finally:
         server.kill()
         server.wait()
@@ -283,19 +289,20 @@ def main(replicas: int = 100, seconds: float = 60.0) -> int:
     )
     one = {name: values[:1] for name, values in columns(1, 1).items()}
     hundred = columns(100, 2)
-    rows.append(
-        (
-            "`FleetExporter.record`, 1 row x 20 features",
-            per_call(lambda: exporter.record(one), 500),
-            "",
-        )
+    suite.time(
+        "`FleetExporter.record`, 1 row x 20 features",
+        lambda: exporter.record(one),
+        number=500,
+        repeat=9,
+        note="amortized: folded every 4,096 rows",
     )
-    rows.append(
-        (
-            "`FleetExporter.record`, 100 rows x 20 features",
-            per_call(lambda: exporter.record(hundred), 200),
-            "",
-        )
+    suite.time(
+        "`FleetExporter.record`, 100 rows x 20 features",
+        lambda: exporter.record(hundred),
+        number=200,
+        repeat=9,
+        baseline="`FleetExporter.record`, 1 row x 20 features",
+        note="amortized",
     )
 
     reader.get_metrics_data()  # records what was counted so far
@@ -310,12 +317,11 @@ def main(replicas: int = 100, seconds: float = 60.0) -> int:
     replica.record(columns(1_000, 3))
     exposition = generate_latest().decode()
     per_replica = sum(line.startswith("guardrail_fleet_") for line in exposition.splitlines())
-    rows.append(
-        (
-            f"one collection (a scrape), no new values: 20 features, {per_replica} series",
-            per_call(reader.get_metrics_data, 20, 3),
-            "",
-        )
+    suite.time(
+        f"one collection (a scrape), no new values: 20 features, {per_replica} series",
+        reader.get_metrics_data,
+        number=10,
+        repeat=6,
     )
     after_rows = []
     for seed in range(3):
@@ -373,25 +379,32 @@ def main(replicas: int = 100, seconds: float = 60.0) -> int:
                     break
                 except OSError:
                     time.sleep(0.1)
-            cost = per_call(lambda: fleet_profile(reference, url, model="m", since="1h"), 20, 3)
             queries = 9 + sum(isinstance(f, NumericProfile) for f in reference)
-            rows.append((f"`fleet_profile` on an empty Prometheus ({queries} queries)", cost, ""))
+            suite.time(
+                f"`fleet_profile` on an empty Prometheus ({queries} queries)",
+                lambda: fleet_profile(reference, url, model="m", since="1h"),
+                number=10,
+                repeat=6,
+            )
         finally:
             server.kill()
             server.wait()
             shutil.rmtree(directory, ignore_errors=True)
         rows.extend(query_fleet(executable, reference, exposition, replicas, seconds))
 
+    print(f"_{machine()}_\n")
+    print("redis-server and Prometheus on loopback.\n")
+    print(suite.table())
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(
-        f"Machine: Python {sys.version.split()[0]}; redis-server and Prometheus on loopback; "
-        f"load average {load} at the end"
-    )
+    print()
+    print(f"### Collections after new rows, and a fleet in Prometheus (load average {load})")
+    print()
+    print("Medians of repeated runs (each changes state or waits on Prometheus).")
     print()
     print("| case | median | ratio or note |")
     print("| --- | ---: | ---: |")
     for name, seconds, ratio in rows:
-        print(f"| {name} | {fmt(seconds)} | {ratio} |")
+        print(f"| {name} | {format_seconds(seconds)} | {ratio} |")
     return 0
 
 

@@ -16,10 +16,8 @@ burst of load then slows every case of a round, not one case of the table.
 from __future__ import annotations
 
 import functools
-import gc
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from _harness import Suite, machine
+from _harness import CPU, Suite, machine
 
 import guardrail as gr
 
@@ -38,25 +36,9 @@ MILLION = 1_000_000
 Case = tuple[str, Callable[[], object], int, str | None]  # name, fn, calls a round, baseline
 
 
-def interleaved(suite: Suite, cases: list[Case], rounds: int = 25) -> None:
-    """Time *cases* round-robin; record each one's median seconds per call."""
-    for _, fn, _, _ in cases:
-        fn()  # warm up
-    times: dict[str, list[float]] = {name: [] for name, _, _, _ in cases}
-    gc_was = gc.isenabled()
-    gc.disable()
-    try:
-        for _ in range(rounds):
-            for name, fn, number, _ in cases:
-                start = time.perf_counter()
-                for _ in range(number):
-                    fn()
-                times[name].append((time.perf_counter() - start) / number)
-    finally:
-        if gc_was:
-            gc.enable()
-    for name, _, _, baseline in cases:
-        suite.add(name, statistics.median(times[name]), baseline=baseline)
+def interleaved(suite: Suite, cases: list[Case], rounds: int = 15) -> None:
+    """Time *cases* round-robin (see ``_harness.py``), each against its baseline."""
+    suite.group(cases, rounds=max(1, rounds // 3))
 
 
 def peers(cap: int, recorded: int = 0) -> dict[str, Callable[[], object]]:
@@ -194,7 +176,7 @@ def redis_section(suite: Suite) -> None:
 
 def main() -> None:
     """Print the figures as markdown tables."""
-    memory = Suite("Action limits in memory (per decision)")
+    memory = Suite("Action limits in memory (per decision)", clock=CPU)
     memory_section(memory)
     remote = Suite("Action limits through Redis (per decision, loopback)")
     redis_section(remote)

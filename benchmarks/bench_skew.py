@@ -57,15 +57,25 @@ def dict_rows(columns: dict[str, Any], count: int) -> list[dict[str, Any]]:
     return [{name: lists[name][i] for name in lists} for i in range(count)]
 
 
-def once(fn: Callable[[], object], repeat: int = 3) -> float:
-    """Median seconds of *repeat* single runs (for the long cases)."""
-    times = []
-    for _ in range(repeat):
+#: whylogs runs in an interpreter of its own: its figures are not round-robin.
+WHYLOGS_NOTE = "measured in whylogs' own interpreter (median), not round-robin"
+
+
+def once(fn: Callable[[], object]) -> Callable[[], float]:
+    """A sampler for the long cases: one run of *fn*, in seconds."""
+
+    def sample() -> float:
         gc.collect()
         start = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        return time.perf_counter() - start
+
+    return sample
+
+
+def once_median(fn: Callable[[], object], repeat: int = 3) -> float:
+    """Median seconds of *repeat* single runs (whylogs' side, in its own interpreter)."""
+    return statistics.median(once(fn)() for _ in range(repeat))
 
 
 def peak_bytes(fn: Callable[[], object]) -> int:
@@ -143,11 +153,11 @@ def whylogs_side() -> dict[str, Any]:
     current = DatasetProfile()
     current.track(pandas=pd.DataFrame(serve))
     cur_view = current.view()
-    out["compare"] = once(lambda: calculate_drift_values(cur_view, ref_view), repeat=5)
+    out["compare"] = once_median(lambda: calculate_drift_values(cur_view, ref_view), repeat=5)
     blob = ref_view.serialize()
     out["size"] = len(blob)
-    out["merge"] = once(lambda: ref_view.merge(cur_view), repeat=5)
-    out["load"] = once(lambda: DatasetProfileView.deserialize(blob), repeat=5)
+    out["merge"] = once_median(lambda: ref_view.merge(cur_view), repeat=5)
+    out["load"] = once_median(lambda: DatasetProfileView.deserialize(blob), repeat=5)
     out["memory_per_feature"] = retained_bytes(lambda: DatasetProfileView.deserialize(blob)) / 20
     return out
 
@@ -188,7 +198,7 @@ def main() -> None:
     rows = dict_rows(train, ROW_SAMPLE)
     ref = gr.Profile.from_columns(train)
     if whylogs:
-        suite.add("whylogs DatasetProfile.track(row)", whylogs["per_row"])
+        suite.add("whylogs DatasetProfile.track(row)", whylogs["per_row"], note=WHYLOGS_NOTE)
     base = "whylogs DatasetProfile.track(row)" if whylogs else None
     for label, kwargs in (
         ("SkewMonitor.observe(row), sample=1", {}),
@@ -230,31 +240,35 @@ def main() -> None:
 
     # Profiling a 1,000,000 x 20 frame.
     if whylogs:
-        suite.add("whylogs track(pandas=1M x 20)", whylogs["batch"])
+        suite.add("whylogs track(pandas=1M x 20)", whylogs["batch"], note=WHYLOGS_NOTE)
     base = "whylogs track(pandas=1M x 20)" if whylogs else None
-    build = suite.add(
+    build = suite.sample(
         "Profile.from_columns(1M x 20), reference",
         once(lambda: gr.Profile.from_columns(train)),
+        repeat=3,
         baseline=base,
     )
-    serving_batch = suite.add(
+    serving_batch = suite.sample(
         "Profile.from_columns(1M x 20, like=ref), serving",
         once(lambda: gr.Profile.from_columns(train, like=ref)),
+        repeat=3,
         baseline=base,
     )
     monitor = gr.SkewMonitor(reference=ref, every=10**9, seconds=None)
-    suite.add(
+    suite.sample(
         "SkewMonitor.observe_batch(1M x 20 columns)",
         once(lambda: monitor.observe_batch(train)),
+        repeat=3,
         baseline=base,
     )
     try:
         import pandas as pd
 
         frame = pd.DataFrame(train)
-        suite.add(
+        suite.sample(
             "Profile.from_pandas(1M x 20)",
             once(lambda: gr.Profile.from_pandas(frame)),
+            repeat=3,
             baseline=base,
         )
     except ImportError:
@@ -265,9 +279,10 @@ def main() -> None:
             for i in range(15):
                 kll_doubles_sketch(200).update(train[f"f{i}"])
 
-        suite.add(
+        suite.sample(
             "datasketches KLL update, 15 float columns of 1M",
             once(kll_batch),
+            repeat=3,
             baseline="Profile.from_columns(1M x 20), reference",
             note="floats only; no counts, moments or categories",
         )
@@ -283,7 +298,9 @@ def main() -> None:
     # Comparing, merging, serializing and loading.
     current = gr.Profile.from_columns(serve, like=ref)
     if whylogs:
-        suite.add("whylogs calculate_drift_values (20 features)", whylogs["compare"])
+        suite.add(
+            "whylogs calculate_drift_values (20 features)", whylogs["compare"], note=WHYLOGS_NOTE
+        )
     suite.time(
         "gr.compare(ref, serving) (20 features)",
         lambda: gr.compare(ref, current),
@@ -292,7 +309,7 @@ def main() -> None:
         baseline="whylogs calculate_drift_values (20 features)" if whylogs else None,
     )
     if whylogs:
-        suite.add("whylogs view.merge", whylogs["merge"])
+        suite.add("whylogs view.merge", whylogs["merge"], note=WHYLOGS_NOTE)
     suite.time(
         "Profile.merge",
         lambda: ref.merge(current),
@@ -311,7 +328,7 @@ def main() -> None:
     )
     text = ref.to_json()
     if whylogs:
-        suite.add("whylogs DatasetProfileView.deserialize", whylogs["load"])
+        suite.add("whylogs DatasetProfileView.deserialize", whylogs["load"], note=WHYLOGS_NOTE)
     suite.time(
         "Profile.from_json",
         lambda: gr.Profile.from_json(text),

@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from _harness import Suite, machine
+from _harness import CPU, WALL, Suite, machine
 
 import guardrail as gr
 
@@ -62,18 +62,18 @@ def bench_threshold(suite: Suite) -> None:
         np.count_nonzero(raw >= bare_cut)
 
     r = suite.time("bare numpy compare + count, 10k batch", bare_batch, number=300)
-    suite.add("  per element", r.seconds * per)
+    suite.derive("  per element", r, per)
     r = suite.time("DynamicThreshold.update, 10k batch", lambda: threshold.update(batch),
                    number=300, baseline="bare numpy compare + count, 10k batch")  # fmt: skip
-    suite.add("DynamicThreshold.update per element", r.seconds * per, baseline="  per element",
-              note="target <= 50 ns")  # fmt: skip
+    suite.derive("DynamicThreshold.update per element", r, per, baseline="  per element",
+                 note="target <= 50 ns")  # fmt: skip
     clamped = gr.DynamicThreshold(
         target_rate=0.01, initial=gr.Probability(0.9), upper=gr.Probability(0.901)
     )
     hot = gr.Probability(np.full(BATCH, 0.95))
     r = suite.time("... at the upper clamp (10k batch)", lambda: clamped.update(hot),
                    number=300, baseline="bare numpy compare + count, 10k batch")  # fmt: skip
-    suite.add("... at the upper clamp, per element", r.seconds * per, baseline="  per element")
+    suite.derive("... at the upper clamp, per element", r, per, baseline="  per element")
 
 
 def bench_outcomes(suite: Suite) -> None:
@@ -114,9 +114,16 @@ def bench_holdout(suite: Suite) -> None:
     suite.time("Holdout.arm, one row", lambda: holdout.arm(row), number=100_000,
                baseline="bare blake2b of the unit id")  # fmt: skip
     rows = [{"user_id": i} for i in range(BATCH)]
+
+    def bare_hashes() -> None:
+        for r in rows:
+            hashlib.blake2b(str(r["user_id"]).encode(), digest_size=8, key=key).digest()
+
+    base = suite.time("bare blake2b of 10k unit ids", bare_hashes, number=20, repeat=10)
     r = suite.time("Holdout.assign, 10k rows", lambda: holdout.assign(rows), number=20,
-                   repeat=10)  # fmt: skip
-    suite.add("Holdout.assign per row", r.seconds / BATCH, baseline="bare blake2b of the unit id")
+                   repeat=10, baseline="bare blake2b of 10k unit ids")  # fmt: skip
+    suite.derive("  bare blake2b per unit id", base, 1 / BATCH)
+    suite.derive("Holdout.assign per row", r, 1 / BATCH, baseline="  bare blake2b per unit id")
 
 
 def bench_log(suite: Suite) -> None:
@@ -125,7 +132,8 @@ def bench_log(suite: Suite) -> None:
                                "probability", 0.9, 3, False, 0.95, False, (), "model",
                                "f" * 64)  # fmt: skip
     plain = record.to_dict()
-    suite.time("bare json.dumps of a record dict", lambda: json.dumps(plain), number=20_000)
+    suite.time("bare json.dumps of a record dict", lambda: json.dumps(plain), number=20_000,
+               clock=WALL)  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         sink = gr.holdout.JsonLinesSink(os.path.join(tmp, "d.jsonl"))
         log = gr.DecisionLog(sink)
@@ -133,14 +141,15 @@ def bench_log(suite: Suite) -> None:
             gr.Prediction(gr.Probability(0.3), model)
         )
         suite.time("DecisionLog.write to a JsonLinesSink", lambda: log.write(decision),
-                   number=20_000, baseline="bare json.dumps of a record dict")  # fmt: skip
+                   number=20_000, baseline="bare json.dumps of a record dict",
+                   clock=WALL, note="wall time: writes a file")  # fmt: skip
         sink.close()
 
 
 def main() -> None:
     """Run every case and print the table."""
     gr.configure(hooks=[])
-    suite = Suite("Thresholds, outcomes, holdout")
+    suite = Suite("Thresholds, outcomes, holdout", clock=CPU)
     bench_threshold(suite)
     bench_outcomes(suite)
     bench_holdout(suite)

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import compileall
 import os
-import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from _harness import Suite, format_seconds, machine
+from _harness import CPU, Suite, format_seconds, machine
 
 import guardrail as gr
 
@@ -82,14 +82,14 @@ def batches(suite: Suite) -> None:
 _DEPS = "import numpy, attrs, structlog, opentelemetry.trace, opentelemetry.metrics"
 _TIMED = """
 import time
-start = time.perf_counter()
+start = time.process_time()
 {statement}
-print(time.perf_counter() - start)
+print(time.process_time() - start)
 """
 
 
-def _import_seconds(statement: str, *, after: str = "", runs: int = 21) -> float:
-    """Median seconds of *statement* in a fresh interpreter, after *after* ran untimed.
+def _import_timer(statement: str, *, after: str = "") -> Callable[[], float]:
+    """A sampler: CPU seconds of *statement* in a fresh interpreter, after *after* ran untimed.
 
     Byte code is compiled first and may be read, as it is for an installed
     package (an editable install with PYTHONDONTWRITEBYTECODE would otherwise
@@ -97,42 +97,51 @@ def _import_seconds(statement: str, *, after: str = "", runs: int = 21) -> float
     """
     compileall.compile_dir(str(Path(gr.__file__).parent), quiet=1)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    times = []
-    for _ in range(runs):
-        code = after + "\n" + _TIMED.format(statement=statement)
+    code = after + "\n" + _TIMED.format(statement=statement)
+
+    def sample() -> float:
         out = subprocess.run(
             [sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env
         )
-        times.append(float(out.stdout))
-    return statistics.median(times)
+        return float(out.stdout)
+
+    return sample
+
+
+DEPENDENCIES = "import dependencies (numpy, attrs, structlog, opentelemetry-api)"
 
 
 def imports(suite: Suite) -> None:
-    suite.add(
-        "import dependencies (numpy, attrs, structlog, opentelemetry-api)", _import_seconds(_DEPS)
-    )
-    suite.add(
+    suite.sample(DEPENDENCIES, _import_timer(_DEPS), repeat=21)
+    suite.sample(
         "import guardrail, dependencies already imported",
-        _import_seconds("import guardrail", after=_DEPS),
-        baseline="import dependencies (numpy, attrs, structlog, opentelemetry-api)",
-        note="what guardrail's own modules add",
+        _import_timer("import guardrail", after=_DEPS),
+        repeat=21,
+        baseline=DEPENDENCIES,
+        note="what guardrail's own modules add (fresh interpreters)",
     )
-    suite.add(
+    suite.sample(
         "first use of every mechanism (limits, profiles, thresholds, ...)",
-        _import_seconds(
-            "gr.ActionLimit, gr.Profile, gr.compare, gr.SkewMonitor, gr.DynamicThreshold, gr.OutcomeMonitor, gr.Holdout, gr.RedisStore",
+        _import_timer(
+            "gr.ActionLimit, gr.Profile, gr.compare, gr.SkewMonitor, gr.DynamicThreshold, "
+            "gr.OutcomeMonitor, gr.Holdout, gr.RedisStore",
             after=_DEPS + "; import guardrail as gr",
         ),
+        repeat=21,
+        baseline=DEPENDENCIES,
         note="deferred until a name is used",
     )
 
 
 def main() -> None:
-    suite = Suite("Typed values")
+    suite = Suite("Typed values", clock=CPU)
     scalars(suite)
     batches(suite)
-    imports(suite)
     print(f"_{machine()}_\n")
+    print(suite.table())
+    print()
+    suite = Suite("Import time", timing="CPU time of each fresh interpreter's import")
+    imports(suite)
     print(suite.table())
     print()
     own = suite.get("import guardrail, dependencies already imported").seconds

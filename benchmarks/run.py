@@ -1,7 +1,10 @@
 """Run every benchmark script and write the combined results to ``docs/benchmarks.md``.
 
-Run: ``python benchmarks/run.py`` (all), ``python benchmarks/run.py --only guard``
-(one script; the other sections of the page are kept as they were).
+Run: ``python benchmarks/run.py`` (every timing script: about 15 minutes on a
+shared 2-core machine), ``python benchmarks/run.py --only guard`` (one script),
+``--skip NAME`` to leave one out, ``--all`` to add the long statistical scripts
+(``calibration``, ``spark``). The sections of scripts not run are kept on the
+page as they were.
 
 Each ``benchmarks/bench_*.py`` prints markdown tables (see ``_harness.py``):
 medians, and ratios to a baseline or peer measured in the same run. A script
@@ -25,20 +28,28 @@ from _harness import machine
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DEFAULT_OUTPUT = ROOT / "docs" / "benchmarks.md"
+#: Long statistical runs, not timing ratios: only with --all or --only.
+SLOW = frozenset({"calibration", "spark"})
 _SECTION = re.compile(
     r"<!-- bench:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /bench:(?P=name) -->\n", re.S
 )
 
 HEADER = """# Benchmarks
 
-What guardrail costs, measured by the scripts in `benchmarks/`. Every figure is
-a median over repeated rounds; every ratio is taken against a baseline or a
-peer measured in the same run of the same script, because absolute times on a
-shared machine drift from run to run. Regenerate this page with:
+What guardrail costs, measured by the scripts in `benchmarks/`. Every timed
+figure comes from one harness (`benchmarks/_harness.py`): each case is timed in
+rounds, a round runs the case and its baseline (or a whole group of cases) once
+each in a shuffled order, and the ratio to the baseline is taken *in that
+round*, so that load on the shared machine moves both together. The rounds
+are split into 3 runs; a table gives the median time, the median and the
+minimum of the per-round ratios, the median per-round difference, and the
+highest load average seen. Work that stays on one thread is timed by that
+thread's CPU time; work that waits (I/O, Redis, other threads or processes)
+by wall time, and its figures move with load. Regenerate this page with:
 
 ```sh
 python -m pip install -e '.[dev,bench]'
-python benchmarks/run.py            # every script; --only NAME for one
+python benchmarks/run.py            # every timing script; --only NAME for one, --all for all
 ```
 """
 
@@ -108,6 +119,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="NAME",
         help="run only this script (guard or bench_guard.py); repeatable",
     )
+    parser.add_argument(
+        "--skip", action="append", default=[], metavar="NAME", help="leave this script out"
+    )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help=f"also run the long statistical scripts ({', '.join(sorted(SLOW))})",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="the page to write")
     parser.add_argument(
         "--timeout", type=float, default=600, help="seconds allowed per script (default 600)"
@@ -123,9 +142,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if unknown:
             parser.error(f"no benchmark named {', '.join(sorted(unknown))}")
         found = [s for s in found if short_name(s) in wanted]
+    else:
+        skipped = {n.removesuffix(".py").removeprefix("bench_") for n in args.skip}
+        if not args.all:
+            skipped |= SLOW
+        found = [s for s in found if short_name(s) not in skipped]
 
     page = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-    sections = existing_sections(page) if args.only else {}
+    # Sections of the scripts not run this time stay as they were.
+    sections = existing_sections(page)
     failed = []
     for script in found:
         name = short_name(script)

@@ -50,7 +50,8 @@ class TestRunner:
         page = out.read_text(encoding="utf-8")
         assert "## alpha" in page
         assert "| twice |" in page
-        assert "x baseline |" in page
+        assert "x) baseline, " in page
+        assert "Round-robin, ratios per round, 3 runs" in page
         assert "## beta" in page
         assert "**Failed** (exit status 1): `no such peer library installed`" in page
         assert "cores" in page
@@ -69,6 +70,24 @@ class TestRunner:
         assert "### fixed" in page
         assert "### tiny" in page
         assert "Failed" not in page
+
+    def test_the_long_scripts_run_only_when_asked(self, tmp_path: Path) -> None:
+        """By default the slow statistical scripts are left out and their sections kept."""
+        directory = bench_dir(tmp_path)
+        (directory / "bench_calibration.py").write_text(
+            GOOD.replace("tiny", "slow"), encoding="utf-8"
+        )
+        out = tmp_path / "benchmarks.md"
+        done = run("--dir", str(directory), "--output", str(out), "--skip", "beta")
+        assert done.returncode == 0, done.stderr
+        page = out.read_text(encoding="utf-8")
+        assert "### tiny" in page
+        assert "### slow" not in page
+        assert "## beta" not in page
+        done = run("--dir", str(directory), "--output", str(out), "--all", "--skip", "beta")
+        assert "### slow" in out.read_text(encoding="utf-8")
+        done = run("--dir", str(directory), "--output", str(out), "--skip", "beta")
+        assert "### slow" in out.read_text(encoding="utf-8")  # kept as it was
 
     def test_unknown_name_is_a_usage_error(self, tmp_path: Path) -> None:
         """--only with a name that has no script exits 2 and writes nothing."""

@@ -43,7 +43,7 @@ from ._model import ModelRef, callable_name
 from ._otel import sdk_configured
 from ._prediction import Decision, Prediction, Threshold
 from ._scales import SCALES, ScaleValue
-from ._speed import Counter, take_over
+from ._speed import Counter, batch_check, take_over
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -375,7 +375,8 @@ class Guard(Generic[S]):
         No telemetry scope, no timing and no per-step wrapper: the cost of a
         call is the guard's bookkeeping plus each mechanism's own work.
         """
-        begin, count_error, finish = self._bind_begin_quiet(), self._errors.add, self._finish
+        begin, count_error = self._bind_begin_quiet(), self._errors.add
+        finish = self._bind_finish_quiet()
         ndarray = np.ndarray
 
         def run_quiet(
@@ -423,6 +424,132 @@ class Guard(Generic[S]):
             return finish(call, raw)
 
         return run_quiet_async
+
+    def _bind_finish_quiet(self) -> Callable[[Call, object], Any]:
+        """:meth:`_finish` composed once for this guard's mechanisms (the sync quiet path).
+
+        The common case runs inline, each step a local: one float on its
+        scale, the decider, the assigner, the kill switch, the limits and the
+        recorders, and the decision built as its record. Anything rarer (a
+        batch, a value off its scale) takes :meth:`_finish`.
+        """
+        general, config, model, scale = self._finish, CONFIG, self.model, self.scale
+        low, high = self._range
+        set_scaled = self._set_scaled
+        new, make, now = _new, _tuple_new, _now
+        prediction_cls, decision_cls = Prediction, Decision
+        decider, assigner = self._decider, self._assigner
+        limits, acquire = bool(self._limits), self._acquire
+        # One limit: nothing after it can veto, so no receipt is kept (see _acquire).
+        only_limit = self._limits[0] if len(self._limits) == 1 else None
+        acquire_only = None if only_limit is None else only_limit.acquire_call
+        recorders, record = bool(self._recorder_steps), self._record
+        machinery_error = self._machinery_error
+        fallback = self._fallback_threshold
+        guard = self
+
+        if decider is None:
+
+            def finish_prediction(call: Call, raw: object) -> Any:
+                if type(raw) is not float or not low <= raw <= high:
+                    return general(call, raw)
+                value = new(scale)
+                set_scaled(value, raw)
+                prediction = make(
+                    prediction_cls, (value, model, next(config.ids), now(), (), config.id_prefix)
+                )
+                call.prediction = prediction
+                if call.inputs.batch_size is not None:
+                    call.inputs = call.inputs.matching(None)
+                call.close_vetoes()
+                if recorders:
+                    record(call)
+                return prediction
+
+            return finish_prediction
+
+        decide, decider_source = decider.decide_call, decider.source
+        assign = None if assigner is None else assigner.assign_call
+        assigner_source = None if assigner is None else assigner.source
+        # A fixed threshold is one comparison of the float: made here, inline.
+        fixed = decider.threshold if isinstance(decider, _FixedThreshold) else None
+        cut = 0.0 if fixed is None else fixed.value
+        at_least = fixed is None or fixed.direction == ">="
+
+        def finish_decision(call: Call, raw: object) -> Any:
+            if type(raw) is not float or not low <= raw <= high:
+                return general(call, raw)
+            value = new(scale)
+            set_scaled(value, raw)
+            prediction = make(
+                prediction_cls, (value, model, next(config.ids), now(), (), config.id_prefix)
+            )
+            call.prediction = prediction
+            if call.inputs.batch_size is not None:
+                call.inputs = call.inputs.matching(None)
+            if fixed is not None:
+                call.decide(fixed, raw >= cut if at_least else raw <= cut)
+            else:
+                try:
+                    decide(call)
+                except PolicyError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - machinery never breaks the call
+                    machinery_error(decider_source, e)
+            if call.threshold is None:
+                # The decider failed: no basis for an action (see _finish).
+                call.close_decision()
+                call.threshold = fallback(prediction)
+                call.above = False
+                call.degraded = True
+            elif assign is not None:
+                try:
+                    assign(call)
+                except PolicyError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - machinery never breaks the call
+                    machinery_error(cast(Source, assigner_source), e)
+                    call.degraded = True
+            call.close_decision()
+            if guard.paused or config.paused:
+                call.veto("paused")
+            if acquire_only is not None:
+                try:
+                    acquire_only(call)
+                except PolicyError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - machinery never breaks the call
+                    machinery_error(cast(Limiter, only_limit).source, e)
+            elif limits:
+                acquire(call)
+            call.close_vetoes()
+            act, above = call.act, call.above
+            decision = make(
+                decision_cls,
+                (
+                    prediction,
+                    call.threshold,
+                    False if above is None else above,
+                    False if act is None else act,
+                    tuple(call.reasons),
+                    call.arm,
+                    call.propensity,
+                    call.degraded,
+                    call.intended,
+                ),
+            )
+            if recorders:
+                record(call)
+            return decision
+
+        return finish_decision
+
+    def _fallback_threshold(self, prediction: Prediction[Any]) -> Threshold[Any]:
+        """The threshold a decision reports when no decider could give one."""
+        fixed = self.config.threshold
+        if isinstance(fixed, Threshold):
+            return fixed
+        return Threshold(_neutral(prediction), scale=self.scale, model=self.model)
 
     def _finish(self, call: Call, raw: object) -> Any:
         scale = self.scale
@@ -525,6 +652,16 @@ class Guard(Generic[S]):
         as ``on_exceed="raise"``), no action of the call is taken and every
         count it made is refunded.
         """
+        if len(self._limits) == 1:
+            # Nothing after the only limit can veto: its receipt is never needed.
+            limit = self._limits[0]
+            try:
+                limit.acquire_call(call)
+            except PolicyError:
+                raise
+            except Exception as e:  # noqa: BLE001 - machinery never breaks the call
+                self._machinery_error(limit.source, e)
+            return
         #: (limit, receipt, vetoes recorded when it counted) for each counting limit.
         receipts: list[tuple[Limiter, object, int]] = []
         reasons = call.reasons
@@ -703,6 +840,7 @@ class Guard(Generic[S]):
         slow_value, finish = self._value, self._finish
         new, now, make = _new, _now, _tuple_new
         set_scaled = _VALUE_SETTER[scale.scale]
+        batch_ok = batch_check(scale.scale)
         prediction_cls, decision_cls = Prediction, Decision
         decides = self._fixed_only
         given = self.config.threshold
@@ -728,9 +866,13 @@ class Guard(Generic[S]):
                     return decision_cls(p, fixed, above, False, ("paused",))
                 return decision_cls(p, fixed, above, above)
             if not decides:
+                if batch_ok(raw):
+                    value = new(scale)
+                    set_scaled(value, raw)
+                else:
+                    value = slow_value(raw)
                 return make(
-                    prediction_cls,
-                    (slow_value(raw), model, next(config.ids), now(), (), config.id_prefix),
+                    prediction_cls, (value, model, next(config.ids), now(), (), config.id_prefix)
                 )
             # Only a fixed threshold: nothing reads the inputs.
             return finish(Call(name, model, _NO_INPUTS), raw)

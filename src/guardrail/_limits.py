@@ -557,9 +557,9 @@ class ActionLimit:
     # and two limits with the same settings still count apart (equality is
     # identity). The settings are read-only properties.
     __slots__ = (
-        "__weakref__", "_counter", "_decide", "_fallback", "_key", "_max_actions", "_name",
-        "_near", "_on_error", "_on_exceed", "_per", "_quiet_deny", "_refunds", "_report",
-        "_store", "_unit", "_weight", "_windows", "source",
+        "__weakref__", "_counter", "_decide", "_fallback", "_key", "_mark", "_max_actions",
+        "_name", "_near", "_on_error", "_on_exceed", "_per", "_quiet_deny", "_reason", "_refunds",
+        "_report", "_store", "_unit", "_weight", "_windows", "source",
     )  # fmt: skip
 
     kind: ClassVar[str] = "limit"
@@ -630,6 +630,11 @@ class ActionLimit:
         self._refunds = callable(getattr(counter, "mark", None)) and callable(
             getattr(counter, "refund", None)
         )
+        #: The counter's clock reading before a decision, for a refund (None: no refunds).
+        self._mark: Callable[[], int] | None = (
+            cast(_Refunding, counter).mark if self._refunds else None
+        )
+        self._reason = f"limit:{name}"
 
     # -- settings -----------------------------------------------------------
 
@@ -924,7 +929,7 @@ class ActionLimit:
 
     # -- the guard's limiter role ------------------------------------------
 
-    def acquire_call(self, call: Call) -> list[Receipt] | None:
+    def acquire_call(self, call: Call) -> list[Receipt] | Receipt | None:
         """Count the call's positive decisions; veto those past the limit.
 
         An action is a positive decision (``call.act``). A denied one becomes
@@ -938,13 +943,10 @@ class ActionLimit:
         act = call.act
         if act is None:
             return None
-        receipts: list[Receipt] | None = [] if self._refunds else None
-        reason = f"limit:{self.name}"
-        inputs = call.inputs
         if isinstance(act, bool):
-            if act and not self._row_allowed(call, inputs.row(0), None, receipts):
-                call.veto(reason)
-            return receipts or None
+            return self._acquire_one(call) if act else None
+        receipts: list[Receipt] | None = [] if self._refunds else None
+        inputs = call.inputs
         denied = np.zeros(len(act), dtype=np.bool_)
         try:
             for i in np.flatnonzero(act).tolist():
@@ -959,11 +961,59 @@ class ActionLimit:
                 self._refund(receipts)
             raise
         if denied.any():
-            call.veto(reason, denied)
+            call.veto(self._reason, denied)
         return receipts or None
+
+    def _acquire_one(self, call: Call) -> list[Receipt] | Receipt | None:
+        """One row that acts: its receipt is one tuple, and an allow builds nothing else."""
+        inputs = call.inputs
+        row = inputs.raw if inputs.kind == "row" else inputs.row(0)
+        weight = self._weight
+        if weight.__class__ is not int:
+            receipts: list[Receipt] | None = [] if self._refunds else None
+            if not self._row_allowed(call, row, None, receipts):
+                call.veto(self._reason)
+            return receipts or None
+        key_fn = self._key
+        key: Any = ""
+        if key_fn is not None:
+            try:
+                key = key_fn(row)
+            except Exception as e:  # noqa: BLE001 - the failure policy decides instead
+                # The type only: formatting the exception may raise, or show input values.
+                error = f"the key or weight function raised {type(e).__name__}"
+                self._settle_one(call, DEGRADED | DENY, "", error)
+                return None
+            if key.__class__ is not str:
+                if not isinstance(key, str):
+                    error = f"the key function returned {type(key).__name__}, not str"
+                    self._settle_one(call, DEGRADED | DENY, "", error)
+                    return None
+                key = str.__str__(key)  # numpy.str_, StrEnum: counted as that string
+        mark = self._mark
+        begun = 0 if mark is None else mark()
+        code = self._decide(key, weight)
+        if code == 0:
+            if metrics_configured():
+                self._report.count(0, 0)
+            return None if mark is None else (None, key, weight, begun)
+        counted = mark is not None and not code & (DENY | DEGRADED)
+        self._settle_one(call, code, key, None)
+        return (None, key, weight, begun) if counted else None
+
+    def _settle_one(self, call: Call, code: int, key: str, error: str | None) -> None:
+        """Report one row's decision that was not a plain allow; veto it if denied."""
+        if code & DEGRADED:
+            call.mark_degraded()
+        if not self._report.settle(code, key, error):
+            call.veto(self._reason)
 
     def refund_call(self, receipt: object, act: bool | NDArray[np.bool_] | None) -> None:
         """Give back what *receipt* counted for rows not acted on (all if *act* is None)."""
+        if receipt.__class__ is tuple:  # one row's
+            if not act:
+                self._refund([cast("Receipt", receipt)])
+            return
         receipts = cast("list[Receipt]", receipt)
         if act is not None:
             receipts = [r for r in receipts if not (act if r[0] is None else act[r[0]])]  # type: ignore[index]

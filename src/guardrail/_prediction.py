@@ -369,8 +369,7 @@ class Threshold(Generic[S]):
 
 
 @final
-@attrs.frozen(eq=False)
-class Decision(Generic[S]):
+class Decision(tuple, Generic[S]):  # type: ignore[type-arg]
     """What was decided on a prediction, and why.
 
     Attributes:
@@ -390,17 +389,117 @@ class Decision(Generic[S]):
         intended: The action the randomized policy chose before action
             limits and kill switches, when a holdout is used: the model's
             decision in the model arm, the default action in the holdout arm.
+
+    Immutable; two decisions are equal only if they are the same object. Like
+    :class:`Prediction` it is a record built on a tuple, because a guard makes
+    one per call (see ``_speed.py``); it is not meant to be indexed or
+    unpacked, and iterating over it is refused.
+
+    >>> import guardrail as gr
+    >>> t = gr.Threshold(0.5, scale=gr.Probability)
+    >>> d = t.decide(gr.Prediction(gr.Probability(0.7), gr.ModelRef(name="m", version="1")))
+    >>> d.act, d.reasons, d.degraded
+    (True, (), False)
     """
 
-    prediction: Prediction[S]
-    threshold: Threshold[S]
-    above: bool | NDArray[np.bool_]
-    act: bool | NDArray[np.bool_]
-    reasons: tuple[str, ...] = ()
-    arm: str | NDArray[np.str_] | None = None
-    propensity: float | NDArray[np.float64] | None = None
-    degraded: bool = False
-    intended: bool | NDArray[np.bool_] | None = None
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+
+        @property
+        def prediction(self) -> Prediction[S]:
+            """The prediction decided on."""
+
+        @property
+        def threshold(self) -> Threshold[S]:
+            """The threshold it was compared with."""
+
+        @property
+        def above(self) -> bool | NDArray[np.bool_]:
+            """Where the prediction passed the threshold."""
+
+        @property
+        def act(self) -> bool | NDArray[np.bool_]:
+            """Where the action should be taken."""
+
+        @property
+        def reasons(self) -> tuple[str, ...]:
+            """Why an action was vetoed."""
+
+        @property
+        def arm(self) -> str | NDArray[np.str_] | None:
+            """The holdout arm, when one is used."""
+
+        @property
+        def propensity(self) -> float | NDArray[np.float64] | None:
+            """The probability of the intended action, when randomized."""
+
+        @property
+        def degraded(self) -> bool:
+            """True when a failure policy decided."""
+
+        @property
+        def intended(self) -> bool | NDArray[np.bool_] | None:
+            """The action the randomized policy chose, when a holdout is used."""
+
+    else:
+        prediction = property(itemgetter(0), doc="The prediction decided on.")
+        threshold = property(itemgetter(1), doc="The threshold it was compared with.")
+        above = property(itemgetter(2), doc="Where the prediction passed the threshold.")
+        act = property(itemgetter(3), doc="Where the action should be taken.")
+        reasons = property(itemgetter(4), doc="Why an action was vetoed.")
+        arm = property(itemgetter(5), doc="The holdout arm, when one is used.")
+        propensity = property(
+            itemgetter(6), doc="The probability of the intended action, when randomized."
+        )
+        degraded = property(itemgetter(7), doc="True when a failure policy decided.")
+        intended = property(
+            itemgetter(8), doc="The action the randomized policy chose, when a holdout is used."
+        )
+
+    def __new__(
+        cls,
+        prediction: Prediction[S],
+        threshold: Threshold[S],
+        above: bool | NDArray[np.bool_],
+        act: bool | NDArray[np.bool_],
+        reasons: tuple[str, ...] = (),
+        arm: str | NDArray[np.str_] | None = None,
+        propensity: float | NDArray[np.float64] | None = None,
+        degraded: bool = False,
+        intended: bool | NDArray[np.bool_] | None = None,
+    ) -> Decision[S]:
+        return _tuple_new(
+            cls,
+            (
+                prediction,
+                threshold,
+                above,
+                act,
+                tuple(reasons),
+                arm,
+                propensity,
+                degraded,
+                intended,
+            ),
+        )
+
+    # Compared by identity, as before it was a tuple: arrays have no truth value.
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__
+
+    def __iter__(self) -> Iterator[Any]:
+        raise TypeError("a Decision is a record, not a sequence: use its attributes")
+
+    def __getnewargs__(self) -> tuple[Any, ...]:
+        return self[:]
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{name}={value!r}" for name, value in zip(_DECISION_FIELDS, self[:], strict=True)
+        )
+        return f"Decision({fields})"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (arrays become lists)."""
@@ -419,3 +518,16 @@ class Decision(Generic[S]):
             "propensity": plain(self.propensity),
             "degraded": self.degraded,
         }
+
+
+_DECISION_FIELDS = (
+    "prediction",
+    "threshold",
+    "above",
+    "act",
+    "reasons",
+    "arm",
+    "propensity",
+    "degraded",
+    "intended",
+)
