@@ -1,7 +1,8 @@
 """A threshold that re-adjusts online to hold a target rate of positive decisions.
 
 The tracker is Robbins-Monro stochastic approximation of the ``1 - r``
-quantile of the score stream, kept on the log-odds scale::
+quantile of the score stream, kept on the log-odds scale; decisions compare
+with it directly::
 
     t <- t + step * (1[x >= t] - r)
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
     from ._call import Call
 
-__all__ = ["DynamicThreshold"]
+__all__ = ["DynamicThreshold", "TrackerSettings", "tracker_settings"]
 
 S = TypeVar("S", bound=ScaleValue[Any])
 
@@ -44,6 +45,10 @@ FORMAT_VERSION: Final = 2
 _DEFAULT_STEP: Final = 0.1
 _LOGIT_LIMIT: Final = 700.0
 _Bound = Literal["lower", "upper"]
+
+
+# Decisions carry a Threshold each: built without attrs' checks (1.4 µs).
+_decided_at = Threshold._dynamic
 
 
 def _sigmoid(x: float) -> float:
@@ -60,6 +65,120 @@ def _number(name: str, value: object) -> float:
         return float(value)
     except OverflowError:
         raise ConfigError(f"{name} must be a finite number, got {brief(value)}") from None
+
+
+class TrackerSettings:
+    """A rate tracker's checked settings, on the tracking scale (log-odds or score).
+
+    What :class:`DynamicThreshold` and ``SharedThreshold`` both validate; build
+    it with :func:`tracker_settings`. ``lo`` and ``hi`` are the clamps on the
+    tracking scale (infinite when absent, except for probabilities, whose
+    odds keep within ``exp(±700)``).
+    """
+
+    __slots__ = ("band", "hi", "lo", "logistic", "rate", "scale", "start", "step")
+
+    def __init__(
+        self,
+        *,
+        scale: type[ScaleValue[Any]],
+        logistic: bool,
+        rate: float,
+        step: float,
+        band: float,
+        start: float,
+        lo: float,
+        hi: float,
+    ) -> None:
+        self.scale = scale
+        self.logistic = logistic
+        self.rate = rate
+        self.step = step
+        self.band = band
+        self.start = start
+        self.lo = lo
+        self.hi = hi
+
+
+def _tracking(native: float, logistic: bool) -> float:
+    """A value on the prediction's scale -> the tracking scale."""
+    if not logistic:
+        return native
+    if native <= 0.0:
+        return -math.inf
+    if native >= 1.0:
+        return math.inf
+    return math.log(native / (1.0 - native))
+
+
+def tracker_settings(
+    *,
+    target_rate: float,
+    initial: ScaleValue[Any],
+    step: float | None,
+    lower: ScaleValue[Any] | None,
+    upper: ScaleValue[Any] | None,
+    dead_band: float | None,
+    warmup: int,
+    model: ModelRef | None,
+    name: str,
+) -> TrackerSettings:
+    """Check a rate tracker's settings (:class:`~guardrail.errors.ConfigError`,
+    :class:`~guardrail.errors.ScaleError`) and put them on the tracking scale."""
+    rate = _number("target_rate", target_rate)
+    if not 0.0 < rate < 1.0:
+        raise ConfigError(f"target_rate must lie in (0, 1), got {target_rate!r}")
+    scale = type(initial)
+    if scale not in (Probability, LogOdds, Score):
+        raise ScaleError(
+            f"initial must be a Probability, LogOdds or Score, got {type(initial).__name__}"
+        )
+    if initial.is_batch:
+        raise ConfigError("initial must be one value, not a batch")
+    if step is None:
+        if scale is Score:
+            raise ConfigError("a Score threshold needs an explicit step, in score units")
+        step = _DEFAULT_STEP
+    eta = _number("step", step)
+    if not 0.0 < eta < math.inf:
+        raise ConfigError(f"step must be positive and finite, got {brief(step)}")
+    if scale is not Score and eta > _LOGIT_LIMIT:
+        # A step is taken as exp(step) on the odds: beyond this it overflows.
+        raise ConfigError(
+            f"step must be at most {_LOGIT_LIMIT:g} on the log-odds scale, got {brief(step)}"
+        )
+    band = 2.0 * eta if dead_band is None else _number("dead_band", dead_band)
+    if not 0.0 <= band < math.inf:
+        raise ConfigError(f"dead_band must be >= 0 and finite, got {dead_band!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ConfigError(f"warmup must be an int >= 0, got {warmup!r}")
+    if model is not None and not isinstance(model, ModelRef):
+        raise ConfigError("model must be a ModelRef or None")
+    if not isinstance(name, str) or not name:
+        raise ConfigError("name must be a non-empty string")
+    for bound_name, bound in (("lower", lower), ("upper", upper)):
+        if bound is not None and (type(bound) is not scale or bound.is_batch):
+            raise ScaleError(
+                f"{bound_name} must be one {scale.__name__} like initial, "
+                f"got {type(bound).__name__}"
+            )
+
+    logistic = scale is Probability
+    start = _tracking(cast(float, initial.value), logistic)
+    if not math.isfinite(start):
+        raise ConfigError(f"initial must be strictly inside its scale, got {initial!r}")
+    lo = -math.inf if lower is None else _tracking(cast(float, lower.value), logistic)
+    hi = math.inf if upper is None else _tracking(cast(float, upper.value), logistic)
+    if not lo <= start <= hi:
+        raise ConfigError(f"the clamps [{lower!r}, {upper!r}] exclude initial {initial!r}")
+    if logistic:
+        # The odds must stay a normal float: implicit clamps far out.
+        if abs(start) > _LOGIT_LIMIT:
+            raise ConfigError(f"initial {initial!r} is too close to 0 or 1 to track")
+        lo, hi = max(lo, -_LOGIT_LIMIT), min(hi, _LOGIT_LIMIT)
+    return TrackerSettings(
+        scale=scale, logistic=logistic, rate=rate, step=eta, band=band, start=start, lo=lo, hi=hi
+    )
 
 
 class DynamicThreshold(Generic[S]):
@@ -83,8 +202,15 @@ class DynamicThreshold(Generic[S]):
         model: The model the threshold is set for; ``None`` accepts any.
         name: Identifies the threshold in events.
 
-    Decisions compare with the *saved* value (:meth:`current`), which carries
-    a version; the tracker underneath moves with every score.
+    Decisions compare with the tracker (:attr:`tracker`), which moves with
+    every score; the dead band only spaces out the *saved* values
+    (:meth:`current`, with a version and a
+    :class:`~guardrail.instrumentation.ThresholdChanged` event each). A
+    :class:`~guardrail.Decision` carries the tracker's value it was compared
+    with and the version of the last saved value. Each decision's comparison
+    is also its step, so over ``N`` decisions that moved the tracker
+    (no clamp reached) ``positives - target_rate * N = (t_N - t_0) / step``
+    exactly: the rate error shrinks as ``1 / N`` (docs/thresholds.md).
 
     A batch (:meth:`update` with an array value) is one step: every score in
     it is compared with the threshold at the start of the batch, and the
@@ -105,13 +231,16 @@ class DynamicThreshold(Generic[S]):
 
     __slots__ = (
         "__weakref__", "_acquire", "_at_clamp", "_band_hi", "_band_lo", "_down", "_down_v",
-        "_exact", "_hi", "_hi_v", "_hold", "_initial", "_lo", "_lo_v", "_lock", "_logistic",
-        "_lower", "_pause_reason", "_paused", "_published", "_published_t", "_quiet_hi",
-        "_quiet_lo", "_rearm", "_release", "_scale", "_seen", "_up", "_up_v", "_upper", "_v",
+        "_exact", "_exact_v", "_hi", "_hi_v", "_hold", "_initial", "_lo", "_lo_v", "_lock",
+        "_logistic", "_lower", "_pause_reason", "_paused", "_published", "_published_t",
+        "_quiet_hi", "_quiet_lo", "_rearm", "_release", "_scale", "_seen", "_up", "_up_v",
+        "_upper", "_used", "_used_v", "_v",
         "clamp_hits", "dead_band", "model", "name", "source", "step", "target_rate", "warmup",
     )  # fmt: skip
 
     name: str
+    _used: Threshold[S]  # what decisions at _used_v carry
+    _used_v: float
 
     kind: ClassVar[str] = "threshold"
 
@@ -173,58 +302,14 @@ class DynamicThreshold(Generic[S]):
         model: ModelRef | None = None,
         name: str = "threshold",
     ) -> None:
-        rate = _number("target_rate", target_rate)
-        if not 0.0 < rate < 1.0:
-            raise ConfigError(f"target_rate must lie in (0, 1), got {target_rate!r}")
-        scale = type(initial)
-        if scale not in (Probability, LogOdds, Score):
-            raise ScaleError(
-                f"initial must be a Probability, LogOdds or Score, got {type(initial).__name__}"
-            )
-        if initial.is_batch:
-            raise ConfigError("initial must be one value, not a batch")
-        if step is None:
-            if scale is Score:
-                raise ConfigError("a Score threshold needs an explicit step, in score units")
-            step = _DEFAULT_STEP
-        eta = _number("step", step)
-        if not 0.0 < eta < math.inf:
-            raise ConfigError(f"step must be positive and finite, got {brief(step)}")
-        if scale is not Score and eta > _LOGIT_LIMIT:
-            # A step is taken as exp(step) on the odds: beyond this it overflows.
-            raise ConfigError(
-                f"step must be at most {_LOGIT_LIMIT:g} on the log-odds scale, got {brief(step)}"
-            )
-        band = 2.0 * eta if dead_band is None else _number("dead_band", dead_band)
-        if not 0.0 <= band < math.inf:
-            raise ConfigError(f"dead_band must be >= 0 and finite, got {dead_band!r}")
-        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-            raise ConfigError(f"warmup must be an int >= 0, got {warmup!r}")
-        if model is not None and not isinstance(model, ModelRef):
-            raise ConfigError("model must be a ModelRef or None")
-        if not isinstance(name, str) or not name:
-            raise ConfigError("name must be a non-empty string")
-        for bound_name, bound in (("lower", lower), ("upper", upper)):
-            if bound is not None and (type(bound) is not scale or bound.is_batch):
-                raise ScaleError(
-                    f"{bound_name} must be one {scale.__name__} like initial, "
-                    f"got {type(bound).__name__}"
-                )
-
-        self._scale: type[S] = cast("type[S]", scale)
-        self._logistic = scale is Probability
-        start = self._to_tracking(cast(float, initial.value))
-        if not math.isfinite(start):
-            raise ConfigError(f"initial must be strictly inside its scale, got {initial!r}")
-        lo = -math.inf if lower is None else self._to_tracking(cast(float, lower.value))
-        hi = math.inf if upper is None else self._to_tracking(cast(float, upper.value))
-        if not lo <= start <= hi:
-            raise ConfigError(f"the clamps [{lower!r}, {upper!r}] exclude initial {initial!r}")
-        if self._logistic:
-            # The odds must stay a normal float: implicit clamps far out.
-            if abs(start) > _LOGIT_LIMIT:
-                raise ConfigError(f"initial {initial!r} is too close to 0 or 1 to track")
-            lo, hi = max(lo, -_LOGIT_LIMIT), min(hi, _LOGIT_LIMIT)
+        checked = tracker_settings(
+            target_rate=target_rate, initial=initial, step=step, lower=lower, upper=upper,
+            dead_band=dead_band, warmup=warmup, model=model, name=name,
+        )  # fmt: skip
+        rate, eta, band = checked.rate, checked.step, checked.band
+        start, lo, hi = checked.start, checked.lo, checked.hi
+        self._scale: type[S] = cast("type[S]", checked.scale)
+        self._logistic = checked.logistic
 
         self.name = name
         #: Who emits this threshold's events (set again when a guard takes it).
@@ -257,11 +342,14 @@ class DynamicThreshold(Generic[S]):
         # The configured values, exactly: converting them to the tracking scale
         # and back would publish 0.8999999999999999 for a threshold set at 0.9.
         self._exact = {start: self._initial}
+        # The same, keyed by the tracked variable (the odds for a probability).
+        self._exact_v = {math.exp(start) if self._logistic else start: self._initial}
         for clamp, internal, v in ((self._lower, lo, self._lo_v), (self._upper, hi, self._hi_v)):
             if clamp is not None:
                 self._exact[internal] = clamp
                 # A clamped tracker reads back as log(exp(clamp)).
                 self._exact[math.log(v) if self._logistic else v] = clamp
+                self._exact_v[v] = clamp
         self._lock = fork_safe_lock(self)
         self._acquire = self._lock.acquire
         self._release = self._lock.release
@@ -271,16 +359,6 @@ class DynamicThreshold(Generic[S]):
         )  # fmt: skip
 
     # -- conversions -----------------------------------------------------
-
-    def _to_tracking(self, native: float) -> float:
-        """A value on the prediction's scale -> the tracking scale."""
-        if not self._logistic:
-            return native
-        if native <= 0.0:
-            return -math.inf
-        if native >= 1.0:
-            return math.inf
-        return math.log(native / (1.0 - native))
 
     def _native(self, internal: float) -> float:
         return _sigmoid(internal) if self._logistic else internal
@@ -321,6 +399,8 @@ class DynamicThreshold(Generic[S]):
             version=version,
         )
         self._published_t = t
+        # Decisions carry the saved version: the next one builds its Threshold anew.
+        self._used_v = math.nan
         lo, hi = t - self.dead_band, t + self.dead_band
         if self._logistic:
             limit = _LOGIT_LIMIT + 1.0
@@ -334,16 +414,38 @@ class DynamicThreshold(Generic[S]):
         """The tracker on the tracking scale (log-odds or score)."""
         return math.log(self._v) if self._logistic else self._v
 
+    def _value_of(self, v: float) -> float:
+        """The tracked variable *v* on the prediction's scale; configured values exact."""
+        exact = self._exact_v.get(v)
+        if exact is not None:
+            return exact
+        return v / (1.0 + v) if self._logistic else v
+
+    def _use(self, v: float) -> Threshold[S]:
+        """The Threshold decisions at tracked value *v* carry (lock held; cached)."""
+        if v == self._used_v:
+            return self._used
+        value = self._exact_v.get(v)
+        if value is None:
+            value = v / (1.0 + v) if self._logistic else v
+        used = self._used = _decided_at(value, self._scale, self.model, self._published.version)
+        self._used_v = v
+        return used
+
     # -- reading ---------------------------------------------------------
 
     def current(self) -> Threshold[S]:
-        """The saved threshold: its value on the prediction's scale and its version."""
+        """The saved threshold: its value on the prediction's scale and its version.
+
+        Decisions do not compare with it but with :attr:`tracker`, which lies
+        within ``dead_band`` of it (on the tracking scale).
+        """
         return self._published
 
     @property
     def tracker(self) -> S:
-        """The tracker's value on the prediction's scale (moves with every score)."""
-        return self._scale(self._native(self._t))
+        """The value decisions compare with now, clamped (moves with every score)."""
+        return self._scale(self._value_of(self._v))
 
     @property
     def paused(self) -> bool:
@@ -460,38 +562,42 @@ class DynamicThreshold(Generic[S]):
             self._quiet_hi = min(self._band_hi, self._hi_v)
 
     def _update_batch(self, raw: NDArray[np.float64]) -> None:
-        events: list[Event] | None = None
         with self._lock:
-            before = self._seen
-            self._seen += raw.size
-            if self._paused:
-                return
-            skip = self.warmup - before
-            if skip >= raw.size:
-                return
-            scores = raw[skip:] if skip > 0 else raw
-            t0 = self._t
-            above = scores >= self._native(t0)
-            ups = int(np.count_nonzero(above))
-            downs = scores.size - ups
-            # Every path through these increments stays within
-            # [t0 + downs * down, t0 + ups * up]: inside the clamps, no
-            # per-step clamping can occur and the sum is exact.
-            if t0 + ups * self._up <= self._hi and t0 + downs * self._down >= self._lo:
-                t = t0 + (ups * self._up + downs * self._down)
-            else:
-                steps = np.where(above, self._up, self._down)
-                t, hit = _clamped_walk(t0, steps, self._lo, self._hi)
-                if hit is not None:
-                    events = self._hit(hit)
-            if self._at_clamp is not None:
-                self._maybe_rearm(t)
-            self._v = math.exp(t) if self._logistic else t
-            if abs(t - self._published_t) > self.dead_band:
-                events = self._publish(t, events)
+            events = self._step_batch(raw >= self._use(self._v).value)
         if events:
             for event in events:
                 emit(event)
+
+    def _step_batch(self, flags: NDArray[np.bool_]) -> list[Event] | None:
+        """Move the tracker by a batch's comparisons with its value (lock held)."""
+        events: list[Event] | None = None
+        before = self._seen
+        self._seen += flags.size
+        if self._paused:
+            return None
+        skip = self.warmup - before
+        if skip >= flags.size:
+            return None
+        above = flags[skip:] if skip > 0 else flags
+        t0 = self._t
+        ups = int(np.count_nonzero(above))
+        downs = above.size - ups
+        # Every path through these increments stays within
+        # [t0 + downs * down, t0 + ups * up]: inside the clamps, no
+        # per-step clamping can occur and the sum is exact.
+        if t0 + ups * self._up <= self._hi and t0 + downs * self._down >= self._lo:
+            t = t0 + (ups * self._up + downs * self._down)
+        else:
+            steps = np.where(above, self._up, self._down)
+            t, hit = _clamped_walk(t0, steps, self._lo, self._hi)
+            if hit is not None:
+                events = self._hit(hit)
+        if self._at_clamp is not None:
+            self._maybe_rearm(t)
+        self._v = math.exp(t) if self._logistic else t
+        if abs(t - self._published_t) > self.dead_band:
+            events = self._publish(t, events)
+        return events
 
     def _hit(self, bound: _Bound) -> list[Event] | None:
         """Count a fresh clamp hit and make its event (lock held)."""
@@ -529,21 +635,70 @@ class DynamicThreshold(Generic[S]):
     # -- deciding ----------------------------------------------------------
 
     def decide(self, prediction: Prediction[S]) -> Decision[S]:
-        """Compare *prediction* with :meth:`current`, then update with its score."""
-        decision = self._published.decide(prediction)
-        self.update(prediction.value)
-        return decision
+        """Compare *prediction* with the tracker, then update with its score.
+
+        The :class:`~guardrail.Decision` carries the value compared with and
+        the version of the last saved value (:meth:`current`).
+        """
+        if not isinstance(prediction, Prediction):
+            raise ScaleError(f"decide() takes a Prediction, got {type(prediction).__name__}")
+        threshold, above = self._decide(prediction)
+        return Decision(prediction=prediction, threshold=threshold, above=above, act=above)
 
     def decide_call(self, call: Call) -> None:
-        """The guard's decider: decide on ``call.prediction``, then update."""
+        """The guard's decider: decide on ``call.prediction`` with the tracker, then update."""
         prediction = call.prediction
         if prediction is None:
             return
-        threshold = self._published
-        if threshold.model is not None and prediction.model is not threshold.model:
-            threshold.check_model(prediction.model)
-        call.decide(threshold, threshold.admits(prediction.value))
-        self.update(prediction.value)
+        threshold, above = self._decide(prediction)
+        call.decide(threshold, above)
+
+    def _decide(self, prediction: Prediction[S]) -> tuple[Threshold[S], bool | NDArray[np.bool_]]:
+        """Compare with the tracker's value and move the tracker, in one locked step."""
+        model = self.model
+        if model is not None and prediction.model is not model:
+            self._published.check_model(prediction.model)
+        value = prediction.value
+        if type(value) is not self._scale:
+            raise ScaleError(
+                f"cannot compare a {type(value).__name__} with a "
+                f"{self._scale.__name__} threshold; convert it explicitly first"
+            )
+        raw = value.value
+        events: list[Event] | None = None
+        if type(raw) is not float:
+            with self._lock:
+                threshold = self._use(self._v)
+                flags: NDArray[np.bool_] = raw >= threshold.value
+                flags.flags.writeable = False
+                events = self._step_batch(flags)
+            if events:
+                for event in events:
+                    emit(event)
+            return threshold, flags
+        # The hot path: the comparison is the step's direction, so the rate
+        # of positive decisions is the rate the tracker holds.
+        self._acquire()
+        try:
+            v = self._v
+            threshold = self._used if v == self._used_v else self._use(v)
+            above = raw >= threshold.value
+            seen = self._seen = self._seen + 1
+            if seen > self._hold:
+                if self._logistic:
+                    v *= self._up_v if above else self._down_v
+                else:
+                    v += self._up_v if above else self._down_v
+                if self._quiet_lo <= v <= self._quiet_hi:
+                    self._v = v
+                else:
+                    events = self._move(v)
+        finally:
+            self._release()
+        if events:
+            for event in events:
+                emit(event)
+        return threshold, above
 
     # -- snapshots -------------------------------------------------------
 
