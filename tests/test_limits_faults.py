@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -227,3 +229,74 @@ class TestDeadline:
             time.sleep(0.01)
         time.sleep(0.1)  # the late reply reaches the parked connection
         assert [limit.allow("k") for _ in range(3)] == [True, True, False]
+
+    @pytest.mark.parametrize("fault", ["sigstop", "debug-sleep"])
+    def test_async_decisions_cut_off_by_the_default_deadline_are_counted_exactly(
+        self, own_redis_server: Any, fault: str
+    ) -> None:
+        """With the default 5 ms deadline, what the server counted is exactly what was admitted.
+
+        Decisions sent while the server is stopped (SIGSTOP) or busy (DEBUG
+        SLEEP) time out and are denied; the server counts them when it gets to
+        them, and the late replies give those counts back. Healthy decisions
+        that time out on a busy machine are settled the same way, so the
+        equality holds whatever the timing.
+        """
+        import redis
+
+        from guardrail.limits import RedisStore
+
+        store = RedisStore(
+            redis.Redis(host="127.0.0.1", port=own_redis_server.port),
+            namespace=f"exact-{fault}",
+            probe_every=0.01,
+        )
+        assert store.deadline == 0.005
+        limit = gr.ActionLimit("exact", max_actions=1000, per="1h", store=store)
+        counter: Any = limit._counter
+        process = own_redis_server.process
+        assert process is not None
+
+        def start_fault() -> threading.Thread | None:
+            if fault == "sigstop":
+                process.send_signal(signal.SIGSTOP)
+                return None
+            busy = threading.Thread(
+                target=own_redis_server.client().execute_command, args=("DEBUG", "SLEEP", "0.3")
+            )
+            busy.start()
+            time.sleep(0.1)  # the server is inside DEBUG SLEEP
+            return busy
+
+        def end_fault(busy: threading.Thread | None) -> None:
+            if busy is None:
+                process.send_signal(signal.SIGCONT)
+            else:
+                busy.join()
+
+        async def main() -> tuple[int, int, bool]:
+            admitted = cut_off = 0
+            for _ in range(3):
+                admitted += sum([await limit.allow_async("k") for _ in range(20)])
+                busy = start_fault()
+                try:
+                    allowed = await limit.allow_async("k")  # sent, and counted once resumed
+                finally:
+                    end_fault(busy)
+                assert not allowed
+                cut_off += 1
+                await asyncio.sleep(0.05)  # past probe_every: the next decision asks Redis
+            # The late replies and their refunds finish in the background (bound: a busy machine).
+            end = time.monotonic() + 20
+            while counter.late_async and time.monotonic() < end:
+                await asyncio.sleep(0.01)
+            settled = not counter.late_async
+            await store.aclose()
+            return admitted, cut_off, settled
+
+        admitted, cut_off, settled = asyncio.run(main())
+        assert settled
+        assert cut_off == 3
+        assert admitted > 0
+        # Counted on the server == admitted: every late count was given back.
+        assert limit.remaining("k") == 1000 - admitted

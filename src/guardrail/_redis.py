@@ -39,6 +39,8 @@ OnStateLost = Literal["deny", "reset"]
 #: Timed-out decisions kept waiting for their reply, per limit, and for how long (s).
 MAX_LATE = 8
 LATE_FOR = 5.0
+#: The same for async decisions: a waiting task is cheaper than a parked sync connection.
+MAX_LATE_ASYNC = 256
 
 #: The decide script's answer when the namespace's epoch marker is gone or new.
 LOST = 4
@@ -512,8 +514,44 @@ def _forget_clients(store: RedisStore) -> None:
 
 
 def _forget_late(counter: RedisCounter) -> None:
-    _INHERITED.append(counter.late)
+    _INHERITED.append((counter.late, counter.late_async))
     counter.late = []
+    counter.late_async = set()
+
+
+async def _exchange(
+    pool: Any,
+    command: Any,
+    fallback: tuple[Any, ...],
+    noscript: type[Exception],
+    timeout: float = LATE_FOR,
+) -> Any:
+    """Send *command* (an EVALSHA) on a pooled async connection; read its reply.
+
+    Waits up to *timeout* for the reply (the decision itself waits only for
+    the deadline); sends *fallback* (the EVAL) when the server lacks the
+    script. A connection left mid-reply (time-out, cancellation, error) is
+    closed, never reused.
+    """
+    connection = await pool.get_connection()
+    try:
+        if isinstance(command, tuple):
+            await connection.send_command(*command, check_health=False)
+        else:
+            await connection.send_packed_command(command, check_health=False)
+        try:
+            reply = await connection.read_response(timeout=timeout)
+        except noscript:
+            await connection.send_command(*fallback, check_health=False)
+            reply = await connection.read_response(timeout=timeout)
+        if reply is None:  # read_response's own time-out
+            raise TimeoutError(f"no reply within {timeout} s")
+    except BaseException:
+        await connection.disconnect(nowait=True)
+        raise
+    finally:
+        await pool.release(connection)
+    return reply
 
 
 def _sha1(script: str) -> str:
@@ -569,6 +607,8 @@ class RedisCounter:
         self.failed = False
         #: Timed-out decisions whose reply may still come: (connection, key, weight, mark, until).
         self.late: list[tuple[Any, str, int, int, float]] = []
+        #: Timed-out async round trips still waiting for their reply, and late refunds.
+        self.late_async: set[Any] = set()
         from redis.exceptions import TimeoutError as RedisTimeout
 
         self.timeouts = RedisTimeout
@@ -709,28 +749,79 @@ class RedisCounter:
                 self.late.extend(keep)
 
     async def acquire_async(self, key: str, weight: int) -> int:
-        """:meth:`acquire` with redis.asyncio, bounded by the deadline."""
+        """:meth:`acquire` with redis.asyncio: the same script, deadline and policy.
+
+        The round trip runs as a task that the decision waits on for the
+        deadline. A decision that times out (or whose caller is cancelled) is
+        decided by the policy, and the task goes on waiting for the reply in
+        the background: if the server counted the action after all, the count
+        is given back (see :meth:`_late_async`).
+        """
         import asyncio
 
         if self.down_until and time.monotonic() < self.down_until:
             return self._degraded(key, weight)
         if self.lost_until and self._still_lost():
             return DEGRADED | DENY
+        mark = time.monotonic_ns()
         try:
             client = self.store.async_client()
             if not self.store.epoch:
                 await self.store.warm_async(client)
-            name = self.redis_key(key)
-            args = (2, name, self.epoch_key, weight, 0, self.store.epoch)
-            async with asyncio.timeout(self.deadline):
-                try:
-                    reply = await client.execute_command("EVALSHA", self.decide_sha, *args)
-                except self.noscript:
-                    reply = await client.execute_command("EVAL", self.decide_script, *args)
-            code = int(reply)
+            trip = asyncio.ensure_future(self._round_trip(client.connection_pool, key, weight))
+            try:
+                done, _ = await asyncio.wait((trip,), timeout=self.deadline)
+            except BaseException:  # cancelled: the action is not taken
+                self._late_async(trip, key, weight, mark)
+                raise
+            if not done:
+                self._late_async(trip, key, weight, mark)
+                raise TimeoutError(f"no reply within the deadline ({self.deadline} s)")
+            code = int(trip.result())
         except Exception as e:  # noqa: BLE001 - the failure policy decides instead
             return self._failed(e, key, weight)
         return self._answered(code)
+
+    async def _round_trip(self, pool: Any, key: str, weight: int) -> int:
+        """One decision on one pooled async connection; waits up to LATE_FOR for the reply."""
+        fallback = (
+            "EVAL",
+            self.decide_script,
+            2,
+            self.redis_key(key),
+            self.epoch_key,
+            weight,
+            0,
+            self.store.epoch,
+        )
+        return int(await _exchange(pool, self.packed(key, weight), fallback, self.noscript))
+
+    def _late_async(self, trip: Any, key: str, weight: int, mark: int) -> None:
+        """Give back the count of a timed-out async decision if the server counted it.
+
+        The round trip goes on in the background (at most MAX_LATE_ASYNC per
+        limit, for up to LATE_FOR); beyond that it is cancelled, and what the
+        server may have counted stays (the safe side).
+        """
+        late = self.late_async
+        if len(late) >= MAX_LATE_ASYNC:
+            trip.cancel()
+            return
+        late.add(trip)
+
+        def settled(trip: Any) -> None:
+            late.discard(trip)
+            if trip.cancelled() or trip.exception() is not None:
+                return
+            reply = trip.result()
+            if not reply & DENY and reply != LOST:
+                refund = trip.get_loop().create_task(
+                    self.refund_async(key, weight, mark, timeout=LATE_FOR)
+                )
+                late.add(refund)
+                refund.add_done_callback(late.discard)
+
+        trip.add_done_callback(settled)
 
     def _answered(self, code: int) -> int:
         if code == LOST:
@@ -840,6 +931,22 @@ class RedisCounter:
                 client.execute_command("EVALSHA", self.refund_sha, 1, name, weight, age_us)
             except self.noscript:
                 client.execute_command("EVAL", self.refund_script, 1, name, weight, age_us)
+        except Exception as e:  # noqa: BLE001 - a refund is best effort
+            self.last_error = f"{type(e).__name__}: {e}"[:200]
+
+    async def refund_async(
+        self, key: str, weight: int, mark: int, *, timeout: float | None = None
+    ) -> None:
+        """:meth:`refund` with redis.asyncio; waits up to *timeout* (the deadline by default)."""
+        if self.down_until and time.monotonic() < self.down_until:
+            return
+        age_us = (time.monotonic_ns() - mark) // 1000 + round(self.deadline * 1e6) + 1000
+        name = self.redis_key(key)
+        command = ("EVALSHA", self.refund_sha, 1, name, weight, age_us)
+        fallback = ("EVAL", self.refund_script, 1, name, weight, age_us)
+        try:
+            pool = self.store.async_client().connection_pool
+            await _exchange(pool, command, fallback, self.noscript, timeout or self.deadline)
         except Exception as e:  # noqa: BLE001 - a refund is best effort
             self.last_error = f"{type(e).__name__}: {e}"[:200]
 
