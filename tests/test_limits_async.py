@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import statistics
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -305,3 +310,81 @@ class TestSameAsSync:
             )
 
         compare(store, telemetry, on_exceed=on_exceed)
+
+
+async def longest_stall(predict: Any, calls: int) -> tuple[float, list[Any]]:
+    """Run *calls* guarded calls at once; the longest the event loop went without a turn."""
+    worst, running = 0.0, True
+
+    async def ticker() -> None:
+        nonlocal worst
+        last = time.perf_counter()
+        while running:
+            await asyncio.sleep(0)
+            now = time.perf_counter()
+            worst, last = max(worst, now - last), now
+
+    tick = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    decisions = await asyncio.gather(*(predict({"user": str(i % 100)}) for i in range(calls)))
+    running = False
+    await tick
+    return worst, decisions
+
+
+@pytest.mark.integration
+class TestLoopStall:
+    def test_waiting_on_redis_does_not_block_the_event_loop(self, redis_server: Any) -> None:
+        """1,000 concurrent guarded calls wait on a stopped Redis without stalling the loop.
+
+        The server is stopped (SIGSTOP) for 1 s while the calls are in flight:
+        a decision on a blocking client would hold the loop for that second.
+        Through redis.asyncio the longest stall stays near the memory store's
+        (the loop's own work for 1,000 calls), with a wide margin for a busy
+        machine; medians of three runs.
+        """
+        import redis
+
+        def guarded(store: Any) -> Any:
+            limit = gr.ActionLimit(
+                "stall", max_actions=10**6, per="1h", key=lambda row: row["user"], **store
+            )
+            decorate = gr.guard(
+                model=MODEL, returns=gr.Probability, threshold=THRESHOLD, limits=[limit]
+            )
+
+            async def predict(row: Row) -> float:
+                return 0.9
+
+            return decorate(predict)
+
+        shared = gr.RedisStore(
+            redis.Redis(host="127.0.0.1", port=redis_server.port),
+            namespace=f"stall-{os.getpid()}",
+            deadline=5.0,
+        )
+        in_memory, through_redis = guarded({}), guarded({"store": shared})
+        process = redis_server.process
+        assert process is not None
+
+        async def main() -> tuple[list[float], list[float]]:
+            memory, stopped = [], []
+            for _ in range(3):
+                stall, decisions = await longest_stall(in_memory, 1000)
+                memory.append(stall)
+                process.send_signal(signal.SIGSTOP)
+                resume = threading.Timer(1.0, process.send_signal, (signal.SIGCONT,))
+                resume.start()
+                try:
+                    stall, decisions = await longest_stall(through_redis, 1000)
+                finally:
+                    resume.join()
+                stopped.append(stall)
+                # Every call waited for Redis's answer: none was left to the failure policy.
+                assert all(d.act and not d.degraded for d in decisions)
+            await shared.aclose()
+            return memory, stopped
+
+        memory, stopped = asyncio.run(main())
+        assert statistics.median(stopped) <= 2 * statistics.median(memory) + 0.15
+        assert statistics.median(stopped) < 0.5

@@ -41,6 +41,8 @@ MAX_LATE = 8
 LATE_FOR = 5.0
 #: The same for async decisions: a waiting task is cheaper than a parked sync connection.
 MAX_LATE_ASYNC = 256
+#: Connections per event loop for async decisions (they wait for a free one).
+ASYNC_CONNECTIONS = 32
 
 #: The decide script's answer when the namespace's epoch marker is gone or new.
 LOST = 4
@@ -452,8 +454,14 @@ class RedisStore:
             held = self._async.get(id(loop))
             if held is not None and held[0] is loop:
                 return held[1]
-            pool = redis.asyncio.ConnectionPool(
-                connection_class=self._async_class, **self._timeouts(Retry(NoBackoff(), 0))
+            # A bounded pool that a decision waits on (within its deadline) when
+            # every connection is busy: a burst of concurrent decisions neither
+            # opens a connection each nor fails for want of one.
+            pool = redis.asyncio.BlockingConnectionPool(
+                max_connections=ASYNC_CONNECTIONS,
+                timeout=self.deadline,
+                connection_class=self._async_class,
+                **self._timeouts(Retry(NoBackoff(), 0)),
             )
             client = redis.asyncio.Redis(connection_pool=pool)
             # One client per loop: asyncio connections cannot move between loops.
