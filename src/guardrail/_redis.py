@@ -39,7 +39,7 @@ OnStateLost = Literal["deny", "reset"]
 #: Timed-out decisions kept waiting for their reply, per limit, and for how long (s).
 MAX_LATE = 8
 LATE_FOR = 5.0
-#: The same for async decisions: a waiting task is cheaper than a parked sync connection.
+#: The same for async decisions (a task waits on each).
 MAX_LATE_ASYNC = 256
 #: Connections per event loop for async decisions (they wait for a free one).
 ASYNC_CONNECTIONS = 32
@@ -529,7 +529,7 @@ def _forget_late(counter: RedisCounter) -> None:
 
 async def _exchange(
     pool: Any,
-    command: Any,
+    command: tuple[Any, ...],
     fallback: tuple[Any, ...],
     noscript: type[Exception],
     timeout: float = LATE_FOR,
@@ -543,10 +543,7 @@ async def _exchange(
     """
     connection = await pool.get_connection()
     try:
-        if isinstance(command, tuple):
-            await connection.send_command(*command, check_health=False)
-        else:
-            await connection.send_packed_command(command, check_health=False)
+        await connection.send_command(*command, check_health=False)
         try:
             reply = await connection.read_response(timeout=timeout)
         except noscript:
@@ -615,7 +612,7 @@ class RedisCounter:
         self.failed = False
         #: Timed-out decisions whose reply may still come: (connection, key, weight, mark, until).
         self.late: list[tuple[Any, str, int, int, float]] = []
-        #: Timed-out async round trips still waiting for their reply, and late refunds.
+        #: Tasks reading the replies of timed-out async decisions (and refunding them).
         self.late_async: set[Any] = set()
         from redis.exceptions import TimeoutError as RedisTimeout
 
@@ -759,77 +756,93 @@ class RedisCounter:
     async def acquire_async(self, key: str, weight: int) -> int:
         """:meth:`acquire` with redis.asyncio: the same script, deadline and policy.
 
-        The round trip runs as a task that the decision waits on for the
-        deadline. A decision that times out (or whose caller is cancelled) is
-        decided by the policy, and the task goes on waiting for the reply in
-        the background: if the server counted the action after all, the count
-        is given back (see :meth:`_late_async`).
+        Like the sync path, the command goes straight to a pooled connection.
+        A reply that has not come within the deadline leaves the decision to
+        the policy, and the connection goes on waiting for it in the
+        background: if the server counted the action after all, the count is
+        given back (see :meth:`_late_reply`).
         """
-        import asyncio
-
         if self.down_until and time.monotonic() < self.down_until:
             return self._degraded(key, weight)
         if self.lost_until and self._still_lost():
             return DEGRADED | DENY
+        started = time.monotonic()
         mark = time.monotonic_ns()
         try:
             client = self.store.async_client()
             if not self.store.epoch:
                 await self.store.warm_async(client)
-            trip = asyncio.ensure_future(self._round_trip(client.connection_pool, key, weight))
-            try:
-                done, _ = await asyncio.wait((trip,), timeout=self.deadline)
-            except BaseException:  # cancelled: the action is not taken
-                self._late_async(trip, key, weight, mark)
-                raise
-            if not done:
-                self._late_async(trip, key, weight, mark)
-                raise TimeoutError(f"no reply within the deadline ({self.deadline} s)")
-            code = int(trip.result())
+            pool = client.connection_pool
+            connection = await pool.get_connection()
+            code = await self._decide_on(pool, connection, key, weight, started, mark)
         except Exception as e:  # noqa: BLE001 - the failure policy decides instead
             return self._failed(e, key, weight)
         return self._answered(code)
 
-    async def _round_trip(self, pool: Any, key: str, weight: int) -> int:
-        """One decision on one pooled async connection; waits up to LATE_FOR for the reply."""
-        fallback = (
-            "EVAL",
-            self.decide_script,
-            2,
-            self.redis_key(key),
-            self.epoch_key,
-            weight,
-            0,
-            self.store.epoch,
-        )
-        return int(await _exchange(pool, self.packed(key, weight), fallback, self.noscript))
+    async def _decide_on(
+        self, pool: Any, connection: Any, key: str, weight: int, started: float, mark: int
+    ) -> int:
+        """Send the decision on *connection*; its reply within what is left of the deadline."""
+        parked = False
+        try:
+            left = self.deadline - (time.monotonic() - started)
+            if left <= 0:  # the wait for a connection took the whole deadline: nothing sent
+                raise TimeoutError(f"no connection within the deadline ({self.deadline} s)")
+            await connection.send_packed_command(self.packed(key, weight), check_health=False)
+            try:
+                reply = await connection.read_response(timeout=left)
+            except self.noscript:
+                fallback = (self.decide_script, 2, self.redis_key(key), self.epoch_key)
+                await connection.send_command(
+                    "EVAL", *fallback, weight, 0, self.store.epoch, check_health=False
+                )
+                left = max(self.deadline - (time.monotonic() - started), 0.001)
+                reply = await connection.read_response(timeout=left)
+            if reply is None:  # the deadline passed: the reply may still come
+                parked = self._park_async(pool, connection, key, weight, mark)
+                raise TimeoutError(f"no reply within the deadline ({self.deadline} s)")
+            return int(reply)
+        except BaseException:
+            if not parked:
+                # Cancelled or failed mid-reply: never reused (what it counted stays).
+                await connection.disconnect(nowait=True)
+            raise
+        finally:
+            if not parked:
+                await pool.release(connection)
 
-    def _late_async(self, trip: Any, key: str, weight: int, mark: int) -> None:
-        """Give back the count of a timed-out async decision if the server counted it.
+    def _park_async(self, pool: Any, connection: Any, key: str, weight: int, mark: int) -> bool:
+        """Wait for a timed-out async decision's reply in a task (a few hundred at most)."""
+        import asyncio
 
-        The round trip goes on in the background (at most MAX_LATE_ASYNC per
-        limit, for up to LATE_FOR); beyond that it is cancelled, and what the
-        server may have counted stays (the safe side).
-        """
         late = self.late_async
         if len(late) >= MAX_LATE_ASYNC:
-            trip.cancel()
+            return False
+        task = asyncio.get_running_loop().create_task(
+            self._late_reply(pool, connection, key, weight, mark)
+        )
+        late.add(task)
+        task.add_done_callback(late.discard)
+        return True
+
+    async def _late_reply(
+        self, pool: Any, connection: Any, key: str, weight: int, mark: int
+    ) -> None:
+        """Read a timed-out decision's reply (up to LATE_FOR); refund what the server counted.
+
+        Never raises: a reply that does not come leaves the count in place.
+        """
+        try:
+            reply = await connection.read_response(timeout=LATE_FOR)
+            if reply is None:
+                raise TimeoutError(f"no reply within {LATE_FOR} s")
+        except BaseException:  # noqa: BLE001 - a lost reply only leaves the count in place
+            await connection.disconnect(nowait=True)
+            await pool.release(connection)
             return
-        late.add(trip)
-
-        def settled(trip: Any) -> None:
-            late.discard(trip)
-            if trip.cancelled() or trip.exception() is not None:
-                return
-            reply = trip.result()
-            if not reply & DENY and reply != LOST:
-                refund = trip.get_loop().create_task(
-                    self.refund_async(key, weight, mark, timeout=LATE_FOR)
-                )
-                late.add(refund)
-                refund.add_done_callback(late.discard)
-
-        trip.add_done_callback(settled)
+        await pool.release(connection)
+        if isinstance(reply, int) and not reply & DENY and reply != LOST:
+            await self.refund_async(key, weight, mark, timeout=LATE_FOR)
 
     def _answered(self, code: int) -> int:
         if code == LOST:
