@@ -230,9 +230,10 @@ class TestDeadline:
         time.sleep(0.1)  # the late reply reaches the parked connection
         assert [limit.allow("k") for _ in range(3)] == [True, True, False]
 
+    @pytest.mark.parametrize("trip_after", [3, 1])
     @pytest.mark.parametrize("fault", ["sigstop", "debug-sleep"])
     def test_async_decisions_cut_off_by_the_default_deadline_are_counted_exactly(
-        self, own_redis_server: Any, fault: str
+        self, own_redis_server: Any, fault: str, trip_after: int
     ) -> None:
         """With the default 5 ms deadline, what the server counted is exactly what was admitted.
 
@@ -240,7 +241,8 @@ class TestDeadline:
         SLEEP) time out and are denied; the server counts them when it gets to
         them, and the late replies give those counts back. Healthy decisions
         that time out on a busy machine are settled the same way, so the
-        equality holds whatever the timing.
+        equality holds whatever the timing; also while the late replies come
+        in during a trip (trip_after=1), when decisions skip Redis.
         """
         import redis
 
@@ -248,8 +250,9 @@ class TestDeadline:
 
         store = RedisStore(
             redis.Redis(host="127.0.0.1", port=own_redis_server.port),
-            namespace=f"exact-{fault}",
-            probe_every=0.01,
+            namespace=f"exact-{fault}-{trip_after}",
+            probe_every=0.01 if trip_after > 1 else 0.5,
+            trip_after=trip_after,
         )
         assert store.deadline == 0.005
         limit = gr.ActionLimit("exact", max_actions=1000, per="1h", store=store)
@@ -285,7 +288,7 @@ class TestDeadline:
                     end_fault(busy)
                 assert not allowed
                 cut_off += 1
-                await asyncio.sleep(0.05)  # past probe_every: the next decision asks Redis
+                await asyncio.sleep(store.probe_every + 0.05)  # then decisions ask Redis again
             # The late replies and their refunds finish in the background (bound: a busy machine).
             end = time.monotonic() + 20
             while counter.late_async and time.monotonic() < end:

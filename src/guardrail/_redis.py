@@ -958,8 +958,13 @@ class RedisCounter:
     async def refund_async(
         self, key: str, weight: int, mark: int, *, timeout: float | None = None
     ) -> None:
-        """:meth:`refund` with redis.asyncio; waits up to *timeout* (the deadline by default)."""
-        if self.down_until and time.monotonic() < self.down_until:
+        """:meth:`refund` with redis.asyncio; waits up to *timeout* (the deadline by default).
+
+        A late refund (given a *timeout*) is made even while decisions skip
+        Redis: its reply just showed that Redis answers, and no decision waits
+        on it.
+        """
+        if timeout is None and self.down_until and time.monotonic() < self.down_until:
             return
         age_us = (time.monotonic_ns() - mark) // 1000 + round(self.deadline * 1e6) + 1000
         name = self.redis_key(key)
