@@ -230,10 +230,19 @@ class TestDeadline:
         time.sleep(0.1)  # the late reply reaches the parked connection
         assert [limit.allow("k") for _ in range(3)] == [True, True, False]
 
-    @pytest.mark.parametrize("trip_after", [3, 1])
-    @pytest.mark.parametrize("fault", ["sigstop", "debug-sleep"])
+    @pytest.mark.parametrize(
+        ("fault", "trip_after", "cancelled"),
+        [
+            ("sigstop", 3, False),
+            ("debug-sleep", 3, False),
+            ("sigstop", 1, False),
+            ("debug-sleep", 1, False),
+            ("sigstop", 3, True),
+            ("debug-sleep", 3, True),
+        ],
+    )
     def test_async_decisions_cut_off_by_the_default_deadline_are_counted_exactly(
-        self, own_redis_server: Any, fault: str, trip_after: int
+        self, own_redis_server: Any, fault: str, trip_after: int, cancelled: bool
     ) -> None:
         """With the default 5 ms deadline, what the server counted is exactly what was admitted.
 
@@ -242,7 +251,8 @@ class TestDeadline:
         them, and the late replies give those counts back. Healthy decisions
         that time out on a busy machine are settled the same way, so the
         equality holds whatever the timing; also while the late replies come
-        in during a trip (trip_after=1), when decisions skip Redis.
+        in during a trip (trip_after=1), when decisions skip Redis, and when
+        the caller gives up (cancels) before the deadline.
         """
         import redis
 
@@ -250,7 +260,7 @@ class TestDeadline:
 
         store = RedisStore(
             redis.Redis(host="127.0.0.1", port=own_redis_server.port),
-            namespace=f"exact-{fault}-{trip_after}",
+            namespace=f"exact-{fault}-{trip_after}-{cancelled}",
             probe_every=0.01 if trip_after > 1 else 0.5,
             trip_after=trip_after,
         )
@@ -283,7 +293,13 @@ class TestDeadline:
                 admitted += sum([await limit.allow_async("k") for _ in range(20)])
                 busy = start_fault()
                 try:
-                    allowed = await limit.allow_async("k")  # sent, and counted once resumed
+                    if cancelled:  # the caller gives up before the deadline
+                        with pytest.raises(TimeoutError):
+                            async with asyncio.timeout(0.003):
+                                await limit.allow_async("k")
+                        allowed = False
+                    else:  # sent, and counted once resumed
+                        allowed = await limit.allow_async("k")
                 finally:
                     end_fault(busy)
                 assert not allowed

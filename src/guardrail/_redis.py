@@ -783,28 +783,38 @@ class RedisCounter:
         self, pool: Any, connection: Any, key: str, weight: int, started: float, mark: int
     ) -> int:
         """Send the decision on *connection*; its reply within what is left of the deadline."""
-        parked = False
+        parked = reading = False
         try:
             left = self.deadline - (time.monotonic() - started)
             if left <= 0:  # the wait for a connection took the whole deadline: nothing sent
                 raise TimeoutError(f"no connection within the deadline ({self.deadline} s)")
             await connection.send_packed_command(self.packed(key, weight), check_health=False)
+            reading = True
             try:
-                reply = await connection.read_response(timeout=left)
+                reply = await connection.read_response(timeout=left, disconnect_on_error=False)
             except self.noscript:
+                reading = False
                 fallback = (self.decide_script, 2, self.redis_key(key), self.epoch_key)
                 await connection.send_command(
                     "EVAL", *fallback, weight, 0, self.store.epoch, check_health=False
                 )
+                reading = True
                 left = max(self.deadline - (time.monotonic() - started), 0.001)
-                reply = await connection.read_response(timeout=left)
+                reply = await connection.read_response(timeout=left, disconnect_on_error=False)
             if reply is None:  # the deadline passed: the reply may still come
                 parked = self._park_async(pool, connection, key, weight, mark)
                 raise TimeoutError(f"no reply within the deadline ({self.deadline} s)")
             return int(reply)
-        except BaseException:
+        except BaseException as e:
+            if reading and not parked:
+                import asyncio
+
+                if isinstance(e, asyncio.CancelledError):
+                    # The caller gave up while the reply was on its way: the action
+                    # is not taken, so read the reply as after a time-out.
+                    parked = self._park_async(pool, connection, key, weight, mark)
             if not parked:
-                # Cancelled or failed mid-reply: never reused (what it counted stays).
+                # Failed mid-reply: never reused (what it counted stays).
                 await connection.disconnect(nowait=True)
             raise
         finally:
