@@ -1,6 +1,6 @@
 """Action limits through Redis under faults: decision latency, exactness, event-loop stall.
 
-Run: ``python benchmarks/bench_limits_faults.py`` (about 2 minutes; starts its
+Run: ``python benchmarks/bench_limits_faults.py`` (about a minute; starts its
 own ``redis-server`` on a free loopback port). Prints markdown:
 
 1. What a healthy decision costs over a raw PING of the same client kind,
