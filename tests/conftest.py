@@ -60,6 +60,8 @@ class RedisServer:
                 "",
                 "--appendonly",
                 "no",
+                "--enable-debug-command",  # DEBUG SLEEP: a server busy with one slow command
+                "local",
                 "--dir",
                 self.dir,
             ],

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -227,3 +229,95 @@ class TestDeadline:
             time.sleep(0.01)
         time.sleep(0.1)  # the late reply reaches the parked connection
         assert [limit.allow("k") for _ in range(3)] == [True, True, False]
+
+    @pytest.mark.parametrize(
+        ("fault", "trip_after", "cancelled"),
+        [
+            ("sigstop", 3, False),
+            ("debug-sleep", 3, False),
+            ("sigstop", 1, False),
+            ("debug-sleep", 1, False),
+            ("sigstop", 3, True),
+            ("debug-sleep", 3, True),
+        ],
+    )
+    def test_async_decisions_cut_off_by_the_default_deadline_are_counted_exactly(
+        self, own_redis_server: Any, fault: str, trip_after: int, cancelled: bool
+    ) -> None:
+        """With the default 5 ms deadline, what the server counted is exactly what was admitted.
+
+        Decisions sent while the server is stopped (SIGSTOP) or busy (DEBUG
+        SLEEP) time out (or are cancelled) and are not admitted; the server
+        counts them when it gets to them, and the late replies give those
+        counts back. Healthy decisions
+        that time out on a busy machine are settled the same way, so the
+        equality holds whatever the timing; also while the late replies come
+        in during a trip (trip_after=1), when decisions skip Redis, and when
+        the caller gives up (cancels) before the deadline.
+        """
+        import redis
+
+        from guardrail.limits import RedisStore
+
+        store = RedisStore(
+            redis.Redis(host="127.0.0.1", port=own_redis_server.port),
+            namespace=f"exact-{fault}-{trip_after}-{cancelled}",
+            probe_every=0.01 if trip_after > 1 else 0.5,
+            trip_after=trip_after,
+        )
+        assert store.deadline == 0.005
+        limit = gr.ActionLimit("exact", max_actions=1000, per="1h", store=store)
+        counter: Any = limit._counter
+        process = own_redis_server.process
+        assert process is not None
+
+        def start_fault() -> threading.Thread | None:
+            if fault == "sigstop":
+                process.send_signal(signal.SIGSTOP)
+                return None
+            busy = threading.Thread(
+                target=own_redis_server.client().execute_command, args=("DEBUG", "SLEEP", "0.3")
+            )
+            busy.start()
+            time.sleep(0.1)  # the server is inside DEBUG SLEEP
+            return busy
+
+        def end_fault(busy: threading.Thread | None) -> None:
+            if busy is None:
+                process.send_signal(signal.SIGCONT)
+            else:
+                busy.join()
+
+        async def main() -> tuple[int, bool]:
+            admitted = 0
+            for _ in range(3):
+                admitted += sum([await limit.allow_async("k") for _ in range(20)])
+                busy = start_fault()
+                allowed = False
+                try:
+                    if cancelled:  # the caller gives up before the deadline
+                        async with asyncio.timeout(0.003):
+                            allowed = await limit.allow_async("k")
+                    else:  # sent, and counted once resumed
+                        allowed = await limit.allow_async("k")
+                except TimeoutError:
+                    pass  # cancelled while waiting: not admitted
+                finally:
+                    end_fault(busy)
+                admitted += allowed
+                await asyncio.sleep(store.probe_every + 0.05)  # then decisions ask Redis again
+            # The late replies and their refunds finish in the background (bound: a busy machine).
+            end = time.monotonic() + 20
+            while counter.late_async and time.monotonic() < end:
+                await asyncio.sleep(0.01)
+            settled = not counter.late_async
+            await store.aclose()
+            return admitted, settled
+
+        admitted, settled = asyncio.run(main())
+        assert settled
+        # Counted on the server == admitted: every late count was given back. Read
+        # with a roomy deadline: the check must not depend on the machine's load.
+        reader = RedisStore(store.sync_client(), namespace=store.namespace, deadline=2.0)
+        check = gr.ActionLimit("exact", max_actions=1000, per="1h", store=reader)
+        assert check.remaining("k") == 1000 - admitted

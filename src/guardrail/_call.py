@@ -10,6 +10,8 @@ A guard runs its mechanisms in a fixed order around the predict function::
     kill switch
     limiters (action limits)         acquire_call(call)   veto what is over the cap
                                      refund_call(...)     give back what was not acted on
+                                     (an async guard awaits acquire_call_async and
+                                     refund_call_async of an AsyncLimiter instead)
     recorders (outcomes, log)        record_call(call)    write down what happened
 
 Each role is a :class:`~typing.Protocol`; a mechanism in the wrong slot is a
@@ -43,6 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Assigner",
+    "AsyncLimiter",
     "Call",
     "Decider",
     "InputMonitor",
@@ -319,6 +322,26 @@ class Limiter(Mechanism, Protocol):
 
     def refund_call(self, receipt: object, act: bool | NDArray[np.bool_] | None) -> None:
         """Give back what *receipt* counted where *act* is false (all if None)."""
+
+
+@runtime_checkable
+class AsyncLimiter(Limiter, Protocol):
+    """A :class:`Limiter` that can also decide without blocking an event loop.
+
+    A guard on an ``async def`` predict function awaits
+    :meth:`acquire_call_async` and :meth:`refund_call_async` of a limiter
+    that has them (a shared store then does async I/O); it calls the sync
+    methods of a limiter that has only those. Both sides must count, veto
+    and refund alike: an async guard decides what a sync one would.
+    """
+
+    async def acquire_call_async(self, call: Call) -> object | None:
+        """:meth:`~Limiter.acquire_call` for a guard on an ``async def`` function."""
+
+    async def refund_call_async(
+        self, receipt: object, act: bool | NDArray[np.bool_] | None
+    ) -> None:
+        """:meth:`~Limiter.refund_call` for a guard on an ``async def`` function."""
 
 
 @runtime_checkable

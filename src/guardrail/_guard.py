@@ -18,6 +18,7 @@ import numpy as np
 
 from ._call import (
     Assigner,
+    AsyncLimiter,
     Call,
     Decider,
     InputMonitor,
@@ -171,6 +172,10 @@ class Guard(Generic[S]):
         self._monitors: tuple[InputMonitor, ...] = () if config.inputs is None else (config.inputs,)
         self._assigner: Assigner | None = config.holdout
         self._limits: tuple[Limiter, ...] = config.limits
+        # Which limiters an async call awaits: chosen once, not per call.
+        self._async_limits = tuple(
+            (limit, isinstance(limit, AsyncLimiter)) for limit in config.limits
+        )
         self._recorders: tuple[Recorder, ...] = config.outcomes
         self._names = config.features
         if self._names is None and config.inputs is not None:
@@ -301,7 +306,7 @@ class Guard(Generic[S]):
                 raise
             if type(raw) is np.ndarray:
                 take_over(raw)
-            return self._finish(call, raw)
+            return await self._finish_async(call, raw)
         except BaseException as e:
             error = e
             raise
@@ -404,7 +409,8 @@ class Guard(Generic[S]):
         Awaitable[Any],
     ]:
         """:meth:`_bind_run_quiet` for coroutine functions."""
-        begin, count_error, finish = self._bind_begin_quiet(), self._errors.add, self._finish
+        begin, count_error = self._bind_begin_quiet(), self._errors.add
+        finish = self._finish_async
         ndarray = np.ndarray
 
         async def run_quiet_async(
@@ -421,7 +427,7 @@ class Guard(Generic[S]):
                 raise
             if type(raw) is ndarray:
                 take_over(raw)
-            return finish(call, raw)
+            return await finish(call, raw)
 
         return run_quiet_async
 
@@ -552,6 +558,24 @@ class Guard(Generic[S]):
         return Threshold(_neutral(prediction), scale=self.scale, model=self.model)
 
     def _finish(self, call: Call, raw: object) -> Any:
+        prediction = self._decide(call, raw)
+        if prediction is not None:
+            return prediction
+        if self._limits:
+            self._acquire(call)
+        return self._conclude(call)
+
+    async def _finish_async(self, call: Call, raw: object) -> Any:
+        """:meth:`_finish` with the limiters awaited (see :meth:`_acquire_async`)."""
+        prediction = self._decide(call, raw)
+        if prediction is not None:
+            return prediction
+        if self._limits:
+            await self._acquire_async(call)
+        return self._conclude(call)
+
+    def _decide(self, call: Call, raw: object) -> Prediction[Any] | None:
+        """Type the value and decide; the prediction when there is nothing to decide."""
         scale = self.scale
         low, high = self._range
         if type(raw) is float and low <= raw <= high:
@@ -614,15 +638,20 @@ class Guard(Generic[S]):
             call.reasons.append("out-of-scale")
         if self.paused or config.paused:
             call.veto("paused")
-        if self._limits:
-            self._acquire(call)
+        return None
+
+    def _conclude(self, call: Call) -> Decision[Any]:
+        """Close the vetoes, fix the decision and record it."""
         call.close_vetoes()
+        prediction, threshold = call.prediction, call.threshold
+        assert prediction is not None
+        assert threshold is not None
         act = call.act
         above = call.above
         # The decision is fixed before the recorders write it down.
         decision = Decision(
             prediction,
-            call.threshold,
+            threshold,
             above if above is not None else False,
             act if act is not None else _none_like(prediction),
             tuple(call.reasons),
@@ -691,6 +720,49 @@ class Guard(Generic[S]):
     def _refund(self, limit: Limiter, receipt: object, act: Any) -> None:
         try:
             limit.refund_call(receipt, act)
+        except Exception as e:  # noqa: BLE001 - a lost refund only overcounts
+            self._machinery_error(limit.source, e)
+
+    async def _acquire_async(self, call: Call) -> None:
+        """:meth:`_acquire` for an async call: an :class:`AsyncLimiter` is awaited.
+
+        A limiter without the async methods is called as in a sync call.
+        When the call is cancelled while a limiter waits, what earlier
+        limiters counted is given back, as when a limiter raises.
+        """
+        receipts: list[tuple[Limiter, object, int]] = []
+        reasons = call.reasons
+        try:
+            for limit, awaited in self._async_limits:
+                try:
+                    if awaited:
+                        receipt = await cast(AsyncLimiter, limit).acquire_call_async(call)
+                    else:
+                        receipt = limit.acquire_call(call)
+                except PolicyError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - machinery never breaks the call
+                    self._machinery_error(limit.source, e)
+                    continue
+                if receipt is not None:
+                    receipts.append((limit, receipt, len(reasons)))
+        except BaseException:
+            for limit, receipt, _ in receipts:
+                await self._refund_async(limit, receipt, None)
+            raise
+        if receipts:
+            act = call.act
+            vetoes = len(reasons)
+            for limit, receipt, seen in receipts:
+                if seen != vetoes:
+                    await self._refund_async(limit, receipt, act)
+
+    async def _refund_async(self, limit: Limiter, receipt: object, act: Any) -> None:
+        try:
+            if isinstance(limit, AsyncLimiter):
+                await limit.refund_call_async(receipt, act)
+            else:
+                limit.refund_call(receipt, act)
         except Exception as e:  # noqa: BLE001 - a lost refund only overcounts
             self._machinery_error(limit.source, e)
 

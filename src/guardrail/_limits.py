@@ -1050,6 +1050,87 @@ class ActionLimit:
             with contextlib.suppress(Exception):
                 refund(key, weight, mark)
 
+    # -- the same role for async guards -----------------------------------
+
+    async def acquire_call_async(self, call: Call) -> list[Receipt] | None:
+        """:meth:`acquire_call` for a guard on an ``async def`` function.
+
+        The same counts, vetoes, events and receipts; a Redis store decides
+        through ``redis.asyncio``, so waiting on Redis never blocks the event
+        loop (see :class:`~guardrail.mechanisms.AsyncLimiter`).
+        """
+        act = call.act
+        if act is None:
+            return None
+        receipts: list[Receipt] | None = [] if self._refunds else None
+        reason = f"limit:{self.name}"
+        inputs = call.inputs
+        if isinstance(act, bool):
+            if act and not await self._row_allowed_async(call, inputs.row(0), None, receipts):
+                call.veto(reason)
+            return receipts or None
+        denied = np.zeros(len(act), dtype=np.bool_)
+        try:
+            for i in np.flatnonzero(act).tolist():
+                try:
+                    row = inputs.row(i)
+                except Exception:  # noqa: BLE001 - no row: the key function cannot run
+                    row = None
+                if not await self._row_allowed_async(call, row, i, receipts):
+                    denied[i] = True
+        except BaseException:
+            # Raised or cancelled mid-batch: none of its actions is taken.
+            if receipts:
+                await self._refund_async(receipts)
+            raise
+        if denied.any():
+            call.veto(reason, denied)
+        return receipts or None
+
+    async def refund_call_async(
+        self, receipt: object, act: bool | NDArray[np.bool_] | None
+    ) -> None:
+        """:meth:`refund_call` for a guard on an ``async def`` function."""
+        receipts = cast("list[Receipt]", receipt)
+        if act is not None:
+            receipts = [r for r in receipts if not (act if r[0] is None else act[r[0]])]  # type: ignore[index]
+        if receipts:
+            await self._refund_async(receipts)
+
+    async def _row_allowed_async(
+        self, call: Call, row: Any, index: int | None, receipts: list[Receipt] | None
+    ) -> bool:
+        key, weight, error = self._key_and_weight((row,), {})
+        if error is not None:
+            code = DEGRADED | DENY
+        elif self._decide is _paused:
+            code = _paused(key, weight)
+        elif receipts is None:
+            code = await self._counter.acquire_async(key, weight)
+        else:
+            mark = cast(_Refunding, self._counter).mark()
+            code = await self._counter.acquire_async(key, weight)
+            if not code & (DENY | DEGRADED):  # counted in the store
+                receipts.append((index, key, weight, mark))
+        if code == 0:
+            if metrics_configured():
+                self._report.count(0, 0)
+            return True
+        if code & DEGRADED:
+            call.mark_degraded()
+        return self._report.settle(code, key, error)
+
+    async def _refund_async(self, receipts: list[Receipt]) -> None:
+        """:meth:`_refund` through the counter's async refund, when it has one."""
+        counter = self._counter
+        refund_async = getattr(counter, "refund_async", None)
+        if refund_async is None:
+            self._refund(receipts)
+            return
+        for _, key, weight, mark in receipts:
+            with contextlib.suppress(Exception):
+                await refund_async(key, weight, mark)
+
 
 #: One counted action: its row (None for one row), key, weight and the counter's mark.
 Receipt = tuple[int | None, str, int, int]

@@ -39,6 +39,10 @@ OnStateLost = Literal["deny", "reset"]
 #: Timed-out decisions kept waiting for their reply, per limit, and for how long (s).
 MAX_LATE = 8
 LATE_FOR = 5.0
+#: The same for async decisions (a task waits on each).
+MAX_LATE_ASYNC = 256
+#: Connections per event loop for async decisions (they wait for a free one).
+ASYNC_CONNECTIONS = 32
 
 #: The decide script's answer when the namespace's epoch marker is gone or new.
 LOST = 4
@@ -450,8 +454,14 @@ class RedisStore:
             held = self._async.get(id(loop))
             if held is not None and held[0] is loop:
                 return held[1]
-            pool = redis.asyncio.ConnectionPool(
-                connection_class=self._async_class, **self._timeouts(Retry(NoBackoff(), 0))
+            # A bounded pool that a decision waits on (within its deadline) when
+            # every connection is busy: a burst of concurrent decisions neither
+            # opens a connection each nor fails for want of one.
+            pool = redis.asyncio.BlockingConnectionPool(
+                max_connections=ASYNC_CONNECTIONS,
+                timeout=self.deadline,
+                connection_class=self._async_class,
+                **self._timeouts(Retry(NoBackoff(), 0)),
             )
             client = redis.asyncio.Redis(connection_pool=pool)
             # One client per loop: asyncio connections cannot move between loops.
@@ -512,8 +522,41 @@ def _forget_clients(store: RedisStore) -> None:
 
 
 def _forget_late(counter: RedisCounter) -> None:
-    _INHERITED.append(counter.late)
+    _INHERITED.append((counter.late, counter.late_async))
     counter.late = []
+    counter.late_async = set()
+
+
+async def _exchange(
+    pool: Any,
+    command: tuple[Any, ...],
+    fallback: tuple[Any, ...],
+    noscript: type[Exception],
+    timeout: float = LATE_FOR,
+) -> Any:
+    """Send *command* (an EVALSHA) on a pooled async connection; read its reply.
+
+    Waits up to *timeout* for the reply (the decision itself waits only for
+    the deadline); sends *fallback* (the EVAL) when the server lacks the
+    script. A connection left mid-reply (time-out, cancellation, error) is
+    closed, never reused.
+    """
+    connection = await pool.get_connection()
+    try:
+        await connection.send_command(*command, check_health=False)
+        try:
+            reply = await connection.read_response(timeout=timeout)
+        except noscript:
+            await connection.send_command(*fallback, check_health=False)
+            reply = await connection.read_response(timeout=timeout)
+        if reply is None:  # read_response's own time-out
+            raise TimeoutError(f"no reply within {timeout} s")
+    except BaseException:
+        await connection.disconnect(nowait=True)
+        raise
+    finally:
+        await pool.release(connection)
+    return reply
 
 
 def _sha1(script: str) -> str:
@@ -569,6 +612,8 @@ class RedisCounter:
         self.failed = False
         #: Timed-out decisions whose reply may still come: (connection, key, weight, mark, until).
         self.late: list[tuple[Any, str, int, int, float]] = []
+        #: Tasks reading the replies of timed-out async decisions (and refunding them).
+        self.late_async: set[Any] = set()
         from redis.exceptions import TimeoutError as RedisTimeout
 
         self.timeouts = RedisTimeout
@@ -709,28 +754,105 @@ class RedisCounter:
                 self.late.extend(keep)
 
     async def acquire_async(self, key: str, weight: int) -> int:
-        """:meth:`acquire` with redis.asyncio, bounded by the deadline."""
-        import asyncio
+        """:meth:`acquire` with redis.asyncio: the same script, deadline and policy.
 
+        Like the sync path, the command goes straight to a pooled connection.
+        A reply that has not come within the deadline leaves the decision to
+        the policy, and the connection goes on waiting for it in the
+        background: if the server counted the action after all, the count is
+        given back (see :meth:`_late_reply`).
+        """
         if self.down_until and time.monotonic() < self.down_until:
             return self._degraded(key, weight)
         if self.lost_until and self._still_lost():
             return DEGRADED | DENY
+        started = time.monotonic()
+        mark = time.monotonic_ns()
         try:
             client = self.store.async_client()
             if not self.store.epoch:
                 await self.store.warm_async(client)
-            name = self.redis_key(key)
-            args = (2, name, self.epoch_key, weight, 0, self.store.epoch)
-            async with asyncio.timeout(self.deadline):
-                try:
-                    reply = await client.execute_command("EVALSHA", self.decide_sha, *args)
-                except self.noscript:
-                    reply = await client.execute_command("EVAL", self.decide_script, *args)
-            code = int(reply)
+            pool = client.connection_pool
+            connection = await pool.get_connection()
+            code = await self._decide_on(pool, connection, key, weight, started, mark)
         except Exception as e:  # noqa: BLE001 - the failure policy decides instead
             return self._failed(e, key, weight)
         return self._answered(code)
+
+    async def _decide_on(
+        self, pool: Any, connection: Any, key: str, weight: int, started: float, mark: int
+    ) -> int:
+        """Send the decision on *connection*; its reply within what is left of the deadline."""
+        parked = reading = False
+        try:
+            left = self.deadline - (time.monotonic() - started)
+            if left <= 0:  # the wait for a connection took the whole deadline: nothing sent
+                raise TimeoutError(f"no connection within the deadline ({self.deadline} s)")
+            await connection.send_packed_command(self.packed(key, weight), check_health=False)
+            reading = True
+            try:
+                reply = await connection.read_response(timeout=left, disconnect_on_error=False)
+            except self.noscript:
+                reading = False
+                fallback = (self.decide_script, 2, self.redis_key(key), self.epoch_key)
+                await connection.send_command(
+                    "EVAL", *fallback, weight, 0, self.store.epoch, check_health=False
+                )
+                reading = True
+                left = max(self.deadline - (time.monotonic() - started), 0.001)
+                reply = await connection.read_response(timeout=left, disconnect_on_error=False)
+            if reply is None:  # the deadline passed: the reply may still come
+                parked = self._park_async(pool, connection, key, weight, mark)
+                raise TimeoutError(f"no reply within the deadline ({self.deadline} s)")
+            return int(reply)
+        except BaseException as e:
+            if reading and not parked:
+                import asyncio
+
+                if isinstance(e, asyncio.CancelledError):
+                    # The caller gave up while the reply was on its way: the action
+                    # is not taken, so read the reply as after a time-out.
+                    parked = self._park_async(pool, connection, key, weight, mark)
+            if not parked:
+                # Failed mid-reply: never reused (what it counted stays).
+                await connection.disconnect(nowait=True)
+            raise
+        finally:
+            if not parked:
+                await pool.release(connection)
+
+    def _park_async(self, pool: Any, connection: Any, key: str, weight: int, mark: int) -> bool:
+        """Wait for a timed-out async decision's reply in a task (a few hundred at most)."""
+        import asyncio
+
+        late = self.late_async
+        if len(late) >= MAX_LATE_ASYNC:
+            return False
+        task = asyncio.get_running_loop().create_task(
+            self._late_reply(pool, connection, key, weight, mark)
+        )
+        late.add(task)
+        task.add_done_callback(late.discard)
+        return True
+
+    async def _late_reply(
+        self, pool: Any, connection: Any, key: str, weight: int, mark: int
+    ) -> None:
+        """Read a timed-out decision's reply (up to LATE_FOR); refund what the server counted.
+
+        Never raises: a reply that does not come leaves the count in place.
+        """
+        try:
+            reply = await connection.read_response(timeout=LATE_FOR)
+            if reply is None:
+                raise TimeoutError(f"no reply within {LATE_FOR} s")
+        except BaseException:  # noqa: BLE001 - a lost reply only leaves the count in place
+            await connection.disconnect(nowait=True)
+            await pool.release(connection)
+            return
+        await pool.release(connection)
+        if isinstance(reply, int) and not reply & DENY and reply != LOST:
+            await self.refund_async(key, weight, mark, timeout=LATE_FOR)
 
     def _answered(self, code: int) -> int:
         if code == LOST:
@@ -840,6 +962,27 @@ class RedisCounter:
                 client.execute_command("EVALSHA", self.refund_sha, 1, name, weight, age_us)
             except self.noscript:
                 client.execute_command("EVAL", self.refund_script, 1, name, weight, age_us)
+        except Exception as e:  # noqa: BLE001 - a refund is best effort
+            self.last_error = f"{type(e).__name__}: {e}"[:200]
+
+    async def refund_async(
+        self, key: str, weight: int, mark: int, *, timeout: float | None = None
+    ) -> None:
+        """:meth:`refund` with redis.asyncio; waits up to *timeout* (the deadline by default).
+
+        A late refund (given a *timeout*) is made even while decisions skip
+        Redis: its reply just showed that Redis answers, and no decision waits
+        on it.
+        """
+        if timeout is None and self.down_until and time.monotonic() < self.down_until:
+            return
+        age_us = (time.monotonic_ns() - mark) // 1000 + round(self.deadline * 1e6) + 1000
+        name = self.redis_key(key)
+        command = ("EVALSHA", self.refund_sha, 1, name, weight, age_us)
+        fallback = ("EVAL", self.refund_script, 1, name, weight, age_us)
+        try:
+            pool = self.store.async_client().connection_pool
+            await _exchange(pool, command, fallback, self.noscript, timeout or self.deadline)
         except Exception as e:  # noqa: BLE001 - a refund is best effort
             self.last_error = f"{type(e).__name__}: {e}"[:200]
 

@@ -14,13 +14,24 @@ and a :class:`~guardrail.errors.ConfigError`. See ``docs/mechanisms.md``.
 
 from __future__ import annotations
 
-from ._call import Assigner, Call, Decider, InputMonitor, Limiter, Mechanism, Recorder, Source
+from ._call import (
+    Assigner,
+    AsyncLimiter,
+    Call,
+    Decider,
+    InputMonitor,
+    Limiter,
+    Mechanism,
+    Recorder,
+    Source,
+)
 from ._inputs import InputBinding, Inputs, InputsKind
 from ._limits import Receipt
 from ._public import publish
 
 __all__ = [
     "Assigner",
+    "AsyncLimiter",
     "Call",
     "Decider",
     "InputBinding",
