@@ -152,6 +152,18 @@ def artifact() -> Callable[[str], Path]:
     return path
 
 
+#: Fixtures that start a real server: a test using one belongs to the integration tier.
+_SERVER_FIXTURES = frozenset({"redis_server", "own_redis_server", "spark"})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that starts a real server as an integration test."""
+    for item in items:
+        if _SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Name the artifacts the tests saved (screenshots), so a CI log points at them."""
     for path in _SAVED_ARTIFACTS:
