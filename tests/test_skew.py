@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import re
 import threading
 import tracemalloc
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -780,7 +783,7 @@ class TestSamplingAwareProblems:
 
 class TestAutomaticCadence:
     def test_a_sampled_monitor_checks_within_thousands_of_requests(self) -> None:
-        """At 5 % sampling the default cadence checks within ten thousand requests."""
+        """At 5 % sampling the first check comes within five thousand requests."""
         monitor = gr.SkewMonitor(reference=REF, sample=0.05, seed=4, background=False)
         assert 100 <= monitor.every < 1_000
         requests = 0
@@ -790,16 +793,21 @@ class TestAutomaticCadence:
             if monitor.last_report is not None:
                 break
         assert monitor.last_report is not None
-        assert requests < 10_000
-        assert monitor.last_report.verdict == "ok"
+        assert requests < 5_000
+        assert monitor.last_report.severity == "ok"
+        assert monitor.last_report.verdict == "insufficient"  # the warning floor needs more
 
     def test_later_checks_need_a_little_more(self) -> None:
-        """As the lifetime budget's share falls, each check waits for somewhat more rows."""
+        """The first check needs the alert floor's rows, later ones more each time."""
         monitor = gr.SkewMonitor(reference=REF, seconds=None, background=False)
         first = monitor.every
         monitor.observe_batch(rows(first))
         assert monitor.checks_run == 1
-        assert first < monitor.every < 2 * first
+        second = monitor.every
+        assert 2 * first < second < 4 * first
+        monitor.observe_batch(rows(second))
+        assert monitor.checks_run == 2
+        assert second < monitor.every < 2 * second
 
     def test_an_explicit_size_is_kept(self) -> None:
         """every=N checks at exactly N rows, whatever the evidence needs."""
@@ -808,3 +816,92 @@ class TestAutomaticCadence:
         assert monitor.every == 50
         assert monitor.last_report is not None
         assert monitor.last_report.verdict == "insufficient"
+
+
+def readme_reference() -> gr.Profile:
+    """The reference of the README's example, built as the README builds it."""
+    rng = np.random.default_rng(0)
+    return gr.Profile.from_columns(
+        {
+            "amount": rng.lognormal(4.0, 1.0, 5_000),
+            "merchant": rng.choice(["m-01", "m-02", "m-03"], 5_000),
+        }
+    )
+
+
+class TestSaysWhatItDoes:
+    def test_the_readme_monitor_checks_within_the_calls_it_states(self) -> None:
+        """The README's monitor first checks after the rows and calls the README states."""
+        readme = (Path(__file__).parents[1] / "README.md").read_text()
+        assert "inputs=gr.SkewMonitor(reference=ref, sample=0.05)" in readme
+        stated = re.search(
+            r"runs once (\d+)\s+sampled rows are in.*?after about ([\d,]+) calls", readme, re.S
+        )
+        assert stated is not None
+        rows_stated, calls_stated = int(stated[1]), int(stated[2].replace(",", ""))
+        ref = readme_reference()
+        counts = []
+        for seed in range(20):
+            monitor = gr.SkewMonitor(reference=ref, sample=0.05, seed=seed, background=False)
+            assert monitor.every == rows_stated
+            rng = np.random.default_rng(100 + seed)
+            amounts = rng.lognormal(4.0, 1.0, 10_000).tolist()
+            calls = 0
+            for amount in amounts:
+                monitor.observe({"amount": amount, "merchant": "m-01"})
+                calls += 1
+                if monitor.checks_run:
+                    break
+            counts.append(calls)
+        assert abs(float(np.median(counts)) - calls_stated) < 0.05 * calls_stated
+        assert max(counts) < 5_000
+
+    def test_a_far_first_check_is_announced_once(self) -> None:
+        """At 0.5 % sampling the first check is far away: one event says so."""
+        monitor = gr.SkewMonitor(reference=REF, sample=0.005, seed=1, background=False)
+        with capture_events() as events:
+            for row in rows(300):
+                monitor.observe(row)
+        delayed = [e for e in events if isinstance(e, gr.instrumentation.SkewCheckDelayed)]
+        assert len(delayed) == 1
+        assert delayed[0].reason == "sampling"
+        assert delayed[0].calls == math.ceil(monitor.every / 0.005) > 10_000
+        assert delayed[0].source.name == "skew"
+
+    def test_the_notice_is_in_the_report(self) -> None:
+        """The reports of a monitor with a far first check carry the notice as a note."""
+        monitor = gr.SkewMonitor(reference=REF, sample=0.005, seed=1, background=False)
+        monitor.observe_batch(rows(2_000))
+        report = monitor.check()
+        assert report is not None
+        assert report.notes
+        assert "first check comes after about" in report.notes[0]
+        assert "note: the first check comes after about" in report.to_text()
+        assert report.to_dict()["notes"] == list(report.notes)
+
+    def test_a_monitor_that_checks_soon_says_nothing(self) -> None:
+        """Sampling every call, the first check is close: no event, no note."""
+        monitor = gr.SkewMonitor(reference=REF, background=False)
+        with capture_events() as events:
+            monitor.observe_batch(rows(monitor.every))
+        assert not [e for e in events if isinstance(e, gr.instrumentation.SkewCheckDelayed)]
+        assert monitor.last_report is not None
+        assert monitor.last_report.notes == ()
+
+    def test_checks_too_small_to_decide_are_announced(self) -> None:
+        """every=N below the rows the warning levels need: the monitor says so."""
+        monitor = gr.SkewMonitor(reference=REF, every=50, seconds=None, background=False)
+        with capture_events() as events:
+            monitor.observe_batch(rows(50))
+        delayed = [e for e in events if isinstance(e, gr.instrumentation.SkewCheckDelayed)]
+        assert [e.reason for e in delayed] == ["small_checks"]
+        assert delayed[0].rows == 50
+
+    def test_a_reference_too_small_is_announced(self) -> None:
+        """A reference too small for any check to show drift: calls is -1."""
+        tiny = gr.Profile.from_columns({"x": np.random.default_rng(0).normal(size=30)})
+        monitor = gr.SkewMonitor(reference=tiny, background=False)
+        with capture_events() as events:
+            monitor.observe({"x": 0.0})
+        delayed = [e for e in events if isinstance(e, gr.instrumentation.SkewCheckDelayed)]
+        assert [(e.reason, e.calls) for e in delayed] == [("small_reference", -1)]

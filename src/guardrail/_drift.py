@@ -209,6 +209,8 @@ class SkewReport:
     reference_rows: int
     serving_rows: int
     schema_fingerprint: str
+    #: What the monitor that made the report wants known about it (plain sentences).
+    notes: tuple[str, ...] = ()
 
     def __getitem__(self, name: str) -> FeatureDrift:
         for feature in self.features:
@@ -264,6 +266,7 @@ class SkewReport:
             "drifted": [f.name for f in self.drifted],
             "underutilized": [list(pair) for pair in self.underutilized],
             "features": [f.to_dict() for f in self.features],
+            "notes": list(self.notes),
         }
 
     def to_json(self) -> str:
@@ -304,6 +307,7 @@ class SkewReport:
             )
         for name, reason in self.underutilized:
             lines.append(f"underutilized: {name} ({reason.replace('_', ' ')})")
+        lines.extend(f"note: {note}" for note in self.notes)
         return "\n".join(lines)
 
 
@@ -591,7 +595,7 @@ def _categorical(
 
 
 def _rows_to_decide(
-    ref: NumericProfile | CategoricalProfile, limits: DriftThresholds, tests: int
+    ref: NumericProfile | CategoricalProfile, limits: DriftThresholds, tests: int, level: int = 0
 ) -> int:
     """Serving rows needed to see a distribution difference at the warning floor.
 
@@ -600,9 +604,10 @@ def _rows_to_decide(
     difference at the PSI floor reaches the warning level (Holm's first
     step) once n_eff * floor passes the critical value. 0 when the feature
     is not decided that way; -1 when the reference is too small for any
-    number of serving rows.
+    number of serving rows. *level* 1 asks for a difference at the alert
+    floor instead (still at the warning's evidence).
     """
-    if limits.false_alarm is None or limits.psi is None or limits.psi[0] <= 0:
+    if limits.false_alarm is None or limits.psi is None or limits.psi[level] <= 0:
         return 0
     if isinstance(ref, NumericProfile):
         cells = int(np.count_nonzero(ref.bins))
@@ -612,7 +617,7 @@ def _rows_to_decide(
     if cells < 2:
         return 0
     critical = chi2_isf(limits.false_alarm[0] / max(tests, 1), cells - 1)
-    n_eff = critical / limits.psi[0]
+    n_eff = critical / limits.psi[level]
     n1 = ref.n
     if n1 <= n_eff * 1.001:
         return -1
@@ -634,19 +639,21 @@ def rows_to_decide(
     reference: Profile,
     thresholds: DriftThresholds,
     per_feature: Mapping[str, DriftThresholds] | None = None,
+    level: int = 0,
 ) -> int:
     """About the serving rows a comparison with *reference* needs to decide every feature.
 
     Assumes three tests per feature in Holm's family (the distribution, the
     location and one rate), as the comparison's own ``rows_needed`` does.
     -1 when the reference is too small for some feature; 0 when no feature
-    is decided on evidence.
+    is decided on evidence. *level* 1: rows to show a difference at the
+    alert floors (PSI 0.25 rather than 0.1; about 2.5 times fewer).
     """
     per_feature = per_feature or {}
     tests = _TESTS_PER_FEATURE * len(reference)
     needed = 0
     for ref in reference:
-        rows = _rows_to_decide(ref, per_feature.get(ref.name, thresholds), tests)
+        rows = _rows_to_decide(ref, per_feature.get(ref.name, thresholds), tests, level)
         if rows < 0:
             return -1
         needed = max(needed, rows)

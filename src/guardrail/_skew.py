@@ -31,7 +31,7 @@ from ._events import MachineryError
 from ._forks import fork_safe_lock
 from ._hooks import emit
 from ._inputs import Inputs
-from ._mechanism_events import InputsInvalid, SkewDetected, UpstreamFailure
+from ._mechanism_events import InputsInvalid, SkewCheckDelayed, SkewDetected, UpstreamFailure
 from ._privacy import redact
 from ._profile import (
     NUMBER_TYPES,
@@ -58,6 +58,8 @@ _MAX_UNEXPECTED_NAMES: Final = 64
 # The bounds of an automatic check size (every=None).
 _MIN_EVERY: Final = 100
 _MAX_EVERY: Final = 10_000
+#: Past this many calls before the first check, a monitor says so (``SkewCheckDelayed``).
+SLOW_CALLS: Final = 10_000
 
 #: A value no numeric feature takes: what a row that cannot be profiled is counted as.
 _WRONG_TYPE: Final = "<invalid>"
@@ -86,10 +88,15 @@ class SkewMonitor:
             ``"missing"``, ``"unexpected"``, ``"type"``, ``"nan_inf"``,
             ``"out_of_range"``).
         every: Compare once the current profile (the sampled rows since the
-            last check) holds this many rows. ``None`` (default): as soon as
-            it holds enough rows to show drift at the warning levels (about
-            the ``rows_needed`` of a comparison, between 100 and 10,000, a
+            last check) holds this many rows. ``None`` (default): the first
+            check as soon as it holds enough rows to show drift at the alert
+            levels, later ones at the warning levels (about the
+            ``rows_needed`` of a comparison, between 100 and 10,000, a
             little more at each check as the lifetime budget's share falls).
+            A monitor whose first check is more than 10,000 calls away, or
+            whose checks are too small to show drift, says so once: a
+            ``SkewCheckDelayed`` event on its first call and a note in its
+            reports.
         seconds: ...or once it is this old (and holds at least
             *min_samples* rows); ``None`` to compare by count only.
         min_samples: The fewest rows the current profile needs to be
@@ -203,6 +210,10 @@ class SkewMonitor:
             self.every = self._auto_every(1)
         self.background = bool(background)
         self._clock = clock
+        self._delay = self._delayed()
+        #: What this monitor's reports note about its checks (``SkewReport.notes``).
+        self.notes: tuple[str, ...] = () if self._delay is None else (self._delay[1],)
+        self._announce = self._delay is not None
 
         names = reference.names
         self._names = names
@@ -283,6 +294,8 @@ class SkewMonitor:
 
     def observe(self, row: Mapping[str, Any]) -> None:
         """Validate one row (under ``"raise"``) and maybe sample it."""
+        if self._announce:
+            self._say_delayed()
         if self._raise:
             self._check_row(row)
         sample = self.sample
@@ -402,6 +415,8 @@ class SkewMonitor:
 
     def observe_inputs(self, inputs: Inputs) -> None:
         """Validate (under ``"raise"``) and sample a batch read as :class:`Inputs`."""
+        if self._announce:
+            self._say_delayed()
         try:
             columns, rows = self._columns(inputs)
             if not rows:
@@ -662,10 +677,54 @@ class SkewMonitor:
         return scaled(self.thresholds), {n: scaled(t) for n, t in self.per_feature.items()}
 
     def _auto_every(self, k: int) -> int:
-        """The rows the k-th check needs to decide, within [100, 10,000]."""
+        """The rows the k-th check needs to decide, within [100, 10,000].
+
+        The first check needs only enough to show drift at the alert floors,
+        so that a sampled monitor looks early; later ones the warning floors.
+        """
         thresholds, per_feature = self._levels(k)
-        needed = rows_to_decide(self.reference, thresholds, per_feature)
+        needed = rows_to_decide(self.reference, thresholds, per_feature, level=int(k == 1))
         return _MAX_EVERY if needed < 0 else min(_MAX_EVERY, max(_MIN_EVERY, needed))
+
+    def _delayed(self) -> tuple[SkewCheckDelayed, str] | None:
+        """The event and note of a monitor that will not decide for a while, if it will not."""
+        thresholds, per_feature = self._levels(1)
+        needed = rows_to_decide(self.reference, thresholds, per_feature)
+        calls = math.ceil(self.every / self.sample)
+        share = f"{self.sample:.3g}" if self.sample < 1 else "every call"
+        if needed < 0:
+            reason, calls = "small_reference", -1
+            note = "the reference is too small for any check to show drift at the warning levels"
+        elif not self.auto_every and self.every < needed:
+            reason = "small_checks"
+            note = (
+                f"a check every {self.every:,} sampled rows is too few to show drift at the "
+                f"warning levels (about {needed:,} needed)"
+            )
+        elif calls > SLOW_CALLS:
+            reason = "sampling"
+            note = (
+                f"the first check comes after about {calls:,} calls "
+                f"({self.every:,} sampled rows at sample={share})"
+            )
+        else:
+            return None
+        event = SkewCheckDelayed(
+            source=self.source, reason=reason, calls=calls, rows=self.every, sample=self.sample
+        )
+        return event, note
+
+    def _say_delayed(self) -> None:
+        """Emit the delay notice once, with the source the monitor has by now."""
+        with self._lock:
+            if not self._announce:
+                return
+            self._announce = False
+        try:
+            assert self._delay is not None
+            emit(attrs.evolve(self._delay[0], source=self.source))
+        except Exception as e:  # noqa: BLE001 - the predict path is sacred
+            self._failed(e)
 
     def _compare(self, window: Profile) -> SkewReport:
         with self._lock:
@@ -677,6 +736,8 @@ class SkewMonitor:
                 self.every = following
         thresholds, per_feature = self._levels(k)
         report = compare(self.reference, window, thresholds=thresholds, per_feature=per_feature)
+        if self.notes:
+            report = attrs.evolve(report, notes=self.notes)
         self.last_report = report
         samples = report.serving_rows
         for drift in report.drifted:
