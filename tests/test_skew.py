@@ -905,3 +905,99 @@ class TestSaysWhatItDoes:
             monitor.observe({"x": 0.0})
         delayed = [e for e in events if isinstance(e, gr.instrumentation.SkewCheckDelayed)]
         assert [(e.reason, e.calls) for e in delayed] == [("small_reference", -1)]
+
+
+def _split_rows(name: str, seed: int) -> tuple[gr.Profile, list[dict[str, float]]]:
+    """A reference from a random half of a bundled data set, and the other half as rows."""
+    from sklearn import datasets
+
+    data = np.asarray(getattr(datasets, f"load_{name}")().data, dtype=float)
+    names = [f"x{j}" for j in range(data.shape[1])]
+    order = np.random.default_rng(seed).permutation(len(data))
+    half = len(data) // 2
+    reference = gr.Profile.from_array(data[order[:half]], names=names)
+    rows = [dict(zip(names, row, strict=True)) for row in data[order[half:]].tolist()]
+    return reference, rows
+
+
+def _refused(monitor: gr.SkewMonitor, rows: list[dict[str, Any]]) -> int:
+    refused = 0
+    for row in rows:
+        try:
+            monitor.observe(row)
+        except gr.errors.SchemaViolationError:
+            refused += 1
+    return refused
+
+
+class TestRowChecksKnowSampling:
+    @pytest.mark.parametrize("name", ["iris", "wine", "diabetes", "breast_cancer"])
+    def test_legitimate_rows_of_small_data_sets_pass(self, name: str) -> None:
+        """Rows of the held-out half are refused at about the stated 1 %, not the old 4-24 %."""
+        pytest.importorskip("sklearn")
+        refused = exact = total = 0
+        for seed in range(10):
+            reference, rows = _split_rows(name, seed)
+            monitor = gr.SkewMonitor(reference=reference, on_invalid="raise", background=False)
+            strict = gr.SkewMonitor(
+                reference=reference, on_invalid="raise", range_tolerance=None, background=False
+            )
+            refused += _refused(monitor, rows)
+            exact += _refused(strict, rows)
+            total += len(rows)
+        assert refused / total <= 0.02  # stated 1 %; heavier tails than exponential cost a bit more
+        assert exact / total >= 0.04  # the observed range alone refuses many more
+        assert refused < exact / 2
+
+    def test_gross_violations_still_raise(self) -> None:
+        """A value ten ranges beyond the reference, or an infinity, is still refused."""
+        pytest.importorskip("sklearn")
+        reference, rows = _split_rows("iris", 0)
+        monitor = gr.SkewMonitor(reference=reference, on_invalid="raise", background=False)
+        low, high = monitor.row_ranges["x0"]
+        bad = dict(rows[0], x0=high + 10 * (high - low))
+        with pytest.raises(gr.errors.SchemaViolationError, match="out_of_range"):
+            monitor.observe(bad)
+        with pytest.raises(gr.errors.SchemaViolationError, match="nan_inf"):
+            monitor.observe(dict(rows[0], x0=float("inf")))
+        with pytest.raises(gr.errors.SchemaViolationError, match="out_of_range"):
+            monitor.observe_batch({k: [v, -1e6] for k, v in rows[0].items()})
+
+    def test_the_range_widens_less_for_a_larger_reference(self) -> None:
+        """Small references get a margin past their extremes; large ones keep the observed range."""
+        rng = np.random.default_rng(3)
+        margins = []
+        for n in (50, 150, 100_000):
+            ref = gr.Profile.from_columns({"x": rng.normal(size=n)})
+            monitor = gr.SkewMonitor(reference=ref, on_invalid="raise")
+            feature = ref["x"]
+            assert isinstance(feature, gr.skew.NumericProfile)
+            margins.append(monitor.row_ranges["x"][1] - feature.max)
+        # One feature, 1 %: 0.5 % per side; past 200 rows 1 / (n + 1) is already below it.
+        assert margins[0] > margins[1] > 0
+        assert margins[2] == 0
+
+    def test_missing_values_pass_where_training_had_them(self) -> None:
+        """None and NaN pass in a feature missing in training; elsewhere they are refused."""
+        rng = np.random.default_rng(4)
+        values = rng.normal(size=500)
+        holes = [None if i % 10 == 0 else float(v) for i, v in enumerate(values)]
+        ref = gr.Profile.from_columns({"sparse": holes, "full": values})
+        monitor = gr.SkewMonitor(reference=ref, on_invalid="raise", background=False)
+        assert monitor.may_be_missing == {"sparse"}
+        monitor.observe({"sparse": None, "full": 0.0})
+        monitor.observe({"sparse": float("nan"), "full": 0.0})
+        monitor.observe_batch({"sparse": [None, float("nan")], "full": [0.0, 0.1]})
+        with pytest.raises(gr.errors.SchemaViolationError, match="full: missing"):
+            monitor.observe({"sparse": 0.0, "full": None})
+        with pytest.raises(gr.errors.SchemaViolationError, match="nan_inf"):
+            monitor.observe({"sparse": float("inf"), "full": 0.0})
+        strict = gr.SkewMonitor(reference=ref, on_invalid="raise", allow_missing=False)
+        with pytest.raises(gr.errors.SchemaViolationError, match="sparse: missing"):
+            strict.observe({"sparse": None, "full": 0.0})
+
+    def test_a_bad_tolerance_is_refused(self) -> None:
+        """range_tolerance is a probability in (0, 1) or None."""
+        for bad in (0, 1, -0.1, True, "0.01"):
+            with pytest.raises(gr.errors.ConfigError, match="range_tolerance"):
+                gr.SkewMonitor(reference=REF, range_tolerance=bad)  # type: ignore[arg-type]
