@@ -960,15 +960,27 @@ class _NumericAccumulator:
         self.n, self.mean, self.m2 = _moments(self.n, self.mean, self.m2, n, mean, m2)
 
     def _add_points(self, finite: F64) -> None:
-        """Point masses and bin spreads of finite values (before n, min and max move)."""
+        """Point masses and bin spreads of finite values (before n, min and max move).
+
+        One sort; everything else is bisection of the sorted values and one
+        pass for the longest run of equal values.
+        """
         if not len(finite):
             return
-        values, counts = np.unique(finite, return_counts=True)
-        values += 0.0  # -0.0 is 0.0: one value, one spelling
+        ordered = np.sort(finite)
+        ordered += 0.0  # -0.0 is 0.0: one value, one spelling
+        size = len(ordered)
         first = self.n == 0
+
+        def run(value: float) -> int:
+            return int(
+                np.searchsorted(ordered, value, side="right")
+                - np.searchsorted(ordered, value, side="left")
+            )
+
         if self.at_min >= 0:
-            low, high = float(values[0]), float(values[-1])
-            at_low, at_high = int(counts[0]), int(counts[-1])
+            low, high = float(ordered[0]), float(ordered[-1])
+            at_low, at_high = run(low), run(high)
             if first or low < self.min:
                 self.at_min = at_low
             elif low == self.min:
@@ -977,34 +989,44 @@ class _NumericAccumulator:
                 self.at_max = at_high
             elif high == self.max:
                 self.at_max += at_high
-            here = int(np.searchsorted(values, self.mode)) if not first else len(values)
-            if here < len(values) and values[here] == self.mode:
-                self.mode_count += int(counts[here])
-            top = int(np.argmax(counts))
-            if int(counts[top]) > self.mode_count:
-                self.mode, self.mode_count = float(values[top]), int(counts[top])
-            self.heaviest = min(self.heaviest + int(counts[top]), self.n + len(finite))
+            if not first:
+                self.mode_count += run(self.mode)
+            new = np.empty(size, dtype=bool)
+            new[0] = True
+            np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+            starts_of_runs = np.flatnonzero(new)
+            lengths = np.diff(np.append(starts_of_runs, size))
+            longest = int(np.argmax(lengths))
+            count = int(lengths[longest])
+            if count > self.mode_count:
+                self.mode, self.mode_count = float(ordered[starts_of_runs[longest]]), count
+            self.heaviest = min(self.heaviest + count, self.n + size)
         if len(self.sums):
-            where = np.searchsorted(self.edges, values, side="right")
+            cuts = np.searchsorted(ordered, self.edges, side="left")
+            starts = np.concatenate([[0], cuts])
+            stops = np.concatenate([cuts, [size]])
+            present = np.flatnonzero(stops > starts)
+            begin, end = starts[present], stops[present]
+            bottom, top = ordered[begin], ordered[end - 1]
+            at_bottom = np.searchsorted(ordered, bottom, side="right") - begin
+            at_top = end - np.searchsorted(ordered, top, side="left")
             with np.errstate(over="ignore", invalid="ignore"):
-                sums = np.bincount(where, weights=values * counts, minlength=len(self.bins))
+                sums = np.zeros(len(self.bins))
+                sums[present] = np.add.reduceat(ordered, begin)
                 self.sums = _saturated_array(self.sums + sums)
-            present, starts = np.unique(where, return_index=True)
-            ends = np.append(starts[1:], len(values)) - 1
-            bottom, top = values[starts], values[ends]
             old_low, old_high = self.lows[present], self.highs[present]
             self.at_lows[present] = np.where(
-                bottom == old_low,
-                self.at_lows[present] + counts[starts],
-                np.where(bottom < old_low, counts[starts], self.at_lows[present]),
+                np.isnan(old_low) | (bottom < old_low),
+                at_bottom,
+                np.where(
+                    bottom == old_low, self.at_lows[present] + at_bottom, self.at_lows[present]
+                ),
             )
-            self.at_lows[present[np.isnan(old_low)]] = counts[starts][np.isnan(old_low)]
             self.at_highs[present] = np.where(
-                top == old_high,
-                self.at_highs[present] + counts[ends],
-                np.where(top > old_high, counts[ends], self.at_highs[present]),
+                np.isnan(old_high) | (top > old_high),
+                at_top,
+                np.where(top == old_high, self.at_highs[present] + at_top, self.at_highs[present]),
             )
-            self.at_highs[present[np.isnan(old_high)]] = counts[ends][np.isnan(old_high)]
             self.lows[present] = np.fmin(old_low, bottom)
             self.highs[present] = np.fmax(old_high, top)
 
