@@ -569,7 +569,8 @@ def _pile_up(
     (kept exactly or as a lower bound), against an upper bound of the
     reference's count at the same value (exact at its own extremes). The
     evidence is the conditional binomial test of the rates, Bonferroni over
-    the points; a test that cannot reach *cut* is left out.
+    the points (and, for the most frequent value, over the serving rows it
+    was chosen among); a test that cannot reach *cut* is left out.
     """
     if not (ref.points and cur.points and ref.n and cur.n):
         return math.nan, None
@@ -583,8 +584,11 @@ def _pile_up(
         ref_hits = _share_at(ref, value)
         effect = max(0.0, hits / cur.n - ref_hits / ref.n)
         total = ref_hits + hits
-        p = min(1.0, m * binomial_sf(hits, total, share)) if hits > 0 else 1.0
-        results.append((p, -effect, where, m * share**total))
+        # The most frequent value was chosen for its count: Bonferroni over
+        # every value the serving side could have made its mode.
+        factor = m * (cur.n if where == "inside" else 1)
+        p = min(1.0, factor * binomial_sf(hits, total, share)) if hits > 0 else 1.0
+        results.append((p, -effect, where, factor * share**total))
     # The point with the strongest evidence (the largest effect among equals).
     p, effect, where, reachable = min(results)
     if reachable <= cut:
