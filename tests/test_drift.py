@@ -266,3 +266,144 @@ class TestFalseAlarmRate:
         """Probabilities must satisfy 0 < alert <= warn < 1."""
         with pytest.raises(gr.errors.ConfigError, match="false_alarm"):
             gr.skew.DriftThresholds(false_alarm=(0.001, 0.01))
+
+
+def _compare_x(reference: np.ndarray, serving: np.ndarray) -> gr.skew.FeatureDrift:
+    ref = gr.Profile.from_columns({"x": reference})
+    return gr.compare(ref, gr.Profile.from_columns({"x": serving}, like=ref))["x"]
+
+
+def _pile_up(feature: gr.skew.FeatureDrift) -> gr.skew.MetricResult:
+    return next(m for m in feature.metrics if m.metric == "pile_up")
+
+
+class TestPileUps:
+    def test_a_top_clip_is_a_pile_up_at_the_maximum(self) -> None:
+        """Clipping the top 5 % piles 5 % of the values on the serving maximum, named so."""
+        rng = np.random.default_rng(11)
+        population = rng.normal(size=100_000)
+        clipped = np.minimum(rng.normal(size=1_000), np.quantile(population, 0.95))
+        pile = _pile_up(_compare_x(population, clipped))
+        assert pile.where == "max"
+        assert pile.value == pytest.approx(0.05, abs=0.02)
+        assert pile.severity == "warn"
+        assert pile.p_value is not None
+        assert pile.p_value < 1e-12
+
+    def test_a_stuck_minimum_is_a_pile_up_at_the_minimum(self) -> None:
+        """A sensor stuck at the reference's minimum for 15 % of the rows alerts there."""
+        rng = np.random.default_rng(12)
+        population = rng.uniform(0, 1, 50_000)
+        values = rng.uniform(0, 1, 2_000)
+        values[:300] = population.min()
+        pile = _pile_up(_compare_x(population, values))
+        assert pile.where == "min"
+        assert pile.severity == "alert"
+
+    def test_a_new_point_mass_inside_the_range_is_caught(self) -> None:
+        """A default value written for 8 % of the rows, inside the range, is a pile-up inside."""
+        rng = np.random.default_rng(13)
+        population = rng.normal(size=50_000)
+        values = rng.normal(size=2_000)
+        values[:160] = 0.123
+        feature = _compare_x(population, values)
+        pile = _pile_up(feature)
+        assert pile.where == "inside"
+        assert pile.severity == "warn"
+        assert (
+            "pile_up at the most frequent value"
+            in gr.compare(
+                gr.Profile.from_columns({"x": population}),
+                gr.Profile.from_columns(
+                    {"x": values}, like=gr.Profile.from_columns({"x": population})
+                ),
+            ).to_text()
+        )
+
+    def test_a_heaped_feature_without_drift_is_no_pile_up(self) -> None:
+        """Integers of a few levels pile up everywhere, as much as in the reference: ok."""
+        rng = np.random.default_rng(14)
+        levels = rng.integers(0, 6, 50_000).astype(float)
+        pile = _pile_up(_compare_x(levels, rng.integers(0, 6, 5_000).astype(float)))
+        assert pile.severity == "ok"
+        assert pile.value < 0.02
+
+    def test_pile_ups_keep_the_stated_false_alarm_rate(self) -> None:
+        """On 200 no-drift pairs of heaped and continuous data, at most the stated 10 % warn."""
+        rng = np.random.default_rng(15)
+        levels = gr.skew.DriftThresholds(false_alarm=(0.1, 0.02))
+        alarms = 0
+        for i in range(200):
+            n = (50, 200, 1_000)[i % 3]
+            if i % 2:
+                a, b = rng.integers(0, 8, n).astype(float), rng.integers(0, 8, n).astype(float)
+            else:
+                a, b = np.round(rng.normal(size=n), 1), np.round(rng.normal(size=n), 1)
+            ref = gr.Profile.from_columns({"x": a})
+            report = gr.compare(ref, gr.Profile.from_columns({"x": b}, like=ref), thresholds=levels)
+            alarms += _pile_up(report["x"]).severity != "ok"
+        # 10 % of 200 is 20; three standard errors above it is about 33.
+        assert alarms <= 33
+
+    def test_a_profile_without_point_masses_reads_nan(self) -> None:
+        """Against a version-1 reference (no point masses kept) pile_up is not measured."""
+        rng = np.random.default_rng(16)
+        ref = gr.Profile.from_columns({"x": rng.normal(size=1_000)})
+        data = ref.to_dict()
+        data["version"] = 1
+        for key in (
+            "at_min",
+            "at_max",
+            "mode",
+            "mode_count",
+            "heaviest",
+            "sums",
+            "lows",
+            "highs",
+            "at_lows",
+            "at_highs",
+        ):
+            data["features"][0].pop(key)
+        old = gr.Profile.from_dict(data)
+        serving = gr.Profile.from_columns({"x": np.zeros(500)}, like=old)
+        pile = _pile_up(gr.compare(old, serving)["x"])
+        assert np.isnan(pile.value)
+        assert pile.severity == "ok"
+
+
+def _exact_w1(a: np.ndarray, b: np.ndarray) -> float:
+    """Wasserstein-1 of two samples: the integral of |F_a - F_b| over the sorted values."""
+    points = np.sort(np.concatenate([a, b]))
+    fa = np.searchsorted(np.sort(a), points[:-1], side="right") / len(a)
+    fb = np.searchsorted(np.sort(b), points[:-1], side="right") / len(b)
+    return float(np.sum(np.abs(fa - fb) * np.diff(points)))
+
+
+class TestWassersteinOnTies:
+    @pytest.mark.parametrize(
+        "draw",
+        [
+            lambda rng, n: rng.integers(0, 5, n).astype(float),
+            lambda rng, n: rng.integers(0, 17, n).astype(float),
+            lambda rng, n: np.round(rng.normal(10.0, 2.0, n)),
+            lambda rng, n: np.round(rng.normal(10.0, 2.0, n), 1),
+            lambda rng, n: rng.lognormal(3.0, 1.0, n),
+        ],
+        ids=["5 levels", "17 levels", "rounded", "one decimal", "continuous"],
+    )
+    @pytest.mark.parametrize("shift", [0.0, 0.25, 1.0])
+    def test_matches_the_exact_distance_of_the_samples(self, draw: Any, shift: float) -> None:
+        """The profile's Wasserstein distance is within 3 % (or 0.005 SD) of the samples' own."""
+        rng = np.random.default_rng(17)
+        a = draw(rng, 20_000)
+        b = draw(rng, 5_000) + shift * a.std()
+        exact = _exact_w1(a, b) / a.std()
+        measured = _compare_x(a, b)["wasserstein"]
+        assert measured == pytest.approx(exact, rel=0.03, abs=0.005)
+
+    def test_the_exact_helper_agrees_with_scipy(self) -> None:
+        """The test's own exact distance is scipy's (where scipy is installed)."""
+        stats = pytest.importorskip("scipy.stats")
+        rng = np.random.default_rng(18)
+        a, b = rng.integers(0, 5, 300).astype(float), rng.integers(1, 6, 200).astype(float)
+        assert _exact_w1(a, b) == pytest.approx(stats.wasserstein_distance(a, b), rel=1e-12)

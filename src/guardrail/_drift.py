@@ -79,7 +79,9 @@ class DriftThresholds:
     alert at 0.2; L-infinity 0.1 / 0.2 (TFDV's skew comparator measure; TFDV
     leaves the threshold to the user); missing-rate increase 0.05 / 0.2;
     wrong-type or infinite rate increase 0.01 / 0.05; out-of-range and unseen
-    shares 0.05 / 0.2. The KS statistic is reported, not decided on.
+    shares 0.05 / 0.2; a pile-up (the share of values at one point, past the
+    reference's share there: clipping, a stuck extreme, a new point mass)
+    0.02 / 0.1. The KS statistic is reported, not decided on.
 
     These levels are effect-size floors. ``false_alarm`` is the (warn, alert)
     false-alarm probability of a whole comparison when nothing drifted:
@@ -107,6 +109,7 @@ class DriftThresholds:
     )
     out_of_range: tuple[float, float] | None = attrs.field(default=(0.05, 0.2), validator=_limits)
     unseen_share: tuple[float, float] | None = attrs.field(default=(0.05, 0.2), validator=_limits)
+    pile_up: tuple[float, float] | None = attrs.field(default=(0.02, 0.1), validator=_limits)
     false_alarm: tuple[float, float] | None = attrs.field(
         default=(0.01, 0.001), validator=_probabilities
     )
@@ -128,6 +131,10 @@ class MetricResult:
     alert: float | None
     severity: Severity
     p_value: float | None = None
+    #: Where the metric looked, when that is a place: a pile-up's ``"max"``,
+    #: ``"min"`` or ``"inside"`` (at the serving side's maximum, minimum or
+    #: most frequent value).
+    where: str | None = None
 
     @property
     def ratio(self) -> float:
@@ -145,6 +152,7 @@ class MetricResult:
             "alert": self.alert,
             "severity": self.severity,
             "p_value": self.p_value,
+            "where": self.where,
         }
 
 
@@ -209,6 +217,8 @@ class SkewReport:
     reference_rows: int
     serving_rows: int
     schema_fingerprint: str
+    #: What the monitor that made the report wants known about it (plain sentences).
+    notes: tuple[str, ...] = ()
 
     def __getitem__(self, name: str) -> FeatureDrift:
         for feature in self.features:
@@ -264,6 +274,7 @@ class SkewReport:
             "drifted": [f.name for f in self.drifted],
             "underutilized": [list(pair) for pair in self.underutilized],
             "features": [f.to_dict() for f in self.features],
+            "notes": list(self.notes),
         }
 
     def to_json(self) -> str:
@@ -285,8 +296,9 @@ class SkewReport:
             for m in f.metrics:
                 if m.severity != "ok":
                     evidence = "" if m.p_value is None else f", {_evidence(m.p_value)}"
+                    place = "" if m.where is None else f" at the {_PLACES[m.where]}"
                     lines.append(
-                        f"        {m.metric} = {m.value:.4g} "
+                        f"        {m.metric}{place} = {m.value:.4g} "
                         f"(warn {m.warn:g}, alert {m.alert:g}{evidence}) {m.severity}"
                     )
         if insufficient:
@@ -304,7 +316,11 @@ class SkewReport:
             )
         for name, reason in self.underutilized:
             lines.append(f"underutilized: {name} ({reason.replace('_', ' ')})")
+        lines.extend(f"note: {note}" for note in self.notes)
         return "\n".join(lines)
+
+
+_PLACES: Final = {"max": "maximum", "min": "minimum", "inside": "most frequent value"}
 
 
 def _evidence(p_value: float) -> str:
@@ -317,10 +333,11 @@ def _judge(
     limits: tuple[float, float] | None,
     p_value: float | None,
     levels: tuple[float, float] | None,
+    where: str | None = None,
 ) -> MetricResult:
     """The effect's severity, capped by the evidence's (when levels are given)."""
     if limits is None:
-        return MetricResult(metric, value, None, None, "ok", p_value)
+        return MetricResult(metric, value, None, None, "ok", p_value, where)
     warn, alert = limits
     effect = 2 if value >= alert else 1 if value >= warn else 0
     if levels is not None and effect:
@@ -328,7 +345,7 @@ def _judge(
         evidence = 2 if p <= levels[1] else 1 if p <= levels[0] else 0
         effect = min(effect, evidence)
     severity: Severity = ("ok", "warn", "alert")[effect]
-    return MetricResult(metric, value, warn, alert, severity, p_value)
+    return MetricResult(metric, value, warn, alert, severity, p_value, where)
 
 
 def _pool(counts: F64, need: float, ordered: bool) -> list[F64]:
@@ -465,7 +482,122 @@ def _wasserstein(ref: NumericProfile, cur: NumericProfile, gaps: F64, unit: floa
     return abs(lower(ref) - lower(cur)) + inner + abs(upper(ref) - upper(cur))
 
 
-_Row: TypeAlias = tuple[str, float, tuple[str, ...]]  # metric, value, the tests deciding it
+_Pieces: TypeAlias = tuple[F64, F64, F64, "np.ndarray[Any, np.dtype[np.bool_]]"]
+
+
+def _pieces(f: NumericProfile, unit: float) -> _Pieces:
+    """A feature's bins as pieces of mass: (start, end, mass, is a point) per non-empty bin.
+
+    A bin whose values are all one value is a point mass there; any other is
+    spread evenly over the widest interval inside its [lowest, highest]
+    value that keeps the bin's mean (its sum / count).
+    """
+    full = f.bins > 0
+    count = f.bins[full].astype(np.float64)
+    low = f.lows[full] / unit
+    high = f.highs[full] / unit
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = np.clip((f.sums[full] / unit) / count, low, high)
+    left = mean - low <= high - mean
+    start = np.where(left, low, 2 * mean - high)
+    end = np.where(left, 2 * mean - low, high)
+    point = ~(end > start)
+    end = np.where(point, start, end)
+    return start.astype(np.float64), end.astype(np.float64), count / f.n, point
+
+
+def _cdf(pieces: _Pieces, at: F64, *, left: bool) -> F64:
+    """The CDF of *pieces* at each of *at* (its left limit when *left*)."""
+    start, end, mass, point = pieces
+    width = np.where(point, 1.0, end - start)
+    share = np.clip((at[None, :] - start[:, None]) / width[:, None], 0.0, 1.0)
+    hit = at[None, :] > start[:, None] if left else at[None, :] >= start[:, None]
+    share = np.where(point[:, None], hit, share)
+    cdf: F64 = mass @ share
+    return cdf
+
+
+def _wasserstein_spread(ref: NumericProfile, cur: NumericProfile, unit: float) -> float:
+    """Wasserstein-1 from the bins' spreads: exact on point masses (heaped or tied values).
+
+    Both CDFs are piecewise linear with jumps between the pieces' ends, so
+    the integral of |F_ref - F_cur| is exact for those pieces: a bin of one
+    value is that value's point mass, and others keep their mean.
+    """
+    a, b = _pieces(ref, unit), _pieces(cur, unit)
+    at = np.unique(np.concatenate([a[0], a[1], b[0], b[1]]))
+    if len(at) < 2:
+        return 0.0
+    after = _cdf(a, at[:-1], left=False) - _cdf(b, at[:-1], left=False)
+    before = _cdf(a, at[1:], left=True) - _cdf(b, at[1:], left=True)
+    width = np.diff(at)
+    same = after * before >= 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        crossing = (after**2 + before**2) / (2 * (np.abs(after) + np.abs(before)))
+    area = np.where(same, (np.abs(after) + np.abs(before)) / 2, np.nan_to_num(crossing))
+    return float(np.sum(width * area))
+
+
+def _share_at(f: NumericProfile, value: float) -> int:
+    """At least how many of the reference's values equal *value* (an upper bound)."""
+    if f.n == 0 or value < f.min or value > f.max:
+        return 0
+    if value == f.max:
+        return f.at_max
+    if value == f.min:
+        return f.at_min
+    bound = f.heaviest
+    if f.spread:
+        j = int(np.searchsorted(f.edges, value, side="right"))
+        low, high = f.lows[j], f.highs[j]
+        if not (low <= value <= high):  # no value of the bin is this one
+            return 0
+        if value == low:
+            return int(f.at_lows[j])
+        if value == high:
+            return int(f.at_highs[j])
+        bound = min(bound, int(f.bins[j] - f.at_lows[j] - f.at_highs[j]))
+    return bound
+
+
+def _pile_up(
+    ref: NumericProfile, cur: NumericProfile, tests: dict[str, float], cut: float
+) -> tuple[float, str | None]:
+    """The largest share of serving values at one point past the reference's share there.
+
+    The points: the serving side's maximum, minimum and most frequent value
+    (kept exactly or as a lower bound), against an upper bound of the
+    reference's count at the same value (exact at its own extremes). The
+    evidence is the conditional binomial test of the rates, Bonferroni over
+    the points (and, for the most frequent value, over the serving rows it
+    was chosen among); a test that cannot reach *cut* is left out.
+    """
+    if not (ref.points and cur.points and ref.n and cur.n):
+        return math.nan, None
+    candidates = [("max", cur.max, cur.at_max), ("min", cur.min, cur.at_min)]
+    if cur.mode_count > 0 and cur.mode not in (cur.max, cur.min):
+        candidates.append(("inside", cur.mode, cur.mode_count))
+    share = cur.n / (ref.n + cur.n)
+    m = len(candidates)
+    results = []
+    for where, value, hits in candidates:
+        ref_hits = _share_at(ref, value)
+        effect = max(0.0, hits / cur.n - ref_hits / ref.n)
+        total = ref_hits + hits
+        # The most frequent value was chosen for its count: Bonferroni over
+        # every value the serving side could have made its mode.
+        factor = m * (cur.n if where == "inside" else 1)
+        p = min(1.0, factor * binomial_sf(hits, total, share)) if hits > 0 else 1.0
+        results.append((p, -effect, where, factor * share**total))
+    # The point with the strongest evidence (the largest effect among equals).
+    p, effect, where, reachable = min(results)
+    if reachable <= cut:
+        tests["pile_up"] = p
+    return -effect, where
+
+
+# metric, value, the tests deciding it, where it looked
+_Row: TypeAlias = tuple[str, float, tuple[str, ...], str | None]
 _TESTS_PER_FEATURE: Final = 3  # Holm's family size assumed for rows_needed
 _MIN_LOCATION_ROWS: Final = 1_000  # below this a mean's normal approximation is not trusted
 
@@ -489,7 +621,8 @@ def _numeric(
     ref: NumericProfile, cur: NumericProfile, cut: float
 ) -> tuple[list[_Row], dict[str, float]]:
     nan = math.nan
-    psi = js = ks = wasserstein = out_of_range = nan
+    psi = js = ks = wasserstein = out_of_range = pile_up = nan
+    pile_where: str | None = None
     tests: dict[str, float] = {}
     if ref.n and cur.n:
         p = ref.bins / ref.n
@@ -503,7 +636,12 @@ def _numeric(
         # Near the float limits, measure in a power of two of the data's size.
         largest = max(abs(ref.min), abs(ref.max), abs(cur.min), abs(cur.max), scale)
         unit = math.ldexp(1.0, math.frexp(largest)[1] - 1) if largest > 2.0**480 else 1.0
-        wasserstein = min(_wasserstein(ref, cur, np.abs(gap), unit) / (scale / unit), _MAX)
+        if ref.spread and cur.spread:
+            distance = _wasserstein_spread(ref, cur, unit)
+        else:
+            distance = _wasserstein(ref, cur, np.abs(gap), unit)
+        wasserstein = min(distance / (scale / unit), _MAX)
+        pile_up, pile_where = _pile_up(ref, cur, tests, cut)
         out_of_range = (cur.below + cur.above) / cur.n
         tests["distribution"], _ = _homogeneity(
             ref.bins.astype(np.float64), cur.bins.astype(np.float64), ordered=True
@@ -523,11 +661,12 @@ def _numeric(
             cut,
         )
     return [
-        ("psi", psi, ("distribution",)),
-        ("js", js, ("distribution",)),
-        ("ks", ks, ("distribution",)),
-        ("wasserstein", wasserstein, ("distribution", "location")),
-        ("out_of_range", out_of_range, ("out_of_range",)),
+        ("psi", psi, ("distribution",), None),
+        ("js", js, ("distribution",), None),
+        ("ks", ks, ("distribution",), None),
+        ("wasserstein", wasserstein, ("distribution", "location"), None),
+        ("out_of_range", out_of_range, ("out_of_range",), None),
+        ("pile_up", pile_up, ("pile_up",), pile_where),
         *_rate_changes(ref, cur, tests, cut),
     ], tests
 
@@ -555,11 +694,13 @@ def _rate_changes(
             "missing_rate_change",
             cur.missing_rate - ref.missing_rate if cur.count else nan,
             ("missing",),
+            None,
         ),
         (
             "invalid_rate_change",
             cur.invalid_rate - ref.invalid_rate if cur.count else nan,
             ("invalid",),
+            None,
         ),
     )
 
@@ -582,16 +723,16 @@ def _categorical(
         # A category the reference never saw may still be legitimate and rare.
         _rate_increase(tests, "unseen", ref.other + 1, ref_n, cur.other, cur_n, cut)
     return [
-        ("psi", psi, ("distribution",)),
-        ("js", js, ("distribution",)),
-        ("linf", linf, ("distribution",)),
-        ("unseen_share", unseen, ("unseen",)),
+        ("psi", psi, ("distribution",), None),
+        ("js", js, ("distribution",), None),
+        ("linf", linf, ("distribution",), None),
+        ("unseen_share", unseen, ("unseen",), None),
         *_rate_changes(ref, cur, tests, cut),
     ], tests
 
 
 def _rows_to_decide(
-    ref: NumericProfile | CategoricalProfile, limits: DriftThresholds, tests: int
+    ref: NumericProfile | CategoricalProfile, limits: DriftThresholds, tests: int, level: int = 0
 ) -> int:
     """Serving rows needed to see a distribution difference at the warning floor.
 
@@ -600,9 +741,10 @@ def _rows_to_decide(
     difference at the PSI floor reaches the warning level (Holm's first
     step) once n_eff * floor passes the critical value. 0 when the feature
     is not decided that way; -1 when the reference is too small for any
-    number of serving rows.
+    number of serving rows. *level* 1 asks for a difference at the alert
+    floor instead (still at the warning's evidence).
     """
-    if limits.false_alarm is None or limits.psi is None or limits.psi[0] <= 0:
+    if limits.false_alarm is None or limits.psi is None or limits.psi[level] <= 0:
         return 0
     if isinstance(ref, NumericProfile):
         cells = int(np.count_nonzero(ref.bins))
@@ -612,7 +754,7 @@ def _rows_to_decide(
     if cells < 2:
         return 0
     critical = chi2_isf(limits.false_alarm[0] / max(tests, 1), cells - 1)
-    n_eff = critical / limits.psi[0]
+    n_eff = critical / limits.psi[level]
     n1 = ref.n
     if n1 <= n_eff * 1.001:
         return -1
@@ -634,19 +776,21 @@ def rows_to_decide(
     reference: Profile,
     thresholds: DriftThresholds,
     per_feature: Mapping[str, DriftThresholds] | None = None,
+    level: int = 0,
 ) -> int:
     """About the serving rows a comparison with *reference* needs to decide every feature.
 
     Assumes three tests per feature in Holm's family (the distribution, the
     location and one rate), as the comparison's own ``rows_needed`` does.
     -1 when the reference is too small for some feature; 0 when no feature
-    is decided on evidence.
+    is decided on evidence. *level* 1: rows to show a difference at the
+    alert floors (PSI 0.25 rather than 0.1; about 2.5 times fewer).
     """
     per_feature = per_feature or {}
     tests = _TESTS_PER_FEATURE * len(reference)
     needed = 0
     for ref in reference:
-        rows = _rows_to_decide(ref, per_feature.get(ref.name, thresholds), tests)
+        rows = _rows_to_decide(ref, per_feature.get(ref.name, thresholds), tests, level)
         if rows < 0:
             return -1
         needed = max(needed, rows)
@@ -725,8 +869,9 @@ def compare(
                 getattr(limits, metric),
                 min((adjusted[index[t]] for t in tested if t in index), default=None),
                 levels,
+                where,
             )
-            for metric, value, tested in rows
+            for metric, value, tested, where in rows
         )
         severity = max((m.severity for m in metrics), key=_RANK.__getitem__)
         needed = _rows_needed(ref, cur, limits, _TESTS_PER_FEATURE * len(pending))

@@ -23,6 +23,7 @@ __all__ = [
     "OutcomesLost",
     "PredictionBiasOutOfRange",
     "RetrainHookFailed",
+    "SkewCheckDelayed",
     "SkewDetected",
     "ThresholdChanged",
     "ThresholdClampHit",
@@ -75,6 +76,25 @@ class InputsInvalid(Event):
     feature: str
     problem: str
     count: int
+
+
+@attrs.frozen
+class SkewCheckDelayed(Event):
+    """A skew monitor will not decide on drift for a while (emitted once, on its first call).
+
+    ``reason`` is ``"sampling"`` (about ``calls`` calls pass before the first
+    check: ``rows`` sampled rows at ``sample``), ``"small_checks"`` (a check
+    every ``rows`` sampled rows is too few to show drift at the warning
+    levels: its verdicts stay ``"insufficient"``) or ``"small_reference"``
+    (the reference is too small for any check to show drift; ``calls`` is -1).
+    """
+
+    kind: ClassVar[str] = "skew.check_delayed"
+    level: ClassVar[Level] = "info"
+    reason: str
+    calls: int
+    rows: int
+    sample: float
 
 
 @attrs.frozen

@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 FORMAT: Final = "guardrail.profile"
-VERSION: Final = 1
+VERSION: Final = 2
 Kind: TypeAlias = Literal["numeric", "categorical"]
 F64: TypeAlias = NDArray[np.float64]
 I64: TypeAlias = NDArray[np.int64]
@@ -286,6 +286,8 @@ _ARRAY_EQ: Final = attrs.cmp_using(eq=np.array_equal)
 _F64_DTYPE: Final = np.dtype(np.float64)
 _I64_DTYPE: Final = np.dtype(np.int64)
 _FLOAT_EQ: Final = attrs.cmp_using(eq=_same_float)
+_NAN_ARRAY_EQ: Final = attrs.cmp_using(eq=lambda a, b: np.array_equal(a, b, equal_nan=True))
+_NO_FLOATS: Final = np.empty(0, np.float64)
 
 
 @attrs.frozen(kw_only=True)
@@ -301,6 +303,17 @@ class NumericProfile:
     / ``above`` (how many were outside the reference range ``[low, high]``);
     ``tail_low`` / ``tail_high`` are the sums of the values in the two outer
     bins.
+
+    Point masses and where values sit in their bins (format version 2;
+    -1 and empty arrays where a profile does not keep them, as one read
+    from a version-1 document): ``at_min`` / ``at_max`` count the values
+    equal to ``min`` / ``max``; ``mode`` is a frequent value and
+    ``mode_count`` at least its count; ``heaviest`` is at least the count of
+    any single value; per bin, ``sums`` of the values, their smallest
+    and largest (``lows`` / ``highs``, NaN for an empty bin) and how many
+    equal those (``at_lows`` / ``at_highs``). They show
+    clipping and stuck values (``pile_up`` in a comparison) and make the
+    Wasserstein distance of heaped or tied values accurate.
     """
 
     kind: ClassVar[Kind] = "numeric"
@@ -325,6 +338,36 @@ class NumericProfile:
     above: int
     tail_low: float
     tail_high: float
+    at_min: int = -1
+    at_max: int = -1
+    mode: float = attrs.field(default=math.nan, eq=_FLOAT_EQ, hash=False)
+    mode_count: int = -1
+    heaviest: int = -1
+    sums: F64 = attrs.field(
+        default=_NO_FLOATS, converter=_frozen_floats, eq=_NAN_ARRAY_EQ, hash=False
+    )
+    lows: F64 = attrs.field(
+        default=_NO_FLOATS, converter=_frozen_floats, eq=_NAN_ARRAY_EQ, hash=False
+    )
+    highs: F64 = attrs.field(
+        default=_NO_FLOATS, converter=_frozen_floats, eq=_NAN_ARRAY_EQ, hash=False
+    )
+    at_lows: I64 = attrs.field(
+        default=np.empty(0, np.int64), converter=_frozen_counts, eq=_ARRAY_EQ, hash=False
+    )
+    at_highs: I64 = attrs.field(
+        default=np.empty(0, np.int64), converter=_frozen_counts, eq=_ARRAY_EQ, hash=False
+    )
+
+    @property
+    def points(self) -> bool:
+        """Whether the point-mass counts (``at_min``, ``at_max``, ``mode_count``...) are kept."""
+        return self.n == 0 or self.at_min >= 0
+
+    @property
+    def spread(self) -> bool:
+        """Whether the bins' ``sums``, ``lows`` and ``highs`` are kept."""
+        return self.n == 0 or len(self.sums) == len(self.bins)
 
     @property
     def variance(self) -> float:
@@ -377,18 +420,59 @@ class NumericProfile:
             "above": self.above,
             "tail_low": self.tail_low,
             "tail_high": self.tail_high,
+            **self._points_dict(),
         }
 
-    _KEYS: ClassVar[frozenset[str]] = frozenset(
+    def _points_dict(self) -> dict[str, Any]:
+        points, spread = self.points, self.spread
+        empty = not self.n
+
+        def floats(values: F64) -> list[float | None]:
+            return [_finite_or_none(v) for v in values.tolist()]
+
+        return {
+            "at_min": (0 if empty else self.at_min) if points else None,
+            "at_max": (0 if empty else self.at_max) if points else None,
+            "mode": _finite_or_none(self.mode) if points and not empty else None,
+            "mode_count": (0 if empty else self.mode_count) if points else None,
+            "heaviest": (0 if empty else self.heaviest) if points else None,
+            "sums": (floats(self.sums) if len(self.sums) else None) if spread else None,
+            "lows": (floats(self.lows) if len(self.lows) else None) if spread else None,
+            "highs": (floats(self.highs) if len(self.highs) else None) if spread else None,
+            "at_lows": (self.at_lows.tolist() if len(self.sums) else None) if spread else None,
+            "at_highs": (self.at_highs.tolist() if len(self.sums) else None) if spread else None,
+        }
+
+    _KEYS_V1: ClassVar[frozenset[str]] = frozenset(
         {"name", "kind", "count", "missing", "nan", "posinf", "neginf", "invalid", "n", "min",
          "max", "mean", "m2", "low", "high", "edges", "bins", "below", "above", "tail_low",
          "tail_high"}
     )  # fmt: skip
+    _KEYS: ClassVar[frozenset[str]] = _KEYS_V1 | frozenset(
+        {
+            "at_min",
+            "at_max",
+            "mode",
+            "mode_count",
+            "heaviest",
+            "sums",
+            "lows",
+            "highs",
+            "at_lows",
+            "at_highs",
+        }
+    )
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str) -> NumericProfile:
-        """Read :meth:`to_dict` output back, strictly."""
-        _only_keys(data, cls._KEYS, where)
+    def from_dict(
+        cls, data: Mapping[str, Any], where: str, version: int = VERSION
+    ) -> NumericProfile:
+        """Read :meth:`to_dict` output back, strictly (version 1: without point masses)."""
+        _only_keys(data, cls._KEYS if version >= 2 else cls._KEYS_V1, where)
+        if version >= 2:
+            for key in cls._KEYS - cls._KEYS_V1:
+                if key not in data:
+                    raise ProfileFormatError(f"{where}.{key}: missing")
         edges_raw = _get(data, "edges", list, where)
         if not all(type(e) in (int, float) and _finite(e) is not None for e in edges_raw):
             raise ProfileFormatError(f"{where}.edges: finite numbers only")
@@ -414,6 +498,7 @@ class NumericProfile:
             above=_count(data, "above", where),
             tail_low=_number(data, "tail_low", where),
             tail_high=_number(data, "tail_high", where),
+            **(_read_points(data, len(edges) + 1, where) if version >= 2 else {}),
         )
         parts = (
             feature.missing
@@ -429,7 +514,40 @@ class NumericProfile:
             raise ProfileFormatError(f"{where}: inconsistent statistics")
         if feature.n and (math.isnan(feature.min) or math.isnan(feature.max)):
             raise ProfileFormatError(f"{where}: min and max are required when n > 0")
+        if feature.at_min >= 0 and (
+            max(feature.at_min, feature.at_max, feature.mode_count, feature.heaviest) > feature.n
+            or min(feature.at_min, feature.at_max, feature.mode_count, feature.heaviest) < 0
+            or feature.mode_count > feature.heaviest
+        ):
+            raise ProfileFormatError(f"{where}: inconsistent point masses")
         return feature
+
+
+def _read_points(data: Mapping[str, Any], bins: int, where: str) -> dict[str, Any]:
+    """The version-2 point masses and bin spreads of a numeric feature (null: not kept)."""
+    out: dict[str, Any] = {}
+    counts = ("at_min", "at_max", "mode_count", "heaviest")
+    if all(data.get(key) is None for key in counts):
+        if data.get("mode") is not None:
+            raise ProfileFormatError(f"{where}.mode: given without its count")
+    else:
+        for key in counts:
+            out[key] = _count(data, key, where)
+        out["mode"] = _number(data, "mode", where, optional=True)
+    arrays = ("sums", "lows", "highs")
+    if any(data.get(key) is not None for key in arrays):
+        for key in arrays:
+            raw = _get(data, key, list, where)
+            if len(raw) != bins or not all(
+                v is None or (type(v) in (int, float) and _finite(v) is not None) for v in raw
+            ):
+                raise ProfileFormatError(f"{where}.{key}: {bins} finite numbers or nulls")
+            if key == "sums" and None in raw:
+                raise ProfileFormatError(f"{where}.sums: numbers only")
+            out[key] = np.array([math.nan if v is None else v for v in raw], dtype=np.float64)
+        for key in ("at_lows", "at_highs"):
+            out[key] = _counts_list(data, key, bins, where)
+    return out
 
 
 @attrs.frozen(kw_only=True)
@@ -620,8 +738,8 @@ def _merge_features(a: FeatureProfile, b: FeatureProfile) -> FeatureProfile:
             neginf=a.neginf + b.neginf,
             invalid=a.invalid + b.invalid,
             n=n,
-            min=b.min if not a.n else a.min if not b.n else min(a.min, b.min),
-            max=b.max if not a.n else a.max if not b.n else max(a.max, b.max),
+            min=b.min if not a.n else a.min if not b.n else min(a.min, b.min) + 0.0,
+            max=b.max if not a.n else a.max if not b.n else max(a.max, b.max) + 0.0,
             mean=mean,
             m2=m2,
             bins=_read_only(a.bins + b.bins),
@@ -629,6 +747,7 @@ def _merge_features(a: FeatureProfile, b: FeatureProfile) -> FeatureProfile:
             above=a.above + b.above,
             tail_low=_saturated(a.tail_low + b.tail_low),
             tail_high=_saturated(a.tail_high + b.tail_high),
+            **_merge_points(a, b),
         )
     assert isinstance(b, CategoricalProfile)
     return CategoricalProfile(
@@ -642,6 +761,81 @@ def _merge_features(a: FeatureProfile, b: FeatureProfile) -> FeatureProfile:
         counts=_read_only(a.counts + b.counts),
         heavy=_misra_gries(a.heavy, b.heavy, a.heavy_k),
     )
+
+
+def _points_of(f: NumericProfile | _NumericAccumulator) -> dict[str, Any]:
+    """A feature's point masses and bin spreads (an empty one's are known: nothing)."""
+    if not f.n:
+        size = len(f.bins)
+        nan = np.full(size, math.nan)
+        zeros = np.zeros(size, np.int64)
+        return {
+            "at_min": 0, "at_max": 0, "mode": math.nan, "mode_count": 0, "heaviest": 0,
+            "sums": np.zeros(size), "lows": nan, "highs": nan.copy(),
+            "at_lows": zeros, "at_highs": zeros.copy(),
+        }  # fmt: skip
+    return {key: getattr(f, key) for key in _POINT_KEYS}
+
+
+_POINT_KEYS: Final = ("at_min", "at_max", "mode", "mode_count", "heaviest", "sums", "lows",
+                      "highs", "at_lows", "at_highs")  # fmt: skip
+
+
+def _merge_points(
+    a: NumericProfile | _NumericAccumulator, b: NumericProfile | _NumericAccumulator
+) -> dict[str, Any]:
+    """The point masses and bin spreads of two features added up (unknown stays unknown)."""
+    if not b.n:
+        return _points_of(a)
+    if not a.n:
+        return _points_of(b)
+    out: dict[str, Any] = {}
+    if a.at_min < 0 or b.at_min < 0:
+        out.update(at_min=-1, at_max=-1, mode=math.nan, mode_count=-1, heaviest=-1)
+    else:
+        out["at_min"] = (
+            a.at_min if a.min < b.min else b.at_min if b.min < a.min else a.at_min + b.at_min
+        )
+        out["at_max"] = (
+            a.at_max if a.max > b.max else b.at_max if b.max > a.max else a.at_max + b.at_max
+        )
+        if a.mode == b.mode:
+            out["mode"], out["mode_count"] = a.mode, a.mode_count + b.mode_count
+        elif (a.mode_count, -a.mode) >= (b.mode_count, -b.mode):  # ties: the smaller value
+            out["mode"], out["mode_count"] = a.mode, a.mode_count
+        else:
+            out["mode"], out["mode_count"] = b.mode, b.mode_count
+        out["heaviest"] = min(a.heaviest + b.heaviest, a.n + b.n)
+    if len(a.sums) != len(a.bins) or len(b.sums) != len(b.bins):
+        none = np.empty(0, np.int64)
+        out.update(sums=_NO_FLOATS, lows=_NO_FLOATS, highs=_NO_FLOATS, at_lows=none, at_highs=none)
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):
+            out["sums"] = _saturated_array(a.sums + b.sums)
+        out["lows"] = np.fmin(a.lows, b.lows)
+        out["highs"] = np.fmax(a.highs, b.highs)
+        out["at_lows"] = _at_extreme(a.lows, a.at_lows, b.lows, b.at_lows, np.less)
+        out["at_highs"] = _at_extreme(a.highs, a.at_highs, b.highs, b.at_highs, np.greater)
+    return out
+
+
+def _at_extreme(a: F64, a_at: I64, b: F64, b_at: I64, beyond: Any) -> I64:
+    """Counts at the per-bin extremes of two sides: the further one's, or both when equal."""
+    a_empty, b_empty = np.isnan(a), np.isnan(b)
+    out: I64 = np.where(
+        a == b,
+        a_at + b_at,
+        np.where(b_empty | (~a_empty & beyond(a, b)), a_at, b_at),
+    ).astype(np.int64)
+    return out
+
+
+def _saturated_array(values: F64) -> F64:
+    """:func:`_saturated`, element by element."""
+    if np.isfinite(values).all():
+        return values
+    out: F64 = np.where(np.isnan(values), _FLOAT_MAX, np.clip(values, -_FLOAT_MAX, _FLOAT_MAX))
+    return out
 
 
 def _misra_gries(a: Mapping[str, int], b: Mapping[str, int], k: int) -> dict[str, int]:
@@ -690,6 +884,16 @@ class _NumericAccumulator:
     tail_low: float
     tail_high: float
     bins: I64
+    at_min: int
+    at_max: int
+    mode: float
+    mode_count: int
+    heaviest: int
+    sums: F64
+    lows: F64
+    highs: F64
+    at_lows: I64
+    at_highs: I64
 
     def __init__(self, name: str, edges: F64, low: float, high: float) -> None:
         self.name = name
@@ -703,6 +907,8 @@ class _NumericAccumulator:
         self.m2 = 0.0
         self.tail_low = self.tail_high = 0.0
         self.bins = np.zeros(len(edges) + 1, dtype=np.int64)
+        for key, value in _points_of(self).items():
+            setattr(self, key, value)
 
     def _layout(self) -> tuple[Any, ...]:
         return ("numeric", self.name, self.edges.tobytes(), self.low, self.high)
@@ -713,6 +919,9 @@ class _NumericAccumulator:
         self.missing += missing
         self.invalid += invalid
         edges = self.edges.tolist()  # comparing with Python floats is faster
+        if len(values):
+            # Point masses over the whole call (exact within it), before min/max move.
+            self._add_points(values[np.isfinite(values)])
         for start in range(0, len(values), _CHUNK):
             chunk = values[start : start + _CHUNK]
             finite = np.isfinite(chunk)
@@ -759,6 +968,77 @@ class _NumericAccumulator:
     def _merge_moments(self, n: int, mean: float, m2: float) -> None:
         self.n, self.mean, self.m2 = _moments(self.n, self.mean, self.m2, n, mean, m2)
 
+    def _add_points(self, finite: F64) -> None:
+        """Point masses and bin spreads of finite values (before n, min and max move).
+
+        One sort; everything else is bisection of the sorted values and one
+        pass for the longest run of equal values.
+        """
+        if not len(finite):
+            return
+        ordered = np.sort(finite)
+        ordered += 0.0  # -0.0 is 0.0: one value, one spelling
+        size = len(ordered)
+        first = self.n == 0
+
+        def run(value: float) -> int:
+            return int(
+                np.searchsorted(ordered, value, side="right")
+                - np.searchsorted(ordered, value, side="left")
+            )
+
+        if self.at_min >= 0:
+            low, high = float(ordered[0]), float(ordered[-1])
+            at_low, at_high = run(low), run(high)
+            if first or low < self.min:
+                self.at_min = at_low
+            elif low == self.min:
+                self.at_min += at_low
+            if first or high > self.max:
+                self.at_max = at_high
+            elif high == self.max:
+                self.at_max += at_high
+            if not first:
+                self.mode_count += run(self.mode)
+            new = np.empty(size, dtype=bool)
+            new[0] = True
+            np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+            starts_of_runs = np.flatnonzero(new)
+            lengths = np.diff(np.append(starts_of_runs, size))
+            longest = int(np.argmax(lengths))
+            count = int(lengths[longest])
+            if count > self.mode_count:
+                self.mode, self.mode_count = float(ordered[starts_of_runs[longest]]), count
+            self.heaviest = min(self.heaviest + count, self.n + size)
+        if len(self.sums):
+            cuts = np.searchsorted(ordered, self.edges, side="left")
+            starts = np.concatenate([[0], cuts])
+            stops = np.concatenate([cuts, [size]])
+            present = np.flatnonzero(stops > starts)
+            begin, end = starts[present], stops[present]
+            bottom, top = ordered[begin], ordered[end - 1]
+            at_bottom = np.searchsorted(ordered, bottom, side="right") - begin
+            at_top = end - np.searchsorted(ordered, top, side="left")
+            with np.errstate(over="ignore", invalid="ignore"):
+                sums = np.zeros(len(self.bins))
+                sums[present] = np.add.reduceat(ordered, begin)
+                self.sums = _saturated_array(self.sums + sums)
+            old_low, old_high = self.lows[present], self.highs[present]
+            self.at_lows[present] = np.where(
+                np.isnan(old_low) | (bottom < old_low),
+                at_bottom,
+                np.where(
+                    bottom == old_low, self.at_lows[present] + at_bottom, self.at_lows[present]
+                ),
+            )
+            self.at_highs[present] = np.where(
+                np.isnan(old_high) | (top > old_high),
+                at_top,
+                np.where(top == old_high, self.at_highs[present] + at_top, self.at_highs[present]),
+            )
+            self.lows[present] = np.fmin(old_low, bottom)
+            self.highs[present] = np.fmax(old_high, top)
+
     def _fold(self, other: NumericProfile) -> None:
         """Add a profile on the same layout."""
         self.count += other.count
@@ -772,6 +1052,8 @@ class _NumericAccumulator:
         self.bins += other.bins
         self.tail_low = _saturated(self.tail_low + other.tail_low)
         self.tail_high = _saturated(self.tail_high + other.tail_high)
+        for key, value in _merge_points(self, other).items():
+            setattr(self, key, value.copy() if isinstance(value, np.ndarray) else value)
         if other.n:
             self.min = other.min if not self.n else min(self.min, other.min)
             self.max = other.max if not self.n else max(self.max, other.max)
@@ -799,6 +1081,16 @@ class _NumericAccumulator:
             above=self.above,
             tail_low=self.tail_low,
             tail_high=self.tail_high,
+            at_min=self.at_min,
+            at_max=self.at_max,
+            mode=self.mode,
+            mode_count=self.mode_count,
+            heaviest=self.heaviest,
+            sums=self.sums,
+            lows=self.lows,
+            highs=self.highs,
+            at_lows=self.at_lows,
+            at_highs=self.at_highs,
         )
 
 
@@ -1237,7 +1529,7 @@ class Profile:
                 raise ProfileFormatError(f"{where}: expected an object")
             kind = item.get("kind")
             if kind == "numeric":
-                features.append(NumericProfile.from_dict(item, where))
+                features.append(NumericProfile.from_dict(item, where, version))
             elif kind == "categorical":
                 features.append(CategoricalProfile.from_dict(item, where))
             else:

@@ -31,7 +31,7 @@ from ._events import MachineryError
 from ._forks import fork_safe_lock
 from ._hooks import emit
 from ._inputs import Inputs
-from ._mechanism_events import InputsInvalid, SkewDetected, UpstreamFailure
+from ._mechanism_events import InputsInvalid, SkewCheckDelayed, SkewDetected, UpstreamFailure
 from ._privacy import redact
 from ._profile import (
     NUMBER_TYPES,
@@ -58,6 +58,8 @@ _MAX_UNEXPECTED_NAMES: Final = 64
 # The bounds of an automatic check size (every=None).
 _MIN_EVERY: Final = 100
 _MAX_EVERY: Final = 10_000
+#: Past this many calls before the first check, a monitor says so (``SkewCheckDelayed``).
+SLOW_CALLS: Final = 10_000
 
 #: A value no numeric feature takes: what a row that cannot be profiled is counted as.
 _WRONG_TYPE: Final = "<invalid>"
@@ -86,10 +88,15 @@ class SkewMonitor:
             ``"missing"``, ``"unexpected"``, ``"type"``, ``"nan_inf"``,
             ``"out_of_range"``).
         every: Compare once the current profile (the sampled rows since the
-            last check) holds this many rows. ``None`` (default): as soon as
-            it holds enough rows to show drift at the warning levels (about
-            the ``rows_needed`` of a comparison, between 100 and 10,000, a
+            last check) holds this many rows. ``None`` (default): the first
+            check as soon as it holds enough rows to show drift at the alert
+            levels, later ones at the warning levels (about the
+            ``rows_needed`` of a comparison, between 100 and 10,000, a
             little more at each check as the lifetime budget's share falls).
+            A monitor whose first check is more than 10,000 calls away, or
+            whose checks are too small to show drift, says so once: a
+            ``SkewCheckDelayed`` event on its first call and a note in its
+            reports.
         seconds: ...or once it is this old (and holds at least
             *min_samples* rows); ``None`` to compare by count only.
         min_samples: The fewest rows the current profile needs to be
@@ -114,6 +121,16 @@ class SkewMonitor:
             comparison. ``False``, or inside
             :func:`guardrail.testing.deterministic`, runs them in that call.
             :meth:`check` always runs now, in the caller.
+        range_tolerance: Under ``"raise"``, about the share of legitimate
+            rows that may be refused as ``out_of_range`` (default 1 %, over
+            all numeric features): a value is out of range only beyond the
+            reference's range widened by what a reference of its size leaves
+            unseen (see ``docs/skew.md``). ``None``: the observed range
+            exactly, which refuses about 2 / (n + 1) of legitimate values
+            per feature for a reference of n rows.
+        allow_missing: Under ``"raise"``, accept a missing value (None, an
+            absent key, NaN) in a feature the reference had missing values
+            in. ``False`` refuses every missing value.
 
     >>> import numpy as np, guardrail as gr
     >>> ref = gr.Profile.from_columns({"amount": np.arange(1000.0)})
@@ -144,6 +161,8 @@ class SkewMonitor:
         clock: Callable[[], float] = time.monotonic,
         budget: Literal["lifetime", "check"] = "lifetime",
         background: bool = True,
+        range_tolerance: float | None = 0.01,
+        allow_missing: bool = True,
     ) -> None:
         if not isinstance(reference, Profile) or not len(reference):
             raise ConfigError("reference must be a Profile with at least one feature")
@@ -194,6 +213,14 @@ class SkewMonitor:
         self.per_feature = dict(per_feature or {})
         self.last_report: SkewReport | None = None
         self.errors = 0
+        if range_tolerance is not None and (
+            isinstance(range_tolerance, bool)
+            or not isinstance(range_tolerance, (int, float))
+            or not 0 < range_tolerance < 1
+        ):
+            raise ConfigError(f"range_tolerance must be in (0, 1) or None, got {range_tolerance!r}")
+        self.range_tolerance = None if range_tolerance is None else float(range_tolerance)
+        self.allow_missing = bool(allow_missing)
         if budget not in ("lifetime", "check"):
             raise ConfigError(f"budget must be 'lifetime' or 'check', got {budget!r}")
         self.budget = budget
@@ -203,6 +230,10 @@ class SkewMonitor:
             self.every = self._auto_every(1)
         self.background = bool(background)
         self._clock = clock
+        self._delay = self._delayed()
+        #: What this monitor's reports note about its checks (``SkewReport.notes``).
+        self.notes: tuple[str, ...] = () if self._delay is None else (self._delay[1],)
+        self._announce = self._delay is not None
 
         names = reference.names
         self._names = names
@@ -214,15 +245,27 @@ class SkewMonitor:
         # Fast-path bounds: NaN, ±inf, strings and None all fail `low <= v <= high`.
         big = float(np.finfo(np.float64).max)
         check_range = "out_of_range" in checks
+        numeric = [f for f in reference if isinstance(f, NumericProfile)]
+        #: The range a row's value may take under "raise", per numeric feature.
+        self.row_ranges: dict[str, tuple[float, float]] = {
+            f.name: row_range(f, self.range_tolerance / (2 * len(numeric)))
+            if self.range_tolerance is not None
+            else (f.min, f.max)
+            for f in numeric
+            if f.n
+        }
+        #: Features whose missing values a row may have under "raise".
+        self.may_be_missing = frozenset(
+            f.name for f in reference if allow_missing and f.missing_rate > 0
+        )
         self._ranges = tuple(
             (
-                f.name,
-                f.low if check_range and f.low is not None else -big,
-                f.high if check_range and f.high is not None else big,
+                name,
+                low if check_range else -big,
+                high if check_range else big,
             )
-            for f in self.schema.features
-            if f.kind == "numeric"
-        )
+            for name, (low, high) in self.row_ranges.items()
+        ) + tuple((f.name, -big, big) for f in numeric if f.name not in self.row_ranges)
         self._categorical_names = tuple(
             f.name for f in self.schema.features if f.kind == "categorical"
         )
@@ -283,6 +326,8 @@ class SkewMonitor:
 
     def observe(self, row: Mapping[str, Any]) -> None:
         """Validate one row (under ``"raise"``) and maybe sample it."""
+        if self._announce:
+            self._say_delayed()
         if self._raise:
             self._check_row(row)
         sample = self.sample
@@ -371,7 +416,12 @@ class SkewMonitor:
         found: list[tuple[str, str]] = []
         for spec in self.schema.features:
             try:
-                problem = _problem(spec, row.get(spec.name))
+                problem = _problem(
+                    spec,
+                    row.get(spec.name),
+                    self.row_ranges.get(spec.name),
+                    spec.name in self.may_be_missing,
+                )
             except Exception:  # noqa: BLE001 - a value that cannot be checked is not valid
                 problem = "type"
             if problem is not None:
@@ -402,6 +452,8 @@ class SkewMonitor:
 
     def observe_inputs(self, inputs: Inputs) -> None:
         """Validate (under ``"raise"``) and sample a batch read as :class:`Inputs`."""
+        if self._announce:
+            self._say_delayed()
         try:
             columns, rows = self._columns(inputs)
             if not rows:
@@ -520,24 +572,22 @@ class SkewMonitor:
                 found.append((spec.name, "type"))  # a column of rows, not of values
             elif spec.kind == "numeric":
                 x, missing, invalid = numeric_column(column)
-                if missing:
+                may_miss = spec.name in self.may_be_missing
+                if missing and not may_miss:
                     found.append((spec.name, "missing"))
                 if invalid:
                     found.append((spec.name, "type"))
                 finite = np.isfinite(x)
                 if not finite.all():
-                    found.append((spec.name, "nan_inf"))
+                    if not may_miss or np.isinf(x).any():
+                        found.append((spec.name, "nan_inf"))
                     x = x[finite]
-                if (
-                    len(x)
-                    and spec.low is not None
-                    and spec.high is not None
-                    and (x.min() < spec.low or x.max() > spec.high)
-                ):
+                bounds = self.row_ranges.get(spec.name)
+                if len(x) and bounds is not None and (x.min() < bounds[0] or x.max() > bounds[1]):
                     found.append((spec.name, "out_of_range"))
             else:
                 _, missing, invalid = count_values(column)
-                if missing:
+                if missing and spec.name not in self.may_be_missing:
                     found.append((spec.name, "missing"))
                 if invalid:
                     found.append((spec.name, "type"))
@@ -662,10 +712,54 @@ class SkewMonitor:
         return scaled(self.thresholds), {n: scaled(t) for n, t in self.per_feature.items()}
 
     def _auto_every(self, k: int) -> int:
-        """The rows the k-th check needs to decide, within [100, 10,000]."""
+        """The rows the k-th check needs to decide, within [100, 10,000].
+
+        The first check needs only enough to show drift at the alert floors,
+        so that a sampled monitor looks early; later ones the warning floors.
+        """
         thresholds, per_feature = self._levels(k)
-        needed = rows_to_decide(self.reference, thresholds, per_feature)
+        needed = rows_to_decide(self.reference, thresholds, per_feature, level=int(k == 1))
         return _MAX_EVERY if needed < 0 else min(_MAX_EVERY, max(_MIN_EVERY, needed))
+
+    def _delayed(self) -> tuple[SkewCheckDelayed, str] | None:
+        """The event and note of a monitor that will not decide for a while, if it will not."""
+        thresholds, per_feature = self._levels(1)
+        needed = rows_to_decide(self.reference, thresholds, per_feature)
+        calls = math.ceil(self.every / self.sample)
+        share = f"{self.sample:.3g}" if self.sample < 1 else "every call"
+        if needed < 0:
+            reason, calls = "small_reference", -1
+            note = "the reference is too small for any check to show drift at the warning levels"
+        elif not self.auto_every and self.every < needed:
+            reason = "small_checks"
+            note = (
+                f"a check every {self.every:,} sampled rows is too few to show drift at the "
+                f"warning levels (about {needed:,} needed)"
+            )
+        elif calls > SLOW_CALLS:
+            reason = "sampling"
+            note = (
+                f"the first check comes after about {calls:,} calls "
+                f"({self.every:,} sampled rows at sample={share})"
+            )
+        else:
+            return None
+        event = SkewCheckDelayed(
+            source=self.source, reason=reason, calls=calls, rows=self.every, sample=self.sample
+        )
+        return event, note
+
+    def _say_delayed(self) -> None:
+        """Emit the delay notice once, with the source the monitor has by now."""
+        with self._lock:
+            if not self._announce:
+                return
+            self._announce = False
+        try:
+            assert self._delay is not None
+            emit(attrs.evolve(self._delay[0], source=self.source))
+        except Exception as e:  # noqa: BLE001 - the predict path is sacred
+            self._failed(e)
 
     def _compare(self, window: Profile) -> SkewReport:
         with self._lock:
@@ -677,6 +771,8 @@ class SkewMonitor:
                 self.every = following
         thresholds, per_feature = self._levels(k)
         report = compare(self.reference, window, thresholds=thresholds, per_feature=per_feature)
+        if self.notes:
+            report = attrs.evolve(report, notes=self.notes)
         self.last_report = report
         samples = report.serving_rows
         for drift in report.drifted:
@@ -822,18 +918,83 @@ def spend(k: int) -> float:
     return 1.0 / (2 * k * (1 + math.log(k)) ** 2)
 
 
-def _problem(spec: FeatureSpec, value: Any) -> str | None:
+def row_range(feature: NumericProfile, alpha: float) -> tuple[float, float]:
+    """The range beyond which a new value is rarer than *alpha* on each side.
+
+    A reference of n rows has seen values up to its maximum; a new value
+    exceeds that maximum with probability about 1 / (n + 1), which refuses
+    legitimate rows of small references. Past its outer quantile edge, the
+    tail is taken exponential: its k values beyond the edge put the
+    maximum at about the edge + s H_k (H_k the k-th harmonic number), which
+    estimates the scale s, and the tail's share k / n falls to *alpha*
+    at s ln(k / (n alpha)) beyond the edge. The range is never narrower
+    than the observed one. For tails no heavier than exponential (normal,
+    uniform, exponential, most measurements) this refuses at most about
+    *alpha* of legitimate values per side; heavier tails are refused more.
+    """
+    low, high = feature.min, feature.max
+    edges = feature.edges
+    if not feature.n or not len(edges):
+        return low, high
+    n = feature.n
+    for side in (0, 1):
+        # The outer five edges (a quarter of 20 bins): the largest scale; a heaped edge at
+        # the extreme has none.
+        reach = 0.0
+        for j in range(min(_TAIL_EDGES, len(edges))):
+            if side:
+                edge = float(edges[-1 - j])
+                k = int(feature.bins[len(edges) - j :].sum())
+                span = high - edge
+            else:
+                edge = float(edges[j])
+                k = int(feature.bins[: j + 1].sum())
+                span = edge - low
+            share = k / n
+            if k < 1 or not span > 0 or share <= alpha:
+                continue
+            # Beyond the observed extreme: the tail's share there is about 1 / (n + 1).
+            scale = span / _harmonic(k)
+            reach = max(reach, scale * math.log(1 / ((n + 1) * alpha)))
+        if side:
+            high = min(high + reach, _FLOAT_MAX)
+        else:
+            low = max(low - reach, -_FLOAT_MAX)
+    return low, high
+
+
+_TAIL_EDGES: Final = 5
+
+
+_FLOAT_MAX: Final = float(np.finfo(np.float64).max)
+
+
+def _harmonic(k: int) -> float:
+    """1 + 1/2 + ... + 1/k (Euler's approximation past a thousand)."""
+    if k <= 1_000:
+        return math.fsum(1.0 / i for i in range(1, k + 1))
+    return math.log(k) + 0.5772156649015329 + 1 / (2 * k)
+
+
+def _problem(
+    spec: FeatureSpec,
+    value: Any,
+    bounds: tuple[float, float] | None = None,
+    may_miss: bool = False,
+) -> str | None:
     """What is wrong with one value, if anything, as a profile would count it."""
     if value is None:
-        return "missing"
+        return None if may_miss else "missing"
     if spec.kind == "categorical":
         return None if isinstance(value, str) else "type"
     if not isinstance(value, REAL):  # strings, complex numbers, other objects
         return "type"
     number = to_float(value)  # an int beyond float range is infinite, as in profiles
+    if math.isnan(number) and may_miss:
+        return None
     if not math.isfinite(number):
         return "nan_inf"
-    if spec.low is not None and spec.high is not None and not spec.low <= number <= spec.high:
+    if bounds is not None and not bounds[0] <= number <= bounds[1]:
         return "out_of_range"
     return None
 
