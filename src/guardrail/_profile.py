@@ -914,70 +914,76 @@ class _NumericAccumulator:
         return ("numeric", self.name, self.edges.tobytes(), self.low, self.high)
 
     def _add(self, values: F64, missing: int = 0, invalid: int = 0) -> None:
-        """Fold a column of values in: one vectorized pass per chunk."""
+        """Fold a column of values in: one sort, then bisection and one moments pass.
+
+        Sorting the finite values once pays for itself: the bins, the outer
+        bins' sums, the extremes and the counts beyond the layout's range are
+        bisections of the sorted values instead of one comparison pass per
+        bin edge, and the point masses need the order anyway.
+        """
         self.count += len(values) + missing + invalid
         self.missing += missing
         self.invalid += invalid
-        edges = self.edges.tolist()  # comparing with Python floats is faster
-        if len(values):
-            # Point masses over the whole call (exact within it), before min/max move.
-            self._add_points(values[np.isfinite(values)])
-        for start in range(0, len(values), _CHUNK):
-            chunk = values[start : start + _CHUNK]
-            finite = np.isfinite(chunk)
-            if not finite.all():
-                nan = int(np.count_nonzero(np.isnan(chunk)))
-                pos = int(np.count_nonzero(chunk == math.inf))
-                self.nan += nan
-                self.posinf += pos
-                self.neginf += len(chunk) - int(np.count_nonzero(finite)) - nan - pos
-                chunk = chunk[finite]
-            size = len(chunk)
-            if not size:
-                continue
-            low, high = float(chunk.min()), float(chunk.max())
-            if max(-low, high) < _SQUARES_SAFE:
+        if not len(values):
+            return
+        finite = np.isfinite(values)
+        if not finite.all():
+            nan = int(np.count_nonzero(np.isnan(values)))
+            pos = int(np.count_nonzero(values == math.inf))
+            self.nan += nan
+            self.posinf += pos
+            self.neginf += len(values) - int(np.count_nonzero(finite)) - nan - pos
+            values = values[finite]
+        size = len(values)
+        if not size:
+            return
+        ordered = np.sort(values)
+        ordered += 0.0  # -0.0 is 0.0: one value, one spelling
+        # Point masses over the whole call (exact within it), before n, min and max move.
+        self._add_points(ordered)
+        for start in range(0, size, _CHUNK):
+            chunk = ordered[start : start + _CHUNK]
+            largest = max(-float(chunk[0]), float(chunk[-1]))
+            if largest < _SQUARES_SAFE:
                 mean = float(chunk.mean())
                 deviation = chunk - mean
                 # square-and-sum in place: np.dot goes through BLAS, which is
                 # several times slower here on freshly allocated chunks.
                 np.square(deviation, out=deviation)
-                self._merge_moments(size, mean, float(deviation.sum()))
+                self._merge_moments(len(chunk), mean, float(deviation.sum()))
             else:
-                self._merge_moments(size, *_scaled_moments(chunk, max(-low, high)))
-            if self.n == size or low < self.min:
-                self.min = low
-            if self.n == size or high > self.max:
-                self.max = high
-            below_edge = [int(np.count_nonzero(chunk < edge)) for edge in edges]
-            below_edge.append(size)
-            cumulative = np.array(below_edge, dtype=np.int64)
-            self.bins[0] += cumulative[0]
-            self.bins[1:] += cumulative[1:] - cumulative[:-1]
-            if len(edges):
-                # Sums in the open-ended outer bins make Wasserstein's tails exact.
-                if below_edge[0]:
-                    self.tail_low = _saturated(self.tail_low + _sum(chunk[chunk < edges[0]]))
-                if below_edge[-2] < size:
-                    self.tail_high = _saturated(self.tail_high + _sum(chunk[chunk >= edges[-1]]))
-            if low < self.low:
-                self.below += int(np.count_nonzero(chunk < self.low))
-            if high > self.high:
-                self.above += int(np.count_nonzero(chunk > self.high))
+                self._merge_moments(len(chunk), *_scaled_moments(chunk, largest))
+        low, high = float(ordered[0]), float(ordered[-1])
+        if self.n == size or low < self.min:
+            self.min = low
+        if self.n == size or high > self.max:
+            self.max = high
+        cuts = np.searchsorted(ordered, self.edges, side="left")  # values below each edge
+        if len(cuts):
+            self.bins[0] += int(cuts[0])
+            self.bins[1:-1] += np.diff(cuts)
+            self.bins[-1] += size - int(cuts[-1])
+            # Sums in the open-ended outer bins make Wasserstein's tails exact.
+            if cuts[0]:
+                self.tail_low = _saturated(self.tail_low + _sum(ordered[: cuts[0]]))
+            if cuts[-1] < size:
+                self.tail_high = _saturated(self.tail_high + _sum(ordered[cuts[-1] :]))
+        else:
+            self.bins[0] += size
+        if low < self.low:
+            self.below += int(np.searchsorted(ordered, self.low, side="left"))
+        if high > self.high:
+            self.above += size - int(np.searchsorted(ordered, self.high, side="right"))
 
     def _merge_moments(self, n: int, mean: float, m2: float) -> None:
         self.n, self.mean, self.m2 = _moments(self.n, self.mean, self.m2, n, mean, m2)
 
-    def _add_points(self, finite: F64) -> None:
-        """Point masses and bin spreads of finite values (before n, min and max move).
+    def _add_points(self, ordered: F64) -> None:
+        """Point masses and bin spreads of sorted finite values (before n, min and max move).
 
-        One sort; everything else is bisection of the sorted values and one
-        pass for the longest run of equal values.
+        Everything is bisection of the sorted values and one pass for the
+        longest run of equal values.
         """
-        if not len(finite):
-            return
-        ordered = np.sort(finite)
-        ordered += 0.0  # -0.0 is 0.0: one value, one spelling
         size = len(ordered)
         first = self.n == 0
 
