@@ -50,6 +50,16 @@ def bench_threshold(suite: Suite) -> None:
     suite.time("... 1 % above, new versions saved", mixed, number=100_000, baseline="empty call",
                note="includes the iterator")  # fmt: skip
 
+    model = gr.ModelRef(name="fraud", version="1")
+    prediction = gr.Prediction(below, model)
+    fixed = gr.Threshold(0.9, scale=gr.Probability)
+    suite.time("Threshold.decide (fixed), one prediction", functools.partial(fixed.decide,
+               prediction), number=100_000)  # fmt: skip
+    deciding = gr.DynamicThreshold(target_rate=0.01, initial=gr.Probability(0.9))
+    suite.time("DynamicThreshold.decide, one prediction", functools.partial(deciding.decide,
+               prediction), number=100_000, baseline="Threshold.decide (fixed), one prediction",
+               note="compare with the tracker, then update")  # fmt: skip
+
     rng = np.random.default_rng(0)
     batch_values = rng.uniform(0.0, 1.0, BATCH) ** 40  # ~1 % above 0.9
     raw = batch_values.copy()

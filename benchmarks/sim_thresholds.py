@@ -8,6 +8,12 @@ threshold (set where the first phase flags the target rate) decide on every
 score; the realised rate is measured in consecutive windows and compared with
 the target.
 
+A second table follows the realised rate on score ramps (rising, falling, a
+step) whose scores are narrowly spread around a moving mean: there a
+threshold that decides with a value trailing its tracker shows the lag at
+once. ``dead_band=0`` saves every move, so it decides on the tracker by
+construction; the default dead band must decide identically.
+
 Run: ``python benchmarks/sim_thresholds.py``
 """
 
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -58,6 +65,68 @@ def noise_floor(rate: float = TARGET, window: int = WINDOW) -> float:
     return math.sqrt(2 / math.pi) * math.sqrt(rate * (1 - rate) / window)
 
 
+MODEL = gr.ModelRef(name="sim", version="1")
+
+
+def decide_all(threshold: gr.DynamicThreshold[Any], probabilities: np.ndarray) -> np.ndarray:
+    """Each score decided by ``threshold.decide`` (which then updates), one at a time."""
+    flags = np.empty(probabilities.size, dtype=bool)
+    for i, p in enumerate(probabilities.tolist()):
+        flags[i] = threshold.decide(gr.Prediction(gr.Probability(p), MODEL)).above
+    return flags
+
+
+RAMP_TARGET = 0.1
+RAMP_N = 20_000
+SPREAD = 0.03
+
+
+def ramp(kind: str, seed: int = 0, n: int = RAMP_N) -> np.ndarray:
+    """Probabilities whose log-odds mean rises, falls or steps; spread ``SPREAD`` log-odds."""
+    rng = np.random.default_rng(seed)
+    if kind == "rising":
+        mean = np.linspace(-2.0, 0.0, n)
+    elif kind == "falling":
+        mean = np.linspace(0.0, -2.0, n)
+    else:  # a step up halfway
+        mean = np.where(np.arange(n) < n // 2, -2.0, -1.0)
+    scores = mean + SPREAD * rng.standard_normal(n)
+    return 1.0 / (1.0 + np.exp(-scores))
+
+
+@dataclass
+class RampOutcome:
+    """Realised positive rate over a ramp for each threshold."""
+
+    kind: str
+    default: float
+    no_band: float
+    fixed: float
+    identical: bool
+
+
+def simulate_ramp(kind: str, seed: int = 0, n: int = RAMP_N) -> RampOutcome:
+    """Decide a ramp with the default dead band, ``dead_band=0`` and a fixed threshold."""
+    probabilities = ramp(kind, seed, n)
+    start = float(np.quantile(probabilities[:500], 1.0 - RAMP_TARGET))
+
+    def make(band: float | None) -> gr.DynamicThreshold[Any]:
+        return gr.DynamicThreshold(
+            target_rate=RAMP_TARGET, initial=gr.Probability(start), dead_band=band, name="ramp"
+        )
+
+    default = decide_all(make(None), probabilities)
+    no_band = decide_all(make(0.0), probabilities)
+    fixed = probabilities >= start
+    return RampOutcome(
+        kind,
+        float(default.mean()),
+        float(no_band.mean()),
+        float(fixed.mean()),
+        bool(np.array_equal(default, no_band)),
+    )
+
+
 def simulate(n: int = 120_000, seed: int = 7, step: float | None = None) -> Outcome:
     """Run both thresholds over the stream, one score at a time."""
     scores = stream(n, seed)
@@ -67,11 +136,7 @@ def simulate(n: int = 120_000, seed: int = 7, step: float | None = None) -> Outc
     dynamic = gr.DynamicThreshold(
         target_rate=TARGET, initial=gr.Probability(fixed), step=step, name="sim"
     )
-    dyn_flags = np.empty(n, dtype=bool)
-    for i, p in enumerate(probabilities.tolist()):
-        value = gr.Probability(p)
-        dyn_flags[i] = p >= dynamic.current().value
-        dynamic.update(value)
+    dyn_flags = decide_all(dynamic, probabilities)
     fixed_flags = probabilities >= fixed
     windows = n // WINDOW
 
@@ -98,6 +163,16 @@ def main() -> None:
     ratio = out.fixed_gap / out.dynamic_gap if out.dynamic_gap else math.inf
     print(f"\nThe fixed threshold's mean gap is {ratio:.1f}x the dynamic one's; the dynamic")
     print(f"threshold saved {out.versions} versions over {120_000:,} scores.")
+    print(
+        f"\n### Score ramps (target {RAMP_TARGET:.0%}, {RAMP_N:,} scores, "
+        f"log-odds spread {SPREAD})\n"
+    )
+    print("| ramp | default dead band | `dead_band=0` | fixed | same decisions |")
+    print("| --- | ---: | ---: | ---: | --- |")
+    for kind in ("rising", "falling", "step"):
+        r = simulate_ramp(kind)
+        same = "yes" if r.identical else "no"
+        print(f"| {kind} | {r.default:.4f} | {r.no_band:.4f} | {r.fixed:.4f} | {same} |")
 
 
 if __name__ == "__main__":

@@ -403,3 +403,180 @@ class TestBadConfig:
         """Bad capacities, ttls, bounds, keys, hooks and thresholds are ConfigErrors."""
         with pytest.raises(gr.ConfigError):
             gr.OutcomeMonitor(**kw)
+
+
+def _calibration_stream(
+    seed: int, labels: int, gap: float = 0.0, **kw: Any
+) -> tuple[gr.OutcomeMonitor, list[tuple[int, gr.instrumentation.Event]]]:
+    """One stream: p uniform, labels true at p - gap above 0.5 and p + gap below (no bias).
+
+    Returns the monitor and its alarms with the label count each fired at.
+    """
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0.0, 1.0, labels)
+    q = np.where(p >= 0.5, p - gap, p + gap)
+    y = (rng.random(labels) < q).tolist()
+    alarms: list[tuple[int, gr.instrumentation.Event]] = []
+    kw.setdefault("capacity", 100_000)
+    monitor = gr.OutcomeMonitor(on_retrain=lambda e: alarms.append((count[0], e)), **kw)
+    batch = gr.Prediction(gr.Probability(p), MODEL)
+    monitor.record(batch)
+    count = [0]
+    for i, label in enumerate(y):
+        count[0] = i + 1
+        monitor.record_outcome(f"{batch.id}:{i}", label)
+    return monitor, alarms
+
+
+#: Calibration checks of one group by 200, 1,000 and 5,000 labels with the
+#: default cadence (min_outcomes 200, then every max(50, window / 4) labels).
+CHECKS_BY = {200: 1, 1_000: 8, 5_000: 15}
+#: Each check's false-alarm probability, as docs/outcomes.md states it.
+ALPHA = 0.001
+
+
+class TestCalibrationEvidence:
+    def test_calibrated_streams_stay_within_the_stated_false_alarm_rate(self) -> None:
+        """100 calibrated streams: alarms by 200/1,000/5,000 labels <= K x 0.1 % + 3 sd."""
+        streams = [_calibration_stream(seed, 5_000)[1] for seed in range(100)]
+        for labels, checks in CHECKS_BY.items():
+            rate = checks * ALPHA
+            allowed = 100 * rate + 3 * math.sqrt(100 * rate * (1 - rate))
+            for kind in (
+                gr.instrumentation.CalibrationOutOfRange,
+                gr.instrumentation.PredictionBiasOutOfRange,
+            ):
+                alarmed = sum(
+                    any(isinstance(e, kind) and at <= labels for at, e in alarms)
+                    for alarms in streams
+                )
+                assert alarmed <= allowed, (labels, kind.__name__, alarmed)
+
+    def test_the_cadence_is_geometric(self) -> None:
+        """A group is checked at min_outcomes labels, then every max(check_every, window/4)."""
+        monitor = gr.OutcomeMonitor(bias_bounds=(-1.0, 1.0))
+        checked: list[int] = []
+        labels = 0
+        original = monitor._calibration  # spying on the schedule
+
+        def spy(slice_id: int) -> gr.outcomes.Calibration:
+            checked.append(labels)
+            return original(slice_id)
+
+        monitor._calibration = spy  # type: ignore[method-assign]
+        for i in range(5_000):
+            pred = prediction(0.5)
+            monitor.record(pred)
+            labels = i + 1
+            monitor.record_outcome(pred.id, i % 2)
+        assert checked[:8] == [200, 250, 312, 390, 487, 608, 760, 950]
+        assert sum(c <= 1_000 for c in checked) == CHECKS_BY[1_000]
+        assert sum(c <= 5_000 for c in checked) == CHECKS_BY[5_000]
+
+    def test_an_ece_of_0_2_is_reported_within_2000_labels(self) -> None:
+        """An unbiased, overconfident model (ECE 0.2) alarms by 2,000 labels in 20 of 20 streams."""
+        first: list[int] = []
+        for seed in range(20):
+            _, alarms = _calibration_stream(seed, 2_000, gap=0.2)
+            ece = [
+                (at, e)
+                for at, e in alarms
+                if isinstance(e, gr.instrumentation.CalibrationOutOfRange)
+            ]
+            assert ece, seed
+            at, event = ece[0]
+            assert isinstance(event, gr.instrumentation.CalibrationOutOfRange)
+            assert event.slice is None
+            assert event.lower > 0.1 == event.bound
+            assert event.lower <= 0.2 <= event.upper
+            assert event.ece == pytest.approx(0.2, abs=0.08)
+            assert not any(
+                isinstance(e, gr.instrumentation.PredictionBiasOutOfRange) for _, e in alarms
+            )
+            first.append(at)
+        assert sorted(first)[10] <= 1_200  # the median stream: by 1,187 labels
+
+    def test_a_slice_alarms_on_its_own(self) -> None:
+        """A miscalibrated slice raises its own alarm; the calibrated rest stays quiet."""
+        gr.instrumentation.configure(redact=str)  # slice keys as they are
+        rng = np.random.default_rng(4)
+        monitor = gr.OutcomeMonitor(slice=lambda row: row["country"], bias_bounds=(-1.0, 1.0))
+        with capture_events() as events:
+            for i in range(4_000):
+                country = "de" if i % 4 == 0 else "fr"
+                p = float(rng.uniform(0, 1))
+                q = p if country == "fr" else (p - 0.3 if p >= 0.5 else p + 0.3)
+                pred = prediction(p)
+                monitor.record(pred, inputs={"country": country})
+                monitor.record_outcome(pred.id, bool(rng.random() < q))
+        alarms = [e for e in events if isinstance(e, gr.instrumentation.CalibrationOutOfRange)]
+        assert [e.slice for e in alarms] == ["de"]
+        report = monitor.report()
+        de, fr = report.calibration_by_slice["de"], report.calibration_by_slice["fr"]
+        assert de.lower > 0.1
+        assert de.lower <= 0.3 <= de.upper
+        assert fr.lower <= 0.1
+        assert report.calibration.lower <= 0.1
+
+    def test_hook_and_freeze_follow_only_interval_alarms(self) -> None:
+        """A calibrated stream whose plug-in ECE passes the bound calls no hook, pauses nothing."""
+        for seed in range(200):
+            rng = np.random.default_rng(seed)
+            p = rng.uniform(0, 1, 200)
+            y = (rng.random(200) < p).astype(float)
+            if gr.outcomes.calibration(p, y).plug_in > 0.1:
+                break
+        else:
+            pytest.fail("no calibrated stream of 200 labels had a plug-in ECE above 0.1")
+        threshold = gr.DynamicThreshold(target_rate=0.01, initial=gr.Probability(0.9))
+        asked: list[gr.instrumentation.Event] = []
+        monitor = gr.OutcomeMonitor(thresholds=[threshold], on_retrain=asked.append)
+        batch = gr.Prediction(gr.Probability(p), MODEL)
+        monitor.record(batch)
+        for i, label in enumerate(y.tolist()):
+            monitor.record_outcome(f"{batch.id}:{i}", int(label))
+        report = monitor.report()
+        assert report.calibration.plug_in > 0.1  # the point estimate would have alarmed
+        assert report.calibration.lower <= 0.1
+        assert asked == []
+        assert not threshold.paused
+
+    def test_a_calibration_alarm_asks_to_retrain_and_leaves_thresholds_moving(self) -> None:
+        """The hook gets the calibration alarm; thresholds pause on bias alarms only."""
+        threshold = gr.DynamicThreshold(target_rate=0.01, initial=gr.Probability(0.9))
+        monitor, alarms = _calibration_stream(1, 2_000, gap=0.25, thresholds=[threshold])
+        assert [type(e) for _, e in alarms] == [gr.instrumentation.CalibrationOutOfRange]
+        assert not threshold.paused
+        assert monitor.report().calibration.lower > 0.1
+
+
+class TestCalibrationFunction:
+    @pytest.mark.parametrize("seed", range(5))
+    def test_interval_holds_the_estimates(self, seed: int) -> None:
+        """lower <= debiased estimate <= plug-in <= upper, and the truth is inside."""
+        rng = np.random.default_rng(seed)
+        p = rng.uniform(0, 1, 3_000)
+        for gap in (0.0, 0.1, 0.2):
+            q = np.where(p >= 0.5, p - gap, p + gap)
+            c = gr.outcomes.calibration(p, (rng.random(p.size) < q).astype(float))
+            assert c.lower <= c.estimate <= c.plug_in <= c.upper
+            assert c.lower <= gap <= c.upper
+            assert c.estimate == pytest.approx(gap, abs=0.03)
+            assert (c.outcomes, c.bins) == (3_000, 10)
+
+    def test_debiasing_removes_much_of_the_noise(self) -> None:
+        """On calibrated labels the debiased estimate averages well below the plug-in one."""
+        estimates, plug_ins = [], []
+        for seed in range(50):
+            rng = np.random.default_rng(seed)
+            p = rng.uniform(0, 1, 1_000)
+            c = gr.outcomes.calibration(p, (rng.random(p.size) < p).astype(float))
+            estimates.append(c.estimate)
+            plug_ins.append(c.plug_in)
+        assert np.mean(estimates) < 0.65 * np.mean(plug_ins)  # 0.019 against 0.032
+
+    def test_no_outcomes(self) -> None:
+        """No labelled predictions: nan, with zero outcomes."""
+        c = gr.outcomes.calibration(np.array([]), np.array([]))
+        assert math.isnan(c.estimate)
+        assert c.outcomes == 0

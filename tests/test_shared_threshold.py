@@ -94,6 +94,39 @@ class TestSharedThreshold:
         clock.now += 1.0
         assert a.current() == b.current()
 
+    @pytest.mark.parametrize("kind", ["rising", "falling", "step"])
+    def test_decisions_follow_the_tracker_not_the_saved_value(
+        self, redis_server: Any, namespace: str, kind: str
+    ) -> None:
+        """Two replicas decide with the fleet's tracker: the dead band spaces versions only."""
+        clock = Clock()
+        a = replica(redis_server, namespace, clock, initial=gr.LogOdds(-2.0), dead_band=1.0)
+        b = replica(redis_server, namespace, clock, initial=gr.LogOdds(-2.0), dead_band=1.0)
+        model = gr.ModelRef(name="m", version="1")
+        rng = np.random.default_rng(3)
+        n = 4_000
+        mean = {
+            "rising": np.linspace(-2.0, 0.0, n),
+            "falling": np.linspace(0.0, -2.0, n),
+            "step": np.where(np.arange(n) < n // 2, -2.0, -1.0),
+        }[kind]
+        xs = mean + 0.03 * rng.standard_normal(n)
+        positives = 0
+        for i, x in enumerate(xs.tolist()):
+            if i % 10 == 0:
+                clock.now += 1.0  # each replica syncs every 20 scores
+            d = (a if i % 2 else b).decide(gr.Prediction(gr.LogOdds(x), model))
+            assert d.threshold.value == (a if i % 2 else b).tracker.value
+            positives += bool(d.above)
+        clock.now += 1.0
+        a.sync(), b.sync()
+        versions = b.current().version
+        assert versions < 40  # a version per dead band crossed, not per score
+        moved = b.tracker.value + 2.0
+        # The fleet's identity: positives - r N = (t_N - t_0) / step, the counts all sent.
+        assert positives - 0.1 * n == pytest.approx(moved / 0.1, abs=1e-6)
+        assert abs(positives / n - 0.1) <= (2.2 + 0.1) / (0.1 * n)
+
     def test_clamp_hit_is_emitted_once_for_the_fleet(
         self, redis_server: Any, namespace: str
     ) -> None:

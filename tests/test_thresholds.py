@@ -464,3 +464,95 @@ class TestSimulation:
         assert out.dynamic_gap < 0.003
         assert out.dynamic_worst < 0.015
         assert out.fixed_gap > 20 * out.dynamic_gap
+
+
+def ramp_scores(kind: str, seed: int, n: int = 6_000, spread: float = 0.03) -> np.ndarray:
+    """Log-odds scores narrowly spread around a mean that rises, falls or steps."""
+    rng = np.random.default_rng(seed)
+    if kind == "rising":
+        mean = np.linspace(-2.0, 0.0, n)
+    elif kind == "falling":
+        mean = np.linspace(0.0, -2.0, n)
+    else:
+        mean = np.where(np.arange(n) < n // 2, -2.0, -1.0)
+    return mean + spread * rng.standard_normal(n)
+
+
+RAMPS = [(kind, seed) for kind in ("rising", "falling", "step") for seed in range(3)]
+
+
+class TestDecisionsFollowTheTracker:
+    @pytest.mark.parametrize(("kind", "seed"), RAMPS)
+    def test_dead_band_does_not_change_decisions(self, kind: str, seed: int) -> None:
+        """On ramps up, down and a step, the default dead band decides exactly as dead_band=0."""
+        ps = 1.0 / (1.0 + np.exp(-ramp_scores(kind, seed)))
+        banded, exact = (
+            dyn(initial=gr.Probability(0.12), dead_band=None),
+            dyn(initial=gr.Probability(0.12), dead_band=0.0),
+        )
+        a = [banded.decide(gr.Prediction(gr.Probability(p), MODEL)) for p in ps.tolist()]
+        b = [exact.decide(gr.Prediction(gr.Probability(p), MODEL)) for p in ps.tolist()]
+        assert [d.above for d in a] == [d.above for d in b]
+        assert [d.threshold.value for d in a] == [d.threshold.value for d in b]
+        # Versions differ: the dead band spaces them out, and only them.
+        assert banded.current().version < exact.current().version
+        assert 0.08 < np.mean([d.above for d in a]) < 0.12
+
+    @pytest.mark.parametrize(("kind", "seed"), RAMPS)
+    @pytest.mark.parametrize("order", ["as drawn", "reversed", "shuffled"])
+    def test_rate_guarantee(self, kind: str, seed: int, order: str) -> None:
+        """|rate - r| = |t_N - t_0| / (step N) <= (max(b, t0) - min(a, t0) + step) / (step N)."""
+        xs = ramp_scores(kind, seed)
+        if order == "reversed":
+            xs = xs[::-1]
+        elif order == "shuffled":
+            xs = np.random.default_rng(seed + 100).permutation(xs)
+        step, rate, t0 = 0.1, 0.1, -1.0
+        t = gr.DynamicThreshold(target_rate=rate, initial=gr.LogOdds(t0), step=step)
+        positives = sum(bool(t.decide(gr.Prediction(gr.LogOdds(x), MODEL)).above) for x in xs)
+        n = xs.size
+        moved = t.tracker.value - t0
+        # The identity, exactly (up to rounding): positives - r N = (t_N - t_0) / step.
+        assert positives - rate * n == pytest.approx(moved / step, abs=1e-6)
+        bound = (max(float(xs.max()), t0) - min(float(xs.min()), t0) + step) / (step * n)
+        assert abs(positives / n - rate) <= bound
+        assert bound < 0.004  # 6,000 decisions, scores within [-2.1, 0.1]
+
+    @pytest.mark.parametrize("kind", ["rising", "falling", "step"])
+    def test_rate_guarantee_on_the_probability_scale_and_in_batches(self, kind: str) -> None:
+        """The identity holds for probabilities (tracked on log-odds) and batch decisions."""
+        ps = 1.0 / (1.0 + np.exp(-ramp_scores(kind, 5)))
+        t = dyn(initial=gr.Probability(0.2), dead_band=None)
+        positives = 0
+        for chunk in np.array_split(ps, 300):
+            call = make_call(np.zeros((chunk.size, 1)), prediction=chunk.tolist(), model=MODEL)
+            t.decide_call(call)
+            assert isinstance(call.above, np.ndarray)
+            positives += int(call.above.sum())
+        moved = logit(t.tracker.value) - logit(0.2)
+        assert positives - 0.1 * ps.size == pytest.approx(moved / 0.1, abs=1e-6)
+
+    def test_decisions_carry_the_value_used_and_the_saved_version(self) -> None:
+        """A decision's threshold is the tracker's value, under the last saved version."""
+        t = dyn(initial=gr.Probability(0.5), dead_band=0.25)
+        first = t.decide(gr.Prediction(gr.Probability(0.9), MODEL))
+        second = t.decide(gr.Prediction(gr.Probability(0.9), MODEL))
+        assert first.threshold.value == 0.5  # the configured value, exactly
+        assert second.threshold.value == pytest.approx(sigmoid(0.09))
+        assert second.threshold.version == 1 == t.current().version
+        assert t.current().value == 0.5
+        assert t.tracker.value == pytest.approx(sigmoid(0.18))
+        third = t.decide(gr.Prediction(gr.Probability(0.9), MODEL))  # tracker to 0.27: saved
+        assert third.threshold.version == 1
+        fourth = t.decide(gr.Prediction(gr.Probability(0.1), MODEL))
+        assert fourth.threshold.version == 2
+        assert fourth.threshold.value == pytest.approx(sigmoid(0.27))
+
+    def test_a_clamped_tracker_decides_at_the_clamp_exactly(self) -> None:
+        """Held at a clamp, decisions carry the clamp's configured value."""
+        t = dyn(upper=gr.Probability(0.7))
+        for _ in range(50):
+            t.update(gr.Probability(0.99))
+        decision = t.decide(gr.Prediction(gr.Probability(0.7), MODEL))
+        assert decision.threshold.value == 0.7
+        assert decision.above is True

@@ -172,11 +172,19 @@ class PredictionBiasOutOfRange(Event):
 
 @attrs.frozen
 class CalibrationOutOfRange(Event):
-    """The expected calibration error (equal-count bins) exceeded its bound."""
+    """The expected calibration error (equal-count bins) exceeded its bound.
+
+    It fires when the ECE's 99.9 % interval ``[lower, upper]`` lies above
+    ``bound``; ``ece`` is the debiased estimate. ``slice`` is ``None`` for
+    all traffic, else the slice key.
+    """
 
     kind: ClassVar[str] = "outcomes.calibration_out_of_range"
     level: ClassVar[Level] = "warning"
+    slice: str | None
     ece: float
+    lower: float
+    upper: float
     bound: float
     outcomes: int
 

@@ -31,13 +31,15 @@ from ._privacy import redact
 from ._scales import LogOdds, Probability
 
 if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
     from ._call import Call
     from ._guard_config import GuardConfig
     from ._holdout import DecisionLog
     from ._model import ModelRef
     from ._thresholds import DynamicThreshold
 
-__all__ = ["OutcomeMonitor", "OutcomeReport", "row_ids"]
+__all__ = ["Calibration", "OutcomeMonitor", "OutcomeReport", "calibration", "row_ids"]
 
 #: Slices beyond this many distinct keys are pooled under this key.
 OTHER_SLICE: Final = "(other)"
@@ -92,6 +94,99 @@ def _check_bounds(name: str, bounds: object) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+#: The calibration interval's level: each check's false-alarm probability.
+ECE_ALPHA: Final = 0.001
+# The Gaussian concentration bound's width at that level, in Lipschitz units.
+_ECE_Z: Final = math.sqrt(2.0 * math.log(1.0 / ECE_ALPHA))
+_HALF_NORMAL: Final = math.sqrt(2.0 / math.pi)
+
+
+@attrs.frozen
+class Calibration:
+    """The expected calibration error of some labelled predictions, with its interval.
+
+    Attributes:
+        estimate: The debiased ECE: per bin ``2 |gap| - E|gap + noise|``, the
+            plug-in estimate with its bias under label noise removed (Kumar et
+            al., 2019, with the Gaussian expectation in closed form).
+        lower: The interval's lower end: the true binned ECE is below it with
+            probability at most ``ECE_ALPHA`` (0.1 %).
+        upper: The upper end, likewise.
+        plug_in: The plain estimate ``sum_b w_b |mean label_b - mean prediction_b|``.
+        outcomes: Labelled predictions it covers.
+        bins: Equal-count bins used.
+    """
+
+    estimate: float
+    lower: float
+    upper: float
+    plug_in: float
+    outcomes: int
+    bins: int
+
+
+_NO_CALIBRATION: Final = Calibration(math.nan, math.nan, math.nan, math.nan, 0, 0)
+
+
+def calibration(
+    probabilities: NDArray[np.float64], labels: NDArray[np.float64], bins: int = 10
+) -> Calibration:
+    """The ECE of *probabilities* against 0/1 *labels*, with equal-count *bins*.
+
+    The interval: with ``d_b`` the observed gap of bin ``b`` (weight ``w_b``)
+    and ``e_b`` its noise, ``|plug-in - ECE| <= S = sum_b w_b |e_b|``. Each
+    ``e_b`` is close to normal with standard deviation at most
+    ``s_b = sqrt(max(p_b (1 - p_b), y_b (1 - y_b)) / n_b)`` (``p_b``, ``y_b`` the
+    bin's mean prediction and label), so ``E S <= sqrt(2 / pi) sum_b w_b s_b``
+    and, ``S`` being Lipschitz in the noise with constant
+    ``L = sqrt(sum_b (w_b s_b)^2)``, ``S <= E S + L sqrt(2 ln(1 / alpha))``
+    except with probability ``alpha`` (Gaussian concentration). The interval
+    is the plug-in estimate plus or minus that bound.
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.uniform(0, 1, 5000)
+    >>> c = calibration(p, (rng.random(5000) < p).astype(float))
+    >>> c.lower <= 0.02, c.lower <= c.estimate <= c.upper
+    (True, True)
+    """
+    n = int(probabilities.size)
+    if n == 0:
+        return _NO_CALIBRATION
+    order = np.argsort(probabilities, kind="stable")
+    k = min(bins, n)
+    starts = (np.arange(k) * n) // k
+    counts = np.diff(np.append(starts, n)).astype(np.float64)
+    mean_p = np.add.reduceat(probabilities[order], starts) / counts
+    mean_y = np.add.reduceat(labels[order], starts) / counts
+    weight = counts / n
+    gap = np.abs(mean_y - mean_p)
+    sd = np.sqrt(np.maximum(mean_p * (1.0 - mean_p), mean_y * (1.0 - mean_y)) / counts)
+    plug_in = float(weight @ gap)
+    scaled = weight * sd
+    spread = _HALF_NORMAL * float(scaled.sum()) + _ECE_Z * math.sqrt(float(scaled @ scaled))
+    # E|N(gap, sd^2)|, the folded normal's mean: what the plug-in estimate
+    # would average if the observed gaps were the true ones.
+    folded = np.array(
+        [
+            g
+            if s == 0.0
+            else s * _HALF_NORMAL * math.exp(-0.5 * (g / s) ** 2)
+            + g * math.erf(g / (s * math.sqrt(2.0)))
+            for g, s in zip(gap.tolist(), sd.tolist(), strict=True)
+        ]
+    )
+    estimate = max(0.0, float(weight @ (2.0 * gap - folded)))
+    return Calibration(
+        estimate=estimate,
+        lower=max(0.0, plug_in - spread),
+        upper=min(1.0, plug_in + spread),
+        plug_in=plug_in,
+        outcomes=n,
+        bins=k,
+    )
+
+
 @attrs.frozen
 class OutcomeReport:
     """What the joined outcomes say, from :meth:`OutcomeMonitor.report`.
@@ -103,7 +198,10 @@ class OutcomeReport:
         mean_label: Mean observed label.
         bias: ``mean_prediction - mean_label`` (``nan`` with no outcomes).
         bias_by_slice: The same, per slice key.
-        ece: Expected calibration error with equal-count bins.
+        ece: Expected calibration error with equal-count bins (the debiased
+            estimate of :attr:`calibration`).
+        calibration: The ECE with its 99.9 % interval, overall.
+        calibration_by_slice: The same, per slice key.
         precision: Mean label among rows whose decision was to act
             (``nan`` when none acted).
         evicted: Predictions dropped unlabelled because *capacity* were waiting.
@@ -118,6 +216,8 @@ class OutcomeReport:
     bias: float
     bias_by_slice: dict[str, float]
     ece: float
+    calibration: Calibration
+    calibration_by_slice: dict[str, Calibration]
     precision: float
     evicted: int
     expired: int
@@ -129,9 +229,14 @@ _BIAS_Z: Final = 3.29
 
 
 class _Sums:
-    __slots__ = ("labels", "n", "predictions", "spread")
+    __slots__ = ("id", "labels", "n", "next_check", "predictions", "seen", "spread")
 
-    def __init__(self) -> None:
+    def __init__(self, id: int, first_check: int) -> None:  # noqa: A002 - a slot's name
+        #: The slice's number in the ring of slice ids (-1: all traffic).
+        self.id = id
+        #: Labels joined ever, and the count at which calibration is checked next.
+        self.seen = 0
+        self.next_check = first_check
         self.n = 0
         self.predictions = 0.0
         self.labels = 0
@@ -161,16 +266,22 @@ class OutcomeMonitor:
             for bias by slice; at most *max_slices* keys, others pooled.
         bias_bounds: ``(lower, upper)`` for ``mean prediction - mean label``.
         ece_bound: The largest acceptable calibration error; ``None`` skips it.
+            The alarm fires when the ECE's 99.9 % interval lies above it.
         bins: Equal-count bins for the calibration error.
         min_outcomes: Labelled predictions (overall, or in a slice) needed
             before an alarm can fire.
-        check_every: Calibration is checked every this many labels (bias is
-            checked on every label); by default a tenth of *capacity*, so
-            the sort it needs costs a few operations per label.
+        check_every: The fewest labels between two calibration checks of the
+            same group (all traffic, or one slice); default a quarter of
+            *min_outcomes*. A group is checked at *min_outcomes* labels, then
+            each time its labels grow by ``max(check_every, window / 4)``
+            (``window``: its labelled predictions in the statistics), so the
+            checks come at geometrically growing counts and cost a few
+            operations per label. Bias is checked on every label.
         on_retrain: Called with the alarm event when bias or calibration
-            leaves its bounds: the hook for "production metrics say retrain".
-            Exceptions from it are counted and reported.
-        thresholds: Dynamic thresholds paused when bias leaves its bounds (a
+            leaves its bounds (by the intervals above): the hook for
+            "production metrics say retrain". Exceptions from it are counted
+            and reported.
+        thresholds: Dynamic thresholds paused when a bias alarm fires (a
             rate tracker would otherwise chase a broken model).
         log: A :class:`DecisionLog` (or another mechanism) whose ``after(call)``
             runs with every recorded decision.
@@ -249,7 +360,7 @@ class OutcomeMonitor:
         self._ece_bound = None if ece_bound is None else float(ece_bound)
         self._bins = bins
         self._min_outcomes = min_outcomes
-        self._check_every = max(100, capacity // 10) if check_every is None else check_every
+        self._check_every = max(1, min_outcomes // 4) if check_every is None else check_every
         self._max_slices = max_slices
         self._on_retrain = on_retrain
         self._thresholds = dyn
@@ -266,12 +377,13 @@ class OutcomeMonitor:
         # (array.array: cheap item writes, read by numpy without a copy)
         self._ring_p = array("d", bytes(8 * capacity))
         self._ring_y = array("d", bytes(8 * capacity))
+        # The slice number of each (-1: none), to check calibration by slice.
+        self._ring_s = array("i", bytes(4 * capacity))
         self._ring_next = 0
-        self._all = _Sums()
+        self._all = _Sums(-1, min_outcomes)
         self._slices: dict[str, _Sums] = {}
         self._alarms: set[str | None] = set()
-        self._ece_alarm = False
-        self._since_check = 0
+        self._ece_alarms: set[str | None] = set()
         self._model: ModelRef | None = None
         self.evicted = 0
         self.expired = 0
@@ -319,7 +431,7 @@ class OutcomeMonitor:
 
     @property
     def check_every(self) -> int:
-        """Calibration is checked every this many labels."""
+        """The fewest labels between two calibration checks of one group."""
         return self._check_every
 
     @property
@@ -503,20 +615,25 @@ class OutcomeMonitor:
         if key is not None and key not in self._slices and len(self._slices) >= self._max_slices:
             key = OTHER_SLICE
         joined.append((p, y, act, key))
-        i = self._ring_next
-        self._ring_p[i] = p
-        self._ring_y[i] = y
-        self._ring_next = 0 if i + 1 == self._capacity else i + 1
-        events = self._add(self._all, None, p, y)
+        sums = None
         if key is not None:
             sums = self._slices.get(key)
             if sums is None:
-                sums = self._slices[key] = _Sums()
+                sums = self._slices[key] = _Sums(len(self._slices), self._min_outcomes)
+        i = self._ring_next
+        self._ring_p[i] = p
+        self._ring_y[i] = y
+        self._ring_s[i] = -1 if sums is None else sums.id
+        self._ring_next = 0 if i + 1 == self._capacity else i + 1
+        overall = self._all
+        events = self._add(overall, None, p, y)
+        if sums is not None:
             events += self._add(sums, key, p, y)
-        self._since_check += 1
-        if self._ece_bound is not None and self._since_check >= self._check_every:
-            self._since_check = 0
-            events += self._check_calibration()
+        if self._ece_bound is not None:
+            if overall.seen >= overall.next_check:
+                events += self._check_calibration(overall, None)
+            if sums is not None and sums.seen >= sums.next_check:
+                events += self._check_calibration(sums, key)
         return events
 
     @staticmethod
@@ -527,6 +644,7 @@ class OutcomeMonitor:
         sums.spread -= p * (1.0 - p)
 
     def _add(self, sums: _Sums, key: str | None, p: float, y: int) -> list[Event]:
+        sums.seen += 1
         sums.n += 1
         sums.predictions += p
         sums.labels += y
@@ -557,37 +675,40 @@ class OutcomeMonitor:
             )
         ]
 
-    def _check_calibration(self) -> list[Event]:
-        if self._ece_bound is None or len(self._joined) < self._min_outcomes:
+    def _check_calibration(self, sums: _Sums, key: str | None) -> list[Event]:
+        """Check one group's calibration and schedule its next check (lock held)."""
+        bound = self._ece_bound
+        if bound is None or sums.n < self._min_outcomes:
             return []
-        ece = self._ece()
-        if ece <= self._ece_bound:
-            self._ece_alarm = False
+        sums.next_check = sums.seen + max(self._check_every, sums.n // 4)
+        found = self._calibration(sums.id)
+        if found.estimate <= bound:
+            self._ece_alarms.discard(key)
+        if found.lower <= bound or key in self._ece_alarms:
             return []
-        if self._ece_alarm:
-            return []
-        self._ece_alarm = True
+        self._ece_alarms.add(key)
         return [
             CalibrationOutOfRange(
                 source=self._stamped(),
-                ece=ece,
-                bound=self._ece_bound,
-                outcomes=len(self._joined),
+                slice=key,
+                ece=found.estimate,
+                lower=found.lower,
+                upper=found.upper,
+                bound=bound,
+                outcomes=found.outcomes,
             )
         ]
 
-    def _ece(self) -> float:
+    def _calibration(self, slice_id: int) -> Calibration:
+        """The calibration of all labelled predictions (-1) or one slice's (lock held)."""
         n = len(self._joined)
-        if not n:
-            return math.nan
         # Before the ring wraps, its first n slots are the joined ones.
         p = np.frombuffer(self._ring_p, dtype=np.float64, count=n)
         y = np.frombuffer(self._ring_y, dtype=np.float64, count=n)
-        order = np.argsort(p, kind="stable")
-        total = 0.0
-        for chunk in np.array_split(order, min(self._bins, n)):
-            total += len(chunk) * abs(float(p[chunk].mean()) - float(y[chunk].mean()))
-        return total / n
+        if slice_id >= 0:
+            mine = np.frombuffer(self._ring_s, dtype=np.int32, count=n) == slice_id
+            p, y = p[mine], y[mine]
+        return calibration(p, y, self._bins)
 
     def _react(self, events: list[Event]) -> None:
         """Pause thresholds on bias alarms; call the retraining hook on any alarm."""
@@ -614,9 +735,14 @@ class OutcomeMonitor:
                         )
 
     def check(self) -> list[Event]:
-        """Check calibration now (bias is checked on every label); returns new alarms."""
+        """Check calibration now, overall and by slice (bias is checked on every label).
+
+        Returns the new alarms.
+        """
         with self._lock:
-            events = self._check_calibration()
+            events = self._check_calibration(self._all, None)
+            for key, sums in self._slices.items():
+                events += self._check_calibration(sums, key)
             events += self._expire(self._clock())
         for event in events:
             emit(event)
@@ -659,7 +785,8 @@ class OutcomeMonitor:
             overall = self._all
             n = overall.n
             by_slice = {k: s.bias() for k, s in self._slices.items() if s.n}
-            ece = self._ece()
+            found = self._calibration(-1)
+            found_by_slice = {k: self._calibration(s.id) for k, s in self._slices.items() if s.n}
             pending = len(self._pending)
         acted = [y for _, y, a, _ in joined if a]
         return OutcomeReport(
@@ -669,7 +796,9 @@ class OutcomeMonitor:
             mean_label=overall.labels / n if n else math.nan,
             bias=overall.bias(),
             bias_by_slice=by_slice,
-            ece=ece,
+            ece=found.estimate,
+            calibration=found,
+            calibration_by_slice=found_by_slice,
             precision=sum(acted) / len(acted) if acted else math.nan,
             evicted=self.evicted,
             expired=self.expired,

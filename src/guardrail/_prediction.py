@@ -356,6 +356,20 @@ class Threshold(Generic[S]):
         above = self.admits(prediction.value)
         return Decision(prediction=prediction, threshold=self, above=above, act=above)
 
+    @classmethod
+    def _dynamic(
+        cls, value: float, scale: type[S], model: ModelRef | None, version: int
+    ) -> Threshold[S]:
+        """A dynamic threshold's constructor for each decision: arguments already checked."""
+        t = _object_new(cls)
+        _set_value(t, value)
+        _set_scale(t, scale)
+        _set_model(t, model)
+        _set_origin(t, "dynamic")
+        _set_version(t, version)
+        _set_direction(t, ">=")
+        return t
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {
@@ -366,6 +380,15 @@ class Threshold(Generic[S]):
             "version": self.version,
             "direction": self.direction,
         }
+
+
+_object_new = object.__new__
+# The slots' setters, looked up once: a dynamic threshold builds a Threshold
+# per decision, and attrs' checked constructor costs a microsecond.
+_set_value, _set_scale, _set_model, _set_origin, _set_version, _set_direction = (
+    Threshold.__dict__[name].__set__
+    for name in ("value", "scale", "model", "origin", "version", "direction")
+)
 
 
 @final

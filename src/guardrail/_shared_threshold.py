@@ -2,14 +2,16 @@
 
 The tracker is the one :class:`~guardrail.DynamicThreshold` runs (Robbins-Monro
 on the log-odds scale, or on a ``Score``'s own scale), kept in one Redis hash.
-Each replica compares its scores with the threshold it holds and counts how
-many were above and below; at most every ``max_staleness`` seconds it sends
-those two counts to Redis in one Lua script, which moves the tracker by
+Each replica compares its scores with the tracker's value it holds and counts
+how many were above and below; at most every ``max_staleness`` seconds it
+sends those two counts to Redis in one Lua script, which moves the tracker by
 ``ups * step * (1 - r) - downs * step * r`` atomically, clamps it, saves a new
-version when it left the dead band, and answers with the saved value and its
-version. That answer is the replica's cache, so a decision never uses a value
-read more than ``max_staleness`` seconds (plus one round trip) earlier, and
-every replica holds the same version within that bound.
+version when it left the dead band, and answers with the tracker's value, the
+saved value and its version. That answer is the replica's cache, so a
+decision never uses a value read more than ``max_staleness`` seconds (plus
+one round trip) earlier, and every replica holds the same version within that
+bound. The dead band only spaces the versions (and their events) out; the
+decisions follow the tracker.
 
 One batch of counts is one step in the sense of ``DynamicThreshold``'s batch
 update: every score in it was compared with the same threshold.
@@ -35,6 +37,8 @@ from ._prediction import Decision, Prediction, Threshold
 from ._scales import LogOdds, Probability, ScaleValue, Score
 
 if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
     from ._call import Call
 
 __all__ = ["SharedThreshold"]
@@ -93,7 +97,7 @@ if n > 0 then
              'seen', seen, 'clamp', clamp, 'hits', hits,
              'updated_at', now[1] .. '.' .. string.format('%06d', tonumber(now[2])))
 end
-return {pub, version, paused, hit, changed, hits, seen}
+return {pub, version, paused, hit, changed, hits, seen, string.format('%.17g', t)}
 """
 
 # KEYS[1]: the tracker's hash.  ARGV: 1 to pause or 0 to resume, the reason,
@@ -254,6 +258,8 @@ class SharedThreshold(Generic[S]):
         self._ups = 0
         self._downs = 0
         self._published = self._threshold(start, 1)
+        # What decisions compare with: the tracker's value as of the last answer.
+        self._used = self._published
         self._paused = False
         self._synced_at = -math.inf
         self._script: Any = None
@@ -293,10 +299,23 @@ class SharedThreshold(Generic[S]):
         """The fleet's saved threshold, read at most ``max_staleness`` seconds ago.
 
         The read also sends this replica's pending counts (one Redis call).
+        Decisions compare with :attr:`tracker` instead, which lies within
+        ``dead_band`` of it.
         """
         if self._clock() - self._synced_at >= self.max_staleness:
             self.sync()
         return self._published
+
+    @property
+    def tracker(self) -> S:
+        """The value decisions compare with: the fleet's tracker as of the last answer."""
+        return self._scale(self._used.value)
+
+    def _deciding(self) -> Threshold[S]:
+        """The tracker's value (and the saved version) decisions use, read within staleness."""
+        if self._clock() - self._synced_at >= self.max_staleness:
+            self.sync()
+        return self._used
 
     @property
     def paused(self) -> bool:
@@ -316,7 +335,10 @@ class SharedThreshold(Generic[S]):
             raise ScaleError(
                 f"cannot update a {self._scale.__name__} threshold with a {type(value).__name__}"
             )
-        above = self._published.admits(value)
+        self._count(self._used.admits(value))
+
+    def _count(self, above: bool | NDArray[np.bool_]) -> None:
+        """Count decisions above and below; send them once the cache is stale."""
         if isinstance(above, np.ndarray):
             ups = int(np.count_nonzero(above))
             downs = above.size - ups
@@ -363,11 +385,14 @@ class SharedThreshold(Generic[S]):
         return script(keys=[self.key], args=[ups, downs, *self._args], client=client)
 
     def _answer(self, reply: Any) -> None:
-        published, version, paused, hit, changed, hits, seen = reply
+        published, version, paused, hit, changed, hits, seen, tracker = reply
         t = float(published)
         threshold = self._threshold(t, int(version))
+        tracked = float(tracker)
+        used = threshold if tracked == t else self._threshold(tracked, int(version))
         with self._lock:
             self._published = threshold
+            self._used = used
             self._paused = paused in (b"1", "1")
             self._synced_at = self._clock()
         self.degraded = False
@@ -408,25 +433,30 @@ class SharedThreshold(Generic[S]):
     # -- deciding ----------------------------------------------------------
 
     def decide(self, prediction: Prediction[S]) -> Decision[S]:
-        """Compare *prediction* with :meth:`current`, then count its score."""
-        decision = self.current().decide(prediction)
+        """Compare *prediction* with :attr:`tracker`, then count the decision.
+
+        The :class:`~guardrail.Decision` carries the value compared with and
+        the version of the fleet's last saved value.
+        """
+        decision = self._deciding().decide(prediction)
         if self.degraded:
             self.degraded_decisions += 1
-        self.update(prediction.value)
+        self._count(decision.above)
         return decision
 
     def decide_call(self, call: Call) -> None:
-        """The guard's decider: decide on ``call.prediction``, then count its score."""
+        """The guard's decider: decide on ``call.prediction``, then count the decision."""
         prediction = call.prediction
         if prediction is None:
             return
-        threshold = self.current()
+        threshold = self._deciding()
         threshold.check_model(prediction.model)
-        call.decide(threshold, threshold.admits(prediction.value))
+        above = threshold.admits(prediction.value)
+        call.decide(threshold, above)
         if self.degraded:
             self.degraded_decisions += 1
             call.mark_degraded()
-        self.update(prediction.value)
+        self._count(above)
 
     def __repr__(self) -> str:
         current = self._published

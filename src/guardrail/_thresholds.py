@@ -1,7 +1,8 @@
 """A threshold that re-adjusts online to hold a target rate of positive decisions.
 
 The tracker is Robbins-Monro stochastic approximation of the ``1 - r``
-quantile of the score stream, kept on the log-odds scale::
+quantile of the score stream, kept on the log-odds scale; decisions compare
+with it directly::
 
     t <- t + step * (1[x >= t] - r)
 
@@ -46,6 +47,10 @@ _LOGIT_LIMIT: Final = 700.0
 _Bound = Literal["lower", "upper"]
 
 
+# Decisions carry a Threshold each: built without attrs' checks (1.4 µs).
+_decided_at = Threshold._dynamic
+
+
 def _sigmoid(x: float) -> float:
     if x >= 0:
         return 1.0 / (1.0 + math.exp(-x))
@@ -83,8 +88,15 @@ class DynamicThreshold(Generic[S]):
         model: The model the threshold is set for; ``None`` accepts any.
         name: Identifies the threshold in events.
 
-    Decisions compare with the *saved* value (:meth:`current`), which carries
-    a version; the tracker underneath moves with every score.
+    Decisions compare with the tracker (:attr:`tracker`), which moves with
+    every score; the dead band only spaces out the *saved* values
+    (:meth:`current`, with a version and a
+    :class:`~guardrail.instrumentation.ThresholdChanged` event each). A
+    :class:`~guardrail.Decision` carries the tracker's value it was compared
+    with and the version of the last saved value. Each decision's comparison
+    is also its step, so over ``N`` decisions that moved the tracker
+    (no clamp reached) ``positives - target_rate * N = (t_N - t_0) / step``
+    exactly: the rate error shrinks as ``1 / N`` (docs/thresholds.md).
 
     A batch (:meth:`update` with an array value) is one step: every score in
     it is compared with the threshold at the start of the batch, and the
@@ -105,13 +117,16 @@ class DynamicThreshold(Generic[S]):
 
     __slots__ = (
         "__weakref__", "_acquire", "_at_clamp", "_band_hi", "_band_lo", "_down", "_down_v",
-        "_exact", "_hi", "_hi_v", "_hold", "_initial", "_lo", "_lo_v", "_lock", "_logistic",
-        "_lower", "_pause_reason", "_paused", "_published", "_published_t", "_quiet_hi",
-        "_quiet_lo", "_rearm", "_release", "_scale", "_seen", "_up", "_up_v", "_upper", "_v",
+        "_exact", "_exact_v", "_hi", "_hi_v", "_hold", "_initial", "_lo", "_lo_v", "_lock",
+        "_logistic", "_lower", "_pause_reason", "_paused", "_published", "_published_t",
+        "_quiet_hi", "_quiet_lo", "_rearm", "_release", "_scale", "_seen", "_up", "_up_v",
+        "_upper", "_used", "_used_v", "_v",
         "clamp_hits", "dead_band", "model", "name", "source", "step", "target_rate", "warmup",
     )  # fmt: skip
 
     name: str
+    _used: Threshold[S]  # what decisions at _used_v carry
+    _used_v: float
 
     kind: ClassVar[str] = "threshold"
 
@@ -257,11 +272,14 @@ class DynamicThreshold(Generic[S]):
         # The configured values, exactly: converting them to the tracking scale
         # and back would publish 0.8999999999999999 for a threshold set at 0.9.
         self._exact = {start: self._initial}
+        # The same, keyed by the tracked variable (the odds for a probability).
+        self._exact_v = {math.exp(start) if self._logistic else start: self._initial}
         for clamp, internal, v in ((self._lower, lo, self._lo_v), (self._upper, hi, self._hi_v)):
             if clamp is not None:
                 self._exact[internal] = clamp
                 # A clamped tracker reads back as log(exp(clamp)).
                 self._exact[math.log(v) if self._logistic else v] = clamp
+                self._exact_v[v] = clamp
         self._lock = fork_safe_lock(self)
         self._acquire = self._lock.acquire
         self._release = self._lock.release
@@ -321,6 +339,8 @@ class DynamicThreshold(Generic[S]):
             version=version,
         )
         self._published_t = t
+        # Decisions carry the saved version: the next one builds its Threshold anew.
+        self._used_v = math.nan
         lo, hi = t - self.dead_band, t + self.dead_band
         if self._logistic:
             limit = _LOGIT_LIMIT + 1.0
@@ -334,16 +354,38 @@ class DynamicThreshold(Generic[S]):
         """The tracker on the tracking scale (log-odds or score)."""
         return math.log(self._v) if self._logistic else self._v
 
+    def _value_of(self, v: float) -> float:
+        """The tracked variable *v* on the prediction's scale; configured values exact."""
+        exact = self._exact_v.get(v)
+        if exact is not None:
+            return exact
+        return v / (1.0 + v) if self._logistic else v
+
+    def _use(self, v: float) -> Threshold[S]:
+        """The Threshold decisions at tracked value *v* carry (lock held; cached)."""
+        if v == self._used_v:
+            return self._used
+        value = self._exact_v.get(v)
+        if value is None:
+            value = v / (1.0 + v) if self._logistic else v
+        used = self._used = _decided_at(value, self._scale, self.model, self._published.version)
+        self._used_v = v
+        return used
+
     # -- reading ---------------------------------------------------------
 
     def current(self) -> Threshold[S]:
-        """The saved threshold: its value on the prediction's scale and its version."""
+        """The saved threshold: its value on the prediction's scale and its version.
+
+        Decisions do not compare with it but with :attr:`tracker`, which lies
+        within ``dead_band`` of it (on the tracking scale).
+        """
         return self._published
 
     @property
     def tracker(self) -> S:
-        """The tracker's value on the prediction's scale (moves with every score)."""
-        return self._scale(self._native(self._t))
+        """The value decisions compare with now, clamped (moves with every score)."""
+        return self._scale(self._value_of(self._v))
 
     @property
     def paused(self) -> bool:
@@ -460,38 +502,42 @@ class DynamicThreshold(Generic[S]):
             self._quiet_hi = min(self._band_hi, self._hi_v)
 
     def _update_batch(self, raw: NDArray[np.float64]) -> None:
-        events: list[Event] | None = None
         with self._lock:
-            before = self._seen
-            self._seen += raw.size
-            if self._paused:
-                return
-            skip = self.warmup - before
-            if skip >= raw.size:
-                return
-            scores = raw[skip:] if skip > 0 else raw
-            t0 = self._t
-            above = scores >= self._native(t0)
-            ups = int(np.count_nonzero(above))
-            downs = scores.size - ups
-            # Every path through these increments stays within
-            # [t0 + downs * down, t0 + ups * up]: inside the clamps, no
-            # per-step clamping can occur and the sum is exact.
-            if t0 + ups * self._up <= self._hi and t0 + downs * self._down >= self._lo:
-                t = t0 + (ups * self._up + downs * self._down)
-            else:
-                steps = np.where(above, self._up, self._down)
-                t, hit = _clamped_walk(t0, steps, self._lo, self._hi)
-                if hit is not None:
-                    events = self._hit(hit)
-            if self._at_clamp is not None:
-                self._maybe_rearm(t)
-            self._v = math.exp(t) if self._logistic else t
-            if abs(t - self._published_t) > self.dead_band:
-                events = self._publish(t, events)
+            events = self._step_batch(raw >= self._use(self._v).value)
         if events:
             for event in events:
                 emit(event)
+
+    def _step_batch(self, flags: NDArray[np.bool_]) -> list[Event] | None:
+        """Move the tracker by a batch's comparisons with its value (lock held)."""
+        events: list[Event] | None = None
+        before = self._seen
+        self._seen += flags.size
+        if self._paused:
+            return None
+        skip = self.warmup - before
+        if skip >= flags.size:
+            return None
+        above = flags[skip:] if skip > 0 else flags
+        t0 = self._t
+        ups = int(np.count_nonzero(above))
+        downs = above.size - ups
+        # Every path through these increments stays within
+        # [t0 + downs * down, t0 + ups * up]: inside the clamps, no
+        # per-step clamping can occur and the sum is exact.
+        if t0 + ups * self._up <= self._hi and t0 + downs * self._down >= self._lo:
+            t = t0 + (ups * self._up + downs * self._down)
+        else:
+            steps = np.where(above, self._up, self._down)
+            t, hit = _clamped_walk(t0, steps, self._lo, self._hi)
+            if hit is not None:
+                events = self._hit(hit)
+        if self._at_clamp is not None:
+            self._maybe_rearm(t)
+        self._v = math.exp(t) if self._logistic else t
+        if abs(t - self._published_t) > self.dead_band:
+            events = self._publish(t, events)
+        return events
 
     def _hit(self, bound: _Bound) -> list[Event] | None:
         """Count a fresh clamp hit and make its event (lock held)."""
@@ -529,21 +575,70 @@ class DynamicThreshold(Generic[S]):
     # -- deciding ----------------------------------------------------------
 
     def decide(self, prediction: Prediction[S]) -> Decision[S]:
-        """Compare *prediction* with :meth:`current`, then update with its score."""
-        decision = self._published.decide(prediction)
-        self.update(prediction.value)
-        return decision
+        """Compare *prediction* with the tracker, then update with its score.
+
+        The :class:`~guardrail.Decision` carries the value compared with and
+        the version of the last saved value (:meth:`current`).
+        """
+        if not isinstance(prediction, Prediction):
+            raise ScaleError(f"decide() takes a Prediction, got {type(prediction).__name__}")
+        threshold, above = self._decide(prediction)
+        return Decision(prediction=prediction, threshold=threshold, above=above, act=above)
 
     def decide_call(self, call: Call) -> None:
-        """The guard's decider: decide on ``call.prediction``, then update."""
+        """The guard's decider: decide on ``call.prediction`` with the tracker, then update."""
         prediction = call.prediction
         if prediction is None:
             return
-        threshold = self._published
-        if threshold.model is not None and prediction.model is not threshold.model:
-            threshold.check_model(prediction.model)
-        call.decide(threshold, threshold.admits(prediction.value))
-        self.update(prediction.value)
+        threshold, above = self._decide(prediction)
+        call.decide(threshold, above)
+
+    def _decide(self, prediction: Prediction[S]) -> tuple[Threshold[S], bool | NDArray[np.bool_]]:
+        """Compare with the tracker's value and move the tracker, in one locked step."""
+        model = self.model
+        if model is not None and prediction.model is not model:
+            self._published.check_model(prediction.model)
+        value = prediction.value
+        if type(value) is not self._scale:
+            raise ScaleError(
+                f"cannot compare a {type(value).__name__} with a "
+                f"{self._scale.__name__} threshold; convert it explicitly first"
+            )
+        raw = value.value
+        events: list[Event] | None = None
+        if type(raw) is not float:
+            with self._lock:
+                threshold = self._use(self._v)
+                flags: NDArray[np.bool_] = raw >= threshold.value
+                flags.flags.writeable = False
+                events = self._step_batch(flags)
+            if events:
+                for event in events:
+                    emit(event)
+            return threshold, flags
+        # The hot path: the comparison is the step's direction, so the rate
+        # of positive decisions is the rate the tracker holds.
+        self._acquire()
+        try:
+            v = self._v
+            threshold = self._used if v == self._used_v else self._use(v)
+            above = raw >= threshold.value
+            seen = self._seen = self._seen + 1
+            if seen > self._hold:
+                if self._logistic:
+                    v *= self._up_v if above else self._down_v
+                else:
+                    v += self._up_v if above else self._down_v
+                if self._quiet_lo <= v <= self._quiet_hi:
+                    self._v = v
+                else:
+                    events = self._move(v)
+        finally:
+            self._release()
+        if events:
+            for event in events:
+                emit(event)
+        return threshold, above
 
     # -- snapshots -------------------------------------------------------
 

@@ -8,12 +8,14 @@
 
 from __future__ import annotations
 
-from ._outcomes import OutcomeMonitor, OutcomeReport
+from ._outcomes import Calibration, OutcomeMonitor, OutcomeReport, calibration
 from ._public import publish
 
 __all__ = [
+    "Calibration",
     "OutcomeMonitor",
     "OutcomeReport",
+    "calibration",
 ]
 
 publish(__name__, globals(), __all__)
