@@ -7,6 +7,8 @@ expected failure until the behaviour holds.
 from __future__ import annotations
 
 import asyncio
+import signal
+import time
 from typing import Any
 
 import pytest
@@ -62,3 +64,66 @@ class TestAsyncBurstsAtTheDefaultDeadline:
 
         admitted = asyncio.run(main())
         assert max(admitted) >= 90, admitted
+
+
+@pytest.mark.integration
+class TestAsyncRecovery:
+    @pytest.mark.xfail(
+        strict=True,
+        reason="the decision that ends an outage writes the local admissions back with the "
+        "sync client, one blocking round trip per key, inside the event loop",
+    )
+    def test_ending_an_outage_does_not_stall_the_event_loop(
+        self, own_redis_server: Any, namespace: str
+    ) -> None:
+        """The async decision that ends an outage under "local" never holds the loop long.
+
+        During a stop (SIGSTOP) 8,000 keys are admitted locally; the first
+        answer afterwards writes them back to Redis. A heartbeat task on the
+        same loop should never wait more than 0.1 s meanwhile.
+        """
+        import redis
+
+        store = gr.RedisStore(
+            redis.Redis(host="127.0.0.1", port=own_redis_server.port),
+            namespace=namespace,
+            on_store_error="local",
+            local_share=0.5,
+            probe_every=0.05,
+        )
+        limit = gr.ActionLimit("outage", max_actions=10, per="1h", store=store)
+        process = own_redis_server.process
+        assert process is not None
+
+        async def main() -> tuple[int, float, bool]:
+            assert await limit.allow_async("warm")
+            process.send_signal(signal.SIGSTOP)
+            try:
+                admitted = sum([await limit.allow_async(f"k{i}") for i in range(8000)])
+            finally:
+                process.send_signal(signal.SIGCONT)
+            await asyncio.sleep(0.3)  # past the probe: the next decision asks Redis
+            gaps: list[float] = []
+            beating = True
+
+            async def beat() -> None:
+                last = time.perf_counter()
+                while beating:
+                    await asyncio.sleep(0.001)
+                    now = time.perf_counter()
+                    gaps.append(now - last)
+                    last = now
+
+            heart = asyncio.create_task(beat())
+            await asyncio.sleep(0.05)
+            allowed = await limit.allow_async("after")
+            await asyncio.sleep(0.05)
+            beating = False
+            await heart
+            await store.aclose()
+            return admitted, max(gaps), allowed
+
+        admitted, stall, allowed = asyncio.run(main())
+        assert admitted == 8000  # admitted locally
+        assert allowed  # then by Redis again
+        assert stall < 0.1, f"the loop stalled {stall:.3f} s"
