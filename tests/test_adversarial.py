@@ -243,3 +243,61 @@ class TestCalibrationAtSmallCounts:
         rate = checks * alpha
         allowed = streams * rate + 3 * math.sqrt(streams * rate * (1 - rate))
         assert alarmed <= allowed, (alarmed, allowed)
+
+
+@pytest.mark.integration
+class TestLateRefundsInShortWindows:
+    @pytest.mark.xfail(
+        strict=True,
+        reason="the refund subtracts from the sub-window of the decision's start, not the one "
+        "the server counted in: that sub-window goes negative, and the refunded count comes "
+        "back when it expires",
+    )
+    def test_a_refunded_late_count_never_takes_budget_again(
+        self, redis_server: Any, namespace: str
+    ) -> None:
+        """A decision denied on a time-out, counted late and given back, never holds budget later.
+
+        The limit allows 10 per second (sub-windows of 0.1 s). The server is
+        busy for 0.35 s (DEBUG SLEEP) when the decision is sent; it counts
+        the decision when it wakes up, and the late reply gives it back. For
+        the next 1.3 s nothing is admitted, so the whole budget stays free.
+        """
+        import redis
+
+        store = gr.RedisStore(
+            redis.Redis(host="127.0.0.1", port=redis_server.port),
+            namespace=namespace,
+            deadline=0.05,
+        )
+        limit = gr.ActionLimit("short", max_actions=10, per="1s", store=store)
+        reader = gr.RedisStore(redis_server.client(), namespace=namespace, deadline=2.0)
+        check = gr.ActionLimit("short", max_actions=10, per="1s", store=reader)
+        counter: Any = limit._counter
+        busy_client = redis_server.client()
+
+        async def main() -> tuple[bool, list[int]]:
+            assert await limit.allow_async("warm")  # a pooled connection, ready
+            busy = threading.Thread(
+                target=busy_client.execute_command, args=("DEBUG", "SLEEP", "0.35")
+            )
+            busy.start()
+            try:
+                await asyncio.sleep(0.05)  # the server is inside DEBUG SLEEP
+                allowed = await limit.allow_async("k")
+            finally:
+                busy.join()
+            end = time.monotonic() + 10
+            while counter.late_async and time.monotonic() < end:
+                await asyncio.sleep(0.005)  # the late reply comes, and its refund
+            remaining = []
+            end = time.monotonic() + 1.3
+            while time.monotonic() < end:
+                remaining.append(check.remaining("k"))
+                await asyncio.sleep(0.01)
+            await store.aclose()
+            return allowed, remaining
+
+        allowed, remaining = asyncio.run(main())
+        assert allowed is False  # timed out: denied by the default policy
+        assert min(remaining) == 10, remaining
