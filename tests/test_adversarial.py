@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import signal
 import threading
 import time
@@ -301,3 +302,74 @@ class TestLateRefundsInShortWindows:
         allowed, remaining = asyncio.run(main())
         assert allowed is False  # timed out: denied by the default policy
         assert min(remaining) == 10, remaining
+
+
+@pytest.mark.integration
+class TestCancelledBatches:
+    @pytest.mark.xfail(
+        strict=True,
+        reason="the rows a cancelled batch counted are given back best effort: a refund is "
+        "skipped while decisions skip Redis and fails when no pooled connection frees up "
+        "within the deadline, so their counts stay",
+    )
+    def test_what_the_server_counts_is_what_batches_admitted(
+        self, own_redis_server: Any, namespace: str
+    ) -> None:
+        """Cancelled batches of 5 rows leave no count behind: counted == admitted rows.
+
+        2,000 guarded batches over one second, each under ``asyncio.wait_for``
+        with a random time-out (many are cancelled mid-batch), while the
+        server is stopped (SIGSTOP) for 0.3 s. Once the late replies have
+        settled, the server's count equals the rows admitted.
+        """
+        import redis
+
+        store = gr.RedisStore(
+            redis.Redis(host="127.0.0.1", port=own_redis_server.port),
+            namespace=namespace,
+            deadline=0.02,
+            probe_every=0.01,
+        )
+        cap = 10**6
+        limit = gr.ActionLimit(
+            "batches", max_actions=cap, per="1h", key=lambda row: row["user"], store=store
+        )
+        counter: Any = limit._counter
+        process = own_redis_server.process
+        assert process is not None
+
+        @gr.guard(model=MODEL, returns=gr.Probability, threshold=THRESHOLD, limits=[limit])
+        async def predict(rows: list[dict[str, str]]) -> Any:
+            return np.full(len(rows), 0.9)
+
+        async def main() -> int:
+            rng = random.Random(2)
+
+            async def one() -> Any:
+                await asyncio.sleep(rng.uniform(0.0, 1.0))
+                try:
+                    return await asyncio.wait_for(
+                        predict([{"user": "u"}] * 5), timeout=rng.uniform(0.0, 0.04)
+                    )
+                except TimeoutError:
+                    return None
+
+            tasks = [asyncio.create_task(one()) for _ in range(2000)]
+            await asyncio.sleep(0.3)
+            process.send_signal(signal.SIGSTOP)
+            try:
+                await asyncio.sleep(0.3)
+            finally:
+                process.send_signal(signal.SIGCONT)
+            decisions = await asyncio.gather(*tasks)
+            end = time.monotonic() + 20
+            while counter.late_async and time.monotonic() < end:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.3)
+            await store.aclose()
+            return sum(int(np.count_nonzero(d.act)) for d in decisions if d is not None)
+
+        admitted = asyncio.run(main())
+        reader = gr.RedisStore(own_redis_server.client(), namespace=namespace, deadline=2.0)
+        check = gr.ActionLimit("batches", max_actions=cap, per="1h", store=reader)
+        assert cap - check.remaining("u") == admitted
