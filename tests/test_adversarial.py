@@ -425,3 +425,55 @@ class TestLocalShareAcrossSyncAndAsyncGuards:
         finally:
             process.send_signal(signal.SIGCONT)
         assert shared + during <= 10, (shared, during)
+
+
+@pytest.mark.integration
+class TestLateRefundsUnderOpen:
+    @pytest.mark.xfail(
+        strict=True,
+        reason='a late reply is refunded whatever the policy decided: under "open" the '
+        "timed-out action was taken, and its count on the server is given back anyway",
+    )
+    def test_an_action_admitted_on_a_time_out_keeps_its_late_count(
+        self, redis_server: Any, namespace: str
+    ) -> None:
+        """Under "open", an action admitted on a time-out stays counted once the server counts it.
+
+        The server is busy (DEBUG SLEEP 0.3) when the decision is sent: the
+        decision times out and "open" admits it; the server counts it when it
+        wakes up. The action was taken, so the count must stay: otherwise a
+        Redis that is merely slow lets every action through uncounted.
+        """
+        import redis
+
+        store = gr.RedisStore(
+            redis.Redis(host="127.0.0.1", port=redis_server.port),
+            namespace=namespace,
+            deadline=0.05,
+            on_store_error="open",
+        )
+        limit = gr.ActionLimit("open", max_actions=10, per="1h", store=store)
+        counter: Any = limit._counter
+        busy_client = redis_server.client()
+
+        async def main() -> bool:
+            assert await limit.allow_async("warm")  # a pooled connection, ready
+            busy = threading.Thread(
+                target=busy_client.execute_command, args=("DEBUG", "SLEEP", "0.3")
+            )
+            busy.start()
+            try:
+                await asyncio.sleep(0.1)  # the server is inside DEBUG SLEEP
+                allowed = await limit.allow_async("k")
+            finally:
+                busy.join()
+            end = time.monotonic() + 10
+            while counter.late_async and time.monotonic() < end:
+                await asyncio.sleep(0.005)
+            await store.aclose()
+            return allowed
+
+        assert asyncio.run(main()) is True  # timed out: admitted by "open"
+        reader = gr.RedisStore(busy_client, namespace=namespace, deadline=2.0)
+        check = gr.ActionLimit("open", max_actions=10, per="1h", store=reader)
+        assert check.remaining("k") == 9  # the action taken is counted
