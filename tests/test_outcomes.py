@@ -501,18 +501,25 @@ class TestCalibrationEvidence:
         gr.instrumentation.configure(redact=str)  # slice keys as they are
         rng = np.random.default_rng(4)
         monitor = gr.OutcomeMonitor(slice=lambda row: row["country"], bias_bounds=(-1.0, 1.0))
+        seen: dict[str, tuple[list[float], list[float]]] = {"de": ([], []), "fr": ([], [])}
         with capture_events() as events:
             for i in range(4_000):
                 country = "de" if i % 4 == 0 else "fr"
                 p = float(rng.uniform(0, 1))
                 q = p if country == "fr" else (p - 0.3 if p >= 0.5 else p + 0.3)
                 pred = prediction(p)
+                label = bool(rng.random() < q)
                 monitor.record(pred, inputs={"country": country})
-                monitor.record_outcome(pred.id, bool(rng.random() < q))
+                monitor.record_outcome(pred.id, label)
+                seen[country][0].append(p)
+                seen[country][1].append(float(label))
         alarms = [e for e in events if isinstance(e, gr.instrumentation.CalibrationOutOfRange)]
         assert [e.slice for e in alarms] == ["de"]
         report = monitor.report()
         de, fr = report.calibration_by_slice["de"], report.calibration_by_slice["fr"]
+        for key, found in (("de", de), ("fr", fr)):
+            p_s, y_s = (np.array(v) for v in seen[key])
+            assert found == gr.outcomes.calibration(p_s, y_s)
         assert de.lower > 0.1
         assert de.lower <= 0.3 <= de.upper
         assert fr.lower <= 0.1

@@ -710,6 +710,21 @@ class OutcomeMonitor:
             p, y = p[mine], y[mine]
         return calibration(p, y, self._bins)
 
+    def _calibration_by_slice(self) -> dict[str, Calibration]:
+        """Every slice's calibration, from one sort of the ring by slice (lock held)."""
+        n = len(self._joined)
+        ids = np.frombuffer(self._ring_s, dtype=np.int32, count=n)
+        order = np.argsort(ids, kind="stable")
+        p = np.frombuffer(self._ring_p, dtype=np.float64, count=n)[order]
+        y = np.frombuffer(self._ring_y, dtype=np.float64, count=n)[order]
+        sorted_ids = ids[order]
+        out = {}
+        for key, sums in self._slices.items():
+            if sums.n:
+                lo, hi = np.searchsorted(sorted_ids, [sums.id, sums.id + 1])
+                out[key] = calibration(p[lo:hi], y[lo:hi], self._bins)
+        return out
+
     def _react(self, events: list[Event]) -> None:
         """Pause thresholds on bias alarms; call the retraining hook on any alarm."""
         for event in events:
@@ -786,7 +801,7 @@ class OutcomeMonitor:
             n = overall.n
             by_slice = {k: s.bias() for k, s in self._slices.items() if s.n}
             found = self._calibration(-1)
-            found_by_slice = {k: self._calibration(s.id) for k, s in self._slices.items() if s.n}
+            found_by_slice = self._calibration_by_slice()
             pending = len(self._pending)
         acted = [y for _, y, a, _ in joined if a]
         return OutcomeReport(

@@ -34,7 +34,8 @@ from ._hooks import emit
 from ._mechanism_events import ThresholdChanged, ThresholdClampHit
 from ._model import ModelRef
 from ._prediction import Decision, Prediction, Threshold
-from ._scales import LogOdds, Probability, ScaleValue, Score
+from ._scales import ScaleValue
+from ._thresholds import tracker_settings
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -45,7 +46,6 @@ __all__ = ["SharedThreshold"]
 
 S = TypeVar("S", bound=ScaleValue[Any])
 
-_DEFAULT_STEP: Final = 0.1
 _LOGIT_LIMIT: Final = 700.0
 _NO_CLAMP: Final = 1e300
 
@@ -175,54 +175,22 @@ class SharedThreshold(Generic[S]):
         name: str = "threshold",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        rate = _number("target_rate", target_rate)
-        if not 0.0 < rate < 1.0:
-            raise ConfigError(f"target_rate must lie in (0, 1), got {target_rate!r}")
-        scale = type(initial)
-        if scale not in (Probability, LogOdds, Score):
-            raise ScaleError(
-                f"initial must be a Probability, LogOdds or Score, got {type(initial).__name__}"
-            )
-        if initial.is_batch:
-            raise ConfigError("initial must be one value, not a batch")
-        if step is None:
-            if scale is Score:
-                raise ConfigError("a Score threshold needs an explicit step, in score units")
-            step = _DEFAULT_STEP
-        eta = _number("step", step)
-        if not 0.0 < eta < math.inf:
-            raise ConfigError(f"step must be positive and finite, got {step!r}")
-        band = 2.0 * eta if dead_band is None else _number("dead_band", dead_band)
-        if not 0.0 <= band < math.inf:
-            raise ConfigError(f"dead_band must be >= 0 and finite, got {dead_band!r}")
-        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-            raise ConfigError(f"warmup must be an int >= 0, got {warmup!r}")
+        checked = tracker_settings(
+            target_rate=target_rate, initial=initial, step=step, lower=lower, upper=upper,
+            dead_band=dead_band, warmup=warmup, model=model, name=name,
+        )  # fmt: skip
         staleness = _number("max_staleness", max_staleness)
         if not 0.0 <= staleness <= 3600.0:
             raise ConfigError(f"max_staleness must lie in [0, 3600] seconds, got {max_staleness!r}")
-        if model is not None and not isinstance(model, ModelRef):
-            raise ConfigError("model must be a ModelRef or None")
-        if not isinstance(name, str) or not name:
-            raise ConfigError("name must be a non-empty string")
         if not callable(getattr(store, "sync_client", None)):
             raise ConfigError("store must be a guardrail.limits.RedisStore")
-        for bound_name, bound in (("lower", lower), ("upper", upper)):
-            if bound is not None and (type(bound) is not scale or bound.is_batch):
-                raise ScaleError(
-                    f"{bound_name} must be one {scale.__name__} like initial, "
-                    f"got {type(bound).__name__}"
-                )
-        self._scale: type[S] = scale
-        self._logistic = scale is Probability
-        start = self._to_tracking(cast(float, initial.value))
-        if not math.isfinite(start) or abs(start) > _LOGIT_LIMIT:
+        rate, eta, band, start = checked.rate, checked.step, checked.band, checked.start
+        if abs(start) > _LOGIT_LIMIT:
             raise ConfigError(f"initial must be strictly inside its scale, got {initial!r}")
-        lo = -_NO_CLAMP if lower is None else self._to_tracking(cast(float, lower.value))
-        hi = _NO_CLAMP if upper is None else self._to_tracking(cast(float, upper.value))
-        if not lo <= start <= hi:
-            raise ConfigError(f"the clamps [{lower!r}, {upper!r}] exclude initial {initial!r}")
-        if self._logistic:
-            lo, hi = max(lo, -_LOGIT_LIMIT), min(hi, _LOGIT_LIMIT)
+        # Numbers travel to Lua as text: no infinities.
+        lo, hi = max(checked.lo, -_NO_CLAMP), min(checked.hi, _NO_CLAMP)
+        self._scale: type[S] = cast("type[S]", checked.scale)
+        self._logistic = checked.logistic
 
         self.name = name
         #: Who emits this threshold's events (set again when a guard takes it).
@@ -275,15 +243,6 @@ class SharedThreshold(Generic[S]):
         self.seen = 0
 
     # -- conversions -----------------------------------------------------
-
-    def _to_tracking(self, native: float) -> float:
-        if not self._logistic:
-            return native
-        if native <= 0.0:
-            return -math.inf
-        if native >= 1.0:
-            return math.inf
-        return math.log(native / (1.0 - native))
 
     def _threshold(self, t: float, version: int) -> Threshold[S]:
         exact = self._exact.get(t)

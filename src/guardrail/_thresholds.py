@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from ._call import Call
 
-__all__ = ["DynamicThreshold"]
+__all__ = ["DynamicThreshold", "TrackerSettings", "tracker_settings"]
 
 S = TypeVar("S", bound=ScaleValue[Any])
 
@@ -65,6 +65,120 @@ def _number(name: str, value: object) -> float:
         return float(value)
     except OverflowError:
         raise ConfigError(f"{name} must be a finite number, got {brief(value)}") from None
+
+
+class TrackerSettings:
+    """A rate tracker's checked settings, on the tracking scale (log-odds or score).
+
+    What :class:`DynamicThreshold` and ``SharedThreshold`` both validate; build
+    it with :func:`tracker_settings`. ``lo`` and ``hi`` are the clamps on the
+    tracking scale (infinite when absent, except for probabilities, whose
+    odds keep within ``exp(±700)``).
+    """
+
+    __slots__ = ("band", "hi", "lo", "logistic", "rate", "scale", "start", "step")
+
+    def __init__(
+        self,
+        *,
+        scale: type[ScaleValue[Any]],
+        logistic: bool,
+        rate: float,
+        step: float,
+        band: float,
+        start: float,
+        lo: float,
+        hi: float,
+    ) -> None:
+        self.scale = scale
+        self.logistic = logistic
+        self.rate = rate
+        self.step = step
+        self.band = band
+        self.start = start
+        self.lo = lo
+        self.hi = hi
+
+
+def _tracking(native: float, logistic: bool) -> float:
+    """A value on the prediction's scale -> the tracking scale."""
+    if not logistic:
+        return native
+    if native <= 0.0:
+        return -math.inf
+    if native >= 1.0:
+        return math.inf
+    return math.log(native / (1.0 - native))
+
+
+def tracker_settings(
+    *,
+    target_rate: float,
+    initial: ScaleValue[Any],
+    step: float | None,
+    lower: ScaleValue[Any] | None,
+    upper: ScaleValue[Any] | None,
+    dead_band: float | None,
+    warmup: int,
+    model: ModelRef | None,
+    name: str,
+) -> TrackerSettings:
+    """Check a rate tracker's settings (:class:`~guardrail.errors.ConfigError`,
+    :class:`~guardrail.errors.ScaleError`) and put them on the tracking scale."""
+    rate = _number("target_rate", target_rate)
+    if not 0.0 < rate < 1.0:
+        raise ConfigError(f"target_rate must lie in (0, 1), got {target_rate!r}")
+    scale = type(initial)
+    if scale not in (Probability, LogOdds, Score):
+        raise ScaleError(
+            f"initial must be a Probability, LogOdds or Score, got {type(initial).__name__}"
+        )
+    if initial.is_batch:
+        raise ConfigError("initial must be one value, not a batch")
+    if step is None:
+        if scale is Score:
+            raise ConfigError("a Score threshold needs an explicit step, in score units")
+        step = _DEFAULT_STEP
+    eta = _number("step", step)
+    if not 0.0 < eta < math.inf:
+        raise ConfigError(f"step must be positive and finite, got {brief(step)}")
+    if scale is not Score and eta > _LOGIT_LIMIT:
+        # A step is taken as exp(step) on the odds: beyond this it overflows.
+        raise ConfigError(
+            f"step must be at most {_LOGIT_LIMIT:g} on the log-odds scale, got {brief(step)}"
+        )
+    band = 2.0 * eta if dead_band is None else _number("dead_band", dead_band)
+    if not 0.0 <= band < math.inf:
+        raise ConfigError(f"dead_band must be >= 0 and finite, got {dead_band!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ConfigError(f"warmup must be an int >= 0, got {warmup!r}")
+    if model is not None and not isinstance(model, ModelRef):
+        raise ConfigError("model must be a ModelRef or None")
+    if not isinstance(name, str) or not name:
+        raise ConfigError("name must be a non-empty string")
+    for bound_name, bound in (("lower", lower), ("upper", upper)):
+        if bound is not None and (type(bound) is not scale or bound.is_batch):
+            raise ScaleError(
+                f"{bound_name} must be one {scale.__name__} like initial, "
+                f"got {type(bound).__name__}"
+            )
+
+    logistic = scale is Probability
+    start = _tracking(cast(float, initial.value), logistic)
+    if not math.isfinite(start):
+        raise ConfigError(f"initial must be strictly inside its scale, got {initial!r}")
+    lo = -math.inf if lower is None else _tracking(cast(float, lower.value), logistic)
+    hi = math.inf if upper is None else _tracking(cast(float, upper.value), logistic)
+    if not lo <= start <= hi:
+        raise ConfigError(f"the clamps [{lower!r}, {upper!r}] exclude initial {initial!r}")
+    if logistic:
+        # The odds must stay a normal float: implicit clamps far out.
+        if abs(start) > _LOGIT_LIMIT:
+            raise ConfigError(f"initial {initial!r} is too close to 0 or 1 to track")
+        lo, hi = max(lo, -_LOGIT_LIMIT), min(hi, _LOGIT_LIMIT)
+    return TrackerSettings(
+        scale=scale, logistic=logistic, rate=rate, step=eta, band=band, start=start, lo=lo, hi=hi
+    )
 
 
 class DynamicThreshold(Generic[S]):
@@ -188,58 +302,14 @@ class DynamicThreshold(Generic[S]):
         model: ModelRef | None = None,
         name: str = "threshold",
     ) -> None:
-        rate = _number("target_rate", target_rate)
-        if not 0.0 < rate < 1.0:
-            raise ConfigError(f"target_rate must lie in (0, 1), got {target_rate!r}")
-        scale = type(initial)
-        if scale not in (Probability, LogOdds, Score):
-            raise ScaleError(
-                f"initial must be a Probability, LogOdds or Score, got {type(initial).__name__}"
-            )
-        if initial.is_batch:
-            raise ConfigError("initial must be one value, not a batch")
-        if step is None:
-            if scale is Score:
-                raise ConfigError("a Score threshold needs an explicit step, in score units")
-            step = _DEFAULT_STEP
-        eta = _number("step", step)
-        if not 0.0 < eta < math.inf:
-            raise ConfigError(f"step must be positive and finite, got {brief(step)}")
-        if scale is not Score and eta > _LOGIT_LIMIT:
-            # A step is taken as exp(step) on the odds: beyond this it overflows.
-            raise ConfigError(
-                f"step must be at most {_LOGIT_LIMIT:g} on the log-odds scale, got {brief(step)}"
-            )
-        band = 2.0 * eta if dead_band is None else _number("dead_band", dead_band)
-        if not 0.0 <= band < math.inf:
-            raise ConfigError(f"dead_band must be >= 0 and finite, got {dead_band!r}")
-        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-            raise ConfigError(f"warmup must be an int >= 0, got {warmup!r}")
-        if model is not None and not isinstance(model, ModelRef):
-            raise ConfigError("model must be a ModelRef or None")
-        if not isinstance(name, str) or not name:
-            raise ConfigError("name must be a non-empty string")
-        for bound_name, bound in (("lower", lower), ("upper", upper)):
-            if bound is not None and (type(bound) is not scale or bound.is_batch):
-                raise ScaleError(
-                    f"{bound_name} must be one {scale.__name__} like initial, "
-                    f"got {type(bound).__name__}"
-                )
-
-        self._scale: type[S] = cast("type[S]", scale)
-        self._logistic = scale is Probability
-        start = self._to_tracking(cast(float, initial.value))
-        if not math.isfinite(start):
-            raise ConfigError(f"initial must be strictly inside its scale, got {initial!r}")
-        lo = -math.inf if lower is None else self._to_tracking(cast(float, lower.value))
-        hi = math.inf if upper is None else self._to_tracking(cast(float, upper.value))
-        if not lo <= start <= hi:
-            raise ConfigError(f"the clamps [{lower!r}, {upper!r}] exclude initial {initial!r}")
-        if self._logistic:
-            # The odds must stay a normal float: implicit clamps far out.
-            if abs(start) > _LOGIT_LIMIT:
-                raise ConfigError(f"initial {initial!r} is too close to 0 or 1 to track")
-            lo, hi = max(lo, -_LOGIT_LIMIT), min(hi, _LOGIT_LIMIT)
+        checked = tracker_settings(
+            target_rate=target_rate, initial=initial, step=step, lower=lower, upper=upper,
+            dead_band=dead_band, warmup=warmup, model=model, name=name,
+        )  # fmt: skip
+        rate, eta, band = checked.rate, checked.step, checked.band
+        start, lo, hi = checked.start, checked.lo, checked.hi
+        self._scale: type[S] = cast("type[S]", checked.scale)
+        self._logistic = checked.logistic
 
         self.name = name
         #: Who emits this threshold's events (set again when a guard takes it).
@@ -289,16 +359,6 @@ class DynamicThreshold(Generic[S]):
         )  # fmt: skip
 
     # -- conversions -----------------------------------------------------
-
-    def _to_tracking(self, native: float) -> float:
-        """A value on the prediction's scale -> the tracking scale."""
-        if not self._logistic:
-            return native
-        if native <= 0.0:
-            return -math.inf
-        if native >= 1.0:
-            return math.inf
-        return math.log(native / (1.0 - native))
 
     def _native(self, internal: float) -> float:
         return _sigmoid(internal) if self._logistic else internal
