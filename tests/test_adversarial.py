@@ -27,8 +27,9 @@ THRESHOLD = gr.Threshold(0.5, scale=gr.Probability, model=MODEL)
 class TestAsyncBurstsAtTheDefaultDeadline:
     @pytest.mark.xfail(
         strict=True,
-        reason="the pool wait and the loop's queue count against the 5 ms deadline: a burst "
-        "of concurrent async decisions is denied wholesale against a healthy Redis",
+        reason="a connection is dropped when the pool wait used up the deadline, though "
+        "nothing was sent on it: under a burst the pool never stays warm, and every async "
+        "decision is denied against a healthy Redis",
     )
     def test_a_burst_of_concurrent_async_calls_is_mostly_admitted(
         self, redis_server: Any, namespace: str
@@ -36,7 +37,7 @@ class TestAsyncBurstsAtTheDefaultDeadline:
         """A burst of 100 concurrent async calls on a healthy Redis is mostly admitted.
 
         Sync guards in 32 threads at the same 5 ms deadline admit every call;
-        the async guard should admit at least nine in ten in its best burst of
+        the async guard should admit at least half in its best burst of
         three, after a warm-up.
         """
         import redis
@@ -67,7 +68,7 @@ class TestAsyncBurstsAtTheDefaultDeadline:
             return admitted
 
         admitted = asyncio.run(main())
-        assert max(admitted) >= 90, admitted
+        assert max(admitted) >= 50, admitted
 
 
 @pytest.mark.integration
