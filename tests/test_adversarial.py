@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import guardrail as gr
 
@@ -183,11 +185,6 @@ class TestLateRepliesAtTheLoopsEnd:
 
 
 class TestDynamicThresholdRestore:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="the snapshot keeps the tracker on the log-odds scale; restoring takes exp() "
-        "of it, so the value decisions compare with comes back off by an ulp",
-    )
     def test_a_restored_threshold_decides_with_the_same_value(self) -> None:
         """A threshold restored from its snapshot compares scores with the very same value.
 
@@ -206,6 +203,43 @@ class TestDynamicThresholdRestore:
         tie = gr.Prediction(gr.Probability(at), MODEL)
         before, after = threshold.decide(tie), restored.decide(tie)
         assert (after.above, after.threshold.value) == (before.above, before.threshold.value)
+
+    @given(
+        scale=st.sampled_from(["probability", "log-odds"]),
+        seed=st.integers(0, 2**32 - 1),
+        count=st.integers(0, 120),
+        probes=st.lists(st.floats(0.0, 1.0), max_size=8),
+        clamped=st.booleans(),
+    )
+    @settings(max_examples=150, deadline=None)
+    def test_restore_decides_identically_after_any_updates(
+        self, scale: str, seed: int, count: int, probes: list[float], clamped: bool
+    ) -> None:
+        """After any sequence of updates, the restored threshold decides every score alike.
+
+        That includes the tracker's own value, where a one-ulp difference
+        would flip the decision.
+        """
+        gr.instrumentation.configure(hooks=[])
+        kind: Any = gr.Probability if scale == "probability" else gr.LogOdds
+
+        def value(p: float) -> float:
+            return p if scale == "probability" else 8.0 * p - 4.0
+
+        bounds = {"lower": kind(value(0.2)), "upper": kind(value(0.8))} if clamped else {}
+        threshold = gr.DynamicThreshold(
+            target_rate=0.1, initial=kind(value(0.5)), model=MODEL, **bounds
+        )
+        for score in np.random.default_rng(seed).uniform(0.0, 1.0, count).tolist():
+            threshold.update(kind(value(score)))
+        restored = gr.DynamicThreshold.restore(threshold.snapshot_json())
+        assert restored.snapshot() == threshold.snapshot()
+        at = float(threshold.tracker.value)
+        assert float(restored.tracker.value) == at
+        for score in [at, *(value(p) for p in probes)]:
+            before = threshold.decide(gr.Prediction(kind(score), MODEL))
+            after = restored.decide(gr.Prediction(kind(score), MODEL))
+            assert (after.above, after.threshold) == (before.above, before.threshold)
 
 
 class TestCalibrationAtSmallCounts:
