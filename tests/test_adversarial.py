@@ -243,12 +243,6 @@ class TestDynamicThresholdRestore:
 
 
 class TestCalibrationAtSmallCounts:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="a bin holding one label gets no label variance in the interval: with "
-        "min_outcomes under twice the bins, calibrated rare-event streams alarm several "
-        "times more often than the stated 0.1 % per check",
-    )
     def test_calibrated_rare_event_streams_stay_within_the_stated_false_alarm_rate(
         self,
     ) -> None:

@@ -587,3 +587,22 @@ class TestCalibrationFunction:
         c = gr.outcomes.calibration(np.array([]), np.array([]))
         assert math.isnan(c.estimate)
         assert c.outcomes == 0
+
+    @pytest.mark.parametrize(("n", "bins"), [(1, 1), (2, 1), (5, 2), (19, 9), (20, 10), (500, 10)])
+    def test_every_bin_holds_two_labels(self, n: int, bins: int) -> None:
+        """Below twice the bins, fewer bins are used, so that each holds at least two labels."""
+        p = np.linspace(0.01, 0.99, n)
+        c = gr.outcomes.calibration(p, (p > 0.5).astype(float))
+        assert c.bins == bins
+
+    def test_a_single_label_is_no_evidence(self) -> None:
+        """One label, however far from its prediction, gets the interval [0, 1]."""
+        c = gr.outcomes.calibration(np.array([0.002]), np.array([1.0]))
+        assert (c.lower, c.upper) == (0.0, 1.0)
+
+    def test_a_lone_positive_among_rare_events_does_not_clear_the_bound(self) -> None:
+        """Ten predictions at 0.002 with one positive label: the interval still reaches 0.01."""
+        p = np.full(10, 0.002)
+        y = np.zeros(10)
+        y[3] = 1.0
+        assert gr.outcomes.calibration(p, y).lower <= 0.01
