@@ -220,6 +220,29 @@ class TestAlarms:
         }
         assert slices == {None, "fr"}
 
+    def test_each_group_calls_the_retraining_hook_once_at_its_own_check(self) -> None:
+        """One miscalibration of all traffic calls on_retrain once overall and once per slice.
+
+        docs/outcomes.md states it: the groups reach their checks at different
+        labels, so the hook is called at as many different labels.
+        """
+        gr.instrumentation.configure(redact=str)  # slice keys as they are
+        asked: list[tuple[int, object]] = []
+        label = 0
+        monitor = gr.OutcomeMonitor(
+            slice=lambda row: row["country"], min_outcomes=100, bias_bounds=(-1.0, 1.0),
+            on_retrain=lambda event: asked.append((label, event.slice)),
+        )  # fmt: skip
+        rng = np.random.default_rng(0)
+        countries = ["fr", "de", "it"]
+        for label in range(600):
+            pred = prediction(float(rng.uniform(0.0, 0.1)))
+            monitor.record(pred, inputs={"country": countries[label % 3]})
+            monitor.record_outcome(pred.id, bool(rng.random() < 0.9))
+        assert sorted(map(str, (key for _, key in asked))) == ["None", "de", "fr", "it"]
+        assert asked[0][1] is None
+        assert len({at for at, _ in asked}) == 4
+
     def test_in_range_stays_quiet(self) -> None:
         """Calibrated predictions raise no alarm and leave thresholds alone."""
         threshold = gr.DynamicThreshold(target_rate=0.01, initial=gr.Probability(0.9))
