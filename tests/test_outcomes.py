@@ -220,6 +220,29 @@ class TestAlarms:
         }
         assert slices == {None, "fr"}
 
+    def test_each_group_calls_the_retraining_hook_once_at_its_own_check(self) -> None:
+        """One miscalibration of all traffic calls on_retrain once overall and once per slice.
+
+        docs/outcomes.md states it: the groups reach their checks at different
+        labels, so the hook is called at as many different labels.
+        """
+        gr.instrumentation.configure(redact=str)  # slice keys as they are
+        asked: list[tuple[int, object]] = []
+        label = 0
+        monitor = gr.OutcomeMonitor(
+            slice=lambda row: row["country"], min_outcomes=100, bias_bounds=(-1.0, 1.0),
+            on_retrain=lambda event: asked.append((label, event.slice)),
+        )  # fmt: skip
+        rng = np.random.default_rng(0)
+        countries = ["fr", "de", "it"]
+        for label in range(600):
+            pred = prediction(float(rng.uniform(0.0, 0.1)))
+            monitor.record(pred, inputs={"country": countries[label % 3]})
+            monitor.record_outcome(pred.id, bool(rng.random() < 0.9))
+        assert sorted(map(str, (key for _, key in asked))) == ["None", "de", "fr", "it"]
+        assert asked[0][1] is None
+        assert len({at for at, _ in asked}) == 4
+
     def test_in_range_stays_quiet(self) -> None:
         """Calibrated predictions raise no alarm and leave thresholds alone."""
         threshold = gr.DynamicThreshold(target_rate=0.01, initial=gr.Probability(0.9))
@@ -587,3 +610,22 @@ class TestCalibrationFunction:
         c = gr.outcomes.calibration(np.array([]), np.array([]))
         assert math.isnan(c.estimate)
         assert c.outcomes == 0
+
+    @pytest.mark.parametrize(("n", "bins"), [(1, 1), (2, 1), (5, 2), (19, 9), (20, 10), (500, 10)])
+    def test_every_bin_holds_two_labels(self, n: int, bins: int) -> None:
+        """Below twice the bins, fewer bins are used, so that each holds at least two labels."""
+        p = np.linspace(0.01, 0.99, n)
+        c = gr.outcomes.calibration(p, (p > 0.5).astype(float))
+        assert c.bins == bins
+
+    def test_a_single_label_is_no_evidence(self) -> None:
+        """One label, however far from its prediction, gets the interval [0, 1]."""
+        c = gr.outcomes.calibration(np.array([0.002]), np.array([1.0]))
+        assert (c.lower, c.upper) == (0.0, 1.0)
+
+    def test_a_lone_positive_among_rare_events_does_not_clear_the_bound(self) -> None:
+        """Ten predictions at 0.002 with one positive label: the interval still reaches 0.01."""
+        p = np.full(10, 0.002)
+        y = np.zeros(10)
+        y[3] = 1.0
+        assert gr.outcomes.calibration(p, y).lower <= 0.01

@@ -353,18 +353,38 @@ class TestSnapshot:
         """The snapshot names its format and version."""
         data = json.loads(dyn().snapshot_json())
         assert data["format"] == "guardrail.dynamic_threshold"
-        assert data["version"] == 2
+        assert data["version"] == 3
+
+    def test_version_2_snapshots_still_restore(self) -> None:
+        """A version 2 snapshot (no tracked key) restores, its tracker taken from the log-odds."""
+        t = dyn()
+        for p in (0.99, 0.99, 0.1):
+            t.update(gr.Probability(p))
+        data = t.snapshot()
+        data["version"] = 2
+        del data["state"]["tracked"]
+        back = gr.DynamicThreshold.restore(data)
+        assert back.current() == t.current()
+        assert back.tracker.value == pytest.approx(t.tracker.value, rel=1e-12)
+        data["state"]["tracked"] = t.snapshot()["state"]["tracked"]
+        with pytest.raises(gr.errors.FormatError, match="tracked"):
+            gr.DynamicThreshold.restore(data)
 
     @pytest.mark.parametrize(
         ("path", "value"),
         [
             ((), {"extra": 1}),
             (("version",), 1),
+            (("version",), 4),
+            (("version",), 3.0),
             (("format",), "something.else"),
             (("config", "scale"), "kelvin"),
             (("config", "target_rate"), 1.5),
             (("state", "tracker"), 5.0),
             (("state", "tracker"), "NaN"),
+            (("state", "tracked"), 1e300),
+            (("state", "tracked"), 2.0),
+            (("state", "tracked"), -1.0),
             (("state", "version"), 0),
             (("state", "seen"), -1),
             (("state", "paused"), "yes"),

@@ -143,6 +143,12 @@ def calibration(
     except with probability ``alpha`` (Gaussian concentration). The interval
     is the plug-in estimate plus or minus that bound.
 
+    Every bin holds at least two labels (fewer bins than *bins* below
+    ``2 * bins`` labels): a bin's label variance ``y_b (1 - y_b)`` is zero for
+    a single label, and a lone positive among rare events (``p_b`` near 0)
+    would count as a gap of many standard errors. A single label is no
+    evidence either way: its interval is ``[0, 1]``.
+
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> p = rng.uniform(0, 1, 5000)
@@ -154,7 +160,7 @@ def calibration(
     if n == 0:
         return _NO_CALIBRATION
     order = np.argsort(probabilities, kind="stable")
-    k = min(bins, n)
+    k = max(1, min(bins, n // 2))
     starts = (np.arange(k) * n) // k
     counts = np.diff(np.append(starts, n)).astype(np.float64)
     mean_p = np.add.reduceat(probabilities[order], starts) / counts
@@ -177,6 +183,8 @@ def calibration(
         ]
     )
     estimate = max(0.0, float(weight @ (2.0 * gap - folded)))
+    if n < 2:
+        spread = 1.0
     return Calibration(
         estimate=estimate,
         lower=max(0.0, plug_in - spread),

@@ -41,7 +41,9 @@ __all__ = ["DynamicThreshold", "TrackerSettings", "tracker_settings"]
 S = TypeVar("S", bound=ScaleValue[Any])
 
 FORMAT: Final = "guardrail.dynamic_threshold"
-FORMAT_VERSION: Final = 2
+FORMAT_VERSION: Final = 3
+#: Older snapshot versions still read: version 2 has no ``tracked`` key.
+_READS: Final = (2, 3)
 _DEFAULT_STEP: Final = 0.1
 _LOGIT_LIMIT: Final = 700.0
 _Bound = Literal["lower", "upper"]
@@ -354,8 +356,8 @@ class DynamicThreshold(Generic[S]):
         self._acquire = self._lock.acquire
         self._release = self._lock.release
         self._restore_state(
-            tracker=start, published=start, version=1, seen=0, paused=False,
-            pause_reason="", clamp_hits=0, at_clamp=None,
+            tracked=math.exp(start) if self._logistic else start, published=start,
+            version=1, seen=0, paused=False, pause_reason="", clamp_hits=0, at_clamp=None,
         )  # fmt: skip
 
     # -- conversions -----------------------------------------------------
@@ -371,7 +373,7 @@ class DynamicThreshold(Generic[S]):
     def _restore_state(
         self,
         *,
-        tracker: float,
+        tracked: float,
         published: float,
         version: int,
         seen: int,
@@ -380,7 +382,7 @@ class DynamicThreshold(Generic[S]):
         clamp_hits: int,
         at_clamp: _Bound | None,
     ) -> None:
-        self._v = math.exp(tracker) if self._logistic else tracker
+        self._v = tracked
         self._at_clamp: _Bound | None = at_clamp
         self._set_published(published, version)
         self._seen = seen
@@ -711,6 +713,7 @@ class DynamicThreshold(Generic[S]):
         with self._lock:
             state = {
                 "tracker": self._t,
+                "tracked": self._v,
                 "saved": self._published_t,
                 "version": self._published.version,
                 "seen": self._seen,
@@ -750,15 +753,16 @@ class DynamicThreshold(Generic[S]):
         _keys(data, {"format", "version", "config", "state"}, "a snapshot")
         if data["format"] != FORMAT:
             raise FormatError(f"not a dynamic threshold snapshot: format {brief(data['format'])}")
-        if data["version"] != FORMAT_VERSION:
+        if type(data["version"]) is not int or data["version"] not in _READS:
             raise FormatError(
                 f"unsupported snapshot version {brief(data['version'])}; "
-                f"this guardrail reads version {FORMAT_VERSION}"
+                f"this guardrail reads versions {', '.join(map(str, _READS))}"
             )
         config = data["config"]
         _keys(config, set(_CONFIG_KEYS), "the snapshot's config")
         state = data["state"]
-        _keys(state, set(_STATE_KEYS), "the snapshot's state")
+        keys = set(_STATE_KEYS) if data["version"] >= 3 else set(_STATE_KEYS) - {"tracked"}
+        _keys(state, keys, "the snapshot's state")
         scales: dict[str, type[ScaleValue[Any]]] = {
             "probability": Probability,
             "log-odds": LogOdds,
@@ -788,9 +792,24 @@ class DynamicThreshold(Generic[S]):
             raise FormatError(f"bad snapshot config: {e}") from e
         tracker = _finite(state["tracker"], "tracker")
         saved = _finite(state["saved"], "saved")
-        for key, x in (("tracker", tracker), ("saved", saved)):
-            if not threshold._lo <= x <= threshold._hi:
-                raise FormatError(f"snapshot {key} {x!r} lies outside the clamps")
+        if not threshold._lo <= saved <= threshold._hi:
+            raise FormatError(f"snapshot saved {saved!r} lies outside the clamps")
+        logistic = threshold._logistic
+        if "tracked" in state:
+            # The tracked variable itself (the odds for a probability), exactly
+            # what decisions compare with; the tracker must be its logarithm.
+            tracked = _finite(state["tracked"], "tracked")
+            if not threshold._lo_v <= tracked <= threshold._hi_v:
+                raise FormatError(f"snapshot tracked {tracked!r} lies outside the clamps")
+            if tracker != (math.log(tracked) if logistic else tracked):
+                raise FormatError(
+                    f"snapshot tracker {tracker!r} does not match tracked {tracked!r}"
+                )
+        else:
+            # Version 2 kept only the tracker on the tracking scale.
+            if not threshold._lo <= tracker <= threshold._hi:
+                raise FormatError(f"snapshot tracker {tracker!r} lies outside the clamps")
+            tracked = math.exp(tracker) if logistic else tracker
         version = _int(state["version"], "version")
         if version < 1:
             raise FormatError("snapshot version must be >= 1")
@@ -799,7 +818,7 @@ class DynamicThreshold(Generic[S]):
         if state["at_clamp"] not in (None, "lower", "upper"):
             raise FormatError("snapshot at_clamp must be null, 'lower' or 'upper'")
         threshold._restore_state(
-            tracker=tracker,
+            tracked=tracked,
             published=saved,
             version=version,
             seen=_int(state["seen"], "seen"),
@@ -823,7 +842,8 @@ _CONFIG_KEYS: Final = (
     "dead_band", "warmup", "model",
 )  # fmt: skip
 _STATE_KEYS: Final = (
-    "tracker", "saved", "version", "seen", "paused", "pause_reason", "clamp_hits", "at_clamp",
+    "tracker", "tracked", "saved", "version", "seen", "paused", "pause_reason", "clamp_hits",
+    "at_clamp",
 )  # fmt: skip
 
 
