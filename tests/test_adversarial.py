@@ -25,12 +25,6 @@ THRESHOLD = gr.Threshold(0.5, scale=gr.Probability, model=MODEL)
 
 @pytest.mark.integration
 class TestAsyncBurstsAtTheDefaultDeadline:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="a connection is dropped when the pool wait used up the deadline, though "
-        "nothing was sent on it: under a burst the pool never stays warm, and every async "
-        "decision is denied against a healthy Redis",
-    )
     def test_a_burst_of_concurrent_async_calls_is_mostly_admitted(
         self, redis_server: Any, namespace: str
     ) -> None:
@@ -73,11 +67,6 @@ class TestAsyncBurstsAtTheDefaultDeadline:
 
 @pytest.mark.integration
 class TestAsyncRecovery:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="the decision that ends an outage writes the local admissions back with the "
-        "sync client, one blocking round trip per key, inside the event loop",
-    )
     def test_ending_an_outage_does_not_stall_the_event_loop(
         self, own_redis_server: Any, namespace: str
     ) -> None:
@@ -136,11 +125,6 @@ class TestAsyncRecovery:
 
 @pytest.mark.integration
 class TestLateRepliesAtTheLoopsEnd:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="aclose() disconnects the connection a late reply is awaited on (and the "
-        "loop's end cancels its task): the count of a denied decision stays on the server",
-    )
     def test_aclose_gives_back_what_a_timed_out_decision_counted(
         self, redis_server: Any, namespace: str
     ) -> None:
@@ -308,7 +292,8 @@ class TestLateRefundsInShortWindows:
 @pytest.mark.integration
 class TestCancelledBatches:
     @pytest.mark.xfail(
-        strict=True,
+        # Not strict: with enough pooled connections a run can give every refund back.
+        strict=False,
         reason="the rows a cancelled batch counted are given back best effort: a refund is "
         "skipped while decisions skip Redis and fails when no pooled connection frees up "
         "within the deadline, so their counts stay",
@@ -378,11 +363,6 @@ class TestCancelledBatches:
 
 @pytest.mark.integration
 class TestLocalShareAcrossSyncAndAsyncGuards:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="each ActionLimit bound to the store holds its own local share; a sync and an "
-        "async guard need one limit each, so one process admits twice the held-back share",
-    )
     def test_a_sync_and_an_async_guard_in_one_process_stay_within_the_cap(
         self, own_redis_server: Any, namespace: str
     ) -> None:
@@ -430,11 +410,6 @@ class TestLocalShareAcrossSyncAndAsyncGuards:
 
 @pytest.mark.integration
 class TestLateRefundsUnderOpen:
-    @pytest.mark.xfail(
-        strict=True,
-        reason='a late reply is refunded whatever the policy decided: under "open" the '
-        "timed-out action was taken, and its count on the server is given back anyway",
-    )
     def test_an_action_admitted_on_a_time_out_keeps_its_late_count(
         self, redis_server: Any, namespace: str
     ) -> None:
