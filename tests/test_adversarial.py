@@ -453,3 +453,36 @@ class TestLateRefundsUnderOpen:
         reader = gr.RedisStore(busy_client, namespace=namespace, deadline=2.0)
         check = gr.ActionLimit("open", max_actions=10, per="1h", store=reader)
         assert check.remaining("k") == 9  # the action taken is counted
+
+    def test_a_sync_action_admitted_on_a_time_out_keeps_its_late_count(
+        self, redis_server: Any, namespace: str
+    ) -> None:
+        """Under "open", a sync decision that timed out keeps the count its late reply shows."""
+        import redis
+
+        store = gr.RedisStore(
+            redis.Redis(host="127.0.0.1", port=redis_server.port),
+            namespace=namespace,
+            deadline=0.05,
+            on_store_error="open",
+        )
+        limit = gr.ActionLimit("open-sync", max_actions=10, per="1h", store=store)
+        counter: Any = limit._counter
+        busy_client = redis_server.client()
+        assert limit.allow("warm")  # a pooled connection, ready
+        busy = threading.Thread(target=busy_client.execute_command, args=("DEBUG", "SLEEP", "0.3"))
+        busy.start()
+        try:
+            time.sleep(0.1)  # the server is inside DEBUG SLEEP
+            assert limit.allow("k")  # timed out: admitted by "open"
+        finally:
+            busy.join()
+        end = time.monotonic() + 10
+        while counter.late and time.monotonic() < end:
+            time.sleep(0.05)
+            limit.allow("other")  # a later decision reads the late reply
+        assert not counter.late
+        reader = gr.RedisStore(busy_client, namespace=namespace, deadline=2.0)
+        check = gr.ActionLimit("open-sync", max_actions=10, per="1h", store=reader)
+        assert check.remaining("k") == 9  # the action taken is counted
+        store.close()
