@@ -514,14 +514,14 @@ class RedisStore:
         if id(pool) in self._warming:
             return
         self._warming.add(id(pool))
-        task = self.spawn(self._warm_pool(pool))
+        task = self.spawn(self._warm_pool(pool), name=_WARMING)
         task.add_done_callback(lambda _: self._warming.discard(id(pool)))
 
-    def spawn(self, coroutine: Any) -> Any:
+    def spawn(self, coroutine: Any, name: str | None = None) -> Any:
         """Run *coroutine* as a background task of the running loop, kept until done."""
         import asyncio
 
-        task = asyncio.get_running_loop().create_task(coroutine)
+        task = asyncio.get_running_loop().create_task(coroutine, name=name)
         tasks = self._tasks
         tasks.add(task)
         task.add_done_callback(tasks.discard)
@@ -535,16 +535,20 @@ class RedisStore:
         """
         import asyncio
 
-        idle = pool._available_connections
-        busy = pool._in_use_connections
-        # Idle connections never connected (a decision's connect timed out) first,
-        # then new ones, within the pool's bound.
-        todo = [c for c in idle if not c.is_connected][:WARM_CONNECTIONS]
-        for connection in todo:
-            idle.remove(connection)
-        room = pool.max_connections - len(idle) - len(busy) - len(todo)
-        todo += [pool.make_connection() for _ in range(min(WARM_CONNECTIONS - len(todo), room))]
-        busy.update(todo)  # held while connecting, counted in the bound
+        try:
+            idle = pool._available_connections
+            busy = pool._in_use_connections
+            # Idle connections never connected (a decision's connect timed out)
+            # first, then new ones, within the pool's bound.
+            todo = [c for c in idle if not c.is_connected][:WARM_CONNECTIONS]
+            for connection in todo:
+                idle.remove(connection)
+            room = pool.max_connections - len(idle) - len(busy) - len(todo)
+            more = min(WARM_CONNECTIONS - len(todo), room)
+            todo += [pool.make_connection() for _ in range(more)]
+            busy.update(todo)  # held while connecting, counted in the bound
+        except Exception:  # noqa: BLE001 - a pool without these parts is not warmed
+            return
 
         async def open_one(connection: Any) -> None:
             try:
@@ -572,9 +576,13 @@ class RedisStore:
 
         loop = asyncio.get_running_loop()
         # Late replies still on their way are read (and refunded) first, for
-        # up to LATE_FOR; a write-back of outage admissions finishes too.
+        # up to LATE_FOR; a write-back of outage admissions finishes too. A
+        # warm-up of the pool is stopped.
         current = asyncio.current_task()
         pending = [t for t in list(self._tasks) if t.get_loop() is loop and t is not current]
+        for task in pending:
+            if task.get_name() == _WARMING:
+                task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=LATE_FOR)
             for task in pending:
@@ -584,8 +592,11 @@ class RedisStore:
             if held is not None:
                 self._async = {k: v for k, v in self._async.items() if k != id(loop)}
         if held is not None:
-            await held[1].aclose()
-            await held[1].connection_pool.disconnect()
+            try:
+                await held[1].aclose()
+                await held[1].connection_pool.disconnect()
+            except Exception:  # noqa: BLE001 - every socket is closed; waiting for it timed out
+                return
 
     def close(self) -> None:
         """Close the sync connections (they reopen on the next decision)."""
@@ -611,6 +622,9 @@ class RedisStore:
             f"on_store_error={self.on_store_error!r})"
         )
 
+
+#: The name of a task warming an async pool (stopped, not awaited, by aclose).
+_WARMING = "guardrail-redis-warm-up"
 
 #: Clients inherited from a parent process, kept so that they are never
 #: collected: closing one would take its pool's lock, which a thread of the
