@@ -922,16 +922,18 @@ class RedisCounter:
     async def _decide_on(
         self, pool: Any, connection: Any, key: str, weight: int, started: float, mark: int
     ) -> int:
-        """Send the decision on *connection*; its reply within what is left of the deadline."""
+        """Send the decision on *connection*; its reply within the deadline from *started*.
+
+        *started* is when the connection was in hand. A failure before anything
+        is sent gives the connection back to the pool (ready for the next).
+        """
         import asyncio
 
         parked = sending = reading = False
         try:
             left = self.deadline - (time.monotonic() - started)
             if left <= 0:
-                # The wait for a connection took the whole deadline. Nothing was
-                # sent: the connection goes back to the pool (ready for the next).
-                raise TimeoutError(f"no connection within the deadline ({self.deadline} s)")
+                raise TimeoutError(f"no time left to send within the deadline ({self.deadline} s)")
             sending = True
             await connection.send_packed_command(self.packed(key, weight), check_health=False)
             reading = True
