@@ -27,12 +27,6 @@ THRESHOLD = gr.Threshold(0.5, scale=gr.Probability, model=MODEL)
 
 @pytest.mark.integration
 class TestAsyncBurstsAtTheDefaultDeadline:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="a connection is dropped when the pool wait used up the deadline, though "
-        "nothing was sent on it: under a burst the pool never stays warm, and every async "
-        "decision is denied against a healthy Redis",
-    )
     def test_a_burst_of_concurrent_async_calls_is_mostly_admitted(
         self, redis_server: Any, namespace: str
     ) -> None:
@@ -75,11 +69,6 @@ class TestAsyncBurstsAtTheDefaultDeadline:
 
 @pytest.mark.integration
 class TestAsyncRecovery:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="the decision that ends an outage writes the local admissions back with the "
-        "sync client, one blocking round trip per key, inside the event loop",
-    )
     def test_ending_an_outage_does_not_stall_the_event_loop(
         self, own_redis_server: Any, namespace: str
     ) -> None:
@@ -87,7 +76,7 @@ class TestAsyncRecovery:
 
         During a stop (SIGSTOP) 8,000 keys are admitted locally; the first
         answer afterwards writes them back to Redis. A heartbeat task on the
-        same loop should never wait more than 0.1 s meanwhile.
+        same loop should never wait long meanwhile.
         """
         import redis
 
@@ -133,16 +122,14 @@ class TestAsyncRecovery:
         admitted, stall, allowed = asyncio.run(main())
         assert admitted == 8000  # admitted locally
         assert allowed  # then by Redis again
-        assert stall < 0.1, f"the loop stalled {stall:.3f} s"
+        # Written back in line, one round trip per key, 8,000 keys held the loop
+        # about 0.5 s; in the background the longest gap is a few ms (the bound
+        # leaves room for a loaded machine).
+        assert stall < 0.25, f"the loop stalled {stall:.3f} s"
 
 
 @pytest.mark.integration
 class TestLateRepliesAtTheLoopsEnd:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="aclose() disconnects the connection a late reply is awaited on (and the "
-        "loop's end cancels its task): the count of a denied decision stays on the server",
-    )
     def test_aclose_gives_back_what_a_timed_out_decision_counted(
         self, redis_server: Any, namespace: str
     ) -> None:
@@ -336,7 +323,8 @@ class TestLateRefundsInShortWindows:
 @pytest.mark.integration
 class TestCancelledBatches:
     @pytest.mark.xfail(
-        strict=True,
+        # Not strict: with enough pooled connections a run can give every refund back.
+        strict=False,
         reason="the rows a cancelled batch counted are given back best effort: a refund is "
         "skipped while decisions skip Redis and fails when no pooled connection frees up "
         "within the deadline, so their counts stay",
@@ -406,11 +394,6 @@ class TestCancelledBatches:
 
 @pytest.mark.integration
 class TestLocalShareAcrossSyncAndAsyncGuards:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="each ActionLimit bound to the store holds its own local share; a sync and an "
-        "async guard need one limit each, so one process admits twice the held-back share",
-    )
     def test_a_sync_and_an_async_guard_in_one_process_stay_within_the_cap(
         self, own_redis_server: Any, namespace: str
     ) -> None:
@@ -458,11 +441,6 @@ class TestLocalShareAcrossSyncAndAsyncGuards:
 
 @pytest.mark.integration
 class TestLateRefundsUnderOpen:
-    @pytest.mark.xfail(
-        strict=True,
-        reason='a late reply is refunded whatever the policy decided: under "open" the '
-        "timed-out action was taken, and its count on the server is given back anyway",
-    )
     def test_an_action_admitted_on_a_time_out_keeps_its_late_count(
         self, redis_server: Any, namespace: str
     ) -> None:
@@ -506,3 +484,36 @@ class TestLateRefundsUnderOpen:
         reader = gr.RedisStore(busy_client, namespace=namespace, deadline=2.0)
         check = gr.ActionLimit("open", max_actions=10, per="1h", store=reader)
         assert check.remaining("k") == 9  # the action taken is counted
+
+    def test_a_sync_action_admitted_on_a_time_out_keeps_its_late_count(
+        self, redis_server: Any, namespace: str
+    ) -> None:
+        """Under "open", a sync decision that timed out keeps the count its late reply shows."""
+        import redis
+
+        store = gr.RedisStore(
+            redis.Redis(host="127.0.0.1", port=redis_server.port),
+            namespace=namespace,
+            deadline=0.05,
+            on_store_error="open",
+        )
+        limit = gr.ActionLimit("open-sync", max_actions=10, per="1h", store=store)
+        counter: Any = limit._counter
+        busy_client = redis_server.client()
+        assert limit.allow("warm")  # a pooled connection, ready
+        busy = threading.Thread(target=busy_client.execute_command, args=("DEBUG", "SLEEP", "0.3"))
+        busy.start()
+        try:
+            time.sleep(0.1)  # the server is inside DEBUG SLEEP
+            assert limit.allow("k")  # timed out: admitted by "open"
+        finally:
+            busy.join()
+        end = time.monotonic() + 10
+        while counter.late and time.monotonic() < end:
+            time.sleep(0.05)
+            limit.allow("other")  # a later decision reads the late reply
+        assert not counter.late
+        reader = gr.RedisStore(busy_client, namespace=namespace, deadline=2.0)
+        check = gr.ActionLimit("open-sync", max_actions=10, per="1h", store=reader)
+        assert check.remaining("k") == 9  # the action taken is counted
+        store.close()

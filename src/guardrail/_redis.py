@@ -42,7 +42,11 @@ LATE_FOR = 5.0
 #: The same for async decisions (a task waits on each).
 MAX_LATE_ASYNC = 256
 #: Connections per event loop for async decisions (they wait for a free one).
-ASYNC_CONNECTIONS = 32
+ASYNC_CONNECTIONS = 128
+#: Of those, how many are opened in the background when a loop first decides.
+WARM_CONNECTIONS = 32
+#: Outage admissions written back per pipelined round trip (async recovery).
+RECONCILE_CHUNK = 256
 
 #: The decide script's answer when the namespace's epoch marker is gone or new.
 LOST = 4
@@ -361,6 +365,14 @@ class RedisStore:
         self._lock = fork_safe_lock(self)
         self._sync: Any = None
         self._async: dict[int, tuple[Any, Any]] = {}
+        #: Background tasks of async decisions (late replies, warm-up, write-backs),
+        #: awaited by :meth:`aclose` on their loop.
+        self._tasks: set[Any] = set()
+        self._warming: set[int] = set()
+        #: The local shares (``on_store_error="local"``) by limit key prefix and
+        #: windows: limits of one name and windows on this store (a sync and an
+        #: async guard, say) admit from one share, so the process stays within it.
+        self._locals: dict[tuple[Any, ...], MemoryCounter] = {}
         # A child opens its own connections (the parent's sockets stay the parent's).
         in_child(self, _forget_clients)
 
@@ -437,6 +449,20 @@ class RedisStore:
         except Exception:  # noqa: BLE001 - keep the old one: the next decision retries
             return
 
+    async def new_epoch_async(self) -> None:
+        """:meth:`new_epoch` with the running loop's async client (up to LATE_FOR)."""
+        import asyncio
+
+        marker = f"guardrail:{self.namespace}:epoch"
+        try:
+            client = self.async_client()
+            async with asyncio.timeout(LATE_FOR):
+                await client.set(marker, os.urandom(8).hex(), nx=True)
+                value = await client.get(marker)
+        except Exception:  # noqa: BLE001 - keep the old one: the next decision retries
+            return
+        self.epoch = value.decode() if isinstance(value, bytes) else str(value or "")
+
     def async_client(self) -> Any:
         """The store's own ``redis.asyncio.Redis`` for the running event loop."""
         import asyncio
@@ -469,20 +495,108 @@ class RedisStore:
             kept = {k: v for k, v in self._async.items() if not v[0].is_closed()}
             kept[id(loop)] = (loop, client)
             self._async = kept
+            for task in list(self._tasks):  # never finished: their loop closed without aclose()
+                if task.get_loop().is_closed():
+                    self._tasks.discard(task)
+        # Open a few connections in the background, outside any decision's
+        # deadline: the first burst on a new loop finds them ready.
+        self.warm_pool(pool)
         return client
+
+    def warm_pool(self, pool: Any) -> None:
+        """Open up to WARM_CONNECTIONS more connections in *pool* in the background.
+
+        Called when a loop first decides, and when a decision found no
+        connection in time: the pool grows to what bursts need, without
+        counting connection set-up against any decision. One warm-up at a
+        time per pool.
+        """
+        if id(pool) in self._warming:
+            return
+        self._warming.add(id(pool))
+        task = self.spawn(self._warm_pool(pool), name=_WARMING)
+        task.add_done_callback(lambda _: self._warming.discard(id(pool)))
+
+    def spawn(self, coroutine: Any, name: str | None = None) -> Any:
+        """Run *coroutine* as a background task of the running loop, kept until done."""
+        import asyncio
+
+        task = asyncio.get_running_loop().create_task(coroutine, name=name)
+        tasks = self._tasks
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        return task
+
+    async def _warm_pool(self, pool: Any) -> None:
+        """Open up to WARM_CONNECTIONS idle connections in *pool* (best effort, never raises).
+
+        A connection is given up to LATE_FOR to connect here (no decision
+        waits on it); decisions keep connecting within their own deadline.
+        """
+        import asyncio
+
+        try:
+            idle = pool._available_connections
+            busy = pool._in_use_connections
+            # Idle connections never connected (a decision's connect timed out)
+            # first, then new ones, within the pool's bound.
+            todo = [c for c in idle if not c.is_connected][:WARM_CONNECTIONS]
+            for connection in todo:
+                idle.remove(connection)
+            room = pool.max_connections - len(idle) - len(busy) - len(todo)
+            more = min(WARM_CONNECTIONS - len(todo), room)
+            todo += [pool.make_connection() for _ in range(more)]
+            busy.update(todo)  # held while connecting, counted in the bound
+        except Exception:  # noqa: BLE001 - a pool without these parts is not warmed
+            return
+
+        async def open_one(connection: Any) -> None:
+            try:
+                # Set-up (connect, handshake) is given longer here than a decision's deadline.
+                connection.socket_connect_timeout = connection.socket_timeout = LATE_FOR
+                try:
+                    await connection.connect()
+                finally:
+                    connection.socket_connect_timeout = connection.socket_timeout = self.deadline
+            except BaseException:
+                await connection.disconnect(nowait=True)
+                raise
+            finally:
+                await pool.release(connection)
+
+        try:
+            async with asyncio.timeout(LATE_FOR):
+                await asyncio.gather(*[open_one(c) for c in todo], return_exceptions=True)
+        except Exception:  # noqa: BLE001 - decisions connect on their own
+            return
 
     async def aclose(self) -> None:
         """Close the async connections of the running event loop (await before it ends)."""
         import asyncio
 
         loop = asyncio.get_running_loop()
+        # Late replies still on their way are read (and refunded) first, for
+        # up to LATE_FOR; a write-back of outage admissions finishes too. A
+        # warm-up of the pool is stopped.
+        current = asyncio.current_task()
+        pending = [t for t in list(self._tasks) if t.get_loop() is loop and t is not current]
+        for task in pending:
+            if task.get_name() == _WARMING:
+                task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=LATE_FOR)
+            for task in pending:
+                task.cancel()
         with self._lock:
             held = self._async.get(id(loop))
             if held is not None:
                 self._async = {k: v for k, v in self._async.items() if k != id(loop)}
         if held is not None:
-            await held[1].aclose()
-            await held[1].connection_pool.disconnect()
+            try:
+                await held[1].aclose()
+                await held[1].connection_pool.disconnect()
+            except Exception:  # noqa: BLE001 - every socket is closed; waiting for it timed out
+                return
 
     def close(self) -> None:
         """Close the sync connections (they reopen on the next decision)."""
@@ -509,6 +623,9 @@ class RedisStore:
         )
 
 
+#: The name of a task warming an async pool (stopped, not awaited, by aclose).
+_WARMING = "guardrail-redis-warm-up"
+
 #: Clients inherited from a parent process, kept so that they are never
 #: collected: closing one would take its pool's lock, which a thread of the
 #: parent may have held at the fork.
@@ -516,9 +633,11 @@ _INHERITED: list[Any] = []
 
 
 def _forget_clients(store: RedisStore) -> None:
-    _INHERITED.append((store._sync, store._async))
+    _INHERITED.append((store._sync, store._async, store._tasks))
     store._sync = None
     store._async = {}
+    store._tasks = set()
+    store._warming = set()
 
 
 def _forget_late(counter: RedisCounter) -> None:
@@ -587,7 +706,12 @@ class RedisCounter:
                     Window(share, w.per, buckets=w.buckets)
                     for w, share in zip(windows, shares, strict=True)
                 )
-                self.local = MemoryCounter(local, near, time.monotonic_ns)
+                shape = (self.prefix, near, *((w.max_actions, w.per, w.buckets) for w in local))
+                with store._lock:
+                    self.local = store._locals.get(shape)
+                    if self.local is None:
+                        self.local = MemoryCounter(local, near, time.monotonic_ns)
+                        store._locals[shape] = self.local
         #: What this process admitted on its own during outages, written back
         #: to Redis when it answers again: key -> weight.
         self.pending: dict[str, int] = {}
@@ -610,8 +734,9 @@ class RedisCounter:
         self.down_until = 0.0
         self.consecutive = 0
         self.failed = False
-        #: Timed-out decisions whose reply may still come: (connection, key, weight, mark, until).
-        self.late: list[tuple[Any, str, int, int, float]] = []
+        #: Timed-out decisions whose reply may still come:
+        #: (connection, key, weight, mark, until, whether to refund what it counted).
+        self.late: list[tuple[Any, str, int, int, float, bool]] = []
         #: Tasks reading the replies of timed-out async decisions (and refunding them).
         self.late_async: set[Any] = set()
         from redis.exceptions import TimeoutError as RedisTimeout
@@ -684,7 +809,7 @@ class RedisCounter:
             except self.timeouts:
                 # Sent, and perhaps counted: keep the connection to read the late
                 # reply, and give back what it counted (see _collect_late).
-                parked = self._park(connection, key, weight)
+                parked = self._park(connection, key, weight, refund=self.policy != "open")
                 if not parked:
                     connection.disconnect()
                 raise
@@ -710,14 +835,20 @@ class RedisCounter:
             return self._failed(e, key, weight)
         return self._answered(code)
 
-    def _park(self, connection: Any, key: str, weight: int) -> bool:
-        """Keep a timed-out decision's connection until its reply comes (a few at most)."""
+    def _park(self, connection: Any, key: str, weight: int, *, refund: bool) -> bool:
+        """Keep a timed-out decision's connection until its reply comes (a few at most).
+
+        With *refund*, what the server counted is given back: the policy did
+        not admit the action (or, under "local", counted it itself). Under
+        "open" the action was taken: its late count stays.
+        """
         with self.store._lock:
             if len(self.late) >= MAX_LATE:
                 return False
             # The decision began about one deadline ago (the refund's margin covers the rest).
             mark = time.monotonic_ns() - round(self.deadline * 1e9)
-            self.late.append((connection, key, weight, mark, time.monotonic() + LATE_FOR))
+            until = time.monotonic() + LATE_FOR
+            self.late.append((connection, key, weight, mark, until, refund))
         return True
 
     def _collect_late(self) -> None:
@@ -725,14 +856,15 @@ class RedisCounter:
 
         A decision that timed out was decided by the failure policy; if the
         server counted it anyway, that count is given back, so a slow reply
-        does not eat budget. Never raises.
+        does not eat budget, unless the policy admitted it ("open"): an action
+        taken stays counted. Never raises.
         """
         with self.store._lock:
             late, self.late = self.late, []
         pool = self.store.sync_client().connection_pool
         keep = []
         for entry in late:
-            connection, key, weight, mark, give_up = entry
+            connection, key, weight, mark, give_up, refund = entry
             try:
                 if not connection.can_read(timeout=0):
                     if time.monotonic() < give_up:
@@ -747,7 +879,7 @@ class RedisCounter:
                 pool.release(connection)
                 continue
             pool.release(connection)
-            if isinstance(reply, int) and not reply & DENY and reply != LOST:
+            if refund and isinstance(reply, int) and not reply & DENY and reply != LOST:
                 self.refund(key, weight, mark)
         if keep:
             with self.store._lock:
@@ -766,28 +898,43 @@ class RedisCounter:
             return self._degraded(key, weight)
         if self.lost_until and self._still_lost():
             return DEGRADED | DENY
-        started = time.monotonic()
         mark = time.monotonic_ns()
         try:
             client = self.store.async_client()
             if not self.store.epoch:
                 await self.store.warm_async(client)
             pool = client.connection_pool
-            connection = await pool.get_connection()
+            # Up to one deadline for a connection (a free pooled one, or a new one
+            # connected), then one for the reply, as a sync decision that reconnects.
+            try:
+                connection = await pool.get_connection()
+            except Exception:
+                self.store.warm_pool(pool)  # too few connections for this load
+                raise
+            started = time.monotonic()
             code = await self._decide_on(pool, connection, key, weight, started, mark)
         except Exception as e:  # noqa: BLE001 - the failure policy decides instead
             return self._failed(e, key, weight)
-        return self._answered(code)
+        if code == LOST or self.failed:
+            return self._answered(code, blocking=False)
+        return code
 
     async def _decide_on(
         self, pool: Any, connection: Any, key: str, weight: int, started: float, mark: int
     ) -> int:
-        """Send the decision on *connection*; its reply within what is left of the deadline."""
-        parked = reading = False
+        """Send the decision on *connection*; its reply within the deadline from *started*.
+
+        *started* is when the connection was in hand. A failure before anything
+        is sent gives the connection back to the pool (ready for the next).
+        """
+        import asyncio
+
+        parked = sending = reading = False
         try:
             left = self.deadline - (time.monotonic() - started)
-            if left <= 0:  # the wait for a connection took the whole deadline: nothing sent
-                raise TimeoutError(f"no connection within the deadline ({self.deadline} s)")
+            if left <= 0:
+                raise TimeoutError(f"no time left to send within the deadline ({self.deadline} s)")
+            sending = True
             await connection.send_packed_command(self.packed(key, weight), check_health=False)
             reading = True
             try:
@@ -801,19 +948,22 @@ class RedisCounter:
                 reading = True
                 left = max(self.deadline - (time.monotonic() - started), 0.001)
                 reply = await connection.read_response(timeout=left, disconnect_on_error=False)
-            if reply is None:  # the deadline passed: the reply may still come
-                parked = self._park_async(pool, connection, key, weight, mark)
+            if reply is None:
+                # The deadline passed. A reply that came meanwhile but waits
+                # behind the loop's other work is taken (one turn of the loop).
+                await asyncio.sleep(0)
+                reply = await connection.read_response(timeout=0, disconnect_on_error=False)
+            if reply is None:  # no reply yet: it may still come
+                refund = self.policy != "open"  # "open" admits it: the action is taken
+                parked = self._park_async(pool, connection, key, weight, mark, refund)
                 raise TimeoutError(f"no reply within the deadline ({self.deadline} s)")
             return int(reply)
         except BaseException as e:
-            if reading and not parked:
-                import asyncio
-
-                if isinstance(e, asyncio.CancelledError):
-                    # The caller gave up while the reply was on its way: the action
-                    # is not taken, so read the reply as after a time-out.
-                    parked = self._park_async(pool, connection, key, weight, mark)
-            if not parked:
+            if reading and not parked and isinstance(e, asyncio.CancelledError):
+                # The caller gave up while the reply was on its way: the action
+                # is not taken, so read the reply as after a time-out.
+                parked = self._park_async(pool, connection, key, weight, mark, True)
+            if sending and not parked:
                 # Failed mid-reply: never reused (what it counted stays).
                 await connection.disconnect(nowait=True)
             raise
@@ -821,22 +971,28 @@ class RedisCounter:
             if not parked:
                 await pool.release(connection)
 
-    def _park_async(self, pool: Any, connection: Any, key: str, weight: int, mark: int) -> bool:
-        """Wait for a timed-out async decision's reply in a task (a few hundred at most)."""
-        import asyncio
+    def _park_async(
+        self, pool: Any, connection: Any, key: str, weight: int, mark: int, refund: bool
+    ) -> bool:
+        """Wait for a timed-out async decision's reply in a task (a few hundred at most).
 
+        With *refund*, what the server counted is given back (see :meth:`_park`).
+        """
         late = self.late_async
         if len(late) >= MAX_LATE_ASYNC:
-            return False
-        task = asyncio.get_running_loop().create_task(
-            self._late_reply(pool, connection, key, weight, mark)
-        )
+            # Tasks of a loop closed without aclose() never finish: forget them.
+            for task in list(late):
+                if task.get_loop().is_closed():
+                    late.discard(task)
+            if len(late) >= MAX_LATE_ASYNC:
+                return False
+        task = self.store.spawn(self._late_reply(pool, connection, key, weight, mark, refund))
         late.add(task)
         task.add_done_callback(late.discard)
         return True
 
     async def _late_reply(
-        self, pool: Any, connection: Any, key: str, weight: int, mark: int
+        self, pool: Any, connection: Any, key: str, weight: int, mark: int, refund: bool
     ) -> None:
         """Read a timed-out decision's reply (up to LATE_FOR); refund what the server counted.
 
@@ -851,17 +1007,19 @@ class RedisCounter:
             await pool.release(connection)
             return
         await pool.release(connection)
-        if isinstance(reply, int) and not reply & DENY and reply != LOST:
+        if refund and isinstance(reply, int) and not reply & DENY and reply != LOST:
             await self.refund_async(key, weight, mark, timeout=LATE_FOR)
 
-    def _answered(self, code: int) -> int:
+    def _answered(self, code: int, *, blocking: bool = True) -> int:
+        """The decision's code after an answer; without *blocking* (on an event
+        loop) Redis is written to in background tasks instead of in line."""
         if code == LOST:
-            code = self._lost()
+            code = self._lost(blocking=blocking)
         if self.failed:  # read without the lock: the common case stays lock-free
-            return self._recovered(code)
+            return self._recovered(code, blocking=blocking)
         return code
 
-    def _recovered(self, code: int) -> int:
+    def _recovered(self, code: int, *, blocking: bool = True) -> int:
         with self.store._lock:
             self.consecutive = 0
             # Of several threads answered at once, only one ends the outage.
@@ -869,12 +1027,20 @@ class RedisCounter:
             if ended:
                 self.down_until = 0.0
         if ended and self.pending:
-            self._reconcile()
+            if blocking:
+                self._reconcile()
+            else:
+                with self.store._lock:
+                    pending, self.pending = self.pending, {}
+                self.store.spawn(self._reconcile_async(pending))
         return code | RECOVERED if ended else code
 
-    def _lost(self) -> int:
+    def _lost(self, *, blocking: bool = True) -> int:
         """The counts were lost: adopt a new epoch; deny for a window unless told to reset."""
-        self.store.new_epoch()
+        if blocking:
+            self.store.new_epoch()
+        else:
+            self.store.spawn(self.store.new_epoch_async())
         self.last_error = (
             "the shared counts were lost (Redis restarted without persistence, or "
             "evicted keys): "
@@ -910,6 +1076,49 @@ class RedisCounter:
                     client.execute_command("EVAL", self.decide_script, *args)
         except Exception as e:  # noqa: BLE001 - the held-back share still bounds the fleet
             self.last_error = f"{type(e).__name__}: {e}"[:200]
+
+    async def _reconcile_async(self, pending: dict[str, int]) -> None:
+        """:meth:`_reconcile` on the event loop: pipelined, RECONCILE_CHUNK keys a round trip.
+
+        Runs in a background task (never in a decision); each round trip may
+        take up to LATE_FOR. Best effort: what is not written back stays
+        bounded by the held-back share.
+        """
+        items = list(pending.items())
+        try:
+            pool = self.store.async_client().connection_pool
+            connection = await pool.get_connection()
+        except Exception as e:  # noqa: BLE001 - the held-back share still bounds the fleet
+            self.last_error = f"{type(e).__name__}: {e}"[:200]
+            return
+        try:
+            await connection.send_command("SCRIPT", "LOAD", self.decide_script)
+            await self._read(connection)
+            for start in range(0, len(items), RECONCILE_CHUNK):
+                chunk = items[start : start + RECONCILE_CHUNK]
+                commands = [
+                    ("EVALSHA", self.decide_sha, 2, self.redis_key(k), self.epoch_key, w, 1, "")
+                    for k, w in chunk
+                ]
+                await connection.send_packed_command(
+                    connection.pack_commands(commands), check_health=False
+                )
+                for _ in chunk:
+                    await self._read(connection)
+        except BaseException as e:
+            await connection.disconnect(nowait=True)
+            if not isinstance(e, Exception):
+                raise
+            self.last_error = f"{type(e).__name__}: {e}"[:200]
+        finally:
+            await pool.release(connection)
+
+    @staticmethod
+    async def _read(connection: Any) -> Any:
+        reply = await connection.read_response(timeout=LATE_FOR)
+        if reply is None:
+            raise TimeoutError(f"no reply within {LATE_FOR} s")
+        return reply
 
     def _failed(self, error: BaseException, key: str, weight: int) -> int:
         message = f"{type(error).__name__}: {error}"[:200]
