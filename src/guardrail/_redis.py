@@ -487,7 +487,9 @@ class RedisStore:
                 max_connections=ASYNC_CONNECTIONS,
                 timeout=self.deadline,
                 connection_class=self._async_class,
-                **self._timeouts(Retry(NoBackoff(), 0)),
+                # Connecting may take longer than a decision's deadline in the
+                # background warm-up; a decision bounds its own wait.
+                **{**self._timeouts(Retry(NoBackoff(), 0)), "socket_connect_timeout": LATE_FOR},
             )
             client = redis.asyncio.Redis(connection_pool=pool)
             # One client per loop: asyncio connections cannot move between loops.
@@ -528,47 +530,32 @@ class RedisStore:
         return task
 
     async def _warm_pool(self, pool: Any) -> None:
-        """Open up to WARM_CONNECTIONS idle connections in *pool* (best effort, never raises).
+        """Connect up to WARM_CONNECTIONS idle connections in *pool* (best effort, never raises).
 
-        A connection is given up to LATE_FOR to connect here (no decision
-        waits on it); decisions keep connecting within their own deadline.
+        Takes that many connections from the pool at once through its public
+        ``get_connection`` (which opens and connects new ones within the
+        pool's bound, or reconnects idle ones), then gives them back: the
+        pool keeps them connected and idle for the next burst. No decision
+        waits on this; decisions keep connecting within their own deadline.
         """
         import asyncio
 
-        try:
-            idle = pool._available_connections
-            busy = pool._in_use_connections
-            # Idle connections never connected (a decision's connect timed out)
-            # first, then new ones, within the pool's bound.
-            todo = [c for c in idle if not c.is_connected][:WARM_CONNECTIONS]
-            for connection in todo:
-                idle.remove(connection)
-            room = pool.max_connections - len(idle) - len(busy) - len(todo)
-            more = min(WARM_CONNECTIONS - len(todo), room)
-            todo += [pool.make_connection() for _ in range(more)]
-            busy.update(todo)  # held while connecting, counted in the bound
-        except Exception:  # noqa: BLE001 - a pool without these parts is not warmed
-            return
-
-        async def open_one(connection: Any) -> None:
+        async def take() -> Any:
             try:
-                # Set-up (connect, handshake) is given longer here than a decision's deadline.
-                connection.socket_connect_timeout = connection.socket_timeout = LATE_FOR
-                try:
-                    await connection.connect()
-                finally:
-                    connection.socket_connect_timeout = connection.socket_timeout = self.deadline
-            except BaseException:
-                await connection.disconnect(nowait=True)
-                raise
-            finally:
-                await pool.release(connection)
+                return await pool.get_connection()
+            except Exception:  # noqa: BLE001 - the pool is full or the server slow: fewer warm
+                return None
 
+        taken: list[Any] = []
         try:
             async with asyncio.timeout(LATE_FOR):
-                await asyncio.gather(*[open_one(c) for c in todo], return_exceptions=True)
+                taken = await asyncio.gather(*[take() for _ in range(WARM_CONNECTIONS)])
         except Exception:  # noqa: BLE001 - decisions connect on their own
             return
+        finally:
+            for connection in taken:
+                if connection is not None:
+                    await pool.release(connection)
 
     async def aclose(self) -> None:
         """Close the async connections of the running event loop (await before it ends)."""
@@ -894,6 +881,8 @@ class RedisCounter:
         background: if the server counted the action after all, the count is
         given back (see :meth:`_late_reply`).
         """
+        import asyncio
+
         if self.down_until and time.monotonic() < self.down_until:
             return self._degraded(key, weight)
         if self.lost_until and self._still_lost():
@@ -907,7 +896,10 @@ class RedisCounter:
             # Up to one deadline for a connection (a free pooled one, or a new one
             # connected), then one for the reply, as a sync decision that reconnects.
             try:
-                connection = await pool.get_connection()
+                # The pool connects with a roomy timeout (for its background
+                # warm-up); a decision bounds its own wait by the deadline.
+                async with asyncio.timeout(self.deadline):
+                    connection = await pool.get_connection()
             except Exception:
                 self.store.warm_pool(pool)  # too few connections for this load
                 raise
