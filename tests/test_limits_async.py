@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import guardrail as gr
+from guardrail.instrumentation import LimitDegraded
 from guardrail.mechanisms import AsyncLimiter, Call, Limiter, Source
 from guardrail.testing import capture_events
 
@@ -394,3 +395,156 @@ class TestLoopStall:
         memory, stopped = asyncio.run(main())
         assert statistics.median(stopped) <= 2 * statistics.median(memory) + 0.75
         assert statistics.median(stopped) < stop / 2
+
+
+def clients_named(client: Any, name: str) -> int:
+    """How many connections the server has whose client name is *name*."""
+    return sum(1 for c in client.client_list() if c.get("name") == name)
+
+
+@pytest.mark.integration
+class TestOnePipelinePerLoop:
+    def test_a_burst_of_decisions_shares_one_connection(
+        self, redis_server: Any, namespace: str
+    ) -> None:
+        """1,000 concurrent async decisions on a loop take one connection, and all are made."""
+        import redis
+
+        name = f"pipe-{namespace}"
+        store = gr.RedisStore(
+            redis.Redis(host="127.0.0.1", port=redis_server.port, client_name=name),
+            namespace=namespace,
+            deadline=10.0,
+        )
+        limit = gr.ActionLimit("burst", max_actions=600, per="1h", store=store)
+        admin = redis_server.client()
+
+        async def main() -> tuple[list[bool], int]:
+            decisions = await asyncio.gather(*(limit.allow_async() for _ in range(1000)))
+            connections = clients_named(admin, name)
+            await store.aclose()
+            return decisions, connections
+
+        before = clients_named(admin, name)  # the sync connection opened at bind
+        decisions, connections = asyncio.run(main())
+        assert sum(decisions) == 600
+        assert connections - before == 1
+        assert clients_named(admin, name) == before  # aclose closed it
+
+    def test_replies_are_handed_back_a_few_dozen_per_turn(
+        self, redis_server: Any, namespace: str
+    ) -> None:
+        """While 1,000 replies come back, the loop turns at least once per 32 of them."""
+        import redis
+
+        from guardrail._redis_pipeline import REPLIES_PER_TURN
+
+        store = gr.RedisStore(
+            redis.Redis(host="127.0.0.1", port=redis_server.port),
+            namespace=namespace,
+            deadline=10.0,
+        )
+        limit = gr.ActionLimit("turns", max_actions=10**6, per="1h", store=store)
+
+        async def main() -> tuple[int, int]:
+            await limit.allow_async()  # connected
+            turns, done = 0, False
+
+            async def ticker() -> None:
+                nonlocal turns
+                while not done:
+                    await asyncio.sleep(0)
+                    turns += 1
+
+            tick = asyncio.create_task(ticker())
+            await asyncio.sleep(0)
+            start = turns
+            await asyncio.gather(*(limit.allow_async() for _ in range(1000)))
+            done = True
+            await tick
+            await store.aclose()
+            return start, turns
+
+        start, turns = asyncio.run(main())
+        assert turns - start >= 1000 // REPLIES_PER_TURN
+
+    def test_each_loop_has_its_own_pipeline_and_reconnects_after_a_restart(
+        self, own_redis_server: Any, namespace: str
+    ) -> None:
+        """A killed server fails what was in flight; the next decision connects anew."""
+        import redis
+
+        store = gr.RedisStore(
+            redis.Redis(host="127.0.0.1", port=own_redis_server.port),
+            namespace=namespace,
+            deadline=2.0,
+            on_state_lost="reset",
+            probe_every=0.01,
+        )
+        limit = gr.ActionLimit("restart", max_actions=10, per="1h", store=store)
+
+        async def main() -> list[bool]:
+            first = await limit.allow_async()
+            own_redis_server.stop()  # as a crash would
+            own_redis_server.start()
+            answers = [first]
+            end = time.monotonic() + 20
+            while time.monotonic() < end:
+                with capture_events() as events:
+                    answer = await limit.allow_async()
+                if answer and not any(isinstance(e, LimitDegraded) for e in events):
+                    answers.append(answer)
+                    break
+                await asyncio.sleep(0.05)
+            await store.aclose()
+            return answers
+
+        assert asyncio.run(main()) == [True, True]
+
+
+@pytest.mark.integration
+class TestOneDeadline:
+    def test_a_first_decision_on_a_stopped_server_waits_one_deadline_and_counts_nothing(
+        self, own_redis_server: Any, namespace: str
+    ) -> None:
+        """Connection set-up counts against the decision's one deadline.
+
+        The server is stopped (SIGSTOP) before the loop's first decision: the
+        connection cannot be set up (the handshake gets no answer). Each of
+        20 decisions is decided by the policy after one deadline (1 s; a
+        connection wait and then a reply wait would take two), well under
+        1.6 s on a loaded machine. Their deadlines pass before they can be
+        written, so once the server runs again none of them was counted.
+        """
+        import redis
+
+        store = gr.RedisStore(
+            redis.Redis(host="127.0.0.1", port=own_redis_server.port),
+            namespace=namespace,
+            deadline=1.0,
+        )
+        limit = gr.ActionLimit("first", max_actions=100, per="1h", store=store)
+        process = own_redis_server.process
+        assert process is not None
+
+        async def main() -> tuple[list[bool], float]:
+            process.send_signal(signal.SIGSTOP)
+            try:
+                start = time.monotonic()
+                allowed = await asyncio.gather(*(limit.allow_async() for _ in range(20)))
+                waited = time.monotonic() - start
+            finally:
+                process.send_signal(signal.SIGCONT)
+            await store.aclose()
+            return allowed, waited
+
+        allowed, waited = asyncio.run(main())
+        assert allowed == [False] * 20  # "closed": denied
+        assert 0.9 <= waited < 1.6
+        check = gr.ActionLimit(
+            "first",
+            max_actions=100,
+            per="1h",
+            store=gr.RedisStore(own_redis_server.client(), namespace=namespace, deadline=2.0),
+        )
+        assert check.remaining() == 100

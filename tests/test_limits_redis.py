@@ -395,8 +395,8 @@ class TestThreadSafety:
         assert reported > 0
         assert all(e.degraded_decisions > 0 for e in recovered)
 
-    def test_each_event_loop_keeps_its_async_client(self, redis_server: Any) -> None:
-        """Threads running their own event loops each get one client, kept for their loop."""
+    def test_each_event_loop_keeps_its_pipeline(self, redis_server: Any) -> None:
+        """Threads running their own event loops each get one pipeline, kept for their loop."""
         shared = store(redis_server, "loops")
         threads_per_round, rounds = 8, 20
         switch = sys.getswitchinterval()
@@ -408,9 +408,9 @@ class TestThreadSafety:
 
                 async def twice(barrier: threading.Barrier, kept: list[bool]) -> None:
                     barrier.wait()
-                    first = shared.async_client()
+                    first = shared.pipeline()
                     await asyncio.sleep(0)
-                    kept.append(shared.async_client() is first)
+                    kept.append(shared.pipeline() is first)
                     await shared.aclose()
 
                 threads = [

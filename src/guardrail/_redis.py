@@ -30,23 +30,16 @@ from ._limits import (
     Window,
     secret_key,
 )
+from ._redis_pipeline import LATE_FOR, Entry, Pipeline, pack
 
 __all__ = ["RedisStore"]
 
 OnStoreError = Literal["closed", "open", "local"]
 OnStateLost = Literal["deny", "reset"]
 
-#: Timed-out decisions kept waiting for their reply, per limit, and for how long (s).
+#: Timed-out sync decisions kept waiting for their reply, per limit (each
+#: holds a connection; async ones wait in the loop's pipeline), for up to LATE_FOR.
 MAX_LATE = 8
-LATE_FOR = 5.0
-#: The same for async decisions (a task waits on each).
-MAX_LATE_ASYNC = 256
-#: Connections per event loop for async decisions (they wait for a free one).
-ASYNC_CONNECTIONS = 128
-#: Of those, how many are opened in the background when a loop first decides.
-WARM_CONNECTIONS = 32
-#: Outage admissions written back per pipelined round trip (async recovery).
-RECONCILE_CHUNK = 256
 
 #: The decide script's answer when the namespace's epoch marker is gone or new.
 LOST = 4
@@ -60,7 +53,9 @@ MAX_PENDING = 10_000
 # checking (what a process admitted on its own during an outage). KEYS[2], ARGV[3]:
 # the namespace's epoch marker and the value this process knows ('' to skip): when
 # they differ the counts were lost (a restart without persistence, an eviction),
-# and the script returns 4 without counting. The windows are constants of the
+# and the script returns 4 without counting. An admission's reply carries the
+# server's clock when it counted, for an exact late refund: code + 8 * (µs
+# modulo 2^32). The windows are constants of the
 # script (rendered per limit): {width µs, sub-windows kept, max, near count, offset}.
 # State: one msgpack array per key; per window at its offset: the current
 # sub-window index, the running total, the alerted flag, then the counts (a ring).
@@ -124,15 +119,23 @@ for i = 1, #W do
   if before < w[4] and before + weight >= w[4] then code = 1 end
 end
 redis.call('SET', KEYS[1], cmsgpack.pack(s), 'PX', {ttl_ms})
-return code
+local at = now % 4294967296
+if at < 0 or at >= 4294967296 then at = 0 end
+return code + 8 * at
 """
 
 # ARGV[1]: the weight to give back; ARGV[2]: µs since the decision began, at
 # least. The count leaves the sub-window holding that instant (or an older one
-# whose counts expire first: giving back too little, never too much).
+# whose counts expire first: giving back too little, never too much). ARGV[3],
+# when given: the server's clock when it counted (µs modulo 2^32, from the
+# decision's reply): the count leaves exactly the sub-window it was counted in.
 _REFUND_BODY = """
 if not raw then return 0 end
 local weight, age = tonumber(ARGV[1]), tonumber(ARGV[2])
+if ARGV[3] then
+  age = (now % 4294967296 - tonumber(ARGV[3])) % 4294967296
+  if age < 0 or age >= 4294967296 then age = 0 end
+end
 for i = 1, #W do
   local w = W[i]
   local width, slots, base = w[1], w[2], w[5]
@@ -364,11 +367,11 @@ class RedisStore:
         self._async_class = async_class
         self._lock = fork_safe_lock(self)
         self._sync: Any = None
-        self._async: dict[int, tuple[Any, Any]] = {}
-        #: Background tasks of async decisions (late replies, warm-up, write-backs),
-        #: awaited by :meth:`aclose` on their loop.
-        self._tasks: set[Any] = set()
-        self._warming: set[int] = set()
+        #: Each event loop's pipeline: id(loop) -> (loop, Pipeline).
+        self._async: dict[int, tuple[Any, Pipeline]] = {}
+        #: The scripts of the limits bound to this store, loaded on every new
+        #: pipelined connection before its first decision.
+        self._scripts: dict[str, None] = {}
         #: The local shares (``on_store_error="local"``) by limit key prefix and
         #: windows: limits of one name and windows on this store (a sync and an
         #: async guard, say) admit from one share, so the process stays within it.
@@ -432,16 +435,6 @@ class RedisStore:
         value = client.get(marker)
         return value.decode() if isinstance(value, bytes) else str(value or "")
 
-    async def warm_async(self, client: Any) -> None:
-        """Learn the epoch on an async client's first contact (bounded by the deadline)."""
-        import asyncio
-
-        marker = f"guardrail:{self.namespace}:epoch"
-        async with asyncio.timeout(self.deadline):
-            await client.set(marker, os.urandom(8).hex(), nx=True)
-            value = await client.get(marker)
-        self.epoch = value.decode() if isinstance(value, bytes) else str(value or "")
-
     def new_epoch(self) -> None:
         """After a loss: take the namespace's new epoch (made by this process or another)."""
         try:
@@ -449,141 +442,90 @@ class RedisStore:
         except Exception:  # noqa: BLE001 - keep the old one: the next decision retries
             return
 
-    async def new_epoch_async(self) -> None:
-        """:meth:`new_epoch` with the running loop's async client (up to LATE_FOR)."""
-        import asyncio
+    def new_epoch_async(self) -> None:
+        """:meth:`new_epoch` through the running loop's pipeline (in the background)."""
+        self.pipeline().queue[:0] = self._epoch_entries()
 
+    def _epoch_entries(self) -> list[Entry]:
+        """Commands that take the namespace's epoch (made by this process or another)."""
         marker = f"guardrail:{self.namespace}:epoch"
-        try:
-            client = self.async_client()
-            async with asyncio.timeout(LATE_FOR):
-                await client.set(marker, os.urandom(8).hex(), nx=True)
-                value = await client.get(marker)
-        except Exception:  # noqa: BLE001 - keep the old one: the next decision retries
-            return
-        self.epoch = value.decode() if isinstance(value, bytes) else str(value or "")
 
-    def async_client(self) -> Any:
-        """The store's own ``redis.asyncio.Redis`` for the running event loop."""
+        def adopt(_: Entry, reply: Any, error: BaseException | None) -> None:
+            if error is None and reply:
+                self.epoch = reply.decode() if isinstance(reply, bytes) else str(reply)
+
+        return [
+            Entry(None, [pack("SET", marker, os.urandom(8).hex(), "NX")], None, None, ()),
+            Entry(None, [pack("GET", marker)], None, adopt, ()),
+        ]
+
+    def pipeline(self) -> Pipeline:
+        """The running event loop's :class:`Pipeline` to Redis (made on first use)."""
         import asyncio
 
         loop = asyncio.get_running_loop()
         held = self._async.get(id(loop))
         if held is not None and held[0] is loop:
             return held[1]
-        import redis.asyncio
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
+        from redis.exceptions import ResponseError
 
         with self._lock:
             # Another thread may have replaced the map since the look-up above.
             held = self._async.get(id(loop))
             if held is not None and held[0] is loop:
                 return held[1]
-            # A bounded pool that a decision waits on (within its deadline) when
-            # every connection is busy: a burst of concurrent decisions neither
-            # opens a connection each nor fails for want of one.
-            pool = redis.asyncio.BlockingConnectionPool(
-                max_connections=ASYNC_CONNECTIONS,
-                timeout=self.deadline,
-                connection_class=self._async_class,
-                # Connecting may take longer than a decision's deadline in the
-                # background warm-up; a decision bounds its own wait.
-                **{**self._timeouts(Retry(NoBackoff(), 0)), "socket_connect_timeout": LATE_FOR},
-            )
-            client = redis.asyncio.Redis(connection_pool=pool)
-            # One client per loop: asyncio connections cannot move between loops.
+            pipeline = Pipeline(loop, self._async_connection, self._first_commands, ResponseError)
+            # One pipeline per loop: asyncio connections cannot move between loops.
             # The map is replaced, never changed in place, so readers need no lock.
             kept = {k: v for k, v in self._async.items() if not v[0].is_closed()}
-            kept[id(loop)] = (loop, client)
+            kept[id(loop)] = (loop, pipeline)
             self._async = kept
-            for task in list(self._tasks):  # never finished: their loop closed without aclose()
-                if task.get_loop().is_closed():
-                    self._tasks.discard(task)
-        # Open a few connections in the background, outside any decision's
-        # deadline: the first burst on a new loop finds them ready.
-        self.warm_pool(pool)
-        return client
+        return pipeline
 
-    def warm_pool(self, pool: Any) -> None:
-        """Open up to WARM_CONNECTIONS more connections in *pool* in the background.
+    def _async_connection(self) -> Any:
+        """A new, unconnected async connection to the store's server.
 
-        Called when a loop first decides, and when a decision found no
-        connection in time: the pool grows to what bursts need, without
-        counting connection set-up against any decision. One warm-up at a
-        time per pool.
+        No socket time-out: the pipeline bounds its waits itself (each
+        decision by its deadline, the connection by LATE_FOR).
         """
-        if id(pool) in self._warming:
-            return
-        self._warming.add(id(pool))
-        task = self.spawn(self._warm_pool(pool), name=_WARMING)
-        task.add_done_callback(lambda _: self._warming.discard(id(pool)))
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
-    def spawn(self, coroutine: Any, name: str | None = None) -> Any:
-        """Run *coroutine* as a background task of the running loop, kept until done."""
-        import asyncio
+        return self._async_class(
+            **{
+                **self._timeouts(Retry(NoBackoff(), 0)),
+                "socket_timeout": None,
+                "socket_connect_timeout": LATE_FOR,
+            }
+        )
 
-        task = asyncio.get_running_loop().create_task(coroutine, name=name)
-        tasks = self._tasks
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-        return task
-
-    async def _warm_pool(self, pool: Any) -> None:
-        """Connect up to WARM_CONNECTIONS idle connections in *pool* (best effort, never raises).
-
-        Takes that many connections from the pool at once through its public
-        ``get_connection`` (which opens and connects new ones within the
-        pool's bound, or reconnects idle ones), then gives them back: the
-        pool keeps them connected and idle for the next burst. No decision
-        waits on this; decisions keep connecting within their own deadline.
-        """
-        import asyncio
-
-        async def take() -> Any:
-            try:
-                return await pool.get_connection()
-            except Exception:  # noqa: BLE001 - the pool is full or the server slow: fewer warm
-                return None
-
-        taken: list[Any] = []
-        try:
-            async with asyncio.timeout(LATE_FOR):
-                taken = await asyncio.gather(*[take() for _ in range(WARM_CONNECTIONS)])
-        except Exception:  # noqa: BLE001 - decisions connect on their own
-            return
-        finally:
-            for connection in taken:
-                if connection is not None:
-                    await pool.release(connection)
+    def _first_commands(self) -> list[Entry]:
+        """What a new pipelined connection writes first: the scripts, and the epoch if unknown."""
+        entries = [
+            Entry(None, [pack("SCRIPT", "LOAD", script)], None, None, ())
+            for script in list(self._scripts)
+        ]
+        if not self.epoch:
+            entries.extend(self._epoch_entries())
+        return entries
 
     async def aclose(self) -> None:
-        """Close the async connections of the running event loop (await before it ends)."""
+        """Close the running event loop's connection (await it before the loop ends).
+
+        Replies still on their way (late decisions, and the refunds they
+        bring) and queued write-backs are waited for first, up to LATE_FOR.
+        """
         import asyncio
 
         loop = asyncio.get_running_loop()
-        # Late replies still on their way are read (and refunded) first, for
-        # up to LATE_FOR; a write-back of outage admissions finishes too. A
-        # warm-up of the pool is stopped.
-        current = asyncio.current_task()
-        pending = [t for t in list(self._tasks) if t.get_loop() is loop and t is not current]
-        for task in pending:
-            if task.get_name() == _WARMING:
-                task.cancel()
-        if pending:
-            await asyncio.wait(pending, timeout=LATE_FOR)
-            for task in pending:
-                task.cancel()
+        held = self._async.get(id(loop))
+        if held is None or held[0] is not loop:
+            return
+        # Drained while still the loop's pipeline: late replies' refunds join it.
+        await held[1].drain()
         with self._lock:
-            held = self._async.get(id(loop))
-            if held is not None:
-                self._async = {k: v for k, v in self._async.items() if k != id(loop)}
-        if held is not None:
-            try:
-                await held[1].aclose()
-                await held[1].connection_pool.disconnect()
-            except Exception:  # noqa: BLE001 - every socket is closed; waiting for it timed out
-                return
+            self._async = {k: v for k, v in self._async.items() if v is not held}
+        await held[1].aclose()
 
     def close(self) -> None:
         """Close the sync connections (they reopen on the next decision)."""
@@ -610,9 +552,6 @@ class RedisStore:
         )
 
 
-#: The name of a task warming an async pool (stopped, not awaited, by aclose).
-_WARMING = "guardrail-redis-warm-up"
-
 #: Clients inherited from a parent process, kept so that they are never
 #: collected: closing one would take its pool's lock, which a thread of the
 #: parent may have held at the fork.
@@ -620,49 +559,21 @@ _INHERITED: list[Any] = []
 
 
 def _forget_clients(store: RedisStore) -> None:
-    _INHERITED.append((store._sync, store._async, store._tasks))
+    _INHERITED.append((store._sync, store._async))
     store._sync = None
     store._async = {}
-    store._tasks = set()
-    store._warming = set()
 
 
 def _forget_late(counter: RedisCounter) -> None:
-    _INHERITED.append((counter.late, counter.late_async))
+    _INHERITED.append(counter.late)
     counter.late = []
-    counter.late_async = set()
 
 
-async def _exchange(
-    pool: Any,
-    command: tuple[Any, ...],
-    fallback: tuple[Any, ...],
-    noscript: type[Exception],
-    timeout: float = LATE_FOR,
-) -> Any:
-    """Send *command* (an EVALSHA) on a pooled async connection; read its reply.
-
-    Waits up to *timeout* for the reply (the decision itself waits only for
-    the deadline); sends *fallback* (the EVAL) when the server lacks the
-    script. A connection left mid-reply (time-out, cancellation, error) is
-    closed, never reused.
-    """
-    connection = await pool.get_connection()
-    try:
-        await connection.send_command(*command, check_health=False)
-        try:
-            reply = await connection.read_response(timeout=timeout)
-        except noscript:
-            await connection.send_command(*fallback, check_health=False)
-            reply = await connection.read_response(timeout=timeout)
-        if reply is None:  # read_response's own time-out
-            raise TimeoutError(f"no reply within {timeout} s")
-    except BaseException:
-        await connection.disconnect(nowait=True)
-        raise
-    finally:
-        await pool.release(connection)
-    return reply
+def _counted_at(reply: Any) -> int | None:
+    """The server's clock (µs modulo 2^32) when a decision's reply says it counted; else None."""
+    if not isinstance(reply, int) or reply & 7 > 1:  # denied, or the counts were lost
+        return None
+    return reply >> 3
 
 
 def _sha1(script: str) -> str:
@@ -706,6 +617,9 @@ class RedisCounter:
         self.decide_sha = _sha1(self.decide_script)
         self.peek_sha = _sha1(self.peek_script)
         self.refund_sha = _sha1(self.refund_script)
+        with store._lock:
+            store._scripts[self.decide_script] = None
+            store._scripts[self.refund_script] = None
         self.command_head = b"*8\r\n$7\r\nEVALSHA\r\n$40\r\n%b\r\n$1\r\n2\r\n" % (
             self.decide_sha.encode()
         )
@@ -724,8 +638,6 @@ class RedisCounter:
         #: Timed-out decisions whose reply may still come:
         #: (connection, key, weight, mark, until, whether to refund what it counted).
         self.late: list[tuple[Any, str, int, int, float, bool]] = []
-        #: Tasks reading the replies of timed-out async decisions (and refunding them).
-        self.late_async: set[Any] = set()
         from redis.exceptions import TimeoutError as RedisTimeout
 
         self.timeouts = RedisTimeout
@@ -817,7 +729,7 @@ class RedisCounter:
             finally:
                 if not parked:
                     pool.release(connection)
-            code = int(reply)
+            code = int(reply) & 7  # the rest is the server's clock (see refund_late)
         except Exception as e:  # noqa: BLE001 - the failure policy decides instead
             return self._failed(e, key, weight)
         return self._answered(code)
@@ -866,141 +778,85 @@ class RedisCounter:
                 pool.release(connection)
                 continue
             pool.release(connection)
-            if refund and isinstance(reply, int) and not reply & DENY and reply != LOST:
-                self.refund(key, weight, mark)
+            at = _counted_at(reply)
+            if refund and at is not None:
+                self.refund(key, weight, mark, at=at)
         if keep:
             with self.store._lock:
                 self.late.extend(keep)
 
     async def acquire_async(self, key: str, weight: int) -> int:
-        """:meth:`acquire` with redis.asyncio: the same script, deadline and policy.
+        """:meth:`acquire` on the running loop's pipeline: the same script, deadline and policy.
 
-        Like the sync path, the command goes straight to a pooled connection.
-        A reply that has not come within the deadline leaves the decision to
-        the policy, and the connection goes on waiting for it in the
-        background: if the server counted the action after all, the count is
-        given back (see :meth:`_late_reply`).
+        The decision waits for its reply up to the deadline from now,
+        connection set-up included. If none came by then (or the caller is
+        cancelled), the policy decides; the command stays in the pipeline,
+        and if its late reply shows that the server counted it, the count is
+        given back (see :meth:`_late`).
         """
-        import asyncio
-
         if self.down_until and time.monotonic() < self.down_until:
             return self._degraded(key, weight)
         if self.lost_until and self._still_lost():
             return DEGRADED | DENY
-        mark = time.monotonic_ns()
         try:
-            client = self.store.async_client()
-            if not self.store.epoch:
-                await self.store.warm_async(client)
-            pool = client.connection_pool
-            # Up to one deadline for a connection (a free pooled one, or a new one
-            # connected), then one for the reply, as a sync decision that reconnects.
+            pipeline = self.store.pipeline()
+            expires = pipeline.loop.time() + self.deadline
+            mark = time.monotonic_ns()
             try:
-                # The pool connects with a roomy timeout (for its background
-                # warm-up); a decision bounds its own wait by the deadline.
-                async with asyncio.timeout(self.deadline):
-                    connection = await pool.get_connection()
-            except Exception:
-                self.store.warm_pool(pool)  # too few connections for this load
-                raise
-            started = time.monotonic()
-            code = await self._decide_on(pool, connection, key, weight, started, mark)
+                reply = await self._ask(
+                    pipeline, self.packed(key, weight), expires, key, weight, mark
+                )
+            except self.noscript:  # the server's scripts were flushed
+                command = [pack("EVAL", self.decide_script, *self.decide_args(key, weight))]
+                reply = await self._ask(pipeline, command, expires, key, weight, mark)
+            code = int(reply) & 7
         except Exception as e:  # noqa: BLE001 - the failure policy decides instead
             return self._failed(e, key, weight)
         if code == LOST or self.failed:
             return self._answered(code, blocking=False)
         return code
 
-    async def _decide_on(
-        self, pool: Any, connection: Any, key: str, weight: int, started: float, mark: int
-    ) -> int:
-        """Send the decision on *connection*; its reply within the deadline from *started*.
-
-        *started* is when the connection was in hand. A failure before anything
-        is sent gives the connection back to the pool (ready for the next).
-        """
+    async def _ask(
+        self,
+        pipeline: Pipeline,
+        command: list[bytes],
+        expires: float,
+        key: str,
+        weight: int,
+        mark: int,
+    ) -> Any:
+        """Submit one decision and wait for its reply (a cancelled caller's count is given back)."""
         import asyncio
 
-        parked = sending = reading = False
+        future = pipeline.submit(command, expires, self._late, (key, weight, mark))
+        assert future is not None
         try:
-            left = self.deadline - (time.monotonic() - started)
-            if left <= 0:
-                raise TimeoutError(f"no time left to send within the deadline ({self.deadline} s)")
-            sending = True
-            await connection.send_packed_command(self.packed(key, weight), check_health=False)
-            reading = True
-            try:
-                reply = await connection.read_response(timeout=left, disconnect_on_error=False)
-            except self.noscript:
-                reading = False
-                fallback = (self.decide_script, 2, self.redis_key(key), self.epoch_key)
-                await connection.send_command(
-                    "EVAL", *fallback, weight, 0, self.store.epoch, check_health=False
-                )
-                reading = True
-                left = max(self.deadline - (time.monotonic() - started), 0.001)
-                reply = await connection.read_response(timeout=left, disconnect_on_error=False)
-            if reply is None:
-                # The deadline passed. A reply that came meanwhile but waits
-                # behind the loop's other work is taken (one turn of the loop).
-                await asyncio.sleep(0)
-                reply = await connection.read_response(timeout=0, disconnect_on_error=False)
-            if reply is None:  # no reply yet: it may still come
-                refund = self.policy != "open"  # "open" admits it: the action is taken
-                parked = self._park_async(pool, connection, key, weight, mark, refund)
-                raise TimeoutError(f"no reply within the deadline ({self.deadline} s)")
-            return int(reply)
-        except BaseException as e:
-            if reading and not parked and isinstance(e, asyncio.CancelledError):
-                # The caller gave up while the reply was on its way: the action
-                # is not taken, so read the reply as after a time-out.
-                parked = self._park_async(pool, connection, key, weight, mark, True)
-            if sending and not parked:
-                # Failed mid-reply: never reused (what it counted stays).
-                await connection.disconnect(nowait=True)
+            return await future
+        except asyncio.CancelledError:
+            # Cancelled in the turn its reply came: the reply is in, nobody takes
+            # the action, so what it counted is given back now.
+            if future.done() and not future.cancelled() and future.exception() is None:
+                at = _counted_at(future.result())
+                if at is not None:
+                    self._refund_on(pipeline, key, weight, mark, at)
             raise
-        finally:
-            if not parked:
-                await pool.release(connection)
 
-    def _park_async(
-        self, pool: Any, connection: Any, key: str, weight: int, mark: int, refund: bool
-    ) -> bool:
-        """Wait for a timed-out async decision's reply in a task (a few hundred at most).
+    def decide_args(self, key: str, weight: int) -> tuple[Any, ...]:
+        """The decide script's keys and arguments for *key* and *weight*."""
+        return (2, self.redis_key(key), self.epoch_key, weight, 0, self.store.epoch)
 
-        With *refund*, what the server counted is given back (see :meth:`_park`).
+    def _late(self, entry: Entry, reply: Any, error: BaseException | None) -> None:
+        """A decision's reply came after the policy decided (time-out) or its caller left.
+
+        If the server counted it, the count is given back, unless the policy
+        admitted the action ("open" on a time-out): an action taken stays
+        counted. A cancelled caller took no action. An error leaves the
+        count, if any, in place (the safe side).
         """
-        late = self.late_async
-        if len(late) >= MAX_LATE_ASYNC:
-            # Tasks of a loop closed without aclose() never finish: forget them.
-            for task in list(late):
-                if task.get_loop().is_closed():
-                    late.discard(task)
-            if len(late) >= MAX_LATE_ASYNC:
-                return False
-        task = self.store.spawn(self._late_reply(pool, connection, key, weight, mark, refund))
-        late.add(task)
-        task.add_done_callback(late.discard)
-        return True
-
-    async def _late_reply(
-        self, pool: Any, connection: Any, key: str, weight: int, mark: int, refund: bool
-    ) -> None:
-        """Read a timed-out decision's reply (up to LATE_FOR); refund what the server counted.
-
-        Never raises: a reply that does not come leaves the count in place.
-        """
-        try:
-            reply = await connection.read_response(timeout=LATE_FOR)
-            if reply is None:
-                raise TimeoutError(f"no reply within {LATE_FOR} s")
-        except BaseException:  # noqa: BLE001 - a lost reply only leaves the count in place
-            await connection.disconnect(nowait=True)
-            await pool.release(connection)
-            return
-        await pool.release(connection)
-        if refund and isinstance(reply, int) and not reply & DENY and reply != LOST:
-            await self.refund_async(key, weight, mark, timeout=LATE_FOR)
+        at = _counted_at(reply) if error is None else None
+        if at is not None and (entry.cancelled or self.policy != "open"):
+            key, weight, mark = entry.args
+            self._refund_on(self.store.pipeline(), key, weight, mark, at)
 
     def _answered(self, code: int, *, blocking: bool = True) -> int:
         """The decision's code after an answer; without *blocking* (on an event
@@ -1024,7 +880,7 @@ class RedisCounter:
             else:
                 with self.store._lock:
                     pending, self.pending = self.pending, {}
-                self.store.spawn(self._reconcile_async(pending))
+                self._reconcile_async(pending)
         return code | RECOVERED if ended else code
 
     def _lost(self, *, blocking: bool = True) -> int:
@@ -1032,7 +888,7 @@ class RedisCounter:
         if blocking:
             self.store.new_epoch()
         else:
-            self.store.spawn(self.store.new_epoch_async())
+            self.store.new_epoch_async()
         self.last_error = (
             "the shared counts were lost (Redis restarted without persistence, or "
             "evicted keys): "
@@ -1069,48 +925,21 @@ class RedisCounter:
         except Exception as e:  # noqa: BLE001 - the held-back share still bounds the fleet
             self.last_error = f"{type(e).__name__}: {e}"[:200]
 
-    async def _reconcile_async(self, pending: dict[str, int]) -> None:
-        """:meth:`_reconcile` on the event loop: pipelined, RECONCILE_CHUNK keys a round trip.
+    def _reconcile_async(self, pending: dict[str, int]) -> None:
+        """:meth:`_reconcile` through the running loop's pipeline (written after this turn).
 
-        Runs in a background task (never in a decision); each round trip may
-        take up to LATE_FOR. Best effort: what is not written back stays
-        bounded by the held-back share.
+        Nothing waits on it; an error is kept as ``last_error``. Best effort:
+        what is not written back stays bounded by the held-back share.
         """
-        items = list(pending.items())
-        try:
-            pool = self.store.async_client().connection_pool
-            connection = await pool.get_connection()
-        except Exception as e:  # noqa: BLE001 - the held-back share still bounds the fleet
-            self.last_error = f"{type(e).__name__}: {e}"[:200]
-            return
-        try:
-            await connection.send_command("SCRIPT", "LOAD", self.decide_script)
-            await self._read(connection)
-            for start in range(0, len(items), RECONCILE_CHUNK):
-                chunk = items[start : start + RECONCILE_CHUNK]
-                commands = [
-                    ("EVALSHA", self.decide_sha, 2, self.redis_key(k), self.epoch_key, w, 1, "")
-                    for k, w in chunk
-                ]
-                await connection.send_packed_command(
-                    connection.pack_commands(commands), check_health=False
-                )
-                for _ in chunk:
-                    await self._read(connection)
-        except BaseException as e:
-            await connection.disconnect(nowait=True)
-            if not isinstance(e, Exception):
-                raise
-            self.last_error = f"{type(e).__name__}: {e}"[:200]
-        finally:
-            await pool.release(connection)
+        pipeline = self.store.pipeline()
+        for key, weight in pending.items():
+            args = (2, self.redis_key(key), self.epoch_key, weight, 1, "")
+            pipeline.submit([pack("EVALSHA", self.decide_sha, *args)], late=self._note, wait=False)
 
-    @staticmethod
-    async def _read(connection: Any) -> Any:
-        reply = await connection.read_response(timeout=LATE_FOR)
-        if reply is None:
-            raise TimeoutError(f"no reply within {LATE_FOR} s")
-        return reply
+    def _note(self, _: Entry, reply: Any, error: BaseException | None) -> None:
+        """Keep a background command's error as ``last_error``."""
+        if error is not None:
+            self.last_error = f"{type(error).__name__}: {error}"[:200]
 
     def _failed(self, error: BaseException, key: str, weight: int) -> int:
         message = f"{type(error).__name__}: {error}"[:200]
@@ -1145,47 +974,51 @@ class RedisCounter:
         """A local clock reading to take before :meth:`acquire`, for a later :meth:`refund`."""
         return time.monotonic_ns()
 
-    def refund(self, key: str, weight: int, mark: int) -> None:
+    def refund(self, key: str, weight: int, mark: int, *, at: int | None = None) -> None:
         """Give back *weight* counted in Redis for *key* by an acquire begun at *mark*.
 
-        Best effort and never raises: a refund that fails or finds Redis down
-        leaves the count in place (the safe side of the guarantee).
+        *at*: the server's clock when it counted, from a late reply (the
+        count then leaves exactly its sub-window). Best effort and never
+        raises: a refund that fails or finds Redis down leaves the count in
+        place (the safe side of the guarantee).
         """
-        if self.down_until and time.monotonic() < self.down_until:
+        if at is None and self.down_until and time.monotonic() < self.down_until:
             return
+        args = self._refund_args(key, weight, mark, at)
+        try:
+            client = self.store.sync_client()
+            try:
+                client.execute_command("EVALSHA", self.refund_sha, *args)
+            except self.noscript:
+                client.execute_command("EVAL", self.refund_script, *args)
+        except Exception as e:  # noqa: BLE001 - a refund is best effort
+            self.last_error = f"{type(e).__name__}: {e}"[:200]
+
+    def _refund_args(self, key: str, weight: int, mark: int, at: int | None) -> tuple[Any, ...]:
         # Redis decides on its own clock: the decision began at most this long
         # ago there, counting the reply's way back (bounded by the deadline).
         age_us = (time.monotonic_ns() - mark) // 1000 + round(self.deadline * 1e6) + 1000
-        try:
-            client = self.store.sync_client()
-            name = self.redis_key(key)
-            try:
-                client.execute_command("EVALSHA", self.refund_sha, 1, name, weight, age_us)
-            except self.noscript:
-                client.execute_command("EVAL", self.refund_script, 1, name, weight, age_us)
-        except Exception as e:  # noqa: BLE001 - a refund is best effort
-            self.last_error = f"{type(e).__name__}: {e}"[:200]
+        args: tuple[Any, ...] = (1, self.redis_key(key), weight, age_us)
+        return args if at is None else (*args, at)
 
-    async def refund_async(
-        self, key: str, weight: int, mark: int, *, timeout: float | None = None
-    ) -> None:
-        """:meth:`refund` with redis.asyncio; waits up to *timeout* (the deadline by default).
+    async def refund_async(self, key: str, weight: int, mark: int) -> None:
+        """:meth:`refund` through the running loop's pipeline; does not wait for the reply.
 
-        A late refund (given a *timeout*) is made even while decisions skip
-        Redis: its reply just showed that Redis answers, and no decision waits
-        on it.
+        The refund is written after this turn of the loop, ahead of any later
+        decision, and its age is taken when it is written.
         """
-        if timeout is None and self.down_until and time.monotonic() < self.down_until:
-            return
-        age_us = (time.monotonic_ns() - mark) // 1000 + round(self.deadline * 1e6) + 1000
-        name = self.redis_key(key)
-        command = ("EVALSHA", self.refund_sha, 1, name, weight, age_us)
-        fallback = ("EVAL", self.refund_script, 1, name, weight, age_us)
         try:
-            pool = self.store.async_client().connection_pool
-            await _exchange(pool, command, fallback, self.noscript, timeout or self.deadline)
+            self._refund_on(self.store.pipeline(), key, weight, mark, None)
         except Exception as e:  # noqa: BLE001 - a refund is best effort
             self.last_error = f"{type(e).__name__}: {e}"[:200]
+
+    def _refund_on(
+        self, pipeline: Pipeline, key: str, weight: int, mark: int, at: int | None
+    ) -> None:
+        def command() -> list[bytes]:
+            return [pack("EVALSHA", self.refund_sha, *self._refund_args(key, weight, mark, at))]
+
+        pipeline.submit(command, late=self._note, wait=False)
 
     def peek(self, key: str) -> tuple[int, float]:
         """Remaining budget and seconds until all counted actions expire."""
