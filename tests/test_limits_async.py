@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import signal
 import statistics
@@ -548,3 +549,125 @@ class TestOneDeadline:
             store=gr.RedisStore(own_redis_server.client(), namespace=namespace, deadline=2.0),
         )
         assert check.remaining() == 100
+
+
+class SlowLink:
+    """A TCP proxy to a real server that delays every reply by *delay* seconds (a slow network).
+
+    Requests go through at once; each chunk of a reply is delivered *delay*
+    after it left the server, so replies keep their order and spacing, like
+    a long link.
+    """
+
+    def __init__(self, port: int, delay: float) -> None:
+        import socket
+
+        self.upstream, self.delay = port, delay
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
+        self.port = self.listener.getsockname()[1]
+        self.sockets: list[Any] = [self.listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import queue
+        import socket
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.upstream))
+            self.sockets += [client, server]
+            due: queue.Queue[tuple[float, bytes]] = queue.Queue()
+            for target, args in (
+                (self._forward, (client, server)),
+                (self._delayed_read, (server, due)),
+                (self._delayed_write, (client, due)),
+            ):
+                threading.Thread(target=target, args=args, daemon=True).start()
+
+    @staticmethod
+    def _forward(source: Any, sink: Any) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+
+    def _delayed_read(self, source: Any, due: Any) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                due.put((time.monotonic() + self.delay, data))
+        due.put((0.0, b""))
+
+    @staticmethod
+    def _delayed_write(sink: Any, due: Any) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                when, data = due.get()
+                if not data:
+                    return
+                time.sleep(max(0.0, when - time.monotonic()))
+                sink.sendall(data)
+
+    def close(self) -> None:
+        for s in self.sockets:
+            with contextlib.suppress(OSError):
+                s.close()
+
+
+@pytest.mark.integration
+class TestOneDeadlineWithConnecting:
+    @pytest.mark.parametrize("kind", ["sync", "async"])
+    def test_connecting_and_the_reply_share_one_deadline(
+        self, redis_server: Any, namespace: str, kind: str
+    ) -> None:
+        """A decision that has to connect gets only what is left of its deadline for the reply.
+
+        Every reply takes 1 s through the link and the deadline is 1.5 s.
+        An async decision connects in the background and waits one deadline
+        from when it asked: the policy decides (denied, degraded) at 1.5 s,
+        where a deadline for the connection and another for the reply would
+        have waited until the reply came (about 3 s) and admitted. A sync
+        decision connects itself: redis-py's handshake takes two round trips
+        (2 s, each within the deadline), after which no time is left, so it
+        is denied without sending (the reply would have come at 3 s).
+        """
+        import redis
+
+        link = SlowLink(redis_server.port, delay=1.0)
+        try:
+            store = gr.RedisStore(
+                redis.Redis(host="127.0.0.1", port=link.port),
+                namespace=namespace,
+                deadline=1.5,
+            )
+            limit = gr.ActionLimit("slow", max_actions=10, per="1h", store=store)
+            store.close()  # the connection opened at bind is gone: the decision connects
+
+            async def decide_async() -> tuple[bool, float]:
+                start = time.monotonic()
+                with capture_events() as events:
+                    allowed = await limit.allow_async()
+                waited = time.monotonic() - start
+                await store.aclose()
+                return allowed and not events, waited
+
+            def decide() -> tuple[bool, float]:
+                start = time.monotonic()
+                with capture_events() as events:
+                    allowed = limit.allow()
+                return allowed and not events, time.monotonic() - start
+
+            admitted, waited = decide() if kind == "sync" else asyncio.run(decide_async())
+            counter: Any = limit._counter
+            store.close()  # with any connection kept for a late reply
+            assert counter.late == []
+        finally:
+            link.close()
+        assert not admitted
+        if kind == "async":
+            assert 1.4 <= waited < 2.2
+        else:
+            assert 1.9 <= waited < 2.7

@@ -352,12 +352,8 @@ class TestThreadSafety:
         self, redis_server: Any, namespace: str
     ) -> None:
         """Failures and answers racing in threads: every degraded decision is in a recovery."""
-        limit = gr.ActionLimit(
-            "recover",
-            max_actions=1_000_000,
-            per="1h",
-            store=store(redis_server, namespace, on_store_error="open", probe_every=1e-6),
-        )
+        shared = store(redis_server, namespace, on_store_error="open", probe_every=1e-6)
+        limit = gr.ActionLimit("recover", max_actions=1_000_000, per="1h", store=shared)
         counter, report = limit._counter, limit._report
         threads_per_round, rounds = 8, 20
         switch = sys.getswitchinterval()
@@ -387,6 +383,7 @@ class TestThreadSafety:
                 assert limit.allow()
         finally:
             sys.setswitchinterval(switch)
+            shared.close()  # and the connections kept for late replies
         recovered = [e for e in events if isinstance(e, gr.instrumentation.LimitRecovered)]
         # Nothing lost: each degraded decision is in a recovery event, or (if its
         # count landed just after a recovery) still waiting for the next one.

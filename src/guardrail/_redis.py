@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import time
+import weakref
 from typing import Any, Literal
 
 from ._errors import ConfigError
@@ -37,6 +38,9 @@ __all__ = ["RedisStore"]
 OnStoreError = Literal["closed", "open", "local"]
 OnStateLost = Literal["deny", "reset"]
 
+#: Seconds past which taking a pooled connection counts as having set one up:
+#: the decision's reply then waits only for what is left of its deadline.
+SPENT_CONNECTING = 1e-4
 #: Timed-out sync decisions kept waiting for their reply, per limit (each
 #: holds a connection; async ones wait in the loop's pipeline), for up to LATE_FOR.
 MAX_LATE = 8
@@ -367,6 +371,10 @@ class RedisStore:
         self._async_class = async_class
         self._lock = fork_safe_lock(self)
         self._sync: Any = None
+        #: The counters bound to this store (for close()).
+        self._counters: weakref.WeakSet[RedisCounter] = weakref.WeakSet()
+        #: Whether the server's eviction policy was looked at (once per store).
+        self._policy_checked = False
         #: Each event loop's pipeline: id(loop) -> (loop, Pipeline).
         self._async: dict[int, tuple[Any, Pipeline]] = {}
         #: The scripts of the limits bound to this store, loaded on every new
@@ -418,6 +426,9 @@ class RedisStore:
                 self.epoch = self._adopt_epoch(client)
         except Exception:  # noqa: BLE001 - decided by the policy later
             return
+        if self._policy_checked:
+            return
+        self._policy_checked = True
         try:
             policy = client.config_get("maxmemory-policy").get("maxmemory-policy", "")
         except Exception:  # noqa: BLE001 - CONFIG may be disabled: nothing to check
@@ -528,9 +539,18 @@ class RedisStore:
         await held[1].aclose()
 
     def close(self) -> None:
-        """Close the sync connections (they reopen on the next decision)."""
+        """Close the sync connections (they reopen on the next decision).
+
+        Connections kept for timed-out decisions' late replies are closed
+        too (their counts stay: the safe side).
+        """
         with self._lock:
             client, self._sync = self._sync, None
+            late = [entry[0] for counter in list(self._counters) for entry in counter.late]
+            for counter in list(self._counters):
+                counter.late = []
+        for connection in late:
+            connection.disconnect()
         if client is not None:
             client.close()
             client.connection_pool.disconnect()
@@ -543,7 +563,9 @@ class RedisStore:
         first decision tries again.
         """
         self.sync_client()
-        return RedisCounter(self, name, windows, near)
+        counter = RedisCounter(self, name, windows, near)
+        self._counters.add(counter)
+        return counter
 
     def __repr__(self) -> str:
         return (
@@ -700,10 +722,21 @@ class RedisCounter:
             self._collect_late()
         parked = False
         try:
+            started = time.monotonic()
             pool = self.store.sync_client().connection_pool
             connection = pool.get_connection()
+            # A connection set up (or waited for) just now used part of the
+            # deadline: the reply gets what is left of it.
+            spent = time.monotonic() - started
+            if spent >= self.deadline:
+                pool.release(connection)
+                raise TimeoutError("no time left for the decision after connecting")
             try:
                 connection.send_packed_command(self.packed(key, weight), check_health=False)
+                if spent > SPENT_CONNECTING and not connection.can_read(
+                    timeout=self.deadline - spent
+                ):
+                    raise self.timeouts("no reply within the deadline")
                 reply = connection.read_response(disconnect_on_error=False)
             except self.timeouts:
                 # Sent, and perhaps counted: keep the connection to read the late
@@ -729,7 +762,7 @@ class RedisCounter:
             finally:
                 if not parked:
                     pool.release(connection)
-            code = int(reply) & 7  # the rest is the server's clock (see refund_late)
+            code = int(reply) & 7  # the rest is the server's clock (see _counted_at)
         except Exception as e:  # noqa: BLE001 - the failure policy decides instead
             return self._failed(e, key, weight)
         return self._answered(code)
