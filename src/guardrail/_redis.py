@@ -485,7 +485,9 @@ class RedisStore:
             held = self._async.get(id(loop))
             if held is not None and held[0] is loop:
                 return held[1]
-            pipeline = Pipeline(loop, self._async_connection, self._first_commands, ResponseError)
+            pipeline = Pipeline(
+                loop, self._async_connection, self._first_commands, ResponseError, self.deadline
+            )
             # One pipeline per loop: asyncio connections cannot move between loops.
             # The map is replaced, never changed in place, so readers need no lock.
             kept = {k: v for k, v in self._async.items() if not v[0].is_closed()}

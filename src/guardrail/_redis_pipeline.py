@@ -103,6 +103,7 @@ class Pipeline:
             (loading scripts, say), as entries.
         response_error: The client's error-reply exception: raised for one
             command, it fails that command only.
+        deadline: How long a decision waits for Redis (see :meth:`_write`).
     """
 
     def __init__(
@@ -111,8 +112,10 @@ class Pipeline:
         connect: Callable[[], Any],
         on_connect: Callable[[], list[Entry]],
         response_error: type[Exception],
+        deadline: float,
     ) -> None:
         self.loop = loop
+        self.deadline = deadline
         self._connect_new = connect
         self._on_connect = on_connect
         self._response_error = response_error
@@ -189,6 +192,11 @@ class Pipeline:
         try:
             while self.queue:
                 link = self.link
+                # The deadline bounds the wait for Redis: time the loop spent on
+                # other work before this write (a burst's own calls, a garbage
+                # collection) is not held against a decision, time spent
+                # connecting is.
+                renewed = None
                 if link is None:
                     try:
                         link = await self._connect()
@@ -197,12 +205,16 @@ class Pipeline:
                         for entry in queued:
                             self._deliver(entry, None, e)
                         continue
+                else:
+                    renewed = self.loop.time() + self.deadline
                 queued, self.queue = self.queue, []
                 chunks: list[bytes] = []
                 for entry in queued:
                     future = entry.future
                     if future is not None and future.done():
                         continue  # expired or cancelled before it was written: never counted
+                    if renewed is not None and entry.expires is not None:
+                        entry.expires = max(entry.expires, renewed)
                     made = entry.chunks
                     chunks.extend(made if isinstance(made, list) else made())
                     link.sent.append(entry)
