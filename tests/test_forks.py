@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import signal
@@ -15,6 +16,8 @@ import pytest
 
 import guardrail as gr
 from guardrail.limits import RedisStore
+from guardrail.skew import FleetExporter
+from guardrail.thresholds import SharedThreshold
 
 MODEL = gr.ModelRef(name="fraud", version="1")
 RNG = np.random.default_rng(3)
@@ -40,8 +43,14 @@ def wait_or_kill(pid: int, bound: float) -> int | None:
     return None
 
 
-def guarded(path: Path, redis_client: Any) -> tuple[Any, gr.holdout.JsonLinesSink]:
-    """A guard with every mechanism, a memory and a Redis limit, logging to *path*."""
+def guarded(
+    path: Path, redis_client: Any, *, fleet: bool = False
+) -> tuple[Any, gr.holdout.JsonLinesSink]:
+    """A guard with every mechanism, a memory and a Redis limit, logging to *path*.
+
+    With *fleet*: the fleet's mechanisms instead, a ``SharedThreshold`` in
+    Redis and a ``FleetExporter`` on an OpenTelemetry meter provider.
+    """
     sink = gr.holdout.JsonLinesSink(path, flush_every=7)
     holdout = gr.Holdout(fraction=0.2, unit=lambda row: int(row["user"]), salt="s")
     limits = [
@@ -54,11 +63,27 @@ def guarded(path: Path, redis_client: Any) -> tuple[Any, gr.holdout.JsonLinesSin
         ),
     ]
 
+    threshold: Any = gr.DynamicThreshold(target_rate=0.3, initial=gr.Probability(0.5))
+    inputs: Any = gr.SkewMonitor(reference=REF, sample=1.0, every=5)
+    if fleet:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+        threshold = SharedThreshold(
+            target_rate=0.3,
+            initial=gr.Probability(0.5),
+            store=RedisStore(redis_client, namespace="forks-fleet", deadline=1.0),
+            name="forked",
+            max_staleness=0.001,
+        )
+        provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+        inputs = FleetExporter(REF, model=MODEL, meter_provider=provider)
+
     @gr.guard(
         model=MODEL,
         returns=gr.Probability,
-        threshold=gr.DynamicThreshold(target_rate=0.3, initial=gr.Probability(0.5)),
-        inputs=gr.SkewMonitor(reference=REF, sample=1.0, every=5),
+        threshold=threshold,
+        inputs=inputs,
         holdout=holdout,
         limits=limits,
         outcomes=[gr.OutcomeMonitor(), gr.DecisionLog(sink, holdout=holdout)],
@@ -71,13 +96,14 @@ def guarded(path: Path, redis_client: Any) -> tuple[Any, gr.holdout.JsonLinesSin
 
 
 class TestFork:
+    @pytest.mark.parametrize("fleet", [False, True], ids=["process", "fleet"])
     def test_children_forked_mid_call_neither_hang_nor_repeat_records(
-        self, tmp_path: Path, redis_server: Any
+        self, tmp_path: Path, redis_server: Any, fleet: bool
     ) -> None:
         """Children forked amid 8 threads' guarded calls finish theirs; records are written once."""
         gr.configure(hooks=[])
         path = tmp_path / "decisions.jsonl"
-        predict, sink = guarded(path, redis_server.client())
+        predict, sink = guarded(path, redis_server.client(), fleet=fleet)
         stop = threading.Event()
         rows = [{"amount": float(a), "user": float(i % 50)} for i, a in enumerate(range(60, 140))]
 
@@ -97,6 +123,8 @@ class TestFork:
                 pid = os.fork()
                 if pid == 0:  # pragma: no cover - runs in the child
                     code = 1
+                    # A hung child prints where each thread is before it is killed.
+                    faulthandler.dump_traceback_later(HUNG_AFTER / 2, exit=True)
                     try:
                         for i in range(CALLS):
                             predict(rows[i % len(rows)])

@@ -66,6 +66,7 @@ import numpy as np
 from ._call import Source
 from ._durations import parse_duration
 from ._errors import ConfigError, MetricsQueryError
+from ._forks import fork_safe_lock
 from ._model import ModelRef
 from ._profile import CategoricalProfile, NumericProfile, Profile
 
@@ -154,7 +155,7 @@ class FleetExporter:
         self.source = Source("fleet", name, None, model)
         #: Calls whose inputs could not be read (counted, never raised).
         self.errors = 0
-        self._lock = threading.Lock()
+        self._lock = fork_safe_lock(self)
         self._builder = reference.builder()
         self._pending: list[Mapping[str, Any]] = []
         self._pending_rows = 0
@@ -166,7 +167,7 @@ class FleetExporter:
         #: Per numeric feature: its histogram, the value recorded for each bin,
         #: and the bin counts recorded so far.
         self._histograms: dict[str, tuple[Any, list[float], np.ndarray]] = {}
-        self._recording = threading.Lock()
+        self._recording = fork_safe_lock(self, "_recording")
         for f in reference:
             if bins == "histogram" and isinstance(f, NumericProfile):
                 boundaries = _boundaries(f.edges)

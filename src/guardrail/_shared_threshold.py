@@ -20,7 +20,6 @@ update: every score in it was compared with the same threshold.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, Literal, TypeVar, cast
@@ -30,6 +29,7 @@ import numpy as np
 from ._call import Source
 from ._errors import ConfigError, ScaleError
 from ._events import PauseChanged
+from ._forks import fork_safe_lock
 from ._hooks import emit
 from ._mechanism_events import ThresholdChanged, ThresholdClampHit
 from ._model import ModelRef
@@ -221,8 +221,8 @@ class SharedThreshold(Generic[S]):
         ]
         self._start = repr(start)
         self._lo, self._hi = lo, hi
-        self._lock = threading.Lock()  # the counts and the cache
-        self._syncing = threading.Lock()  # one Redis call at a time per replica
+        self._lock = fork_safe_lock(self)  # the counts and the cache
+        self._syncing = fork_safe_lock(self, "_syncing")  # one Redis call at a time per replica
         self._ups = 0
         self._downs = 0
         self._published = self._threshold(start, 1)

@@ -23,7 +23,7 @@ import numpy as np
 from ._call import Source
 from ._errors import ConfigError, FormatError, OutOfScaleError, ScaleError
 from ._events import Event, PauseChanged
-from ._forks import fork_safe_lock
+from ._forks import fork_safe_lock, in_child
 from ._hooks import emit
 from ._mechanism_events import ThresholdChanged, ThresholdClampHit
 from ._model import ModelRef, canonical_json, fingerprint_bytes
@@ -353,8 +353,9 @@ class DynamicThreshold(Generic[S]):
                 self._exact[math.log(v) if self._logistic else v] = clamp
                 self._exact_v[v] = clamp
         self._lock = fork_safe_lock(self)
-        self._acquire = self._lock.acquire
-        self._release = self._lock.release
+        self._bind_lock()
+        # The child's new lock (set by fork_safe_lock's callback, which runs first).
+        in_child(self, DynamicThreshold._bind_lock)
         self._restore_state(
             tracked=math.exp(start) if self._logistic else start, published=start,
             version=1, seen=0, paused=False, pause_reason="", clamp_hits=0, at_clamp=None,
@@ -646,6 +647,11 @@ class DynamicThreshold(Generic[S]):
             raise ScaleError(f"decide() takes a Prediction, got {type(prediction).__name__}")
         threshold, above = self._decide(prediction)
         return Decision(prediction=prediction, threshold=threshold, above=above, act=above)
+
+    def _bind_lock(self) -> None:
+        """Bind the hot path's lock methods (again in a forked child: its lock is new)."""
+        self._acquire = self._lock.acquire
+        self._release = self._lock.release
 
     def decide_call(self, call: Call) -> None:
         """The guard's decider: decide on ``call.prediction`` with the tracker, then update."""
