@@ -1,0 +1,263 @@
+"""The async Redis path under attack: faults that try to break its documented promises."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from typing import Any
+
+import pytest
+
+import guardrail as gr
+from guardrail._redis_pipeline import pack
+from guardrail.limits import Window
+
+
+def store_on(server: Any, namespace: str, **options: Any) -> gr.RedisStore:
+    import redis
+
+    return gr.RedisStore(
+        redis.Redis(host="127.0.0.1", port=server.port), namespace=namespace, **options
+    )
+
+
+@pytest.mark.integration
+class TestWriterErrors:
+    def test_a_command_that_fails_to_encode_fails_alone(
+        self, redis_server: Any, namespace: str
+    ) -> None:
+        """A command whose encoding raises fails alone; the others' replies stay matched."""
+        store = store_on(redis_server, namespace, deadline=5.0)
+
+        def broken() -> list[bytes]:
+            raise ValueError("cannot encode")
+
+        async def main() -> list[Any]:
+            pipeline = store.pipeline()
+            await pipeline.submit([pack("PING")])  # connected
+            futures = [
+                pipeline.submit([pack("ECHO", "a")]),
+                pipeline.submit(broken),
+                pipeline.submit([pack("ECHO", "c")]),
+            ]
+            got = await asyncio.wait_for(
+                asyncio.gather(*futures, return_exceptions=True), timeout=10
+            )
+            later = await asyncio.wait_for(pipeline.submit([pack("ECHO", "d")]), timeout=10)  # type: ignore[arg-type]
+            await store.aclose()
+            return [*got, later]
+
+        a, b, c, d = asyncio.run(main())
+        assert (a, c, d) == (b"a", b"c", b"d")
+        assert isinstance(b, ValueError)
+
+
+@pytest.mark.integration
+class TestScriptFlush:
+    def test_an_async_refund_after_a_script_flush_still_gives_back(
+        self, redis_server: Any, namespace: str
+    ) -> None:
+        """A pipelined refund that meets NOSCRIPT (scripts flushed) is sent again, not lost."""
+        store = store_on(redis_server, namespace, deadline=5.0)
+        counter = store.bind("flush", (Window(10, "1h"),), 0.8)
+        admin = redis_server.client()
+
+        async def main() -> None:
+            mark = counter.mark()
+            assert await counter.acquire_async("k", 3) & 2 == 0
+            admin.script_flush()  # type: ignore[attr-defined]
+            await counter.refund_async("k", 3, mark)
+            await store.aclose()
+
+        asyncio.run(main())
+        assert counter.peek("k")[0] == 10
+
+    def test_a_late_refund_after_a_script_flush_still_gives_back(
+        self, redis_server: Any, namespace: str
+    ) -> None:
+        """A cancelled decision's count comes back even when the scripts were flushed meanwhile."""
+        store = store_on(redis_server, namespace, deadline=5.0)
+        counter = store.bind("flush-late", (Window(10, "1h"),), 0.8)
+
+        async def main() -> None:
+            await counter.acquire_async("warm", 1)  # connected, scripts loaded
+            pipeline = store.pipeline()
+            task = asyncio.ensure_future(counter.acquire_async("k", 2))
+            await asyncio.sleep(0)  # submitted
+            # Written ahead of the decision's reply: the script cache is empty when
+            # the late reply's refund is written.
+            pipeline.submit([pack("SCRIPT", "FLUSH")], wait=False)
+            await asyncio.sleep(0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await store.aclose()
+
+        asyncio.run(main())
+        assert counter.peek("k")[0] == 10
+
+
+@pytest.mark.integration
+class TestDeadlineTimer:
+    def test_a_submission_as_the_timer_fires_does_not_push_back_an_earlier_deadline(
+        self, redis_server: Any, namespace: str
+    ) -> None:
+        """A decision submitted in the turn the timer fires never delays an older one's time-out."""
+        deadline = 2.0
+        store = store_on(redis_server, namespace, deadline=deadline)
+        admin = redis_server.client()
+        key = f"{namespace}:never"
+
+        async def main() -> tuple[float, float, float]:
+            loop = asyncio.get_running_loop()
+            pipeline = store.pipeline()
+            await pipeline.submit([pack("PING")])  # connected
+            t0 = loop.time()
+            # A reply that does not come (until the list is pushed to).
+            first = pipeline.submit([pack("BLPOP", key, 60)], t0 + deadline)
+            assert first is not None
+            time.sleep(0.5)  # a busy loop: the write, and so the deadline, starts later
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            written = pipeline.waiting[0].expires
+            assert written is not None
+            submitted: list[asyncio.Future[Any] | None] = []
+
+            def stall() -> None:
+                time.sleep(0.3)  # the timer and the next submission fall due together
+
+            loop.call_at(t0 + deadline - 0.1, stall)
+            loop.call_at(
+                t0 + deadline + 0.05,
+                lambda: submitted.append(pipeline.submit([pack("PING")], loop.time() + deadline)),
+            )
+            with pytest.raises(TimeoutError):
+                await first
+            timed_out = loop.time()
+            admin.lpush(key, b"x")  # type: ignore[attr-defined]
+            assert submitted
+            await asyncio.gather(submitted[0], return_exceptions=True)  # type: ignore[arg-type]
+            await store.aclose()
+            return written, timed_out, t0
+
+        written, timed_out, t0 = asyncio.run(main())
+        assert written >= t0 + deadline + 0.4  # the write began late
+        assert timed_out < written + 0.8  # not at the later submission's deadline
+
+
+@pytest.mark.integration
+class TestNilReplies:
+    def test_a_nil_reply_is_a_reply(self, redis_server: Any, namespace: str) -> None:
+        """A nil reply resolves its command with None and fails nothing else on the connection."""
+        store = store_on(redis_server, namespace, deadline=5.0)
+
+        async def main() -> list[Any]:
+            pipeline = store.pipeline()
+            futures = [
+                pipeline.submit([pack("GET", f"{namespace}:missing")]),
+                pipeline.submit([pack("ECHO", "after")]),
+            ]
+            got = await asyncio.wait_for(
+                asyncio.gather(*futures, return_exceptions=True),  # type: ignore[arg-type]
+                timeout=10,
+            )
+            await store.aclose()
+            return got
+
+        assert asyncio.run(main()) == [None, b"after"]
+
+    def test_an_async_process_adopts_an_epoch_another_process_made_first(
+        self, redis_server: Any, namespace: str
+    ) -> None:
+        """When another process renews a lost epoch first, async decisions adopt it and recover."""
+        mine = store_on(redis_server, namespace, deadline=5.0, on_state_lost="reset")
+        other = store_on(redis_server, namespace, deadline=5.0, on_state_lost="reset")
+        counter = mine.bind("lost", (Window(100, "1h"),), 0.8)
+        theirs = other.bind("lost", (Window(100, "1h"),), 0.8)
+        admin = redis_server.client()
+
+        async def main() -> list[int]:
+            assert await counter.acquire_async("k", 1) == 0  # connected, epoch known
+            admin.delete(f"guardrail:{namespace}:epoch")  # type: ignore[attr-defined]
+            assert theirs.acquire("k", 1) & 4  # lost: the other process makes the new epoch
+            codes = [await counter.acquire_async("k", 1) for _ in range(10)]
+            await mine.aclose()
+            return codes
+
+        codes = asyncio.run(main())
+        assert codes[0] & 4  # lost here too
+        assert codes[-1] == 0, codes  # then decided by Redis again
+        assert "no reply" not in counter.last_error
+
+
+@pytest.mark.integration
+class TestLostEpoch:
+    def test_a_lost_epoch_is_renewed_without_waiting_for_the_next_decision(
+        self, redis_server: Any, namespace: str
+    ) -> None:
+        """A decision that finds the counts lost renews the epoch at once; aclose does not stall."""
+        store = store_on(redis_server, namespace, deadline=5.0, on_state_lost="reset")
+        counter = store.bind("renew", (Window(100, "1h"),), 0.8)
+        admin = redis_server.client()
+        marker = f"guardrail:{namespace}:epoch"
+
+        async def main() -> float:
+            assert await counter.acquire_async("k", 1) == 0  # connected
+            admin.delete(marker)  # type: ignore[attr-defined]
+            assert await counter.acquire_async("k", 1) & 4  # lost
+            started = time.monotonic()
+            await store.aclose()
+            return time.monotonic() - started
+
+        closing = asyncio.run(main())
+        renewed = admin.get(marker)  # type: ignore[attr-defined]
+        assert renewed is not None
+        assert store.epoch == renewed.decode()
+        assert closing < 3.0  # not the 5 s drain of a queue nobody writes
+
+
+@pytest.mark.integration
+class TestLongStop:
+    def test_a_stop_longer_than_late_for_leaves_nothing_behind(
+        self, own_redis_server: Any, namespace: str
+    ) -> None:
+        """Decisions through a 6 s SIGSTOP stay bounded in memory, and Redis decides again after."""
+        from guardrail._redis_pipeline import LATE_FOR
+
+        store = store_on(own_redis_server, namespace, deadline=0.2, probe_every=0.5)
+        counter = store.bind("stop", (Window(10**6, "1h"),), 0.8)
+        process = own_redis_server.process
+        assert process is not None
+
+        async def main() -> tuple[int, int, int, float]:
+            pipeline = store.pipeline()
+            assert await counter.acquire_async("k", 1) == 0
+            most = 0
+            process.send_signal(signal.SIGSTOP)
+            try:
+                end = time.monotonic() + LATE_FOR + 1.0
+                while time.monotonic() < end:
+                    await asyncio.gather(*(counter.acquire_async("k", 1) for _ in range(20)))
+                    sent = sum(len(link.sent) for link in pipeline.links)
+                    most = max(most, len(pipeline.queue) + len(pipeline.waiting) + sent)
+                    await asyncio.sleep(0.01)
+            finally:
+                process.send_signal(signal.SIGCONT)
+            answered = 0
+            end = time.monotonic() + 30
+            while answered < 10 and time.monotonic() < end:
+                code = await counter.acquire_async("k", 1)
+                answered = answered + 1 if code == 0 else 0
+                await asyncio.sleep(0.05)
+            started = time.monotonic()
+            await store.aclose()
+            closing = time.monotonic() - started
+            pending = [e for e in pipeline.waiting if e.future is not None and not e.future.done()]
+            return most, answered, len(pending), closing
+
+        most, answered, waiting, closing = asyncio.run(main())
+        assert answered == 10  # Redis decides again
+        assert most < 2000  # not every decision made during the stop
+        assert waiting == 0  # every decision was answered or timed out
+        assert closing < 3.0
