@@ -364,3 +364,107 @@ class TestDeadlineUnderLoad:
         p99 = waits[int(len(waits) * 0.99)]
         assert len(waits) > 100
         assert p99 < deadline * 1.5  # not about twice the deadline
+
+
+@pytest.mark.integration
+class TestLoopsAndProcesses:
+    def test_threads_with_their_own_loops_share_one_store_exactly(
+        self, redis_server: Any, namespace: str
+    ) -> None:
+        """Four threads, each with its own loop and pipeline, admit exactly the cap between them."""
+        import threading
+
+        store = store_on(redis_server, namespace, deadline=5.0)
+        counter = store.bind("threads", (Window(500, "1h"),), 0.8)
+        results: list[list[int]] = []
+
+        def run() -> None:
+            async def main() -> list[int]:
+                codes = await asyncio.gather(*(counter.acquire_async("k", 1) for _ in range(200)))
+                await store.aclose()
+                return list(codes)
+
+            results.append(asyncio.run(main()))
+
+        threads = [threading.Thread(target=run) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        codes = [code for result in results for code in result]
+        assert len(codes) == 800
+        assert not any(code & 4 for code in codes)  # all decided by Redis
+        assert sum(code & 2 == 0 for code in codes) == 500
+        assert counter.peek("k")[0] == 0
+
+    def test_a_child_forked_beside_a_live_pipeline_decides_on_its_own_connection(
+        self, redis_server: Any, namespace: str
+    ) -> None:
+        """A child forked while a loop's pipeline is connected decides; the parent's still works."""
+        import os
+        import threading
+
+        store = store_on(redis_server, namespace, deadline=5.0)
+        counter = store.bind("fork", (Window(1000, "1h"),), 0.8)
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, daemon=True)
+        thread.start()
+
+        def decide() -> int:
+            future = asyncio.run_coroutine_threadsafe(counter.acquire_async("k", 1), loop)
+            return future.result(timeout=30)
+
+        try:
+            assert decide() == 0  # the parent's pipeline is connected
+            pid = os.fork()
+            if pid == 0:  # the child
+                code = 1
+                try:
+
+                    async def child() -> list[int]:
+                        codes = [await counter.acquire_async("k", 1) for _ in range(5)]
+                        await store.aclose()
+                        return codes
+
+                    code = 0 if asyncio.run(child()) == [0] * 5 else 2
+                finally:
+                    os._exit(code)
+            _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0
+            assert decide() == 0  # the parent's connection was left alone
+            assert counter.peek("k")[0] == 1000 - 7
+        finally:
+            asyncio.run_coroutine_threadsafe(store.aclose(), loop).result(timeout=30)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=30)
+            loop.close()
+
+
+@pytest.mark.integration
+class TestSubWindowRefunds:
+    def test_a_late_refund_in_a_later_sub_window_leaves_the_one_it_counted_in(
+        self, redis_server: Any, namespace: str
+    ) -> None:
+        """A cancelled decision refunded 0.3 s later (100 ms sub-windows) leaves no drift behind."""
+        store = store_on(redis_server, namespace, deadline=5.0)
+        counter = store.bind("sub", (Window(5, "1s", buckets=10),), 0.8)
+
+        async def main() -> None:
+            await counter.acquire_async("warm", 1)
+            pipeline = store.pipeline()
+            for _ in range(3):
+                task = asyncio.ensure_future(counter.acquire_async("k", 1))
+                await asyncio.sleep(0)  # submitted
+                # The server sleeps after counting it: the refund runs in a later sub-window.
+                pipeline.submit([pack("DEBUG", "SLEEP", "0.3")], wait=False)
+                await asyncio.sleep(0)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                await pipeline.drain()
+            await store.aclose()
+
+        asyncio.run(main())
+        assert counter.peek("k")[0] == 5
+        time.sleep(1.2)  # every sub-window the counts were in has expired
+        assert counter.peek("k")[0] == 5  # not 6, 7 or 8: nothing left negative
