@@ -468,3 +468,36 @@ class TestSubWindowRefunds:
         assert counter.peek("k")[0] == 5
         time.sleep(1.2)  # every sub-window the counts were in has expired
         assert counter.peek("k")[0] == 5  # not 6, 7 or 8: nothing left negative
+
+
+@pytest.mark.integration
+class TestFullServer:
+    def test_a_full_server_fails_decisions_without_dropping_the_connection(
+        self, own_redis_server: Any, namespace: str
+    ) -> None:
+        """OOM error replies fail their own decisions (closed: denied); the link and order stay."""
+        store = store_on(own_redis_server, namespace, deadline=5.0, trip_after=10**6)
+        counter = store.bind("full", (Window(100, "1h"),), 0.8)
+        admin = own_redis_server.client()
+
+        async def main() -> tuple[list[int], list[int], bool]:
+            assert await counter.acquire_async("k", 1) == 0
+            pipeline = store.pipeline()
+            link = pipeline.link
+            admin.config_set("maxmemory", 1)  # type: ignore[attr-defined]
+            try:
+                full = list(
+                    await asyncio.gather(*(counter.acquire_async("k", 1) for _ in range(50)))
+                )
+            finally:
+                admin.config_set("maxmemory", 0)  # type: ignore[attr-defined]
+            after = list(await asyncio.gather(*(counter.acquire_async("k", 1) for _ in range(5))))
+            kept = pipeline.link is link
+            await store.aclose()
+            return full, after, kept
+
+        full, after, kept = asyncio.run(main())
+        assert all(code & 6 == 6 for code in full)  # degraded and denied
+        assert all(code & 6 == 0 for code in after)  # decided by Redis again
+        assert kept
+        assert counter.peek("k")[0] == 100 - 6
