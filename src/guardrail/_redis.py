@@ -17,6 +17,7 @@ import math
 import os
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any, Literal
 
 from ._errors import ConfigError
@@ -455,7 +456,7 @@ class RedisStore:
 
     def new_epoch_async(self) -> None:
         """:meth:`new_epoch` through the running loop's pipeline (in the background)."""
-        self.pipeline().queue[:0] = self._epoch_entries()
+        self.pipeline().prepend(self._epoch_entries())
 
     def _epoch_entries(self) -> list[Entry]:
         """Commands that take the namespace's epoch (made by this process or another)."""
@@ -969,7 +970,7 @@ class RedisCounter:
         pipeline = self.store.pipeline()
         for key, weight in pending.items():
             args = (2, self.redis_key(key), self.epoch_key, weight, 1, "")
-            pipeline.submit([pack("EVALSHA", self.decide_sha, *args)], late=self._note, wait=False)
+            self._background(pipeline, self.decide_sha, self.decide_script, args)
 
     def _note(self, _: Entry, reply: Any, error: BaseException | None) -> None:
         """Keep a background command's error as ``last_error``."""
@@ -1050,10 +1051,41 @@ class RedisCounter:
     def _refund_on(
         self, pipeline: Pipeline, key: str, weight: int, mark: int, at: int | None
     ) -> None:
-        def command() -> list[bytes]:
-            return [pack("EVALSHA", self.refund_sha, *self._refund_args(key, weight, mark, at))]
+        self._background(
+            pipeline,
+            self.refund_sha,
+            self.refund_script,
+            lambda: self._refund_args(key, weight, mark, at),
+        )
 
-        pipeline.submit(command, late=self._note, wait=False)
+    def _background(
+        self,
+        pipeline: Pipeline,
+        sha: str,
+        script: str,
+        args: tuple[Any, ...] | Callable[[], tuple[Any, ...]],
+        *,
+        by_sha: bool = True,
+    ) -> None:
+        """Submit a script that nobody waits for (*args* as a function: made when written).
+
+        If the server's scripts were flushed (NOSCRIPT), it is sent again
+        with its source, once; any other error is kept as ``last_error``.
+        """
+
+        def command() -> list[bytes]:
+            made = args() if callable(args) else args
+            if by_sha:
+                return [pack("EVALSHA", sha, *made)]
+            return [pack("EVAL", script, *made)]
+
+        def done(entry: Entry, reply: Any, error: BaseException | None) -> None:
+            if by_sha and isinstance(error, self.noscript):
+                self._background(pipeline, sha, script, args, by_sha=False)
+            else:
+                self._note(entry, reply, error)
+
+        pipeline.submit(command, late=done, wait=False)
 
     def peek(self, key: str) -> tuple[int, float]:
         """Remaining budget and seconds until all counted actions expire."""

@@ -150,11 +150,16 @@ class Pipeline:
         self.queue.append(entry)
         if expires is not None:
             self.waiting.append(entry)
-            if self.timer is None:
-                self.timer = self.loop.call_at(expires, self._expire)
+            self._arm(expires)
         if self.writer is None:
             self.writer = self.loop.create_task(self._write())
         return future
+
+    def prepend(self, entries: list[Entry]) -> None:
+        """Queue *entries* (without deadlines) ahead of what is queued, written after this turn."""
+        self.queue[:0] = entries
+        if self.writer is None:
+            self.writer = self.loop.create_task(self._write())
 
     @property
     def busy(self) -> bool:
@@ -162,6 +167,15 @@ class Pipeline:
         return bool(self.queue) or any(link.sent for link in self.links)
 
     # -- deadlines -------------------------------------------------------
+
+    def _arm(self, expires: float) -> None:
+        """Have the timer fire by *expires* (a later submission never pushes it back)."""
+        timer = self.timer
+        if timer is not None:
+            if timer.when() <= expires:
+                return
+            timer.cancel()
+        self.timer = self.loop.call_at(expires, self._expire)
 
     def _expire(self) -> None:
         # A reply that arrived in this turn is handed out by the reader in the
@@ -179,8 +193,7 @@ class Pipeline:
                 expires = entry.expires
                 assert expires is not None
                 if expires > now:
-                    if self.timer is None:
-                        self.timer = self.loop.call_at(expires, self._expire)
+                    self._arm(expires)
                     return
                 future.set_exception(TimeoutError("no reply within the deadline"))
             waiting.popleft()
@@ -216,7 +229,13 @@ class Pipeline:
                     if renewed is not None and entry.expires is not None:
                         entry.expires = max(entry.expires, renewed)
                     made = entry.chunks
-                    chunks.extend(made if isinstance(made, list) else made())
+                    if not isinstance(made, list):
+                        try:
+                            made = made()
+                        except Exception as e:  # noqa: BLE001 - that command fails alone
+                            self._deliver(entry, None, e)
+                            continue
+                    chunks.extend(made)
                     link.sent.append(entry)
                 if not chunks:
                     continue
@@ -256,8 +275,10 @@ class Pipeline:
         sent = link.sent
         connection = link.connection
         handed = 0
+        clock = self.loop.time
         try:
             while sent:
+                started = clock()
                 try:
                     reply = await connection.read_response(
                         timeout=LATE_FOR, disconnect_on_error=False
@@ -265,7 +286,9 @@ class Pipeline:
                 except self._response_error as e:  # an error reply: its command only
                     self._deliver(sent.popleft(), None, e)
                     continue
-                if reply is None:
+                # The client answers None both for a nil reply (SET NX that did
+                # not set, GET of nothing) and for no reply within the time-out.
+                if reply is None and clock() - started >= LATE_FOR:
                     raise TimeoutError(f"no reply within {LATE_FOR} s")
                 self._deliver(sent.popleft(), reply, None)
                 handed += 1
