@@ -864,7 +864,7 @@ class RedisCounter:
         """Submit one decision and wait for its reply (a cancelled caller's count is given back)."""
         import asyncio
 
-        future = pipeline.submit(command, expires, self._late, (key, weight, mark))
+        future = pipeline.submit(command, expires, self._late, (key, weight, mark, pipeline))
         assert future is not None
         try:
             return await future
@@ -891,8 +891,10 @@ class RedisCounter:
         """
         at = _counted_at(reply) if error is None else None
         if at is not None and (entry.cancelled or self.policy != "open"):
-            key, weight, mark = entry.args
-            self._refund_on(self.store.pipeline(), key, weight, mark, at)
+            # On the decision's own pipeline: aclose() may have taken it from
+            # the store's map already, and waits for it.
+            key, weight, mark, pipeline = entry.args
+            self._refund_on(pipeline, key, weight, mark, at)
 
     def _answered(self, code: int, *, blocking: bool = True) -> int:
         """The decision's code after an answer; without *blocking* (on an event

@@ -16,7 +16,8 @@ was cancelled) after it was written keeps its place, and its reply, when it
 comes, goes to the submitter's ``late`` callback (which gives back a count
 that no action took).
 
-A connection that fails (reset, refused, no reply for ``LATE_FOR``) fails
+A connection that fails (reset, refused, no reply for ``LATE_FOR``, or one
+second past a longer deadline) fails
 every command written to it and is dropped; the next submission connects
 anew.
 """
@@ -116,6 +117,9 @@ class Pipeline:
     ) -> None:
         self.loop = loop
         self.deadline = deadline
+        #: How long the connection may go without a reply (or a write, or
+        #: connecting) before it is given up: LATE_FOR, or longer for a longer deadline.
+        self.patience = max(LATE_FOR, deadline + 1.0)
         self._connect_new = connect
         self._on_connect = on_connect
         self._response_error = response_error
@@ -242,7 +246,7 @@ class Pipeline:
                 if link.reader is None:
                     link.reader = self.loop.create_task(self._read(link))
                 try:
-                    async with asyncio.timeout(LATE_FOR):
+                    async with asyncio.timeout(self.patience):
                         await link.connection.send_packed_command(chunks, check_health=False)
                 except Exception as e:  # noqa: BLE001 - the connection is gone
                     await self._drop(link, e)
@@ -259,7 +263,7 @@ class Pipeline:
     async def _connect(self) -> _Link:
         connection = self._connect_new()
         try:
-            async with asyncio.timeout(LATE_FOR):
+            async with asyncio.timeout(self.patience):
                 await connection.connect()
         except BaseException:
             await connection.disconnect(nowait=True)
@@ -276,20 +280,21 @@ class Pipeline:
         connection = link.connection
         handed = 0
         clock = self.loop.time
+        patience = self.patience
         try:
             while sent:
                 started = clock()
                 try:
                     reply = await connection.read_response(
-                        timeout=LATE_FOR, disconnect_on_error=False
+                        timeout=patience, disconnect_on_error=False
                     )
                 except self._response_error as e:  # an error reply: its command only
                     self._deliver(sent.popleft(), None, e)
                     continue
                 # The client answers None both for a nil reply (SET NX that did
                 # not set, GET of nothing) and for no reply within the time-out.
-                if reply is None and clock() - started >= LATE_FOR:
-                    raise TimeoutError(f"no reply within {LATE_FOR} s")
+                if reply is None and clock() - started >= patience:
+                    raise TimeoutError(f"no reply within {patience} s")
                 self._deliver(sent.popleft(), reply, None)
                 handed += 1
                 if handed % REPLIES_PER_TURN == 0:
@@ -331,13 +336,13 @@ class Pipeline:
 
     # -- closing -----------------------------------------------------------
 
-    async def drain(self, timeout: float = LATE_FOR) -> None:
-        """Wait (up to *timeout*) until nothing is queued or waits for its reply."""
-        deadline = self.loop.time() + timeout
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait (up to *timeout*, by default the patience) until nothing is in flight."""
+        deadline = self.loop.time() + (self.patience if timeout is None else timeout)
         while (self.busy or self.writer is not None) and self.loop.time() < deadline:
             await asyncio.sleep(0.001)
 
-    async def aclose(self, timeout: float = LATE_FOR) -> None:
+    async def aclose(self, timeout: float | None = None) -> None:
         """Wait (up to *timeout*) for pending replies, then close the connection."""
         await self.drain(timeout)
         writer = self.writer
