@@ -70,6 +70,9 @@ _PRELUDE = """
 local W = {windows}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+-- The clock a reply carries and a late refund names: µs modulo 2^32.
+local clock = now % 4294967296
+if clock < 0 or clock >= 4294967296 then clock = 0 end
 local raw = redis.call('GET', KEYS[1])
 local s = {{}}
 if raw then s = cmsgpack.unpack(raw) end
@@ -124,9 +127,7 @@ for i = 1, #W do
   if before < w[4] and before + weight >= w[4] then code = 1 end
 end
 redis.call('SET', KEYS[1], cmsgpack.pack(s), 'PX', {ttl_ms})
-local at = now % 4294967296
-if at < 0 or at >= 4294967296 then at = 0 end
-return code + 8 * at
+return code + 8 * clock
 """
 
 # ARGV[1]: the weight to give back; ARGV[2]: µs since the decision began, at
@@ -138,7 +139,7 @@ _REFUND_BODY = """
 if not raw then return 0 end
 local weight, age = tonumber(ARGV[1]), tonumber(ARGV[2])
 if ARGV[3] then
-  age = (now % 4294967296 - tonumber(ARGV[3])) % 4294967296
+  age = (clock - tonumber(ARGV[3])) % 4294967296
   if age < 0 or age >= 4294967296 then age = 0 end
 end
 for i = 1, #W do
@@ -601,6 +602,11 @@ def _counted_at(reply: Any) -> int | None:
     return reply >> 3
 
 
+def _describe(error: BaseException) -> str:
+    """An error as ``last_error`` keeps it: its type and message, at most 200 characters."""
+    return f"{type(error).__name__}: {error}"[:200]
+
+
 def _sha1(script: str) -> str:
     return hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
 
@@ -961,7 +967,7 @@ class RedisCounter:
                 except self.noscript:
                     client.execute_command("EVAL", self.decide_script, *args)
         except Exception as e:  # noqa: BLE001 - the held-back share still bounds the fleet
-            self.last_error = f"{type(e).__name__}: {e}"[:200]
+            self.last_error = _describe(e)
 
     def _reconcile_async(self, pending: dict[str, int]) -> None:
         """:meth:`_reconcile` through the running loop's pipeline (written after this turn).
@@ -977,10 +983,10 @@ class RedisCounter:
     def _note(self, _: Entry, reply: Any, error: BaseException | None) -> None:
         """Keep a background command's error as ``last_error``."""
         if error is not None:
-            self.last_error = f"{type(error).__name__}: {error}"[:200]
+            self.last_error = _describe(error)
 
     def _failed(self, error: BaseException, key: str, weight: int) -> int:
-        message = f"{type(error).__name__}: {error}"[:200]
+        message = _describe(error)
         with self.store._lock:
             # Both together, so an answer in another thread sees an outage whole or not at all.
             self.last_error = message
@@ -1030,7 +1036,7 @@ class RedisCounter:
             except self.noscript:
                 client.execute_command("EVAL", self.refund_script, *args)
         except Exception as e:  # noqa: BLE001 - a refund is best effort
-            self.last_error = f"{type(e).__name__}: {e}"[:200]
+            self.last_error = _describe(e)
 
     def _refund_args(self, key: str, weight: int, mark: int, at: int | None) -> tuple[Any, ...]:
         # Redis decides on its own clock: the decision began at most this long
@@ -1048,7 +1054,7 @@ class RedisCounter:
         try:
             self._refund_on(self.store.pipeline(), key, weight, mark, None)
         except Exception as e:  # noqa: BLE001 - a refund is best effort
-            self.last_error = f"{type(e).__name__}: {e}"[:200]
+            self.last_error = _describe(e)
 
     def _refund_on(
         self, pipeline: Pipeline, key: str, weight: int, mark: int, at: int | None
@@ -1100,7 +1106,7 @@ class RedisCounter:
                 reply = client.execute_command("EVAL", self.peek_script, 1, name)
             return int(reply[0]), int(reply[1]) / 1e6
         except Exception as e:  # noqa: BLE001 - inspection answers from the policy
-            self.last_error = f"{type(e).__name__}: {e}"[:200]
+            self.last_error = _describe(e)
             if self.local is not None:
                 return self.local.peek(key)
             if self.policy == "open":
